@@ -1,0 +1,289 @@
+//! Request and response bodies of the HTTP API (`/api/v1`), shared by the daemon and labctl.
+
+use crate::event::{Event, RunStatus, Severity};
+use crate::ids::ExperimentId;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// `GET /api/v1/health`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    /// Sequence number of the newest committed event (0 when the log is empty).
+    pub last_seq: u64,
+    pub experiments: usize,
+    pub uptime_s: f64,
+}
+
+/// A run's status as shown: the last stored status, or `stale` for a running run whose sources went silent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShownStatus {
+    Running,
+    Completed,
+    Failed,
+    Interrupted,
+    Stale,
+}
+
+impl ShownStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShownStatus::Running => "running",
+            ShownStatus::Completed => "completed",
+            ShownStatus::Failed => "failed",
+            ShownStatus::Interrupted => "interrupted",
+            ShownStatus::Stale => "stale",
+        }
+    }
+}
+
+impl From<RunStatus> for ShownStatus {
+    fn from(s: RunStatus) -> Self {
+        match s {
+            RunStatus::Running => ShownStatus::Running,
+            RunStatus::Completed => ShownStatus::Completed,
+            RunStatus::Failed => ShownStatus::Failed,
+            RunStatus::Interrupted => ShownStatus::Interrupted,
+        }
+    }
+}
+
+impl std::str::FromStr for ShownStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "stale" => Ok(ShownStatus::Stale),
+            other => other.parse::<RunStatus>().map(Into::into).map_err(|e| format!("{e}, or stale")),
+        }
+    }
+}
+
+/// Per-metric facts kept by the registry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricStats {
+    /// Points recorded (NaN counts; null does not).
+    pub points: u64,
+    #[serde(default)]
+    pub first_step: Option<i64>,
+    #[serde(default)]
+    pub last_step: Option<i64>,
+    /// The most recent value (null when it was not finite).
+    #[serde(default)]
+    pub last: Option<f64>,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+}
+
+/// An artifact of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub role: String,
+    pub path: String,
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+}
+
+/// One experiment as the registry knows it (`GET /api/v1/experiments/{id}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Experiment {
+    pub id: ExperimentId,
+    pub name: String,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub config: Value,
+    pub config_hash: String,
+    pub host: String,
+    /// Stored status, or `stale` (derived).
+    pub status: ShownStatus,
+    pub status_notes: Option<String>,
+    /// RFC 3339 times.
+    pub started: String,
+    pub last_activity: String,
+    pub ended: Option<String>,
+    /// Files (or `http`) the run's facts came from.
+    pub sources: Vec<String>,
+    /// Summary group → values.
+    pub summaries: BTreeMap<String, Value>,
+    pub artifacts: Vec<Artifact>,
+    pub messages: u64,
+    /// `<split>/<name>` (or `<name>`) → stats.
+    pub metrics: BTreeMap<String, MetricStats>,
+    /// Fields of the `run` line labd does not know.
+    pub extra: serde_json::Map<String, Value>,
+}
+
+/// One row of `GET /api/v1/experiments` and `labctl ls`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentRow {
+    pub id: ExperimentId,
+    pub name: String,
+    pub status: ShownStatus,
+    pub config_hash: String,
+    pub tags: Vec<String>,
+    pub started: String,
+    pub last_activity: String,
+    pub metrics: usize,
+    pub points: u64,
+}
+
+/// `GET /api/v1/experiments/{id}/metrics/{key}`: points of one metric, paged.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MetricPage {
+    pub experiment: ExperimentId,
+    pub metric: String,
+    /// Points of the metric in all.
+    pub total: u64,
+    pub offset: u64,
+    pub points: Vec<Point>,
+}
+
+/// One metric value with its x-axes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub step: Option<i64>,
+    pub epoch: Option<f64>,
+    pub wall_time: Option<f64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub x: BTreeMap<String, f64>,
+    /// `null` in JSON when the value is NaN or infinite; see `repr` then.
+    pub value: Option<f64>,
+    /// `NaN`, `Infinity` or `-Infinity` when `value` is not finite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repr: Option<String>,
+}
+
+impl Point {
+    /// Builds a point, keeping non-finite values readable in JSON.
+    pub fn new(step: Option<i64>, epoch: Option<f64>, wall_time: Option<f64>, x: BTreeMap<String, f64>, v: f64) -> Self {
+        let (value, repr) = if v.is_finite() {
+            (Some(v), None)
+        } else if v.is_nan() {
+            (None, Some("NaN".to_string()))
+        } else if v > 0.0 {
+            (None, Some("Infinity".to_string()))
+        } else {
+            (None, Some("-Infinity".to_string()))
+        };
+        Point { step, epoch, wall_time, x, value, repr }
+    }
+
+    /// The value, non-finite ones included.
+    pub fn number(&self) -> f64 {
+        match (self.value, self.repr.as_deref()) {
+            (Some(v), _) => v,
+            (None, Some("Infinity")) => f64::INFINITY,
+            (None, Some("-Infinity")) => f64::NEG_INFINITY,
+            _ => f64::NAN,
+        }
+    }
+}
+
+/// One event with its sequence number (`GET /api/v1/events`, the SSE tail).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// `GET /api/v1/events?from=&to=&limit=`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventPage {
+    pub events: Vec<EventRecord>,
+    /// Where to continue, when more events remain.
+    pub next: Option<u64>,
+}
+
+/// One watched file (`GET /api/v1/ingest`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FileState {
+    pub path: String,
+    /// Bytes committed.
+    pub offset: u64,
+    /// Size when last looked at.
+    pub size: u64,
+    /// Bytes not yet ingested.
+    pub lag: u64,
+    pub lines: u64,
+    pub errors: u64,
+    /// Set when the file is skipped for good (binary, unreadable...), with why.
+    pub dead: Option<String>,
+    /// RFC 3339 time of the last commit from this file.
+    pub updated: String,
+}
+
+/// One ingest problem (`GET /api/v1/ingest/errors`, `labctl errors`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    pub seq: u64,
+    pub time: String,
+    pub path: String,
+    pub line: Option<u64>,
+    pub severity: Severity,
+    pub reason: String,
+}
+
+/// `GET /api/v1/ingest`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IngestState {
+    pub watched: Vec<String>,
+    pub files: Vec<FileState>,
+    pub errors: u64,
+    pub lag_bytes: u64,
+}
+
+/// `POST /api/v1/ingest`: ingest a path now (a file or a folder, read once; not watched afterwards).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IngestRequest {
+    pub path: String,
+}
+
+/// Answer to `POST /api/v1/ingest`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct IngestReport {
+    pub files: u64,
+    pub lines: u64,
+    pub events: u64,
+    pub points: u64,
+    pub errors: u64,
+}
+
+/// `POST /api/v1/replay`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReplayRequest {
+    /// Build the views as of this point (sequence number or RFC 3339 time) without touching the live ones.
+    pub as_of: Option<String>,
+}
+
+/// Answer to a replay.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplayReport {
+    /// Last event applied.
+    pub upto: u64,
+    pub events: u64,
+    pub points: u64,
+    pub seconds: f64,
+    /// True when the live views were replaced; false for an `as_of` replay.
+    pub live: bool,
+    /// The registry as replayed (for `as_of`), as list rows.
+    pub experiments: Vec<ExperimentRow>,
+}
+
+/// Answer to a push (`POST /api/v1/experiments`, ...).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Pushed {
+    pub id: ExperimentId,
+    /// Sequence number of the last event written.
+    pub seq: u64,
+    pub events: u64,
+}
+
+/// Every error body: what went wrong, in words a user can act on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}

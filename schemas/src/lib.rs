@@ -1,0 +1,18 @@
+//! The words labd and its clients share: the events of the log, the lines of the labd run log, and the
+//! payloads of the HTTP API. This crate depends on nothing of ours and does no I/O.
+//!
+//! # Layout
+//! - [`event`]: the closed, versioned enum of facts stored in the event log.
+//! - [`runlog`]: the labd run log (JSONL) as typed lines, with a tolerant, fast line parser.
+//! - [`time`]: timestamps as the run log writes them (RFC 3339 or Unix seconds).
+//! - [`api`]: request and response bodies of `/api/v1`.
+//! - [`ids`]: experiment ids and config hashes' textual forms.
+
+pub mod api;
+pub mod event;
+pub mod ids;
+pub mod runlog;
+pub mod time;
+
+pub use event::{Event, EventKind, RunStatus, Source};
+pub use ids::ExperimentId;
