@@ -1,0 +1,226 @@
+//! The event log on redb: the truth of labd. Events are appended in blocks under increasing sequence numbers
+//! and never updated or deleted. Beside them, in the same database and the same transactions: the read
+//! position of every ingested file (so ingestion is exactly-once) and the views' checkpoints.
+//!
+//! This module knows no input format and no view. [`writer`] is the single writer (group commit);
+//! [`block`] is the stored encoding of a block of events.
+
+pub mod block;
+pub mod writer;
+
+use labd_schemas::Event;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Block of events: key = sequence number of the block's first event.
+pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// `next_seq` and other counters.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// File path → [`FileCursor`] (msgpack).
+pub(crate) const CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("file_cursors");
+/// View name → checkpoint (msgpack, the view's own format).
+pub(crate) const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
+
+/// A sequence number: the position of an event in the log, from 1.
+pub type Seq = u64;
+
+/// Errors of the event log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("event log {path}: {source}")]
+    Open { path: PathBuf, source: redb::Error },
+    #[error(
+        "event log {path} is in use by another process (a running labd?); stop it first or use its HTTP API"
+    )]
+    Locked { path: PathBuf },
+    #[error("event log storage: {0}")]
+    Storage(#[from] redb::Error),
+    #[error("event block at seq {seq} does not decode: {reason}")]
+    Corrupt { seq: Seq, reason: String },
+    #[error("could not encode {what}: {reason}")]
+    Encode { what: &'static str, reason: String },
+    #[error("writing to the event log failed: {0}")]
+    WriteFailed(String),
+    #[error("the log writer has stopped")]
+    WriterGone,
+}
+
+fn storage<E: Into<redb::Error>>(e: E) -> LogError {
+    LogError::Storage(e.into())
+}
+
+/// Where ingestion stands in one file; stored in the same transaction as the events read from it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileCursor {
+    /// Bytes consumed (the start of the next unread line).
+    pub offset: u64,
+    /// Lines consumed.
+    pub line: u64,
+    /// Identity of the file read: device and inode.
+    pub dev: u64,
+    pub inode: u64,
+    /// sha256 prefix of the first `head_len` bytes, to notice a file rewritten in place.
+    pub head_hash: u64,
+    pub head_len: u64,
+    /// Size when last read.
+    pub size: u64,
+    /// The run the next lines belong to (set by the last `run` line).
+    pub current_exp: Option<labd_schemas::ExperimentId>,
+    /// Runs begun in this file.
+    pub runs: u32,
+    /// A too-long line is being skipped up to its newline.
+    pub skipping: bool,
+    /// Why the file is skipped for good (binary, unreadable), if it is.
+    pub dead: Option<String>,
+    pub errors: u64,
+    /// When the cursor was last committed (Unix microseconds).
+    pub updated: i64,
+    /// What reads this file (`runlog`, ...).
+    #[serde(default)]
+    pub format: String,
+}
+
+/// The event log: a redb database. Cheap to clone; reads may run on any thread, writes go through the
+/// [`writer::Writer`].
+#[derive(Clone)]
+pub struct EventLog {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl EventLog {
+    /// Opens (or creates) the log at `path`.
+    pub fn open(path: &Path) -> Result<Self, LogError> {
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(LogError::Locked { path: path.to_path_buf() });
+            }
+            Err(e) => return Err(LogError::Open { path: path.to_path_buf(), source: e.into() }),
+        };
+        let txn = db.begin_write().map_err(storage)?;
+        {
+            txn.open_table(EVENTS).map_err(storage)?;
+            txn.open_table(META).map_err(storage)?;
+            txn.open_table(CURSORS).map_err(storage)?;
+            txn.open_table(CHECKPOINTS).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)?;
+        Ok(EventLog { db: Arc::new(db), path: path.to_path_buf() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Sequence number of the newest event; 0 when the log is empty.
+    pub fn last_seq(&self) -> Result<Seq, LogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let meta = txn.open_table(META).map_err(storage)?;
+        Ok(meta.get("next_seq").map_err(storage)?.map(|v| v.value()).unwrap_or(1) - 1)
+    }
+
+    /// Calls `f(seq, event)` for every event with `from <= seq <= to`, in order, stopping early when `f`
+    /// returns false. Reads one consistent snapshot.
+    pub fn scan(&self, from: Seq, to: Seq, mut f: impl FnMut(Seq, Event) -> bool) -> Result<(), LogError> {
+        if from > to {
+            return Ok(());
+        }
+        let txn = self.db.begin_read().map_err(storage)?;
+        let events = txn.open_table(EVENTS).map_err(storage)?;
+        // The block holding `from` starts at or before it.
+        let start = match events.range(..=from).map_err(storage)?.next_back() {
+            Some(entry) => entry.map_err(storage)?.0.value(),
+            None => from,
+        };
+        for entry in events.range(start..=to).map_err(storage)? {
+            let (key, value) = entry.map_err(storage)?;
+            let first = key.value();
+            let decoded = block::decode(value.value()).map_err(|reason| LogError::Corrupt { seq: first, reason })?;
+            for (i, event) in decoded.into_iter().enumerate() {
+                let seq = first + i as u64;
+                if seq < from {
+                    continue;
+                }
+                if seq > to || !f(seq, event) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Events `from..=to`, at most `limit` of them.
+    pub fn read(&self, from: Seq, to: Seq, limit: usize) -> Result<Vec<(Seq, Event)>, LogError> {
+        let mut out = Vec::new();
+        self.scan(from, to, |seq, e| {
+            out.push((seq, e));
+            out.len() < limit
+        })?;
+        Ok(out)
+    }
+
+    /// Every file cursor.
+    pub fn cursors(&self) -> Result<Vec<(String, FileCursor)>, LogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(CURSORS).map_err(storage)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (k, v) = entry.map_err(storage)?;
+            let cursor: FileCursor = rmp_serde::from_slice(v.value())
+                .map_err(|e| LogError::Corrupt { seq: 0, reason: format!("cursor of {}: {e}", k.value()) })?;
+            out.push((k.value().to_string(), cursor));
+        }
+        Ok(out)
+    }
+
+    /// A view's checkpoint, if one was saved.
+    pub fn checkpoint(&self, view: &str) -> Result<Option<Vec<u8>>, LogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(CHECKPOINTS).map_err(storage)?;
+        Ok(table.get(view).map_err(storage)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Saves a view's checkpoint (its own transaction; the view says in its bytes up to which seq it holds).
+    pub fn save_checkpoint(&self, view: &str, bytes: &[u8]) -> Result<(), LogError> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut table = txn.open_table(CHECKPOINTS).map_err(storage)?;
+            table.insert(view, bytes).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)?;
+        Ok(())
+    }
+
+    /// Bytes the database file takes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use labd_schemas::event::{EventKind, MessageLogged};
+    use labd_schemas::{ExperimentId, Source};
+
+    /// A message event for tests.
+    pub fn message(exp: &str, text: &str) -> Event {
+        Event::new(
+            1,
+            Source::Daemon,
+            EventKind::MessageLogged(MessageLogged {
+                exp: ExperimentId(exp.into()),
+                level: "info".into(),
+                text: text.into(),
+                extra: Default::default(),
+            }),
+        )
+    }
+}

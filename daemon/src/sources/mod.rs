@@ -1,0 +1,71 @@
+//! Input formats: bytes in, events out. Each source is pure: it is handed the file's new bytes and its cursor
+//! and returns events; it does no I/O of its own. [`Format`] picks the source for a path.
+
+pub mod runlog;
+
+use crate::log::FileCursor;
+use labd_schemas::{Event, ExperimentId};
+use std::path::Path;
+
+/// The formats labd reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The labd run log (`*.jsonl`, `*.ndjson`).
+    RunLog,
+}
+
+impl Format {
+    /// The format of a file, judged by its name; `None` for files labd does not read (hidden files, editors'
+    /// temporary files, other extensions).
+    pub fn detect(path: &Path) -> Option<Format> {
+        let name = path.file_name()?.to_str()?;
+        if name.starts_with('.') || name.ends_with('~') {
+            return None;
+        }
+        if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
+            return Some(Format::RunLog);
+        }
+        None
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::RunLog => "runlog",
+        }
+    }
+}
+
+/// What a source needs to know besides the bytes.
+pub struct Context<'a> {
+    /// The file's path as stored in events.
+    pub path: &'a str,
+    /// Name for runs that do not name themselves (the file's stem).
+    pub default_name: &'a str,
+    pub host: &'a str,
+    /// Ingest time (Unix microseconds), stamped on every event.
+    pub now: i64,
+    /// Longest line accepted, in bytes.
+    pub max_line: usize,
+    /// Take a last line without its newline if it parses (the file is finished or has been quiet).
+    pub take_unterminated: bool,
+    /// Makes a proposed experiment id unique.
+    pub ids: &'a mut dyn FnMut(ExperimentId) -> ExperimentId,
+}
+
+/// What a source made of some bytes.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub events: Vec<Event>,
+    /// Bytes consumed (complete lines, or skipped bytes); the rest waits for more data.
+    pub consumed: u64,
+    /// Lines consumed.
+    pub lines: u64,
+    pub points: u64,
+}
+
+/// Runs the source of `format` over `data` (the file's bytes from `cursor.offset`).
+pub fn read(format: Format, cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Output {
+    match format {
+        Format::RunLog => runlog::read(cursor, data, ctx),
+    }
+}

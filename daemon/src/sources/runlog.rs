@@ -1,0 +1,285 @@
+//! The labd run log source: JSONL lines → events. A line is complete at its newline; a partial last line waits.
+//! Bad lines become ingest-error events naming file and line; good lines around them are kept.
+
+use super::{Context, Output};
+use crate::log::FileCursor;
+use crate::views::config_hash;
+use labd_schemas::event::{
+    ArtifactRecorded, ExperimentCreated, IngestError, MessageLogged, MetricsLogged, Severity, StatusChanged,
+    SummaryRecorded,
+};
+use labd_schemas::runlog::{RunLine, RunLogLine, parse_line};
+use labd_schemas::{Event, EventKind, ExperimentId, Source};
+use serde_json::Value;
+
+/// Reads complete lines from `data`, advancing `cursor` (line count, current run, skipping state).
+pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Output {
+    let mut out = Output::default();
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let rest = &data[pos..];
+        if cursor.skipping {
+            match memchr::memchr(b'\n', rest) {
+                Some(i) => {
+                    pos += i + 1;
+                    cursor.skipping = false;
+                }
+                None => pos = data.len(),
+            }
+            continue;
+        }
+        let (line, next) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], pos + i + 1),
+            None => {
+                if rest.len() > ctx.max_line {
+                    cursor.line += 1;
+                    error(&mut out, ctx, cursor.line, format!("line is longer than the limit of {} bytes; skipped", ctx.max_line));
+                    cursor.skipping = true;
+                    pos = data.len();
+                    continue;
+                }
+                if ctx.take_unterminated && parse_text(rest).is_some() {
+                    (rest, data.len())
+                } else {
+                    break;
+                }
+            }
+        };
+        cursor.line += 1;
+        pos = next;
+        if line.len() > ctx.max_line {
+            error(&mut out, ctx, cursor.line, format!("line is {} bytes, over the limit of {} bytes; skipped", line.len(), ctx.max_line));
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            error(&mut out, ctx, cursor.line, "line is not valid UTF-8".into());
+            continue;
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        match parse_line(text) {
+            Err(e) => error(&mut out, ctx, cursor.line, e.0),
+            Ok(parsed) => {
+                for problem in parsed.problems {
+                    error(&mut out, ctx, cursor.line, format!("{problem}; the rest of the line was kept"));
+                }
+                apply_line(cursor, parsed.line, ctx, &mut out);
+            }
+        }
+    }
+    out.consumed = pos as u64;
+    out
+}
+
+/// Parses a candidate unterminated tail; `Some` when it is a whole, valid line.
+fn parse_text(bytes: &[u8]) -> Option<()> {
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    parse_line(text).ok().map(|_| ())
+}
+
+fn source(ctx: &Context<'_>, line: u64) -> Source {
+    Source::File { path: ctx.path.to_string(), first_line: line, last_line: line }
+}
+
+fn error(out: &mut Output, ctx: &Context<'_>, line: u64, reason: String) {
+    out.events.push(Event::new(
+        ctx.now,
+        source(ctx, line),
+        EventKind::IngestError(IngestError {
+            path: ctx.path.to_string(),
+            line: Some(line),
+            severity: Severity::Error,
+            reason,
+        }),
+    ));
+}
+
+/// Turns a `run` line into an `experiment_created` event and makes it the file's current run.
+pub fn create_experiment(run: RunLine, ctx: &mut Context<'_>, src: Source) -> (ExperimentId, Event) {
+    let name = run.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| ctx.default_name.to_string());
+    let config = Value::Object(run.config);
+    let hash = config_hash(&config);
+    let started = run.time.and_then(|t| t.to_micros().ok()).unwrap_or(ctx.now);
+    let id = (ctx.ids)(ExperimentId::new(started, &name, &hash));
+    let event = Event::new(
+        ctx.now,
+        src,
+        EventKind::ExperimentCreated(ExperimentCreated {
+            exp: id.clone(),
+            name,
+            description: run.description,
+            tags: run.tags,
+            config,
+            config_hash: hash,
+            host: ctx.host.to_string(),
+            started,
+            extra: run.extra,
+        }),
+    );
+    (id, event)
+}
+
+fn apply_line(cursor: &mut FileCursor, line: RunLogLine, ctx: &mut Context<'_>, out: &mut Output) {
+    let src = source(ctx, cursor.line);
+    let line = match line {
+        RunLogLine::Run(run) => {
+            let (id, event) = create_experiment(run, ctx, src);
+            out.events.push(event);
+            cursor.current_exp = Some(id);
+            cursor.runs += 1;
+            return;
+        }
+        other => other,
+    };
+    let exp = match &cursor.current_exp {
+        Some(exp) => exp.clone(),
+        None => {
+            // Lines before any `run` line belong to an implicit run named after the file.
+            let (id, event) = create_experiment(RunLine::default(), ctx, src.clone());
+            out.events.push(event);
+            cursor.current_exp = Some(id.clone());
+            cursor.runs += 1;
+            id
+        }
+    };
+    let kind = match line {
+        RunLogLine::Run(_) => unreachable!("handled above"),
+        RunLogLine::Metrics(m) => {
+            let values: std::collections::BTreeMap<String, f64> =
+                m.values.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+            out.points += values.len() as u64;
+            EventKind::MetricsLogged(MetricsLogged {
+                exp,
+                split: m.split,
+                step: m.step,
+                epoch: m.epoch,
+                wall_time: m.time.and_then(|t| t.to_micros().ok()).map(|us| us as f64 / 1e6),
+                x: m.x,
+                values,
+                extra: m.extra,
+            })
+        }
+        RunLogLine::Message(m) => EventKind::MessageLogged(MessageLogged {
+            exp,
+            level: m.level.unwrap_or_else(|| "info".into()),
+            text: m.text,
+            extra: m.extra,
+        }),
+        RunLogLine::Summary(s) => EventKind::SummaryRecorded(SummaryRecorded {
+            exp,
+            group: s.group.unwrap_or_else(|| "final".into()),
+            values: s.values,
+            extra: s.extra,
+        }),
+        RunLogLine::Artifact(a) => EventKind::ArtifactRecorded(ArtifactRecorded {
+            exp,
+            role: a.role.unwrap_or_else(|| "artifact".into()),
+            path: a.path,
+            size: a.size,
+            sha256: a.sha256,
+            extra: a.extra,
+        }),
+        RunLogLine::Status(s) => {
+            EventKind::StatusChanged(StatusChanged { exp, status: s.status, notes: s.notes, extra: s.extra })
+        }
+    };
+    out.events.push(Event::new(ctx.now, src, kind));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx_read(cursor: &mut FileCursor, data: &[u8], take_unterminated: bool) -> Output {
+        let mut ids = |id: ExperimentId| id;
+        let mut ctx = Context {
+            path: "/in/a.jsonl",
+            default_name: "a",
+            host: "h",
+            now: 1_700_000_000_000_000,
+            max_line: 200,
+            take_unterminated,
+            ids: &mut ids,
+        };
+        read(cursor, data, &mut ctx)
+    }
+
+    fn kinds(out: &Output) -> Vec<&'static str> {
+        out.events.iter().map(|e| e.kind.tag()).collect()
+    }
+
+    #[test]
+    fn a_partial_last_line_waits_for_the_rest() {
+        let mut cursor = FileCursor::default();
+        let first = b"{\"kind\":\"run\",\"name\":\"r\",\"time\":1734359452}\n{\"kind\":\"metrics\",\"step\":1,\"val";
+        let out = ctx_read(&mut cursor, first, false);
+        assert_eq!(kinds(&out), ["experiment_created"]);
+        let consumed = out.consumed as usize;
+        let mut rest = first[consumed..].to_vec();
+        rest.extend_from_slice(b"ues\":{\"loss\":1.5}}\n");
+        let out = ctx_read(&mut cursor, &rest, false);
+        assert_eq!(kinds(&out), ["metrics_logged"]);
+        assert_eq!(out.consumed as usize, rest.len());
+        assert_eq!(cursor.line, 2);
+        let EventKind::MetricsLogged(m) = &out.events[0].kind else { panic!() };
+        assert_eq!(m.exp.as_str(), cursor.current_exp.as_ref().unwrap().as_str());
+        assert!(m.exp.as_str().starts_with("20241216_143052_r_"));
+    }
+
+    #[test]
+    fn unterminated_complete_line_is_taken_only_when_allowed() {
+        let data = b"{\"kind\":\"metrics\",\"values\":{\"a\":1}}";
+        assert_eq!(ctx_read(&mut FileCursor::default(), data, false).consumed, 0);
+        let out = ctx_read(&mut FileCursor::default(), data, true);
+        assert_eq!(out.consumed as usize, data.len());
+        assert_eq!(kinds(&out), ["experiment_created", "metrics_logged"], "implicit run, then the metrics");
+    }
+
+    #[test]
+    fn bad_lines_are_reported_with_their_line_and_good_ones_kept() {
+        let data = b"{\"kind\":\"run\"}\nnot json\n\n{\"kind\":\"metrics\",\"values\":{\"a\":1,\"b\":\"x\"}}\n\xff\xfe\n";
+        let mut cursor = FileCursor::default();
+        let out = ctx_read(&mut cursor, data, false);
+        assert_eq!(kinds(&out), ["experiment_created", "ingest_error", "ingest_error", "metrics_logged", "ingest_error"]);
+        let lines: Vec<Option<u64>> = out
+            .events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::IngestError(err) => Some(err.line),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lines, [Some(2), Some(4), Some(5)]);
+        assert_eq!(out.points, 1);
+    }
+
+    #[test]
+    fn overlong_lines_are_skipped_up_to_their_newline() {
+        let mut cursor = FileCursor::default();
+        let long = vec![b'x'; 300];
+        let out = ctx_read(&mut cursor, &long, false);
+        assert_eq!(kinds(&out), ["ingest_error"]);
+        assert!(cursor.skipping);
+        let out = ctx_read(&mut cursor, b"xxxx\n{\"kind\":\"run\"}\n", false);
+        assert_eq!(kinds(&out), ["experiment_created"]);
+        assert_eq!(cursor.line, 2);
+    }
+
+    #[test]
+    fn a_second_run_line_starts_a_second_run() {
+        let data = b"{\"kind\":\"run\",\"name\":\"a\"}\n{\"kind\":\"status\",\"status\":\"completed\"}\n{\"kind\":\"run\",\"name\":\"b\"}\n{\"kind\":\"metrics\",\"values\":{\"a\":1}}\n";
+        let mut cursor = FileCursor::default();
+        let out = ctx_read(&mut cursor, data, false);
+        let exps: Vec<String> = out.events.iter().filter_map(|e| e.experiment().map(|x| x.0.clone())).collect();
+        assert_eq!(exps.len(), 4);
+        assert_eq!(exps[0], exps[1]);
+        assert_ne!(exps[1], exps[2]);
+        assert_eq!(exps[2], exps[3]);
+        assert_eq!(cursor.runs, 2);
+    }
+}

@@ -1,0 +1,185 @@
+//! Views: state materialized from the event log, never written back to it. Each view has `apply(seq, event)`
+//! for incremental updates; [`Views::rebuild`] replays the log into fresh views and gives the same result
+//! (a test checks it). The views' checkpoint (their state and the last sequence number applied) is saved in
+//! the log's database so a restart only catches up.
+
+pub mod ingest;
+pub mod registry;
+
+use crate::log::{EventLog, LogError, Seq};
+use labd_schemas::Event;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub use ingest::IngestView;
+pub use registry::Registry;
+
+/// Bump when the checkpoint's layout changes: an old checkpoint is then ignored and the views rebuilt.
+const CHECKPOINT_VERSION: u32 = 1;
+/// Key of the views' checkpoint in the log database.
+pub const CHECKPOINT_KEY: &str = "views";
+
+/// All views, as of `applied`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Views {
+    /// Last sequence number applied.
+    pub applied: Seq,
+    pub registry: Registry,
+    pub ingest: IngestView,
+    /// Events and metric points applied in all.
+    pub events: u64,
+    pub points: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    version: u32,
+    views: Views,
+}
+
+impl Views {
+    /// Applies one event. Events at or below `applied` are ignored, so catching up twice is harmless.
+    pub fn apply(&mut self, seq: Seq, event: &Event) {
+        if seq <= self.applied {
+            return;
+        }
+        self.registry.apply(seq, event);
+        self.ingest.apply(seq, event);
+        self.applied = seq;
+        self.events += 1;
+        self.points += event.kind.points() as u64;
+    }
+
+    /// Applies a committed batch starting at `first`.
+    pub fn apply_batch(&mut self, first: Seq, events: &[Event]) {
+        for (i, e) in events.iter().enumerate() {
+            self.apply(first + i as u64, e);
+        }
+    }
+
+    /// Applies every event after `applied` up to `upto` (inclusive), or while `keep(seq, event)` holds.
+    pub fn catch_up(
+        &mut self,
+        log: &EventLog,
+        upto: Seq,
+        mut keep: impl FnMut(Seq, &Event) -> bool,
+    ) -> Result<(), LogError> {
+        let mut stopped = false;
+        log.scan(self.applied + 1, upto, |seq, e| {
+            if !keep(seq, &e) {
+                stopped = true;
+                return false;
+            }
+            self.apply(seq, &e);
+            true
+        })?;
+        let _ = stopped;
+        Ok(())
+    }
+
+    /// Fresh views built from the whole log up to `upto`.
+    pub fn rebuild(log: &EventLog, upto: Seq) -> Result<Views, LogError> {
+        let mut v = Views::default();
+        v.catch_up(log, upto, |_, _| true)?;
+        Ok(v)
+    }
+
+    /// The checkpoint's bytes.
+    pub fn encode_checkpoint(&self) -> Result<Vec<u8>, LogError> {
+        #[derive(Serialize)]
+        struct Ref<'a> {
+            version: u32,
+            views: &'a Views,
+        }
+        rmp_serde::to_vec_named(&Ref { version: CHECKPOINT_VERSION, views: self })
+            .map_err(|e| LogError::Encode { what: "views checkpoint", reason: e.to_string() })
+    }
+
+    /// Views from a checkpoint; `None` when it is from another version or does not decode (then rebuild).
+    pub fn decode_checkpoint(bytes: &[u8]) -> Option<Views> {
+        let c: Checkpoint = rmp_serde::from_slice(bytes).ok()?;
+        (c.version == CHECKPOINT_VERSION).then_some(c.views)
+    }
+
+    /// The views as saved in the log's checkpoint (or empty), caught up to the end of the log.
+    pub fn load(log: &EventLog) -> Result<Views, LogError> {
+        let mut views = match log.checkpoint(CHECKPOINT_KEY)? {
+            Some(bytes) => Views::decode_checkpoint(&bytes).unwrap_or_else(|| {
+                tracing::warn!("views checkpoint is from another version; rebuilding the views from the log");
+                Views::default()
+            }),
+            None => Views::default(),
+        };
+        let last = log.last_seq()?;
+        if views.applied > last {
+            tracing::warn!(
+                "views checkpoint (seq {}) is ahead of the log (seq {last}); rebuilding",
+                views.applied
+            );
+            views = Views::default();
+        }
+        if last > views.applied {
+            tracing::info!("catching up views from seq {} to {last}", views.applied + 1);
+        }
+        views.catch_up(log, last, |_, _| true)?;
+        Ok(views)
+    }
+}
+
+/// sha256 (hex) of the canonical JSON of a config: keys sorted at every level, no whitespace.
+pub fn config_hash(config: &Value) -> String {
+    let mut text = String::new();
+    canonical_json(config, &mut text);
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `v` as canonical JSON (sorted keys, compact), whatever order the map keeps.
+pub fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_hash_ignores_key_order_but_not_values() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,{"q":1,"p":2}]}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":{"x":[1,{"p":2,"q":1}],"y":2},"b":1}"#).unwrap();
+        let c: Value = serde_json::from_str(r#"{"a":{"x":[1,{"p":2,"q":1}],"y":3},"b":1}"#).unwrap();
+        assert_eq!(config_hash(&a), config_hash(&b));
+        assert_ne!(config_hash(&a), config_hash(&c));
+        assert_eq!(config_hash(&a).len(), 64);
+        let mut text = String::new();
+        canonical_json(&a, &mut text);
+        assert_eq!(text, r#"{"a":{"x":[1,{"p":2,"q":1}],"y":2},"b":1}"#);
+    }
+}

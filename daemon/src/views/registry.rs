@@ -1,0 +1,294 @@
+//! The experiment registry: one record per run with its config, status, times, sources, summaries,
+//! artifacts and per-metric statistics, plus the sequence ranges holding its events (to read its points
+//! back from the log without an index of its own).
+
+use crate::log::Seq;
+use labd_schemas::api::{Artifact, Experiment, ExperimentRow, MetricStats, ShownStatus};
+use labd_schemas::time::micros_to_rfc3339;
+use labd_schemas::{Event, EventKind, ExperimentId, RunStatus, Source};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// One run as the registry keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: ExperimentId,
+    pub name: String,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub config: Value,
+    pub config_hash: String,
+    pub host: String,
+    /// Unix microseconds.
+    pub started: i64,
+    pub status: RunStatus,
+    pub status_notes: Option<String>,
+    /// When a final status was recorded.
+    pub ended: Option<i64>,
+    /// Time of the newest event about this run.
+    pub last_activity: i64,
+    pub sources: Vec<String>,
+    pub summaries: BTreeMap<String, Value>,
+    pub artifacts: Vec<Artifact>,
+    pub messages: u64,
+    pub metrics: BTreeMap<String, MetricStats>,
+    pub extra: Map<String, Value>,
+    /// Inclusive sequence ranges holding this run's events, ascending.
+    pub ranges: Vec<(Seq, Seq)>,
+}
+
+/// The registry view.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Registry {
+    pub experiments: BTreeMap<ExperimentId, Record>,
+}
+
+/// The key of a metric: `<split>/<name>`, or `<name>` without a split.
+pub fn metric_key(split: Option<&str>, name: &str, buf: &mut String) {
+    buf.clear();
+    if let Some(s) = split {
+        buf.push_str(s);
+        buf.push('/');
+    }
+    buf.push_str(name);
+}
+
+impl Registry {
+    pub fn apply(&mut self, seq: Seq, event: &Event) {
+        let exp = match &event.kind {
+            EventKind::ExperimentCreated(c) => {
+                if self.experiments.contains_key(&c.exp) {
+                    return;
+                }
+                let record = Record {
+                    id: c.exp.clone(),
+                    name: c.name.clone(),
+                    description: c.description.clone(),
+                    tags: c.tags.clone(),
+                    config: c.config.clone(),
+                    config_hash: c.config_hash.clone(),
+                    host: c.host.clone(),
+                    started: c.started,
+                    status: RunStatus::Running,
+                    status_notes: None,
+                    ended: None,
+                    last_activity: event.time,
+                    sources: vec![source_name(&event.source)],
+                    summaries: BTreeMap::new(),
+                    artifacts: Vec::new(),
+                    messages: 0,
+                    metrics: BTreeMap::new(),
+                    extra: c.extra.clone(),
+                    ranges: vec![(seq, seq)],
+                };
+                self.experiments.insert(c.exp.clone(), record);
+                return;
+            }
+            other => match other.experiment() {
+                Some(exp) => exp,
+                None => return,
+            },
+        };
+        let Some(r) = self.experiments.get_mut(exp) else { return };
+        r.last_activity = r.last_activity.max(event.time);
+        add_seq(&mut r.ranges, seq);
+        let src = match &event.source {
+            Source::File { path, .. } => path.as_str(),
+            Source::Http { .. } => "http",
+            Source::Daemon => "labd",
+        };
+        if !r.sources.iter().any(|s| s == src) {
+            r.sources.push(src.to_string());
+        }
+        match &event.kind {
+            EventKind::MetricsLogged(m) => {
+                let mut key = String::new();
+                for (name, &v) in &m.values {
+                    metric_key(m.split.as_deref(), name, &mut key);
+                    let stats = match r.metrics.get_mut(key.as_str()) {
+                        Some(s) => s,
+                        None => r.metrics.entry(key.clone()).or_default(),
+                    };
+                    stats.points += 1;
+                    if stats.first_step.is_none() {
+                        stats.first_step = m.step;
+                    }
+                    if m.step.is_some() {
+                        stats.last_step = m.step;
+                    }
+                    stats.last = v.is_finite().then_some(v);
+                    if v.is_finite() {
+                        stats.min = Some(stats.min.map_or(v, |x| x.min(v)));
+                        stats.max = Some(stats.max.map_or(v, |x| x.max(v)));
+                    }
+                }
+            }
+            EventKind::MessageLogged(_) => r.messages += 1,
+            EventKind::SummaryRecorded(s) => {
+                r.summaries.insert(s.group.clone(), s.values.clone());
+            }
+            EventKind::ArtifactRecorded(a) => r.artifacts.push(Artifact {
+                role: a.role.clone(),
+                path: a.path.clone(),
+                size: a.size,
+                sha256: a.sha256.clone(),
+            }),
+            EventKind::StatusChanged(s) => {
+                r.status = s.status;
+                r.status_notes = s.notes.clone();
+                r.ended = s.status.is_final().then_some(event.time);
+            }
+            EventKind::ExperimentCreated(_) | EventKind::FileIngested(_) | EventKind::IngestError(_) => {}
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Record> {
+        self.experiments.get(&ExperimentId(id.to_string()))
+    }
+}
+
+fn source_name(source: &Source) -> String {
+    match source {
+        Source::File { path, .. } => path.clone(),
+        Source::Http { .. } => "http".into(),
+        Source::Daemon => "labd".into(),
+    }
+}
+
+fn add_seq(ranges: &mut Vec<(Seq, Seq)>, seq: Seq) {
+    match ranges.last_mut() {
+        Some(last) if last.1 + 1 == seq => last.1 = seq,
+        Some(last) if last.1 >= seq => {}
+        _ => ranges.push((seq, seq)),
+    }
+}
+
+impl Record {
+    /// The status to show: a running run silent for longer than `stale_after` is `stale`.
+    pub fn shown_status(&self, now: i64, stale_after_micros: i64) -> ShownStatus {
+        if self.status == RunStatus::Running && now - self.last_activity > stale_after_micros {
+            ShownStatus::Stale
+        } else {
+            self.status.into()
+        }
+    }
+
+    pub fn points(&self) -> u64 {
+        self.metrics.values().map(|m| m.points).sum()
+    }
+
+    pub fn row(&self, now: i64, stale_after_micros: i64) -> ExperimentRow {
+        ExperimentRow {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            status: self.shown_status(now, stale_after_micros),
+            config_hash: self.config_hash.clone(),
+            tags: self.tags.clone(),
+            started: micros_to_rfc3339(self.started),
+            last_activity: micros_to_rfc3339(self.last_activity),
+            metrics: self.metrics.len(),
+            points: self.points(),
+        }
+    }
+
+    pub fn detail(&self, now: i64, stale_after_micros: i64) -> Experiment {
+        Experiment {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            tags: self.tags.clone(),
+            config: self.config.clone(),
+            config_hash: self.config_hash.clone(),
+            host: self.host.clone(),
+            status: self.shown_status(now, stale_after_micros),
+            status_notes: self.status_notes.clone(),
+            started: micros_to_rfc3339(self.started),
+            last_activity: micros_to_rfc3339(self.last_activity),
+            ended: self.ended.map(micros_to_rfc3339),
+            sources: self.sources.clone(),
+            summaries: self.summaries.clone(),
+            artifacts: self.artifacts.clone(),
+            messages: self.messages,
+            metrics: self.metrics.clone(),
+            extra: self.extra.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use labd_schemas::event::{ExperimentCreated, MetricsLogged, StatusChanged};
+
+    fn created(id: &str) -> Event {
+        Event::new(
+            10,
+            Source::File { path: "/a.jsonl".into(), first_line: 1, last_line: 1 },
+            EventKind::ExperimentCreated(ExperimentCreated {
+                exp: ExperimentId(id.into()),
+                name: "n".into(),
+                description: None,
+                tags: vec![],
+                config: serde_json::json!({}),
+                config_hash: "h".into(),
+                host: "host".into(),
+                started: 5,
+                extra: Map::new(),
+            }),
+        )
+    }
+
+    fn metrics(id: &str, step: i64, v: f64) -> Event {
+        Event::new(
+            20 + step,
+            Source::File { path: "/a.jsonl".into(), first_line: 2, last_line: 2 },
+            EventKind::MetricsLogged(MetricsLogged {
+                exp: ExperimentId(id.into()),
+                split: Some("train".into()),
+                step: Some(step),
+                epoch: None,
+                wall_time: None,
+                x: BTreeMap::new(),
+                values: [("loss".to_string(), v)].into(),
+                extra: Map::new(),
+            }),
+        )
+    }
+
+    #[test]
+    fn metrics_status_and_ranges_accumulate() {
+        let mut reg = Registry::default();
+        reg.apply(1, &created("e"));
+        reg.apply(2, &metrics("e", 0, 2.0));
+        reg.apply(3, &metrics("e", 1, f64::NAN));
+        reg.apply(5, &metrics("e", 2, 1.0));
+        let done = Event::new(
+            30,
+            Source::Daemon,
+            EventKind::StatusChanged(StatusChanged {
+                exp: ExperimentId("e".into()),
+                status: RunStatus::Completed,
+                notes: Some("ok".into()),
+                extra: Map::new(),
+            }),
+        );
+        reg.apply(6, &done);
+        let r = reg.get("e").unwrap();
+        let m = &r.metrics["train/loss"];
+        assert_eq!((m.points, m.first_step, m.last_step, m.last, m.min, m.max), (3, Some(0), Some(2), Some(1.0), Some(1.0), Some(2.0)));
+        assert_eq!(r.ranges, vec![(1, 3), (5, 6)]);
+        assert_eq!(r.status, RunStatus::Completed);
+        assert_eq!(r.ended, Some(30));
+        assert_eq!(r.sources, vec!["/a.jsonl", "labd"]);
+    }
+
+    #[test]
+    fn silence_makes_a_running_run_stale_but_not_a_finished_one() {
+        let mut reg = Registry::default();
+        reg.apply(1, &created("e"));
+        let r = reg.get("e").unwrap();
+        assert_eq!(r.shown_status(10 + 5, 10), ShownStatus::Running);
+        assert_eq!(r.shown_status(10 + 11, 10), ShownStatus::Stale);
+    }
+}
