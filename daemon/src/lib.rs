@@ -1,9 +1,30 @@
 //! labd: the daemon that keeps the complete, replayable record of every ML experiment on a host.
 //!
+//! Data flows one way: [`sources`] → [`log`] → [`views`] → [`api`].
+//!
 //! # Layout
+//! - [`config`]: flags, `LABD_*` env and TOML → one validated [`config::Config`].
+//! - [`daemon`]: the spine: [`daemon::run`] starts the writer, the ingest thread and the API; shutdown.
 //! - [`log`]: the event log on redb (append with group commit, read ranges, file cursors, checkpoints).
 //! - [`sources`]: input formats, bytes → events, pure.
+//! - [`watch`]: notify as a trigger for the ingest loop.
+//! - [`ingest`]: discover → look → read → source → append events and cursor in one batch.
+//! - [`ids`]: unique experiment ids.
 //! - [`views`]: state materialized from the log (registry, ingest problems), incremental and rebuildable.
+//! - [`replay`]: rebuild the views, live or as of a past point.
+//! - [`jobs`]: progress of long operations.
+//! - [`api`]: the HTTP API (axum).
+pub mod api;
+pub mod config;
+pub mod daemon;
+pub mod ids;
+pub mod ingest;
+pub mod jobs;
 pub mod log;
+pub mod replay;
 pub mod sources;
 pub mod views;
+pub mod watch;
+
+pub use config::Config;
+pub use daemon::run;

@@ -1,1 +1,58 @@
-fn main(){}
+//! The `labd` binary: parse the configuration, then run the daemon (or an offline replay).
+
+use anyhow::Context;
+use clap::Parser;
+use labd::config::{Cli, Command, Config};
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = Config::from_cli(&cli)?;
+    match &cli.command {
+        Some(Command::Replay { as_of, json }) => {
+            let report = labd::daemon::replay_offline(&config, as_of.as_deref()).context("replay")?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "replayed {} events ({} points) up to seq {} in {:.2}s{}",
+                    report.events,
+                    report.points,
+                    report.upto,
+                    report.seconds,
+                    if report.live { "; saved views replaced" } else { "" }
+                );
+                for row in &report.experiments {
+                    println!("{}\t{}\t{}", row.id, row.status.as_str(), row.points);
+                }
+            }
+            Ok(())
+        }
+        None => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(labd::run(config, None, shutdown_signal())).context("labd")?;
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

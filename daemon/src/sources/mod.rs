@@ -8,7 +8,7 @@ use labd_schemas::{Event, ExperimentId};
 use std::path::Path;
 
 /// The formats labd reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Format {
     /// The labd run log (`*.jsonl`, `*.ndjson`).
     RunLog,

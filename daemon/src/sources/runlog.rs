@@ -147,23 +147,34 @@ fn apply_line(cursor: &mut FileCursor, line: RunLogLine, ctx: &mut Context<'_>, 
             id
         }
     };
-    let kind = match line {
-        RunLogLine::Run(_) => unreachable!("handled above"),
-        RunLogLine::Metrics(m) => {
-            let values: std::collections::BTreeMap<String, f64> =
-                m.values.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
-            out.points += values.len() as u64;
-            EventKind::MetricsLogged(MetricsLogged {
-                exp,
-                split: m.split,
-                step: m.step,
-                epoch: m.epoch,
-                wall_time: m.time.and_then(|t| t.to_micros().ok()).map(|us| us as f64 / 1e6),
-                x: m.x,
-                values,
-                extra: m.extra,
-            })
-        }
+    out.points += line_points(&line);
+    if let Some(kind) = fact(exp, line) {
+        out.events.push(Event::new(ctx.now, src, kind));
+    }
+}
+
+/// Metric points a line carries.
+pub fn line_points(line: &RunLogLine) -> u64 {
+    match line {
+        RunLogLine::Metrics(m) => m.values.values().filter(|v| v.is_some()).count() as u64,
+        _ => 0,
+    }
+}
+
+/// The fact a line states about run `exp`; `None` for a `run` line (see [`create_experiment`]).
+pub fn fact(exp: ExperimentId, line: RunLogLine) -> Option<EventKind> {
+    Some(match line {
+        RunLogLine::Run(_) => return None,
+        RunLogLine::Metrics(m) => EventKind::MetricsLogged(MetricsLogged {
+            exp,
+            split: m.split,
+            step: m.step,
+            epoch: m.epoch,
+            wall_time: m.time.and_then(|t| t.to_micros().ok()).map(|us| us as f64 / 1e6),
+            x: m.x,
+            values: m.values.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect(),
+            extra: m.extra,
+        }),
         RunLogLine::Message(m) => EventKind::MessageLogged(MessageLogged {
             exp,
             level: m.level.unwrap_or_else(|| "info".into()),
@@ -187,8 +198,7 @@ fn apply_line(cursor: &mut FileCursor, line: RunLogLine, ctx: &mut Context<'_>, 
         RunLogLine::Status(s) => {
             EventKind::StatusChanged(StatusChanged { exp, status: s.status, notes: s.notes, extra: s.extra })
         }
-    };
-    out.events.push(Event::new(ctx.now, src, kind));
+    })
 }
 
 #[cfg(test)]

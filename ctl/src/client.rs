@@ -1,0 +1,109 @@
+//! The HTTP client of labd's API: JSON in and out, errors carrying the daemon's own message.
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(addr: &str, token: Option<String>) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        Client { base: addr.trim_end_matches('/').to_string(), token, agent }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    fn auth<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(t) => req.header("Authorization", format!("Bearer {t}")),
+            None => req,
+        }
+    }
+
+    fn answer<T: DeserializeOwned>(&self, what: &str, res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<T> {
+        let mut res = res.map_err(|e| anyhow!("cannot reach labd at {} ({e}); is it running? (--addr / LABD_ADDR)", self.base))?;
+        let status = res.status();
+        let text = res.body_mut().with_config().limit(u64::MAX).read_to_string().with_context(|| format!("{what}: reading the answer"))?;
+        if !status.is_success() {
+            let msg = serde_json::from_str::<labd_schemas::api::ApiError>(&text).map(|e| e.error).unwrap_or(text);
+            bail!("{what}: {status}: {msg}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("{what}: unexpected answer from labd"))
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T> {
+        let mut req = self.auth(self.agent.get(self.url(path)));
+        for (k, v) in query {
+            req = req.query(*k, v);
+        }
+        self.answer(&format!("GET {path}"), req.call())
+    }
+
+    pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        let req = self.auth(self.agent.post(self.url(path)));
+        self.answer(&format!("POST {path}"), req.send_json(body))
+    }
+
+    /// Follows the SSE tail, calling `f` with each event's data until the stream ends.
+    pub fn tail(&self, from: Option<u64>, mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
+        let mut req = self.auth(self.agent.get(self.url("/events/tail")));
+        if let Some(from) = from {
+            req = req.query("from", from.to_string());
+        }
+        let res = req.call().map_err(|e| anyhow!("cannot reach labd at {} ({e})", self.base))?;
+        if !res.status().is_success() {
+            bail!("GET /events/tail: {}", res.status());
+        }
+        let reader = BufReader::new(res.into_body().into_reader());
+        for line in reader.lines() {
+            let line = line.context("reading the event stream")?;
+            if let Some(data) = line.strip_prefix("data:") {
+                f(data.trim_start())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for a job, drawing its progress on stderr; answers its result.
+    pub fn wait_job(&self, id: u64, quiet: bool) -> Result<serde_json::Value> {
+        let mut shown = false;
+        loop {
+            let job: serde_json::Value = self.get(&format!("/jobs/{id}"), &[])?;
+            if !quiet {
+                let done = job["done"].as_u64().unwrap_or(0);
+                let unit = job["unit"].as_str().unwrap_or("");
+                let line = match job["total"].as_u64() {
+                    Some(total) if total > 0 => {
+                        format!("{}: {:5.1}% ({} / {} {unit})", job["kind"].as_str().unwrap_or("job"), 100.0 * done as f64 / total as f64, done, total)
+                    }
+                    _ => format!("{}: {done} {unit}", job["kind"].as_str().unwrap_or("job")),
+                };
+                eprint!("\r{line:<60}");
+                shown = true;
+            }
+            if job["finished"].as_bool() == Some(true) {
+                if shown {
+                    eprintln!();
+                }
+                if let Some(err) = job["error"].as_str() {
+                    bail!("{err}");
+                }
+                return Ok(job["result"].clone());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Long operations started over HTTP; each answers a job id to follow at `GET /api/v1/jobs/{id}`.
+
+use super::{Error, Result};
+use crate::daemon::{IngestMsg, Shared};
+use crate::replay;
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use labd_schemas::api::{IngestRequest, ReplayRequest};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `POST /api/v1/ingest {"path": ...}`: read a file or folder on this host now.
+pub async fn ingest(
+    State(s): State<Arc<Shared>>,
+    body: std::result::Result<Json<IngestRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>)> {
+    let Json(req) = body?;
+    let path = PathBuf::from(&req.path);
+    if !path.is_absolute() {
+        return Err(Error::bad(format!("path {:?} must be absolute (it is read by the daemon)", req.path)));
+    }
+    if !path.exists() {
+        return Err(Error::not_found(format!("{} does not exist on the daemon's host", path.display())));
+    }
+    let job = s.jobs.start("ingest");
+    let id = job.id();
+    s.ingest.send(IngestMsg::Path(path, job)).map_err(|_| Error::internal("the ingest thread has stopped"))?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))))
+}
+
+/// `POST /api/v1/replay {"as_of": null | SEQ | RFC3339}`.
+pub async fn replay(
+    State(s): State<Arc<Shared>>,
+    body: std::result::Result<Json<ReplayRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>)> {
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(JsonRejection::MissingJsonContentType(_)) => ReplayRequest::default(),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(a) = &req.as_of {
+        a.parse::<replay::AsOf>().map_err(|e| Error::bad(e.to_string()))?;
+    }
+    let job = s.jobs.start("replay");
+    let id = job.id();
+    tokio::task::spawn_blocking(move || {
+        let result = replay::replay(&s.log, &s.views, req.as_of.as_deref(), s.config.stale_after, Some(&job));
+        job.finish(result.map(|r| serde_json::to_value(r).unwrap_or_default()).map_err(|e| e.to_string()));
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))))
+}

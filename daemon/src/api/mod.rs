@@ -1,0 +1,138 @@
+//! The HTTP API (axum, JSON, under `/api/v1`): reads views and the log, and appends pushed facts through the
+//! writer. No redb access of its own beyond the log's read methods.
+//!
+//! - [`read`]: health, experiments, metric points, events, the SSE tail, ingest state, jobs.
+//! - [`push`]: create runs and log metrics, messages, summaries, artifacts and status over HTTP.
+//! - [`admin`]: ingest a path, replay.
+
+pub mod admin;
+pub mod push;
+pub mod read;
+
+use crate::daemon::Shared;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use labd_schemas::api::ApiError;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../../../schemas/openapi.json");
+
+/// An error answer: a status and a message that says what is wrong.
+#[derive(Debug)]
+pub struct Error(pub StatusCode, pub String);
+
+impl Error {
+    pub fn bad(msg: impl Into<String>) -> Self {
+        Error(StatusCode::BAD_REQUEST, msg.into())
+    }
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        Error(StatusCode::NOT_FOUND, msg.into())
+    }
+    pub fn internal(msg: impl std::fmt::Display) -> Self {
+        Error(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        (self.0, Json(ApiError { error: self.1 })).into_response()
+    }
+}
+
+impl From<JsonRejection> for Error {
+    fn from(r: JsonRejection) -> Self {
+        Error(r.status(), r.body_text())
+    }
+}
+
+impl From<QueryRejection> for Error {
+    fn from(r: QueryRejection) -> Self {
+        Error(r.status(), r.body_text())
+    }
+}
+
+impl From<crate::log::LogError> for Error {
+    fn from(e: crate::log::LogError) -> Self {
+        Error::internal(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The router with every route, the body limit and the token check.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let limit = shared.config.max_body_bytes;
+    Router::new()
+        .route("/api/v1/health", get(read::health))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/experiments", get(read::list).post(push::create))
+        .route("/api/v1/experiments/{id}", get(read::show))
+        .route("/api/v1/experiments/{id}/metrics", post(push::metrics))
+        .route("/api/v1/experiments/{id}/metrics/{*key}", get(read::points))
+        .route("/api/v1/experiments/{id}/messages", post(push::messages))
+        .route("/api/v1/experiments/{id}/summaries", post(push::summary))
+        .route("/api/v1/experiments/{id}/artifacts", post(push::artifact))
+        .route("/api/v1/experiments/{id}/status", post(push::status))
+        .route("/api/v1/events", get(read::events))
+        .route("/api/v1/events/tail", get(read::tail))
+        .route("/api/v1/ingest", get(read::ingest_state).post(admin::ingest))
+        .route("/api/v1/ingest/errors", get(read::errors))
+        .route("/api/v1/replay", post(admin::replay))
+        .route("/api/v1/jobs/{id}", get(read::job))
+        .fallback(|| async { Error::not_found("no such endpoint; see GET /api/v1/openapi.json") })
+        .layer(middleware::from_fn_with_state(shared.clone(), auth))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared)
+}
+
+/// Serves until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(shared)).with_graceful_shutdown(shutdown).await
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// Off loopback every request needs the token; on loopback, changes need it when one is set.
+async fn auth(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let Some(token) = shared.config.token.as_deref() else {
+        return next.run(req).await;
+    };
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !shared.config.loopback() || changes {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => {}
+            Some(_) => return Error(StatusCode::UNAUTHORIZED, "wrong bearer token".into()).into_response(),
+            None => {
+                return Error(
+                    StatusCode::UNAUTHORIZED,
+                    "this request needs `Authorization: Bearer <token>` (the daemon's LABD_TOKEN)".into(),
+                )
+                .into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

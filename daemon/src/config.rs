@@ -1,0 +1,257 @@
+//! Configuration: flags, `LABD_*` environment variables and an optional TOML file, merged in that order of
+//! precedence (flag > env > file > default) into one validated [`Config`].
+
+use crate::ingest;
+use clap::{Parser, Subcommand};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Configuration errors, each naming the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("--listen {value:?}: {reason}")]
+    Listen { value: String, reason: String },
+    #[error(
+        "refusing to listen on {addr} without a token: anything off loopback must be protected; set LABD_TOKEN (or --token)"
+    )]
+    TokenRequired { addr: SocketAddr },
+    #[error("{setting}: {reason}")]
+    Invalid { setting: &'static str, reason: String },
+}
+
+/// `labd`: the daemon. Without a subcommand it runs (ingests, serves the API).
+#[derive(Parser, Debug, Default)]
+#[command(name = "labd", version, about = "labd: the replayable record of every ML experiment on this host")]
+pub struct Cli {
+    /// Folder holding labd's database (default: $STATE_DIRECTORY under systemd, else ./labd-data).
+    #[arg(long, env = "LABD_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Folder to watch for run logs, recursively (repeatable; env: comma-separated). Default <data-dir>/inbox.
+    #[arg(long, env = "LABD_WATCH", value_delimiter = ',')]
+    pub watch: Vec<PathBuf>,
+    /// Address of the HTTP API (default 127.0.0.1:7420).
+    #[arg(long, env = "LABD_LISTEN")]
+    pub listen: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, env = "LABD_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Ingest what is in the watched folders, then exit.
+    #[arg(long, env = "LABD_ONCE")]
+    pub once: bool,
+    /// Bearer token required for every request when listening off loopback, and for changes always.
+    #[arg(long, env = "LABD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Seconds without news after which a running run shows as `stale` (default 600).
+    #[arg(long, env = "LABD_STALE_AFTER")]
+    pub stale_after: Option<f64>,
+    /// Seconds between full rescans of the watched folders (default 5).
+    #[arg(long, env = "LABD_RESCAN")]
+    pub rescan: Option<f64>,
+    /// Longest line accepted in a log, in bytes (default 1 MiB).
+    #[arg(long, env = "LABD_MAX_LINE_BYTES")]
+    pub max_line_bytes: Option<usize>,
+    /// Largest HTTP request body, in bytes (default 16 MiB).
+    #[arg(long, env = "LABD_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Host name recorded with each run (default: this machine's).
+    #[arg(long, env = "LABD_HOST")]
+    pub host: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Rebuild the views from the log of a stopped daemon's data directory (offline).
+    Replay {
+        /// Build the views as of a sequence number or RFC 3339 time, and print them, leaving the saved ones alone.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The TOML file: the same settings as the flags.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    watch: Vec<PathBuf>,
+    listen: Option<String>,
+    token: Option<String>,
+    once: Option<bool>,
+    stale_after: Option<f64>,
+    rescan: Option<f64>,
+    max_line_bytes: Option<usize>,
+    max_body_bytes: Option<usize>,
+    host: Option<String>,
+}
+
+/// The validated configuration of a daemon.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub watch: Vec<PathBuf>,
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+    pub once: bool,
+    pub stale_after: Duration,
+    pub rescan: Duration,
+    pub ingest: ingest::Options,
+    pub max_body_bytes: usize,
+    pub host: String,
+    /// How often the views' checkpoint is saved while running.
+    pub checkpoint_every: Duration,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: data in `data_dir`, watching `<data_dir>/inbox`, an ephemeral
+    /// loopback port.
+    pub fn for_dir(data_dir: &Path) -> Config {
+        Config {
+            data_dir: data_dir.to_path_buf(),
+            watch: vec![data_dir.join("inbox")],
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            once: false,
+            stale_after: Duration::from_secs(600),
+            rescan: Duration::from_secs(5),
+            ingest: ingest::Options::default(),
+            max_body_bytes: 16 << 20,
+            host: hostname(),
+            checkpoint_every: Duration::from_secs(30),
+        }
+    }
+
+    /// The database file.
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.join("labd.redb")
+    }
+
+    /// Whether the API listens on loopback only.
+    pub fn loopback(&self) -> bool {
+        self.listen.ip().is_loopback()
+    }
+
+    /// Merges flags, environment (already folded into `cli` by clap) and the TOML file.
+    pub fn from_cli(cli: &Cli) -> Result<Config, ConfigError> {
+        let (file, base) = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
+                let file: FileConfig =
+                    toml::from_str(&text).map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
+                (file, path.parent().map(Path::to_path_buf).unwrap_or_default())
+            }
+            None => (FileConfig::default(), PathBuf::new()),
+        };
+        let rel = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base.join(p) };
+        let data_dir = cli
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.as_ref().map(rel))
+            .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("labd-data"));
+        let data_dir = absolute(&data_dir)?;
+        let mut config = Config::for_dir(&data_dir);
+        config.watch = if !cli.watch.is_empty() {
+            cli.watch.clone()
+        } else if !file.watch.is_empty() {
+            file.watch.iter().map(rel).collect()
+        } else {
+            vec![data_dir.join("inbox")]
+        };
+        config.watch = config.watch.iter().map(|p| absolute(p)).collect::<Result<_, _>>()?;
+        let listen = cli.listen.clone().or(file.listen).unwrap_or_else(|| "127.0.0.1:7420".into());
+        config.listen = listen
+            .parse()
+            .map_err(|e: std::net::AddrParseError| ConfigError::Listen { value: listen.clone(), reason: e.to_string() })?;
+        config.token = cli.token.clone().or(file.token).filter(|t| !t.is_empty());
+        config.once = cli.once || file.once.unwrap_or(false);
+        if let Some(s) = cli.stale_after.or(file.stale_after) {
+            config.stale_after = seconds("stale_after", s)?;
+        }
+        if let Some(s) = cli.rescan.or(file.rescan) {
+            config.rescan = seconds("rescan", s)?;
+        }
+        if let Some(n) = cli.max_line_bytes.or(file.max_line_bytes) {
+            if n < 64 {
+                return Err(ConfigError::Invalid { setting: "max_line_bytes", reason: format!("{n} is too small (at least 64)") });
+            }
+            config.ingest.max_line = n;
+        }
+        if let Some(n) = cli.max_body_bytes.or(file.max_body_bytes) {
+            config.max_body_bytes = n;
+        }
+        if let Some(h) = cli.host.clone().or(file.host) {
+            config.host = h;
+        }
+        if !config.loopback() && config.token.is_none() {
+            return Err(ConfigError::TokenRequired { addr: config.listen });
+        }
+        Ok(config)
+    }
+}
+
+/// Paths are stored in events as text: make them absolute so they mean the same from anywhere.
+fn absolute(p: &Path) -> Result<PathBuf, ConfigError> {
+    std::path::absolute(p)
+        .map_err(|e| ConfigError::Invalid { setting: "path", reason: format!("{}: {e}", p.display()) })
+}
+
+fn seconds(setting: &'static str, s: f64) -> Result<Duration, ConfigError> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| ConfigError::Invalid { setting, reason: format!("{s} is not a positive number of seconds") })
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_and_paths_in_the_file_are_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("labd.toml");
+        std::fs::write(&file, "data_dir = \"data\"\nwatch = [\"runs\"]\nlisten = \"127.0.0.1:9999\"\nrescan = 2\n").unwrap();
+        let cli = Cli { config: Some(file), listen: Some("127.0.0.1:8888".into()), ..Default::default() };
+        let c = Config::from_cli(&cli).unwrap();
+        assert_eq!(c.data_dir, dir.path().join("data"));
+        assert_eq!(c.watch, vec![dir.path().join("runs")]);
+        assert_eq!(c.listen.port(), 8888);
+        assert_eq!(c.rescan, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn off_loopback_needs_a_token_and_typos_are_named() {
+        let cli = Cli { data_dir: Some("/tmp/x".into()), listen: Some("0.0.0.0:7420".into()), ..Default::default() };
+        assert!(matches!(Config::from_cli(&cli), Err(ConfigError::TokenRequired { .. })));
+        let cli = Cli { token: Some("t".into()), ..cli };
+        assert!(Config::from_cli(&cli).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("labd.toml");
+        std::fs::write(&file, "wach = [\"runs\"]\n").unwrap();
+        let err = Config::from_cli(&Cli { config: Some(file), ..Default::default() }).unwrap_err().to_string();
+        assert!(err.contains("wach"), "{err}");
+    }
+}

@@ -1,0 +1,295 @@
+//! The daemon's spine: open the log, load the views, start the writer, the ingest thread and the API, and
+//! on shutdown stop intake, commit and save the views' checkpoint. [`run`] is what `main` and tests call.
+
+use crate::config::Config;
+use crate::ids::Ids;
+use crate::ingest::Ingestor;
+use crate::jobs::{Job, Jobs};
+use crate::log::writer::{Appender, Writer};
+use crate::log::{EventLog, LogError, Seq};
+use crate::views::{CHECKPOINT_KEY, Views};
+use crate::watch::{Changed, Watch};
+use crate::{api, replay};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("HTTP server: {0}")]
+    Serve(std::io::Error),
+    #[error(transparent)]
+    Replay(#[from] crate::replay::ReplayError),
+    #[error("the ingest thread stopped unexpectedly")]
+    IngestGone,
+}
+
+/// What the API and the background tasks share. Lock order: `views` only; it is a `std` lock, never held
+/// across `.await`.
+pub struct Shared {
+    pub config: Config,
+    pub log: EventLog,
+    pub views: Arc<RwLock<Views>>,
+    pub appender: Appender,
+    pub ids: Arc<Ids>,
+    pub jobs: Jobs,
+    /// The newest committed sequence number (the SSE tail waits on it).
+    pub last_seq: tokio::sync::watch::Receiver<Seq>,
+    pub ingest: Sender<IngestMsg>,
+    pub started: Instant,
+}
+
+impl Shared {
+    /// Read access to the views (a poisoned lock still holds consistent data: apply never panics midway).
+    pub fn views(&self) -> std::sync::RwLockReadGuard<'_, Views> {
+        self.views.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Work for the ingest thread.
+pub enum IngestMsg {
+    Changed(Vec<PathBuf>),
+    /// Ingest a path now (file or folder, as finished files).
+    Path(PathBuf, Job),
+    Stop,
+}
+
+impl From<Changed> for IngestMsg {
+    fn from(c: Changed) -> Self {
+        match c {
+            Changed::Paths(p) => IngestMsg::Changed(p),
+        }
+    }
+}
+
+/// Runs the daemon until `shutdown` resolves (or, with `config.once`, until the watched folders are ingested).
+/// `listener`: an already bound listener (tests bind port 0), else `config.listen` is bound.
+pub async fn run(
+    config: Config,
+    listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| DaemonError::DataDir { path: config.data_dir.clone(), source })?;
+    let default_inbox = config.data_dir.join("inbox");
+    if config.watch.contains(&default_inbox) {
+        let _ = std::fs::create_dir_all(&default_inbox);
+    }
+    let log_path = config.log_path();
+    let (log, views) = tokio::task::spawn_blocking(move || -> Result<_, LogError> {
+        let log = EventLog::open(&log_path)?;
+        let started = Instant::now();
+        let views = Views::load(&log)?;
+        tracing::info!(
+            "event log {} open: {} events, {} experiments (views ready in {:.2}s)",
+            log_path.display(),
+            views.applied,
+            views.registry.experiments.len(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok((log, views))
+    })
+    .await
+    .map_err(|_| DaemonError::IngestGone)??;
+
+    let ids = Arc::new(Ids::new(views.registry.experiments.keys().cloned()));
+    let (seq_tx, seq_rx) = tokio::sync::watch::channel(views.applied);
+    let views = Arc::new(RwLock::new(views));
+    let writer = {
+        let views = views.clone();
+        Writer::start(
+            log.clone(),
+            Box::new(move |first, events| {
+                let mut v = views.write().unwrap_or_else(|p| p.into_inner());
+                v.apply_batch(first, events);
+                let applied = v.applied;
+                drop(v);
+                seq_tx.send_replace(applied);
+            }),
+        )
+    };
+    let (ingest_tx, ingest_rx) = std::sync::mpsc::channel();
+    let ingestor = Ingestor::new(log.clone(), writer.appender(), ids.clone(), config.host.clone(), config.ingest.clone())?;
+
+    if config.once {
+        let roots = config.watch.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let mut ingestor = ingestor;
+            ingestor.scan(&roots, true, None)
+        })
+        .await
+        .map_err(|_| DaemonError::IngestGone)??;
+        tracing::info!(
+            "ingested {} files: {} lines, {} points, {} problems",
+            report.files,
+            report.lines,
+            report.points,
+            report.errors
+        );
+        finish(writer, &log, &views).await?;
+        return Ok(());
+    }
+
+    let listener = match listener {
+        Some(l) => l,
+        None => TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| DaemonError::Listen { addr: config.listen, source })?,
+    };
+    let addr = listener.local_addr().map_err(DaemonError::Serve)?;
+    let ingest_thread = {
+        let roots = config.watch.clone();
+        let rescan = config.rescan;
+        let tx = ingest_tx.clone();
+        std::thread::Builder::new()
+            .name("labd-ingest".into())
+            .spawn(move || ingest_loop(ingestor, roots, rescan, ingest_rx, tx))
+            .map_err(|_| DaemonError::IngestGone)?
+    };
+    let shared = Arc::new(Shared {
+        log: log.clone(),
+        views: views.clone(),
+        appender: writer.appender(),
+        ids,
+        jobs: Jobs::default(),
+        last_seq: seq_rx,
+        ingest: ingest_tx.clone(),
+        started: Instant::now(),
+        config,
+    });
+    let checkpoints = tokio::spawn(checkpoint_loop(shared.clone()));
+    tracing::info!("labd listening on http://{addr}");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let served = api::serve(listener, shared.clone(), shutdown).await;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    tracing::info!("shutting down: stopping intake");
+    checkpoints.abort();
+    let _ = ingest_tx.send(IngestMsg::Stop);
+    let _ = tokio::task::spawn_blocking(move || ingest_thread.join()).await;
+    drop(shared);
+    finish(writer, &log, &views).await?;
+    tracing::info!("labd stopped");
+    served.map_err(DaemonError::Serve)
+}
+
+/// Commits what is queued, stops the writer, saves the views' checkpoint.
+async fn finish(writer: Writer, log: &EventLog, views: &Arc<RwLock<Views>>) -> Result<(), DaemonError> {
+    let log = log.clone();
+    let views = views.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), LogError> {
+        writer.close();
+        save_checkpoint(&log, &views)
+    })
+    .await
+    .map_err(|_| DaemonError::IngestGone)??;
+    Ok(())
+}
+
+/// Saves the views' checkpoint.
+pub fn save_checkpoint(log: &EventLog, views: &RwLock<Views>) -> Result<(), LogError> {
+    let bytes = views.read().unwrap_or_else(|p| p.into_inner()).encode_checkpoint()?;
+    log.save_checkpoint(CHECKPOINT_KEY, &bytes)
+}
+
+async fn checkpoint_loop(shared: Arc<Shared>) {
+    let mut saved = shared.views().applied;
+    let mut tick = tokio::time::interval(shared.config.checkpoint_every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let applied = shared.views().applied;
+        if applied == saved {
+            continue;
+        }
+        let s = shared.clone();
+        match tokio::task::spawn_blocking(move || save_checkpoint(&s.log, &s.views)).await {
+            Ok(Ok(())) => saved = applied,
+            Ok(Err(e)) => tracing::warn!("saving the views' checkpoint failed: {e}"),
+            Err(_) => return,
+        }
+    }
+}
+
+/// The ingest thread: a first scan, then notify's triggers (debounced), on-demand ingests, and a periodic
+/// rescan as a backstop, until told to stop.
+fn ingest_loop(mut ingestor: Ingestor, roots: Vec<PathBuf>, rescan: Duration, rx: Receiver<IngestMsg>, tx: Sender<IngestMsg>) {
+    let mut watch = Watch::start(&roots, tx);
+    let report = |what: &str, r: Result<labd_schemas::api::IngestReport, LogError>| match r {
+        Ok(r) if r.lines > 0 || r.errors > 0 => {
+            tracing::info!("{what}: {} files, {} lines, {} points, {} problems", r.files, r.lines, r.points, r.errors)
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!("{what}: {e}"),
+    };
+    report("initial scan", ingestor.scan(&roots, false, None));
+    let mut next_rescan = Instant::now() + rescan;
+    loop {
+        let wait = next_rescan.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(IngestMsg::Changed(mut paths)) => {
+                // Debounce: gather what else arrives within 50 ms (at most 250 ms in all).
+                let until = Instant::now() + Duration::from_millis(250);
+                let mut stop = false;
+                while let Ok(msg) = rx.recv_timeout(Duration::from_millis(50)) {
+                    match msg {
+                        IngestMsg::Changed(more) => paths.extend(more),
+                        IngestMsg::Path(p, job) => run_job(&mut ingestor, p, job),
+                        IngestMsg::Stop => stop = true,
+                    }
+                    if stop || Instant::now() > until {
+                        break;
+                    }
+                }
+                report("change", ingestor.load_paths(&paths));
+                if stop {
+                    break;
+                }
+            }
+            Ok(IngestMsg::Path(p, job)) => run_job(&mut ingestor, p, job),
+            Ok(IngestMsg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                watch.retry_missing(&roots);
+                report("rescan", ingestor.scan(&roots, false, None));
+                next_rescan = Instant::now() + rescan;
+            }
+        }
+    }
+    if let Err(e) = ingestor.flush() {
+        tracing::error!("final ingest commit: {e}");
+    }
+}
+
+fn run_job(ingestor: &mut Ingestor, path: PathBuf, job: Job) {
+    tracing::info!("ingesting {} (job {})", path.display(), job.id());
+    let result = if path.exists() {
+        ingestor.scan(&[path.clone()], true, Some(&job)).map_err(|e| e.to_string())
+    } else {
+        Err(format!("{} does not exist", path.display()))
+    };
+    match &result {
+        Ok(r) => tracing::info!("ingested {}: {} lines, {} points, {} problems", path.display(), r.lines, r.points, r.errors),
+        Err(e) => tracing::warn!("ingest of {} failed: {e}", path.display()),
+    }
+    job.finish(result.map(|r| serde_json::to_value(r).unwrap_or_default()));
+}
+
+/// Offline replay for `labd replay`: rebuild the views of a stopped daemon's data directory.
+pub fn replay_offline(config: &Config, as_of: Option<&str>) -> Result<labd_schemas::api::ReplayReport, DaemonError> {
+    let log = EventLog::open(&config.log_path())?;
+    let views = Arc::new(RwLock::new(Views::default()));
+    let report = replay::replay(&log, &views, as_of, config.stale_after, None)?;
+    if as_of.is_none() {
+        save_checkpoint(&log, &views)?;
+    }
+    Ok(report)
+}

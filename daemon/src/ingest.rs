@@ -1,0 +1,436 @@
+//! The ingest loop's work: discover files under the watched folders, look at each one (new bytes? replaced?
+//! truncated?), hand new bytes to its source, and append the events together with the file's new cursor in
+//! one batch, so a file's position moves only with the events read from it (exactly-once across crashes).
+
+use crate::ids::Ids;
+use crate::jobs::Job;
+use crate::log::writer::{Appender, Batch, Pending};
+use crate::log::{EventLog, FileCursor, LogError};
+use crate::sources::{self, Context, Format};
+use labd_schemas::api::IngestReport;
+use labd_schemas::event::{FileIngested, IngestError, Severity};
+use labd_schemas::time::now_micros;
+use labd_schemas::{Event, EventKind, Source};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How much of a file's head is hashed to notice it being rewritten in place.
+const HEAD_BYTES: u64 = 4096;
+/// Batches in flight to the writer while the next chunk is parsed.
+const IN_FLIGHT: usize = 8;
+
+/// Settings of ingestion.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Longest line accepted, in bytes.
+    pub max_line: usize,
+    /// A last line without newline is taken once the file has been quiet this long.
+    pub settle: Duration,
+    /// Bytes read from a file at a time.
+    pub chunk: usize,
+    /// Artifacts up to this size get their sha256 computed when the line gives none.
+    pub hash_limit: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { max_line: 1 << 20, settle: Duration::from_secs(2), chunk: 8 << 20, hash_limit: 256 << 20 }
+    }
+}
+
+/// Reads files into the log. Lives on the ingest thread.
+pub struct Ingestor {
+    log: EventLog,
+    appender: Appender,
+    ids: Arc<Ids>,
+    host: String,
+    opts: Options,
+    /// Cursors as of the batches sent (committed or in flight).
+    cursors: HashMap<String, FileCursor>,
+    pending: VecDeque<Pending>,
+    /// Problems already reported by this process (symlink loops, unreadable paths), not to repeat them.
+    reported: HashSet<String>,
+    buf: Vec<u8>,
+}
+
+impl Ingestor {
+    pub fn new(log: EventLog, appender: Appender, ids: Arc<Ids>, host: String, opts: Options) -> Result<Self, LogError> {
+        let cursors = log.cursors()?.into_iter().collect();
+        Ok(Ingestor { log, appender, ids, host, opts, cursors, pending: VecDeque::new(), reported: HashSet::new(), buf: Vec::new() })
+    }
+
+    /// Discovers every file under `roots` and reads what is new. `finished`: the files are complete (take a
+    /// last line without newline). Progress goes to `job` and, every few seconds, to the log.
+    pub fn scan(&mut self, roots: &[PathBuf], finished: bool, job: Option<&Job>) -> Result<IngestReport, LogError> {
+        let mut files = Vec::new();
+        for root in roots {
+            self.discover(root, &mut files);
+        }
+        let total: u64 = files
+            .iter()
+            .map(|(p, _)| {
+                let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+                let offset = self.cursors.get(&path_key(p)).map_or(0, |c| c.offset);
+                size.saturating_sub(offset)
+            })
+            .sum();
+        if let Some(job) = job {
+            job.set_total(total, "bytes");
+        }
+        let mut report = IngestReport::default();
+        let started = Instant::now();
+        let mut last_log = Instant::now();
+        let mut bytes = 0u64;
+        for (path, format) in files {
+            let before = bytes;
+            bytes += self.load_file(&path, format, finished, &mut report)?;
+            if let Some(job) = job {
+                job.advance(bytes - before);
+            }
+            if total > 64 << 20 && last_log.elapsed() > Duration::from_secs(2) {
+                last_log = Instant::now();
+                tracing::info!(
+                    "ingest: {:.0}/{:.0} MiB, {} points ({:.0} points/s)",
+                    bytes as f64 / 1048576.0,
+                    total as f64 / 1048576.0,
+                    report.points,
+                    report.points as f64 / started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        self.flush()?;
+        Ok(report)
+    }
+
+    /// Reads what is new in the given paths (from the watcher): files of a known format, and folders
+    /// (walked); paths that vanished are ignored.
+    pub fn load_paths(&mut self, paths: &[PathBuf]) -> Result<IngestReport, LogError> {
+        let mut report = IngestReport::default();
+        let mut seen = HashSet::new();
+        for path in paths {
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            match std::fs::metadata(path) {
+                Ok(m) if m.is_dir() => {
+                    let mut files = Vec::new();
+                    self.discover(path, &mut files);
+                    for (p, f) in files {
+                        self.load_file(&p, f, false, &mut report)?;
+                    }
+                }
+                Ok(_) => {
+                    if let Some(format) = Format::detect(path) {
+                        self.load_file(path, format, false, &mut report)?;
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        self.flush()?;
+        Ok(report)
+    }
+
+    /// Waits for every batch sent to be committed. After a failed commit the cursors are reloaded from the
+    /// log, so what failed is read again.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        let mut failed = None;
+        while let Some(p) = self.pending.pop_front() {
+            if let Err(e) = wait(p) {
+                failed = Some(e);
+            }
+        }
+        if let Some(e) = failed {
+            self.cursors = self.log.cursors()?.into_iter().collect();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, batch: Batch) -> Result<(), LogError> {
+        self.pending.push_back(self.appender.submit(batch)?);
+        while self.pending.len() > IN_FLIGHT {
+            if let Some(p) = self.pending.pop_front() {
+                if let Err(e) = wait(p) {
+                    self.flush().ok();
+                    self.cursors = self.log.cursors()?.into_iter().collect();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports a problem with a path once per process.
+    fn problem(&mut self, path: &Path, reason: String, severity: Severity) -> Result<(), LogError> {
+        let key = format!("{}\u{0}{reason}", path.display());
+        if !self.reported.insert(key) {
+            return Ok(());
+        }
+        tracing::warn!("{}: {reason}", path.display());
+        let path = path_key(path);
+        let event = Event::new(
+            now_micros(),
+            Source::File { path: path.clone(), first_line: 0, last_line: 0 },
+            EventKind::IngestError(IngestError { path, line: None, severity, reason }),
+        );
+        self.submit(Batch { events: vec![event], cursors: vec![] })
+    }
+
+    /// Walks `root` (following symlinks, noticing loops) and collects files of known formats.
+    fn discover(&mut self, root: &Path, out: &mut Vec<(PathBuf, Format)>) {
+        let mut visited = HashSet::new();
+        let mut stack = vec![root.to_path_buf()];
+        let mut problems = Vec::new();
+        while let Some(dir) = stack.pop() {
+            let meta = match std::fs::metadata(&dir) {
+                Ok(m) => m,
+                Err(e) => {
+                    if dir != root || root.exists() {
+                        problems.push((dir.clone(), format!("cannot read folder: {e}")));
+                    }
+                    continue;
+                }
+            };
+            if !visited.insert((meta.dev(), meta.ino())) {
+                problems.push((dir.clone(), "symlink loop: this folder was already visited; not followed".into()));
+                continue;
+            }
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    problems.push((dir.clone(), format!("cannot list folder: {e}")));
+                    continue;
+                }
+            };
+            let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            children.sort();
+            for path in children.into_iter().rev() {
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.is_dir() => stack.push(path),
+                    Ok(m) if m.is_file() => {
+                        if let Some(f) = Format::detect(&path) {
+                            out.push((path, f));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if Format::detect(&path).is_some() {
+                            problems.push((path, format!("cannot read: {e}")));
+                        }
+                    }
+                }
+            }
+        }
+        out.sort();
+        for (path, reason) in problems {
+            let _ = self.problem(&path, reason, Severity::Warning);
+        }
+    }
+
+    /// Reads what is new in one file; returns the bytes consumed.
+    fn load_file(&mut self, path: &Path, format: Format, finished: bool, report: &mut IngestReport) -> Result<u64, LogError> {
+        let key = path_key(path);
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.problem(path, format!("cannot read: {e}"), Severity::Warning)?;
+                return Ok(0);
+            }
+        };
+        let mut cursor = self.cursors.get(&key).cloned().unwrap_or_else(|| FileCursor {
+            format: format.name().into(),
+            ..Default::default()
+        });
+        if cursor.dead.is_some() {
+            return Ok(0);
+        }
+        let size = meta.len();
+        let mut events = Vec::new();
+        if cursor.inode != 0 || cursor.offset > 0 {
+            if let Some(why) = self.changed_under_us(path, &cursor, &meta) {
+                events.push(Event::new(
+                    now_micros(),
+                    Source::File { path: key.clone(), first_line: 0, last_line: 0 },
+                    EventKind::IngestError(IngestError {
+                        path: key.clone(),
+                        line: None,
+                        severity: Severity::Warning,
+                        reason: format!("{why}; reading it again from the start as new runs"),
+                    }),
+                ));
+                cursor = FileCursor { errors: cursor.errors, format: cursor.format, ..Default::default() };
+            }
+        }
+        cursor.dev = meta.dev();
+        cursor.inode = meta.ino();
+        if size == cursor.offset && events.is_empty() {
+            return Ok(0);
+        }
+        let quiet = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).is_some_and(|d| d >= self.opts.settle);
+        let take_unterminated = finished || quiet;
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.problem(path, format!("cannot open: {e}"), Severity::Warning)?;
+                return Ok(0);
+            }
+        };
+        let restarted = if events.is_empty() { None } else { Some("file replaced or truncated".to_string()) };
+        let chunk = self.opts.chunk.max(self.opts.max_line + 1);
+        let mut consumed_total = 0;
+        loop {
+            let from = cursor.offset;
+            self.buf.clear();
+            let read = file
+                .seek(SeekFrom::Start(from))
+                .and_then(|_| (&mut file).take(chunk as u64).read_to_end(&mut self.buf));
+            if let Err(e) = read {
+                self.problem(path, format!("read failed at byte {from}: {e}"), Severity::Warning)?;
+                break;
+            }
+            let data = std::mem::take(&mut self.buf);
+            if let Some(at) = memchr::memchr(0, &data) {
+                let reason = format!("binary file (NUL byte at byte {}); skipped", from + at as u64);
+                tracing::warn!("{key}: {reason}");
+                events.push(Event::new(
+                    now_micros(),
+                    Source::File { path: key.clone(), first_line: 0, last_line: 0 },
+                    EventKind::IngestError(IngestError { path: key.clone(), line: None, severity: Severity::Error, reason: reason.clone() }),
+                ));
+                cursor.dead = Some(reason);
+                cursor.errors += 1;
+                report.errors += 1;
+                cursor.updated = now_micros();
+                self.cursors.insert(key.clone(), cursor.clone());
+                self.submit(Batch { events, cursors: vec![(key.clone(), cursor)] })?;
+                self.buf = data;
+                return Ok(consumed_total);
+            }
+            if from == 0 && cursor.head_len < HEAD_BYTES.min(data.len() as u64) {
+                cursor.head_len = HEAD_BYTES.min(data.len() as u64);
+                cursor.head_hash = head_hash(&data[..cursor.head_len as usize]);
+            }
+            let now = now_micros();
+            let lines_before = cursor.line;
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let ids = self.ids.clone();
+            let mut unique = |id| ids.unique(id);
+            let mut ctx = Context {
+                path: &key,
+                default_name: &stem,
+                host: &self.host,
+                now,
+                max_line: self.opts.max_line,
+                take_unterminated,
+                ids: &mut unique,
+            };
+            let mut out = sources::read(format, &mut cursor, &data, &mut ctx);
+            let at_end = (data.len() as u64) < chunk as u64;
+            let consumed = out.consumed;
+            self.buf = data;
+            if consumed == 0 && out.events.is_empty() {
+                if !events.is_empty() {
+                    // Only the notice that the file was replaced: commit it with the reset cursor.
+                    cursor.updated = now;
+                    self.cursors.insert(key.clone(), cursor.clone());
+                    self.submit(Batch { events: std::mem::take(&mut events), cursors: vec![(key.clone(), cursor.clone())] })?;
+                }
+                break;
+            }
+            self.fill_artifacts(path, &mut out.events);
+            let errors = out.events.iter().filter(|e| matches!(e.kind, EventKind::IngestError(_))).count() as u64;
+            cursor.offset = from + consumed;
+            cursor.size = size.max(cursor.offset);
+            cursor.errors += errors;
+            cursor.updated = now;
+            report.lines += cursor.line - lines_before;
+            report.points += out.points;
+            report.errors += errors;
+            events.append(&mut out.events);
+            events.push(Event::new(
+                now,
+                Source::File { path: key.clone(), first_line: lines_before + 1, last_line: cursor.line },
+                EventKind::FileIngested(FileIngested {
+                    path: key.clone(),
+                    from,
+                    to: cursor.offset,
+                    lines: cursor.line - lines_before,
+                    restarted: restarted.clone().filter(|_| from == 0),
+                }),
+            ));
+            report.events += events.len() as u64;
+            consumed_total += consumed;
+            self.cursors.insert(key.clone(), cursor.clone());
+            self.submit(Batch { events: std::mem::take(&mut events), cursors: vec![(key.clone(), cursor.clone())] })?;
+            if at_end {
+                // Caught up; a partial last line, if any, waits for the rest.
+                break;
+            }
+        }
+        report.files += 1;
+        Ok(consumed_total)
+    }
+
+    /// Why the file is no longer the one the cursor describes, if it is not.
+    fn changed_under_us(&self, path: &Path, cursor: &FileCursor, meta: &std::fs::Metadata) -> Option<String> {
+        if cursor.inode != 0 && (meta.dev(), meta.ino()) != (cursor.dev, cursor.inode) {
+            return Some("file was replaced (new inode)".into());
+        }
+        if meta.len() < cursor.offset {
+            return Some(format!("file shrank to {} bytes below the {} already read", meta.len(), cursor.offset));
+        }
+        if cursor.head_len > 0 && meta.len() != cursor.size {
+            let mut head = vec![0u8; cursor.head_len as usize];
+            let same = File::open(path).and_then(|mut f| f.read_exact(&mut head)).map(|_| head_hash(&head) == cursor.head_hash);
+            if let Ok(false) = same {
+                return Some(format!("file was rewritten (its first {} bytes changed)", cursor.head_len));
+            }
+        }
+        None
+    }
+
+    /// Completes artifact events with the file's size and sha256 when the file exists.
+    fn fill_artifacts(&self, log_path: &Path, events: &mut [Event]) {
+        for e in events {
+            let EventKind::ArtifactRecorded(a) = &mut e.kind else { continue };
+            let p = Path::new(&a.path);
+            let full = if p.is_absolute() { p.to_path_buf() } else { log_path.parent().unwrap_or(Path::new("/")).join(p) };
+            let Ok(meta) = std::fs::metadata(&full) else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            a.size.get_or_insert(meta.len());
+            if a.sha256.is_none() && meta.len() <= self.opts.hash_limit {
+                a.sha256 = sha256_file(&full);
+            }
+        }
+    }
+}
+
+fn wait(p: Pending) -> Result<(), LogError> {
+    p.blocking_recv().map_err(|_| LogError::WriterGone)?.map_err(LogError::WriteFailed).map(|_| ())
+}
+
+/// The key of a file: its path as text.
+pub fn path_key(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn head_hash(bytes: &[u8]) -> u64 {
+    let d = Sha256::digest(bytes);
+    u64::from_le_bytes(d[..8].try_into().unwrap_or_default())
+}
+
+fn sha256_file(path: &Path) -> Option<String> {
+    let mut f = File::open(path).ok()?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).ok()?;
+    Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
