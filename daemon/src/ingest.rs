@@ -23,7 +23,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// How much of a file's head is hashed to notice it being rewritten in place.
 const HEAD_BYTES: u64 = 4096;
 /// Batches in flight to the writer while the next chunk is parsed.
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 2;
+/// Events gathered (across files) before a batch goes to the writer.
+const BATCH_EVENTS: usize = 8 * 1024;
 
 /// Settings of ingestion.
 #[derive(Clone, Debug)]
@@ -54,6 +56,8 @@ pub struct Ingestor {
     /// Cursors as of the batches sent (committed or in flight).
     cursors: HashMap<String, FileCursor>,
     pending: VecDeque<Pending>,
+    /// The batch being gathered (sent at [`BATCH_EVENTS`] or on flush).
+    open: Batch,
     /// Problems already reported by this process (symlink loops, unreadable paths), not to repeat them.
     reported: HashSet<String>,
     buf: Vec<u8>,
@@ -62,7 +66,7 @@ pub struct Ingestor {
 impl Ingestor {
     pub fn new(log: EventLog, appender: Appender, ids: Arc<Ids>, host: String, opts: Options) -> Result<Self, LogError> {
         let cursors = log.cursors()?.into_iter().collect();
-        Ok(Ingestor { log, appender, ids, host, opts, cursors, pending: VecDeque::new(), reported: HashSet::new(), buf: Vec::new() })
+        Ok(Ingestor { log, appender, ids, host, opts, cursors, pending: VecDeque::new(), open: Batch::default(), reported: HashSet::new(), buf: Vec::new() })
     }
 
     /// Discovers every file under `roots` and reads what is new. `finished`: the files are complete (take a
@@ -140,7 +144,7 @@ impl Ingestor {
     /// Waits for every batch sent to be committed. After a failed commit the cursors are reloaded from the
     /// log, so what failed is read again.
     pub fn flush(&mut self) -> Result<(), LogError> {
-        let mut failed = None;
+        let mut failed = self.send_open().err();
         while let Some(p) = self.pending.pop_front() {
             if let Err(e) = wait(p) {
                 failed = Some(e);
@@ -153,7 +157,21 @@ impl Ingestor {
         Ok(())
     }
 
-    fn submit(&mut self, batch: Batch) -> Result<(), LogError> {
+    /// Adds to the open batch; sends it once it is big enough.
+    fn submit(&mut self, mut batch: Batch) -> Result<(), LogError> {
+        self.open.events.append(&mut batch.events);
+        self.open.cursors.append(&mut batch.cursors);
+        if self.open.events.len() < BATCH_EVENTS {
+            return Ok(());
+        }
+        self.send_open()
+    }
+
+    fn send_open(&mut self) -> Result<(), LogError> {
+        if self.open.events.is_empty() && self.open.cursors.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.open);
         self.pending.push_back(self.appender.submit(batch)?);
         while self.pending.len() > IN_FLIGHT {
             if let Some(p) = self.pending.pop_front() {

@@ -1,1 +1,246 @@
-fn main(){}
+//! `labd-bench`: the rerunnable benchmark of issue #2. Writes a corpus of run logs (default 1,000 runs ×
+//! 4 metrics × 1,000 steps = 4 M points), then measures with the real `labd` binary:
+//! - ingest: `labd --once` from start to exit (parsed, committed durably, views checkpointed);
+//! - replay: `labd replay` of that log (the time labd reports for rebuilding the views, and wall time);
+//! - bytes on disk per point, and each process's peak RSS;
+//! - 100 full curves over HTTP from a running daemon;
+//! - idle CPU of that daemon with nothing to do.
+//!
+//! `cargo run --release -p labd --bin labd-bench -- [--runs N] [--steps N] [--metrics N] [--dir D]`
+
+use anyhow::{Context, Result, bail};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Args {
+    runs: usize,
+    steps: usize,
+    metrics: usize,
+    dir: PathBuf,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args { runs: 1000, steps: 1000, metrics: 4, dir: std::env::temp_dir().join("labd-bench") };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--runs" => a.runs = value()?.parse()?,
+            "--steps" => a.steps = value()?.parse()?,
+            "--metrics" => a.metrics = value()?.parse()?,
+            "--dir" => a.dir = PathBuf::from(value()?),
+            other => bail!("unknown flag {other}; flags: --runs --steps --metrics --dir"),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> Result<()> {
+    let a = args()?;
+    let labd = std::env::current_exe()?.with_file_name("labd");
+    if !labd.exists() {
+        bail!("{} not found: build it first (cargo build --release -p labd)", labd.display());
+    }
+    let corpus = a.dir.join("corpus");
+    let data = a.dir.join("data");
+    let _ = std::fs::remove_dir_all(&a.dir);
+    std::fs::create_dir_all(&corpus)?;
+    let t = Instant::now();
+    let (points, bytes) = write_corpus(&corpus, a.runs, a.steps, a.metrics)?;
+    eprintln!(
+        "corpus: {} runs x {} metrics x {} steps = {points} points, {:.0} MiB, written in {:.1}s",
+        a.runs,
+        a.metrics,
+        a.steps,
+        bytes as f64 / 1048576.0,
+        t.elapsed().as_secs_f64()
+    );
+    sync();
+
+    // Ingest: drop to durable and queryable.
+    let mut cmd = Command::new(&labd);
+    cmd.args(["--once", "--data-dir"]).arg(&data).arg("--watch").arg(&corpus).env("RUST_LOG", "warn");
+    let (ingest_wall, ingest_rss) = run_measured(cmd)?;
+    let db = data.join("labd.redb");
+    let db_bytes = std::fs::metadata(&db)?.len();
+
+    // Replay of the whole log.
+    let mut cmd = Command::new(&labd);
+    cmd.args(["replay", "--json", "--data-dir"]).arg(&data).env("RUST_LOG", "warn");
+    let out_path = a.dir.join("replay.json");
+    cmd.stdout(std::fs::File::create(&out_path)?);
+    let (replay_wall, replay_rss) = run_measured(cmd)?;
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_path)?)?;
+    let replayed = report["points"].as_u64().unwrap_or(0);
+    let replay_secs = report["seconds"].as_f64().unwrap_or(f64::NAN);
+    if replayed != points {
+        bail!("the log holds {replayed} points, the corpus {points}: ingestion lost or duplicated points");
+    }
+
+    // A running daemon: 100 full curves, then idle CPU.
+    let (curves_secs, idle_cpu) = serve_phase(&labd, &data, &corpus, a.metrics)?;
+
+    println!("labd-bench: {} runs x {} metrics x {} steps = {points} points", a.runs, a.metrics, a.steps);
+    println!("ingest (labd --once, start to durable exit): {ingest_wall:.2}s = {:.0} points/s; peak RSS {:.0} MB", points as f64 / ingest_wall, ingest_rss as f64 / 1e6);
+    println!(
+        "replay (rebuild all views): {replay_secs:.2}s = {:.0} points/s ({replay_wall:.2}s wall with start-up = {:.0} points/s); peak RSS {:.0} MB",
+        points as f64 / replay_secs,
+        points as f64 / replay_wall,
+        replay_rss as f64 / 1e6
+    );
+    println!("disk: {db_bytes} bytes = {:.1} bytes/point", db_bytes as f64 / points as f64);
+    println!("100 full curves ({} points each) over HTTP: {curves_secs:.3}s", a.steps);
+    println!("idle daemon CPU over 10 s: {:.2}%", idle_cpu * 100.0);
+    Ok(())
+}
+
+/// Writes `runs` run logs; answers the points and bytes written.
+fn write_corpus(dir: &Path, runs: usize, steps: usize, metrics: usize) -> Result<(u64, u64)> {
+    let names: Vec<String> = ["loss", "acc", "lr", "grad_norm"].iter().map(|s| s.to_string()).chain((4..metrics).map(|i| format!("m{i}"))).take(metrics).collect();
+    let mut points = 0u64;
+    let mut bytes = 0u64;
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for r in 0..runs {
+        let path = dir.join(format!("group{:02}/run{r:05}.jsonl", r % 50));
+        std::fs::create_dir_all(path.parent().unwrap_or(dir))?;
+        let mut f = BufWriter::new(std::fs::File::create(&path)?);
+        let t0 = 1_760_000_000.0 + r as f64 * 3600.0;
+        writeln!(
+            f,
+            r#"{{"kind":"run","name":"bench-{r}","time":{t0},"tags":["bench"],"config":{{"optim":{{"name":"adam","lr":{}}},"model":{{"layers":[256,256],"dropout":0.1}},"batch_size":64,"seed":{}}}}}"#,
+            [1e-2, 1e-3, 1e-4][r % 3],
+            r % 5
+        )?;
+        for step in 0..steps {
+            let mut line = format!(r#"{{"kind":"metrics","split":"train","step":{step},"epoch":{},"time":{:.3},"values":{{"#, step / 100, t0 + step as f64 * 0.5);
+            for (i, name) in names.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                line.push_str(&format!("\"{name}\":{:.6}", 1.0 / (1.0 + step as f64 * 0.01) + rnd() * 0.05));
+            }
+            line.push_str("}}\n");
+            f.write_all(line.as_bytes())?;
+            bytes += line.len() as u64;
+            points += names.len() as u64;
+        }
+        writeln!(f, r#"{{"kind":"status","status":"completed"}}"#)?;
+    }
+    Ok((points, bytes))
+}
+
+/// Runs a command to its end; answers its wall time and peak RSS (bytes).
+fn run_measured(mut cmd: Command) -> Result<(f64, u64)> {
+    let start = Instant::now();
+    let child = cmd.spawn().context("starting labd")?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child; status and usage point to live locals.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed().as_secs_f64();
+    if rc != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("{cmd:?} failed (status {status})");
+    }
+    Ok((wall, usage.ru_maxrss as u64 * 1024))
+}
+
+fn serve_phase(labd: &Path, data: &Path, corpus: &Path, metrics: usize) -> Result<(f64, f64)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut child = Command::new(labd)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--watch")
+        .arg(corpus)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .spawn()?;
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let agent: ureq_agent::Agent = ureq_agent::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while agent.get(&format!("{base}/health")).is_err() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("labd did not answer within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rows: serde_json::Value = serde_json::from_str(&agent.get(&format!("{base}/experiments"))?)?;
+    let ids: Vec<String> = rows.as_array().map(|a| a.iter().take(100).filter_map(|r| r["id"].as_str().map(String::from)).collect()).unwrap_or_default();
+    let t = Instant::now();
+    let mut got = 0usize;
+    for id in &ids {
+        let page: serde_json::Value = serde_json::from_str(&agent.get(&format!("{base}/experiments/{id}/metrics/train/loss"))?)?;
+        got += page["points"].as_array().map_or(0, Vec::len);
+    }
+    let curves = t.elapsed().as_secs_f64();
+    let _ = metrics;
+    eprintln!("fetched {} curves, {got} points", ids.len());
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu0 = cpu_ticks(child.id())?;
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let cpu1 = cpu_ticks(child.id())?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let idle = (cpu1 - cpu0) as f64 / hz / t.elapsed().as_secs_f64();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("labd exited with {status} on SIGTERM");
+    }
+    Ok((curves, idle))
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    Ok(fields.get(11).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0))
+}
+
+fn sync() {
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
+}
+
+/// A tiny blocking HTTP GET over std, so the bench needs no client crate.
+mod ureq_agent {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    pub struct Agent;
+
+    pub fn new() -> Agent {
+        Agent
+    }
+
+    impl Agent {
+        pub fn get(&self, url: &str) -> anyhow::Result<String> {
+            let rest = url.strip_prefix("http://").ok_or_else(|| anyhow::anyhow!("not http: {url}"))?;
+            let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+            let mut s = TcpStream::connect(host)?;
+            write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf)?;
+            let text = String::from_utf8_lossy(&buf);
+            let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow::anyhow!("bad HTTP answer"))?;
+            if !head.starts_with("HTTP/1.1 200") {
+                anyhow::bail!("{url}: {}", head.lines().next().unwrap_or(""));
+            }
+            Ok(body.to_string())
+        }
+    }
+}
