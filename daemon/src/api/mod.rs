@@ -89,6 +89,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/jobs/{id}", get(read::job))
         .fallback(|| async { Error::not_found("no such endpoint; see GET /api/v1/openapi.json") })
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
+        .layer(middleware::from_fn_with_state(shared.clone(), announced_size))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
@@ -129,6 +130,25 @@ async fn auth(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Re
                 .into_response();
             }
         }
+    }
+    next.run(req).await
+}
+
+/// Refuses a body whose announced length is over the limit before reading any of it (chunked bodies are
+/// cut off by `DefaultBodyLimit` while being read).
+async fn announced_size(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let limit = shared.config.max_body_bytes;
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = announced.filter(|n| *n > limit as u64) {
+        return Error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body of {n} bytes is over the limit of {limit} bytes (LABD_MAX_BODY_BYTES); send smaller batches"),
+        )
+        .into_response();
     }
     next.run(req).await
 }
