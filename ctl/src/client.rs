@@ -19,7 +19,11 @@ impl Client {
             .timeout_connect(Some(Duration::from_secs(5)))
             .build()
             .into();
-        Client { base: addr.trim_end_matches('/').to_string(), token, agent }
+        Client {
+            base: addr.trim_end_matches('/').to_string(),
+            token,
+            agent,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -33,12 +37,28 @@ impl Client {
         }
     }
 
-    fn answer<T: DeserializeOwned>(&self, what: &str, res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<T> {
-        let mut res = res.map_err(|e| anyhow!("cannot reach labd at {} ({e}); is it running? (--addr / LABD_ADDR)", self.base))?;
+    fn answer<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T> {
+        let mut res = res.map_err(|e| {
+            anyhow!(
+                "cannot reach labd at {} ({e}); is it running? (--addr / LABD_ADDR)",
+                self.base
+            )
+        })?;
         let status = res.status();
-        let text = res.body_mut().with_config().limit(u64::MAX).read_to_string().with_context(|| format!("{what}: reading the answer"))?;
+        let text = res
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_string()
+            .with_context(|| format!("{what}: reading the answer"))?;
         if !status.is_success() {
-            let msg = serde_json::from_str::<labd_schemas::api::ApiError>(&text).map(|e| e.error).unwrap_or(text);
+            let msg = serde_json::from_str::<labd_schemas::api::ApiError>(&text)
+                .map(|e| e.error)
+                .unwrap_or(text);
             bail!("{what}: {status}: {msg}");
         }
         serde_json::from_str(&text).with_context(|| format!("{what}: unexpected answer from labd"))
@@ -63,7 +83,9 @@ impl Client {
         if let Some(from) = from {
             req = req.query("from", from.to_string());
         }
-        let res = req.call().map_err(|e| anyhow!("cannot reach labd at {} ({e})", self.base))?;
+        let res = req
+            .call()
+            .map_err(|e| anyhow!("cannot reach labd at {} ({e})", self.base))?;
         if !res.status().is_success() {
             bail!("GET /events/tail: {}", res.status());
         }
@@ -87,7 +109,13 @@ impl Client {
                 let unit = job["unit"].as_str().unwrap_or("");
                 let line = match job["total"].as_u64() {
                     Some(total) if total > 0 => {
-                        format!("{}: {:5.1}% ({} / {} {unit})", job["kind"].as_str().unwrap_or("job"), 100.0 * done as f64 / total as f64, done, total)
+                        format!(
+                            "{}: {:5.1}% ({} / {} {unit})",
+                            job["kind"].as_str().unwrap_or("job"),
+                            100.0 * done as f64 / total as f64,
+                            done,
+                            total
+                        )
                     }
                     _ => format!("{}: {done} {unit}", job["kind"].as_str().unwrap_or("job")),
                 };

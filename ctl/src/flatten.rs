@@ -10,7 +10,13 @@ pub fn flatten(v: &Value) -> BTreeMap<String, Value> {
 }
 
 fn walk(v: &Value, prefix: String, out: &mut BTreeMap<String, Value>) {
-    let join = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+    let join = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, child) in m {

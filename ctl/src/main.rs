@@ -9,7 +9,10 @@ mod validate;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use client::Client;
-use labd_schemas::api::{ErrorRecord, EventRecord, Experiment, ExperimentRow, Health, IngestReport, IngestState, MetricPage, ReplayReport};
+use labd_schemas::api::{
+    ErrorRecord, EventRecord, Experiment, ExperimentRow, Health, IngestReport, IngestState,
+    MetricPage, ReplayReport,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,7 +21,12 @@ use std::path::{Path, PathBuf};
 #[command(name = "labctl", version, about = "Ask labd about experiments")]
 struct Cli {
     /// Address of labd's HTTP API.
-    #[arg(long, env = "LABD_ADDR", default_value = "http://127.0.0.1:7420", global = true)]
+    #[arg(
+        long,
+        env = "LABD_ADDR",
+        default_value = "http://127.0.0.1:7420",
+        global = true
+    )]
     addr: String,
     /// Bearer token (needed off loopback, and for changes when the daemon has one).
     #[arg(long, env = "LABD_TOKEN", hide_env_values = true, global = true)]
@@ -121,10 +129,19 @@ fn run(cli: Cli) -> Result<i32> {
             if json {
                 print_json(&json!({ "health": health, "ingest": ingest }))?;
             } else {
-                println!("labd {} up {:.0}s: {} experiments, {} events", health.version, health.uptime_s, health.experiments, health.last_seq);
+                println!(
+                    "labd {} up {:.0}s: {} experiments, {} events",
+                    health.version, health.uptime_s, health.experiments, health.last_seq
+                );
                 println!("watching: {}", ingest.watched.join(", "));
                 let dead = ingest.files.iter().filter(|f| f.dead.is_some()).count();
-                println!("files: {} ({} skipped), lag {} bytes, {} ingest problems", ingest.files.len(), dead, ingest.lag_bytes, ingest.errors);
+                println!(
+                    "files: {} ({} skipped), lag {} bytes, {} ingest problems",
+                    ingest.files.len(),
+                    dead,
+                    ingest.lag_bytes,
+                    ingest.errors
+                );
             }
         }
         Cmd::Ls { status, tag, name } => {
@@ -140,9 +157,21 @@ fn run(cli: Cli) -> Result<i32> {
             } else {
                 let cells: Vec<Vec<String>> = rows
                     .iter()
-                    .map(|r| vec![r.id.to_string(), r.name.clone(), r.status.as_str().into(), r.metrics.to_string(), r.points.to_string(), r.tags.join(",")])
+                    .map(|r| {
+                        vec![
+                            r.id.to_string(),
+                            r.name.clone(),
+                            r.status.as_str().into(),
+                            r.metrics.to_string(),
+                            r.points.to_string(),
+                            r.tags.join(","),
+                        ]
+                    })
                     .collect();
-                table::print(&["ID", "NAME", "STATUS", "METRICS", "POINTS", "TAGS"], &cells);
+                table::print(
+                    &["ID", "NAME", "STATUS", "METRICS", "POINTS", "TAGS"],
+                    &cells,
+                );
             }
         }
         Cmd::Show { id } => {
@@ -155,26 +184,45 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Compare { ids, diff } => compare(&c, &ids, diff, json)?,
         Cmd::Export { id, to } => export(&c, &id, &to, json)?,
-        Cmd::Metric { id, key, offset, limit } => {
+        Cmd::Metric {
+            id,
+            key,
+            offset,
+            limit,
+        } => {
             let mut q = vec![("offset", offset.to_string())];
             if let Some(l) = limit {
                 q.push(("limit", l.to_string()));
             }
-            let page: MetricPage = c.get(&format!("/experiments/{}/metrics/{}", enc(&id), key), &q)?;
+            let page: MetricPage =
+                c.get(&format!("/experiments/{}/metrics/{}", enc(&id), key), &q)?;
             if json {
                 print_json(&page)?;
             } else {
                 let rows: Vec<Vec<String>> = page
                     .points
                     .iter()
-                    .map(|p| vec![p.step.map_or("-".into(), |s| s.to_string()), table::num(p.epoch), table::num(p.wall_time), p.repr.clone().unwrap_or_else(|| table::num(p.value))])
+                    .map(|p| {
+                        vec![
+                            p.step.map_or("-".into(), |s| s.to_string()),
+                            table::num(p.epoch),
+                            table::num(p.wall_time),
+                            p.repr.clone().unwrap_or_else(|| table::num(p.value)),
+                        ]
+                    })
                     .collect();
                 table::print(&["STEP", "EPOCH", "TIME", &page.metric], &rows);
-                eprintln!("{} of {} points from offset {}", page.points.len(), page.total, page.offset);
+                eprintln!(
+                    "{} of {} points from offset {}",
+                    page.points.len(),
+                    page.total,
+                    page.offset
+                );
             }
         }
         Cmd::Ingest { path } => {
-            let abs = std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
+            let abs =
+                std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
             let started: Value = c.post("/ingest", &json!({ "path": abs }))?;
             let job = started["job"].as_u64().context("labd answered no job id")?;
             let result = c.wait_job(job, json)?;
@@ -182,7 +230,10 @@ fn run(cli: Cli) -> Result<i32> {
             if json {
                 print_json(&report)?;
             } else {
-                println!("ingested {} files: {} lines, {} events, {} points, {} problems", report.files, report.lines, report.events, report.points, report.errors);
+                println!(
+                    "ingested {} files: {} lines, {} events, {} points, {} problems",
+                    report.files, report.lines, report.events, report.points, report.errors
+                );
                 if report.errors > 0 {
                     println!("see: labctl errors --path {}", abs.display());
                 }
@@ -199,7 +250,15 @@ fn run(cli: Cli) -> Result<i32> {
             } else {
                 for e in &errors {
                     let at = e.line.map_or(e.path.clone(), |l| format!("{}:{l}", e.path));
-                    println!("{at}: {}: {}", if matches!(e.severity, labd_schemas::event::Severity::Error) { "error" } else { "warning" }, e.reason);
+                    println!(
+                        "{at}: {}: {}",
+                        if matches!(e.severity, labd_schemas::event::Severity::Error) {
+                            "error"
+                        } else {
+                            "warning"
+                        },
+                        e.reason
+                    );
                 }
                 if errors.is_empty() {
                     println!("no ingest problems");
@@ -224,9 +283,30 @@ fn run(cli: Cli) -> Result<i32> {
             if json {
                 print_json(&report)?;
             } else {
-                println!("replayed {} events ({} points) up to seq {} in {:.2}s{}", report.events, report.points, report.upto, report.seconds, if report.live { "; live views replaced" } else { "" });
+                println!(
+                    "replayed {} events ({} points) up to seq {} in {:.2}s{}",
+                    report.events,
+                    report.points,
+                    report.upto,
+                    report.seconds,
+                    if report.live {
+                        "; live views replaced"
+                    } else {
+                        ""
+                    }
+                );
                 if !report.live {
-                    let cells: Vec<Vec<String>> = report.experiments.iter().map(|r| vec![r.id.to_string(), r.status.as_str().into(), r.points.to_string()]).collect();
+                    let cells: Vec<Vec<String>> = report
+                        .experiments
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r.id.to_string(),
+                                r.status.as_str().into(),
+                                r.points.to_string(),
+                            ]
+                        })
+                        .collect();
                     table::print(&["ID", "STATUS", "POINTS"], &cells);
                 }
             }
@@ -235,13 +315,22 @@ fn run(cli: Cli) -> Result<i32> {
             let bytes = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;
             let (problems, runs, points) = validate::check(&bytes);
             if json {
-                let list: Vec<Value> = problems.iter().map(|(l, m)| json!({ "line": l, "problem": m })).collect();
-                print_json(&json!({ "file": file, "runs": runs, "points": points, "problems": list }))?;
+                let list: Vec<Value> = problems
+                    .iter()
+                    .map(|(l, m)| json!({ "line": l, "problem": m }))
+                    .collect();
+                print_json(
+                    &json!({ "file": file, "runs": runs, "points": points, "problems": list }),
+                )?;
             } else {
                 for (line, msg) in &problems {
                     println!("{}:{line}: {msg}", file.display());
                 }
-                println!("{}: {runs} runs, {points} points, {} problems", file.display(), problems.len());
+                println!(
+                    "{}: {runs} runs, {points} points, {} problems",
+                    file.display(),
+                    problems.len()
+                );
             }
             return Ok(if problems.is_empty() { 0 } else { 1 });
         }
@@ -252,7 +341,13 @@ fn run(cli: Cli) -> Result<i32> {
 /// Percent-encodes an id for a URL path segment.
 fn enc(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -261,9 +356,28 @@ fn show(e: &Experiment) {
     if let Some(d) = &e.description {
         println!("  {d}");
     }
-    println!("status:   {}{}", e.status.as_str(), e.status_notes.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
-    println!("started:  {}   last activity: {}{}", e.started, e.last_activity, e.ended.as_ref().map(|t| format!("   ended: {t}")).unwrap_or_default());
-    println!("host:     {}   config hash: {}", e.host, &e.config_hash[..e.config_hash.len().min(16)]);
+    println!(
+        "status:   {}{}",
+        e.status.as_str(),
+        e.status_notes
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "started:  {}   last activity: {}{}",
+        e.started,
+        e.last_activity,
+        e.ended
+            .as_ref()
+            .map(|t| format!("   ended: {t}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "host:     {}   config hash: {}",
+        e.host,
+        &e.config_hash[..e.config_hash.len().min(16)]
+    );
     if !e.tags.is_empty() {
         println!("tags:     {}", e.tags.join(", "));
     }
@@ -277,9 +391,21 @@ fn show(e: &Experiment) {
         let rows: Vec<Vec<String>> = e
             .metrics
             .iter()
-            .map(|(k, m)| vec![format!("  {k}"), m.points.to_string(), m.last_step.map_or("-".into(), |s| s.to_string()), table::num(m.last), table::num(m.min), table::num(m.max)])
+            .map(|(k, m)| {
+                vec![
+                    format!("  {k}"),
+                    m.points.to_string(),
+                    m.last_step.map_or("-".into(), |s| s.to_string()),
+                    table::num(m.last),
+                    table::num(m.min),
+                    table::num(m.max),
+                ]
+            })
             .collect();
-        table::print(&["  METRIC", "POINTS", "LAST STEP", "LAST", "MIN", "MAX"], &rows);
+        table::print(
+            &["  METRIC", "POINTS", "LAST STEP", "LAST", "MIN", "MAX"],
+            &rows,
+        );
     }
     for (group, values) in &e.summaries {
         println!("summary {group}:");
@@ -288,13 +414,21 @@ fn show(e: &Experiment) {
         }
     }
     for a in &e.artifacts {
-        println!("artifact {}: {}{}", a.role, a.path, a.size.map(|s| format!(" ({s} bytes)")).unwrap_or_default());
+        println!(
+            "artifact {}: {}{}",
+            a.role,
+            a.path,
+            a.size.map(|s| format!(" ({s} bytes)")).unwrap_or_default()
+        );
     }
     println!("messages: {}", e.messages);
 }
 
 fn compare(c: &Client, ids: &[String], only_diff: bool, json: bool) -> Result<()> {
-    let exps: Vec<Experiment> = ids.iter().map(|id| c.get(&format!("/experiments/{}", enc(id)), &[])).collect::<Result<_>>()?;
+    let exps: Vec<Experiment> = ids
+        .iter()
+        .map(|id| c.get(&format!("/experiments/{}", enc(id)), &[]))
+        .collect::<Result<_>>()?;
     let configs: Vec<_> = exps.iter().map(|e| flatten::flatten(&e.config)).collect();
     let summaries: Vec<_> = exps
         .iter()
@@ -308,7 +442,15 @@ fn compare(c: &Client, ids: &[String], only_diff: bool, json: bool) -> Result<()
             all
         })
         .collect();
-    let finals: Vec<_> = exps.iter().map(|e| e.metrics.iter().map(|(k, m)| (k.clone(), m.last.map_or(Value::Null, |v| json!(v)))).collect::<std::collections::BTreeMap<_, _>>()).collect();
+    let finals: Vec<_> = exps
+        .iter()
+        .map(|e| {
+            e.metrics
+                .iter()
+                .map(|(k, m)| (k.clone(), m.last.map_or(Value::Null, |v| json!(v))))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        })
+        .collect();
     let section = |maps: &[std::collections::BTreeMap<String, Value>]| -> Vec<(String, bool, Vec<Option<Value>>)> {
         let keys: BTreeSet<&String> = maps.iter().flat_map(|m| m.keys()).collect();
         keys.into_iter()
@@ -320,12 +462,19 @@ fn compare(c: &Client, ids: &[String], only_diff: bool, json: bool) -> Result<()
             .filter(|(_, d, _)| !only_diff || *d)
             .collect()
     };
-    let sections = [("config", section(&configs)), ("summary", section(&summaries)), ("final metric", section(&finals))];
+    let sections = [
+        ("config", section(&configs)),
+        ("summary", section(&summaries)),
+        ("final metric", section(&finals)),
+    ];
     if json {
         let out: Value = sections
             .iter()
             .map(|(name, rows)| {
-                let rows: Vec<Value> = rows.iter().map(|(k, d, vals)| json!({ "key": k, "differs": d, "values": vals })).collect();
+                let rows: Vec<Value> = rows
+                    .iter()
+                    .map(|(k, d, vals)| json!({ "key": k, "differs": d, "values": vals }))
+                    .collect();
                 (name.to_string(), Value::Array(rows))
             })
             .collect::<serde_json::Map<_, _>>()
@@ -343,7 +492,10 @@ fn compare(c: &Client, ids: &[String], only_diff: bool, json: bool) -> Result<()
         let cells: Vec<Vec<String>> = rows
             .iter()
             .map(|(k, d, vals)| {
-                let mut row = vec![if *d { "*".to_string() } else { " ".to_string() }, k.clone()];
+                let mut row = vec![
+                    if *d { "*".to_string() } else { " ".to_string() },
+                    k.clone(),
+                ];
                 row.extend(vals.iter().map(|v| flatten::cell(v.as_ref())));
                 row
             })
@@ -357,9 +509,11 @@ fn compare(c: &Client, ids: &[String], only_diff: bool, json: bool) -> Result<()
 fn export(c: &Client, id: &str, to: &Path, json: bool) -> Result<()> {
     let e: Experiment = c.get(&format!("/experiments/{}", enc(id)), &[])?;
     let metrics_dir = to.join("metrics");
-    std::fs::create_dir_all(&metrics_dir).with_context(|| format!("creating {}", metrics_dir.display()))?;
+    std::fs::create_dir_all(&metrics_dir)
+        .with_context(|| format!("creating {}", metrics_dir.display()))?;
     let write = |path: PathBuf, v: &Value| -> Result<()> {
-        std::fs::write(&path, serde_json::to_vec_pretty(v)?).with_context(|| format!("writing {}", path.display()))
+        std::fs::write(&path, serde_json::to_vec_pretty(v)?)
+            .with_context(|| format!("writing {}", path.display()))
     };
     write(to.join("config.json"), &e.config)?;
     write(to.join("experiment.json"), &serde_json::to_value(&e)?)?;
@@ -368,7 +522,10 @@ fn export(c: &Client, id: &str, to: &Path, json: bool) -> Result<()> {
         let mut points = Vec::new();
         let mut offset = 0u64;
         loop {
-            let page: MetricPage = c.get(&format!("/experiments/{}/metrics/{}", enc(id), key), &[("offset", offset.to_string()), ("limit", "100000".into())])?;
+            let page: MetricPage = c.get(
+                &format!("/experiments/{}/metrics/{}", enc(id), key),
+                &[("offset", offset.to_string()), ("limit", "100000".into())],
+            )?;
             let n = page.points.len() as u64;
             points.extend(page.points);
             offset += n;
@@ -378,27 +535,55 @@ fn export(c: &Client, id: &str, to: &Path, json: bool) -> Result<()> {
         }
         history.insert(key.clone(), serde_json::to_value(points)?);
     }
-    write(metrics_dir.join("training_history.json"), &Value::Object(history))?;
+    write(
+        metrics_dir.join("training_history.json"),
+        &Value::Object(history),
+    )?;
     for (group, values) in &e.summaries {
-        let safe: String = group.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '_' || ch == '-' { ch } else { '_' }).collect();
+        let safe: String = group
+            .chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() || ch == '_' || ch == '-' {
+                    ch
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         write(metrics_dir.join(format!("{safe}.json")), values)?;
     }
-    write(to.join("artifacts.json"), &serde_json::to_value(&e.artifacts)?)?;
+    write(
+        to.join("artifacts.json"),
+        &serde_json::to_value(&e.artifacts)?,
+    )?;
     let sources_dir = to.join("sources");
     let mut copied = Vec::new();
     let mut missing = Vec::new();
     for src in e.sources.iter().filter(|s| s.starts_with('/')) {
         std::fs::create_dir_all(&sources_dir)?;
-        let name = Path::new(src).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "source".into());
+        let name = Path::new(src)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "source".into());
         match std::fs::copy(src, sources_dir.join(&name)) {
             Ok(_) => copied.push(src.clone()),
             Err(err) => missing.push(format!("{src}: {err}")),
         }
     }
     if json {
-        print_json(&json!({ "exported": e.id, "to": to, "metrics": e.metrics.len(), "sources_copied": copied, "sources_missing": missing }))?;
+        print_json(
+            &json!({ "exported": e.id, "to": to, "metrics": e.metrics.len(), "sources_copied": copied, "sources_missing": missing }),
+        )?;
     } else {
-        println!("exported {} to {}: config, {} metrics, {} summaries, {} artifacts, {} source logs", e.id, to.display(), e.metrics.len(), e.summaries.len(), e.artifacts.len(), copied.len());
+        println!(
+            "exported {} to {}: config, {} metrics, {} summaries, {} artifacts, {} source logs",
+            e.id,
+            to.display(),
+            e.metrics.len(),
+            e.summaries.len(),
+            e.artifacts.len(),
+            copied.len()
+        );
         for m in &missing {
             eprintln!("labctl: could not copy source log {m}");
         }
@@ -418,16 +603,31 @@ fn describe(r: &EventRecord) -> String {
         K::MetricsLogged(m) => format!(
             "{} {}step {}: {}",
             m.exp,
-            m.split.as_ref().map(|s| format!("{s} ")).unwrap_or_default(),
+            m.split
+                .as_ref()
+                .map(|s| format!("{s} "))
+                .unwrap_or_default(),
             m.step.map_or("-".into(), |s| s.to_string()),
-            m.values.iter().map(|(k, v)| format!("{k}={}", table::num(Some(*v)))).collect::<Vec<_>>().join(" ")
+            m.values
+                .iter()
+                .map(|(k, v)| format!("{k}={}", table::num(Some(*v))))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
         K::MessageLogged(m) => format!("{} [{}] {}", m.exp, m.level, m.text),
         K::SummaryRecorded(s) => format!("{} summary {}", s.exp, s.group),
         K::ArtifactRecorded(a) => format!("{} artifact {} {}", a.exp, a.role, a.path),
         K::StatusChanged(s) => format!("{} status {}", s.exp, s.status.as_str()),
-        K::FileIngested(f) => format!("file {} bytes {}..{} ({} lines)", f.path, f.from, f.to, f.lines),
-        K::IngestError(e) => format!("problem {}{}: {}", e.path, e.line.map(|l| format!(":{l}")).unwrap_or_default(), e.reason),
+        K::FileIngested(f) => format!(
+            "file {} bytes {}..{} ({} lines)",
+            f.path, f.from, f.to, f.lines
+        ),
+        K::IngestError(e) => format!(
+            "problem {}{}: {}",
+            e.path,
+            e.line.map(|l| format!(":{l}")).unwrap_or_default(),
+            e.reason
+        ),
     };
     format!("{:>8} {t} {what}", r.seq)
 }

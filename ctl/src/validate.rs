@@ -10,7 +10,10 @@ pub fn check(bytes: &[u8]) -> (Vec<Problem>, u64, u64) {
     let mut problems = Vec::new();
     let (mut runs, mut points) = (0u64, 0u64);
     if let Some(at) = memchr_nul(bytes) {
-        problems.push((0, format!("binary file (NUL byte at byte {at}); labd would skip it")));
+        problems.push((
+            0,
+            format!("binary file (NUL byte at byte {at}); labd would skip it"),
+        ));
         return (problems, 0, 0);
     }
     let mut seen_run = false;
@@ -54,7 +57,11 @@ pub fn check(bytes: &[u8]) -> (Vec<Problem>, u64, u64) {
         }
     }
     if !ends_with_newline {
-        problems.push((count as u64, "last line has no newline: labd waits for it until the file has been quiet for a while".into()));
+        problems.push((
+            count as u64,
+            "last line has no newline: labd waits for it until the file has been quiet for a while"
+                .into(),
+        ));
     }
     (problems, runs, points)
 }

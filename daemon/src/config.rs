@@ -20,12 +20,19 @@ pub enum ConfigError {
     )]
     TokenRequired { addr: SocketAddr },
     #[error("{setting}: {reason}")]
-    Invalid { setting: &'static str, reason: String },
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
 }
 
 /// `labd`: the daemon. Without a subcommand it runs (ingests, serves the API).
 #[derive(Parser, Debug, Default)]
-#[command(name = "labd", version, about = "labd: the replayable record of every ML experiment on this host")]
+#[command(
+    name = "labd",
+    version,
+    about = "labd: the replayable record of every ML experiment on this host"
+)]
 pub struct Cli {
     /// Folder holding labd's database (default: $STATE_DIRECTORY under systemd, else ./labd-data).
     #[arg(long, env = "LABD_DATA_DIR", global = true)]
@@ -144,15 +151,28 @@ impl Config {
     pub fn from_cli(cli: &Cli) -> Result<Config, ConfigError> {
         let (file, base) = match &cli.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
-                let file: FileConfig =
-                    toml::from_str(&text).map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
-                (file, path.parent().map(Path::to_path_buf).unwrap_or_default())
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                (
+                    file,
+                    path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                )
             }
             None => (FileConfig::default(), PathBuf::new()),
         };
-        let rel = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base.join(p) };
+        let rel = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
         let data_dir = cli
             .data_dir
             .clone()
@@ -168,11 +188,23 @@ impl Config {
         } else {
             vec![data_dir.join("inbox")]
         };
-        config.watch = config.watch.iter().map(|p| absolute(p)).collect::<Result<_, _>>()?;
-        let listen = cli.listen.clone().or(file.listen).unwrap_or_else(|| "127.0.0.1:7420".into());
-        config.listen = listen
-            .parse()
-            .map_err(|e: std::net::AddrParseError| ConfigError::Listen { value: listen.clone(), reason: e.to_string() })?;
+        config.watch = config
+            .watch
+            .iter()
+            .map(|p| absolute(p))
+            .collect::<Result<_, _>>()?;
+        let listen = cli
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:7420".into());
+        config.listen =
+            listen
+                .parse()
+                .map_err(|e: std::net::AddrParseError| ConfigError::Listen {
+                    value: listen.clone(),
+                    reason: e.to_string(),
+                })?;
         config.token = cli.token.clone().or(file.token).filter(|t| !t.is_empty());
         config.once = cli.once || file.once.unwrap_or(false);
         if let Some(s) = cli.stale_after.or(file.stale_after) {
@@ -183,7 +215,10 @@ impl Config {
         }
         if let Some(n) = cli.max_line_bytes.or(file.max_line_bytes) {
             if n < 64 {
-                return Err(ConfigError::Invalid { setting: "max_line_bytes", reason: format!("{n} is too small (at least 64)") });
+                return Err(ConfigError::Invalid {
+                    setting: "max_line_bytes",
+                    reason: format!("{n} is too small (at least 64)"),
+                });
             }
             config.ingest.max_line = n;
         }
@@ -194,7 +229,9 @@ impl Config {
             config.host = h;
         }
         if !config.loopback() && config.token.is_none() {
-            return Err(ConfigError::TokenRequired { addr: config.listen });
+            return Err(ConfigError::TokenRequired {
+                addr: config.listen,
+            });
         }
         Ok(config)
     }
@@ -202,15 +239,20 @@ impl Config {
 
 /// Paths are stored in events as text: make them absolute so they mean the same from anywhere.
 fn absolute(p: &Path) -> Result<PathBuf, ConfigError> {
-    std::path::absolute(p)
-        .map_err(|e| ConfigError::Invalid { setting: "path", reason: format!("{}: {e}", p.display()) })
+    std::path::absolute(p).map_err(|e| ConfigError::Invalid {
+        setting: "path",
+        reason: format!("{}: {e}", p.display()),
+    })
 }
 
 fn seconds(setting: &'static str, s: f64) -> Result<Duration, ConfigError> {
     Duration::try_from_secs_f64(s)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| ConfigError::Invalid { setting, reason: format!("{s} is not a positive number of seconds") })
+        .ok_or_else(|| ConfigError::Invalid {
+            setting,
+            reason: format!("{s} is not a positive number of seconds"),
+        })
 }
 
 /// This machine's host name.
@@ -233,8 +275,16 @@ mod tests {
     fn flags_beat_the_file_and_paths_in_the_file_are_relative_to_it() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("labd.toml");
-        std::fs::write(&file, "data_dir = \"data\"\nwatch = [\"runs\"]\nlisten = \"127.0.0.1:9999\"\nrescan = 2\n").unwrap();
-        let cli = Cli { config: Some(file), listen: Some("127.0.0.1:8888".into()), ..Default::default() };
+        std::fs::write(
+            &file,
+            "data_dir = \"data\"\nwatch = [\"runs\"]\nlisten = \"127.0.0.1:9999\"\nrescan = 2\n",
+        )
+        .unwrap();
+        let cli = Cli {
+            config: Some(file),
+            listen: Some("127.0.0.1:8888".into()),
+            ..Default::default()
+        };
         let c = Config::from_cli(&cli).unwrap();
         assert_eq!(c.data_dir, dir.path().join("data"));
         assert_eq!(c.watch, vec![dir.path().join("runs")]);
@@ -244,14 +294,29 @@ mod tests {
 
     #[test]
     fn off_loopback_needs_a_token_and_typos_are_named() {
-        let cli = Cli { data_dir: Some("/tmp/x".into()), listen: Some("0.0.0.0:7420".into()), ..Default::default() };
-        assert!(matches!(Config::from_cli(&cli), Err(ConfigError::TokenRequired { .. })));
-        let cli = Cli { token: Some("t".into()), ..cli };
+        let cli = Cli {
+            data_dir: Some("/tmp/x".into()),
+            listen: Some("0.0.0.0:7420".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::from_cli(&cli),
+            Err(ConfigError::TokenRequired { .. })
+        ));
+        let cli = Cli {
+            token: Some("t".into()),
+            ..cli
+        };
         assert!(Config::from_cli(&cli).is_ok());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("labd.toml");
         std::fs::write(&file, "wach = [\"runs\"]\n").unwrap();
-        let err = Config::from_cli(&Cli { config: Some(file), ..Default::default() }).unwrap_err().to_string();
+        let err = Config::from_cli(&Cli {
+            config: Some(file),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("wach"), "{err}");
     }
 }

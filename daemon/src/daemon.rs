@@ -21,11 +21,17 @@ use tokio::net::TcpListener;
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Log(#[from] LogError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
     #[error(transparent)]
@@ -79,8 +85,10 @@ pub async fn run(
     listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|source| DaemonError::DataDir { path: config.data_dir.clone(), source })?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| DaemonError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
     let default_inbox = config.data_dir.join("inbox");
     if config.watch.contains(&default_inbox) {
         let _ = std::fs::create_dir_all(&default_inbox);
@@ -119,7 +127,13 @@ pub async fn run(
         )
     };
     let (ingest_tx, ingest_rx) = std::sync::mpsc::channel();
-    let ingestor = Ingestor::new(log.clone(), writer.appender(), ids.clone(), config.host.clone(), config.ingest.clone())?;
+    let ingestor = Ingestor::new(
+        log.clone(),
+        writer.appender(),
+        ids.clone(),
+        config.host.clone(),
+        config.ingest.clone(),
+    )?;
 
     if config.once {
         let roots = config.watch.clone();
@@ -144,7 +158,10 @@ pub async fn run(
         Some(l) => l,
         None => TcpListener::bind(config.listen)
             .await
-            .map_err(|source| DaemonError::Listen { addr: config.listen, source })?,
+            .map_err(|source| DaemonError::Listen {
+                addr: config.listen,
+                source,
+            })?,
     };
     let addr = listener.local_addr().map_err(DaemonError::Serve)?;
     let ingest_thread = {
@@ -183,7 +200,11 @@ pub async fn run(
 }
 
 /// Commits what is queued, stops the writer, saves the views' checkpoint.
-async fn finish(writer: Writer, log: &EventLog, views: &Arc<RwLock<Views>>) -> Result<(), DaemonError> {
+async fn finish(
+    writer: Writer,
+    log: &EventLog,
+    views: &Arc<RwLock<Views>>,
+) -> Result<(), DaemonError> {
     let log = log.clone();
     let views = views.clone();
     tokio::task::spawn_blocking(move || -> Result<(), LogError> {
@@ -197,7 +218,10 @@ async fn finish(writer: Writer, log: &EventLog, views: &Arc<RwLock<Views>>) -> R
 
 /// Saves the views' checkpoint.
 pub fn save_checkpoint(log: &EventLog, views: &RwLock<Views>) -> Result<(), LogError> {
-    let bytes = views.read().unwrap_or_else(|p| p.into_inner()).encode_checkpoint()?;
+    let bytes = views
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .encode_checkpoint()?;
     log.save_checkpoint(CHECKPOINT_KEY, &bytes)
 }
 
@@ -222,11 +246,23 @@ async fn checkpoint_loop(shared: Arc<Shared>) {
 
 /// The ingest thread: a first scan, then notify's triggers (debounced), on-demand ingests, and a periodic
 /// rescan as a backstop, until told to stop.
-fn ingest_loop(mut ingestor: Ingestor, roots: Vec<PathBuf>, rescan: Duration, rx: Receiver<IngestMsg>, tx: Sender<IngestMsg>) {
+fn ingest_loop(
+    mut ingestor: Ingestor,
+    roots: Vec<PathBuf>,
+    rescan: Duration,
+    rx: Receiver<IngestMsg>,
+    tx: Sender<IngestMsg>,
+) {
     let mut watch = Watch::start(&roots, tx);
     let report = |what: &str, r: Result<labd_schemas::api::IngestReport, LogError>| match r {
         Ok(r) if r.lines > 0 || r.errors > 0 => {
-            tracing::info!("{what}: {} files, {} lines, {} points, {} problems", r.files, r.lines, r.points, r.errors)
+            tracing::info!(
+                "{what}: {} files, {} lines, {} points, {} problems",
+                r.files,
+                r.lines,
+                r.points,
+                r.errors
+            )
         }
         Ok(_) => {}
         Err(e) => tracing::error!("{what}: {e}"),
@@ -272,19 +308,30 @@ fn ingest_loop(mut ingestor: Ingestor, roots: Vec<PathBuf>, rescan: Duration, rx
 fn run_job(ingestor: &mut Ingestor, path: PathBuf, job: Job) {
     tracing::info!("ingesting {} (job {})", path.display(), job.id());
     let result = if path.exists() {
-        ingestor.scan(&[path.clone()], true, Some(&job)).map_err(|e| e.to_string())
+        ingestor
+            .scan(std::slice::from_ref(&path), true, Some(&job))
+            .map_err(|e| e.to_string())
     } else {
         Err(format!("{} does not exist", path.display()))
     };
     match &result {
-        Ok(r) => tracing::info!("ingested {}: {} lines, {} points, {} problems", path.display(), r.lines, r.points, r.errors),
+        Ok(r) => tracing::info!(
+            "ingested {}: {} lines, {} points, {} problems",
+            path.display(),
+            r.lines,
+            r.points,
+            r.errors
+        ),
         Err(e) => tracing::warn!("ingest of {} failed: {e}", path.display()),
     }
     job.finish(result.map(|r| serde_json::to_value(r).unwrap_or_default()));
 }
 
 /// Offline replay for `labd replay`: rebuild the views of a stopped daemon's data directory.
-pub fn replay_offline(config: &Config, as_of: Option<&str>) -> Result<labd_schemas::api::ReplayReport, DaemonError> {
+pub fn replay_offline(
+    config: &Config,
+    as_of: Option<&str>,
+) -> Result<labd_schemas::api::ReplayReport, DaemonError> {
     let log = EventLog::open(&config.log_path())?;
     let views = Arc::new(RwLock::new(Views::default()));
     let report = replay::replay(&log, &views, as_of, config.stale_after, None)?;

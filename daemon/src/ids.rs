@@ -12,7 +12,9 @@ pub struct Ids {
 
 impl Ids {
     pub fn new(existing: impl IntoIterator<Item = ExperimentId>) -> Self {
-        Ids { taken: Mutex::new(existing.into_iter().collect()) }
+        Ids {
+            taken: Mutex::new(existing.into_iter().collect()),
+        }
     }
 
     /// `proposed`, or `proposed-2`, `-3`, ... when it is taken; the result is marked taken.

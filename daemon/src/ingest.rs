@@ -42,7 +42,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_line: 1 << 20, settle: Duration::from_secs(2), chunk: 8 << 20, hash_limit: 256 << 20 }
+        Options {
+            max_line: 1 << 20,
+            settle: Duration::from_secs(2),
+            chunk: 8 << 20,
+            hash_limit: 256 << 20,
+        }
     }
 }
 
@@ -64,14 +69,36 @@ pub struct Ingestor {
 }
 
 impl Ingestor {
-    pub fn new(log: EventLog, appender: Appender, ids: Arc<Ids>, host: String, opts: Options) -> Result<Self, LogError> {
+    pub fn new(
+        log: EventLog,
+        appender: Appender,
+        ids: Arc<Ids>,
+        host: String,
+        opts: Options,
+    ) -> Result<Self, LogError> {
         let cursors = log.cursors()?.into_iter().collect();
-        Ok(Ingestor { log, appender, ids, host, opts, cursors, pending: VecDeque::new(), open: Batch::default(), reported: HashSet::new(), buf: Vec::new() })
+        Ok(Ingestor {
+            log,
+            appender,
+            ids,
+            host,
+            opts,
+            cursors,
+            pending: VecDeque::new(),
+            open: Batch::default(),
+            reported: HashSet::new(),
+            buf: Vec::new(),
+        })
     }
 
     /// Discovers every file under `roots` and reads what is new. `finished`: the files are complete (take a
     /// last line without newline). Progress goes to `job` and, every few seconds, to the log.
-    pub fn scan(&mut self, roots: &[PathBuf], finished: bool, job: Option<&Job>) -> Result<IngestReport, LogError> {
+    pub fn scan(
+        &mut self,
+        roots: &[PathBuf],
+        finished: bool,
+        job: Option<&Job>,
+    ) -> Result<IngestReport, LogError> {
         let mut files = Vec::new();
         for root in roots {
             self.discover(root, &mut files);
@@ -174,12 +201,10 @@ impl Ingestor {
         let batch = std::mem::take(&mut self.open);
         self.pending.push_back(self.appender.submit(batch)?);
         while self.pending.len() > IN_FLIGHT {
-            if let Some(p) = self.pending.pop_front() {
-                if let Err(e) = wait(p) {
-                    self.flush().ok();
-                    self.cursors = self.log.cursors()?.into_iter().collect();
-                    return Err(e);
-                }
+            if let Some(Err(e)) = self.pending.pop_front().map(wait) {
+                self.flush().ok();
+                self.cursors = self.log.cursors()?.into_iter().collect();
+                return Err(e);
             }
         }
         Ok(())
@@ -195,10 +220,22 @@ impl Ingestor {
         let path = path_key(path);
         let event = Event::new(
             now_micros(),
-            Source::File { path: path.clone(), first_line: 0, last_line: 0 },
-            EventKind::IngestError(IngestError { path, line: None, severity, reason }),
+            Source::File {
+                path: path.clone(),
+                first_line: 0,
+                last_line: 0,
+            },
+            EventKind::IngestError(IngestError {
+                path,
+                line: None,
+                severity,
+                reason,
+            }),
         );
-        self.submit(Batch { events: vec![event], cursors: vec![] })
+        self.submit(Batch {
+            events: vec![event],
+            cursors: vec![],
+        })
     }
 
     /// Walks `root` (following symlinks, noticing loops) and collects files of known formats.
@@ -217,7 +254,10 @@ impl Ingestor {
                 }
             };
             if !visited.insert((meta.dev(), meta.ino())) {
-                problems.push((dir.clone(), "symlink loop: this folder was already visited; not followed".into()));
+                problems.push((
+                    dir.clone(),
+                    "symlink loop: this folder was already visited; not followed".into(),
+                ));
                 continue;
             }
             let entries = match std::fs::read_dir(&dir) {
@@ -227,7 +267,8 @@ impl Ingestor {
                     continue;
                 }
             };
-            let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            let mut children: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
             children.sort();
             for path in children.into_iter().rev() {
                 match std::fs::metadata(&path) {
@@ -253,7 +294,13 @@ impl Ingestor {
     }
 
     /// Reads what is new in one file; returns the bytes consumed.
-    fn load_file(&mut self, path: &Path, format: Format, finished: bool, report: &mut IngestReport) -> Result<u64, LogError> {
+    fn load_file(
+        &mut self,
+        path: &Path,
+        format: Format,
+        finished: bool,
+        report: &mut IngestReport,
+    ) -> Result<u64, LogError> {
         let key = path_key(path);
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
@@ -262,36 +309,52 @@ impl Ingestor {
                 return Ok(0);
             }
         };
-        let mut cursor = self.cursors.get(&key).cloned().unwrap_or_else(|| FileCursor {
-            format: format.name().into(),
-            ..Default::default()
-        });
+        let mut cursor = self
+            .cursors
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| FileCursor {
+                format: format.name().into(),
+                ..Default::default()
+            });
         if cursor.dead.is_some() {
             return Ok(0);
         }
         let size = meta.len();
         let mut events = Vec::new();
-        if cursor.inode != 0 || cursor.offset > 0 {
-            if let Some(why) = self.changed_under_us(path, &cursor, &meta) {
-                events.push(Event::new(
-                    now_micros(),
-                    Source::File { path: key.clone(), first_line: 0, last_line: 0 },
-                    EventKind::IngestError(IngestError {
-                        path: key.clone(),
-                        line: None,
-                        severity: Severity::Warning,
-                        reason: format!("{why}; reading it again from the start as new runs"),
-                    }),
-                ));
-                cursor = FileCursor { errors: cursor.errors, format: cursor.format, ..Default::default() };
-            }
+        if (cursor.inode != 0 || cursor.offset > 0)
+            && let Some(why) = self.changed_under_us(path, &cursor, &meta)
+        {
+            events.push(Event::new(
+                now_micros(),
+                Source::File {
+                    path: key.clone(),
+                    first_line: 0,
+                    last_line: 0,
+                },
+                EventKind::IngestError(IngestError {
+                    path: key.clone(),
+                    line: None,
+                    severity: Severity::Warning,
+                    reason: format!("{why}; reading it again from the start as new runs"),
+                }),
+            ));
+            cursor = FileCursor {
+                errors: cursor.errors,
+                format: cursor.format,
+                ..Default::default()
+            };
         }
         cursor.dev = meta.dev();
         cursor.inode = meta.ino();
         if size == cursor.offset && events.is_empty() {
             return Ok(0);
         }
-        let quiet = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).is_some_and(|d| d >= self.opts.settle);
+        let quiet = meta
+            .modified()
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .is_some_and(|d| d >= self.opts.settle);
         let take_unterminated = finished || quiet;
         let mut file = match File::open(path) {
             Ok(f) => f,
@@ -300,7 +363,11 @@ impl Ingestor {
                 return Ok(0);
             }
         };
-        let restarted = if events.is_empty() { None } else { Some("file replaced or truncated".to_string()) };
+        let restarted = if events.is_empty() {
+            None
+        } else {
+            Some("file replaced or truncated".to_string())
+        };
         let chunk = self.opts.chunk.max(self.opts.max_line + 1);
         let mut consumed_total = 0;
         loop {
@@ -310,24 +377,43 @@ impl Ingestor {
                 .seek(SeekFrom::Start(from))
                 .and_then(|_| (&mut file).take(chunk as u64).read_to_end(&mut self.buf));
             if let Err(e) = read {
-                self.problem(path, format!("read failed at byte {from}: {e}"), Severity::Warning)?;
+                self.problem(
+                    path,
+                    format!("read failed at byte {from}: {e}"),
+                    Severity::Warning,
+                )?;
                 break;
             }
             let data = std::mem::take(&mut self.buf);
             if let Some(at) = memchr::memchr(0, &data) {
-                let reason = format!("binary file (NUL byte at byte {}); skipped", from + at as u64);
+                let reason = format!(
+                    "binary file (NUL byte at byte {}); skipped",
+                    from + at as u64
+                );
                 tracing::warn!("{key}: {reason}");
                 events.push(Event::new(
                     now_micros(),
-                    Source::File { path: key.clone(), first_line: 0, last_line: 0 },
-                    EventKind::IngestError(IngestError { path: key.clone(), line: None, severity: Severity::Error, reason: reason.clone() }),
+                    Source::File {
+                        path: key.clone(),
+                        first_line: 0,
+                        last_line: 0,
+                    },
+                    EventKind::IngestError(IngestError {
+                        path: key.clone(),
+                        line: None,
+                        severity: Severity::Error,
+                        reason: reason.clone(),
+                    }),
                 ));
                 cursor.dead = Some(reason);
                 cursor.errors += 1;
                 report.errors += 1;
                 cursor.updated = now_micros();
                 self.cursors.insert(key.clone(), cursor.clone());
-                self.submit(Batch { events, cursors: vec![(key.clone(), cursor)] })?;
+                self.submit(Batch {
+                    events,
+                    cursors: vec![(key.clone(), cursor)],
+                })?;
                 self.buf = data;
                 return Ok(consumed_total);
             }
@@ -337,7 +423,10 @@ impl Ingestor {
             }
             let now = now_micros();
             let lines_before = cursor.line;
-            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let ids = self.ids.clone();
             let mut unique = |id| ids.unique(id);
             let mut ctx = Context {
@@ -358,12 +447,19 @@ impl Ingestor {
                     // Only the notice that the file was replaced: commit it with the reset cursor.
                     cursor.updated = now;
                     self.cursors.insert(key.clone(), cursor.clone());
-                    self.submit(Batch { events: std::mem::take(&mut events), cursors: vec![(key.clone(), cursor.clone())] })?;
+                    self.submit(Batch {
+                        events: std::mem::take(&mut events),
+                        cursors: vec![(key.clone(), cursor.clone())],
+                    })?;
                 }
                 break;
             }
             self.fill_artifacts(path, &mut out.events);
-            let errors = out.events.iter().filter(|e| matches!(e.kind, EventKind::IngestError(_))).count() as u64;
+            let errors = out
+                .events
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::IngestError(_)))
+                .count() as u64;
             cursor.offset = from + consumed;
             cursor.size = size.max(cursor.offset);
             cursor.errors += errors;
@@ -374,7 +470,11 @@ impl Ingestor {
             events.append(&mut out.events);
             events.push(Event::new(
                 now,
-                Source::File { path: key.clone(), first_line: lines_before + 1, last_line: cursor.line },
+                Source::File {
+                    path: key.clone(),
+                    first_line: lines_before + 1,
+                    last_line: cursor.line,
+                },
                 EventKind::FileIngested(FileIngested {
                     path: key.clone(),
                     from,
@@ -386,7 +486,10 @@ impl Ingestor {
             report.events += events.len() as u64;
             consumed_total += consumed;
             self.cursors.insert(key.clone(), cursor.clone());
-            self.submit(Batch { events: std::mem::take(&mut events), cursors: vec![(key.clone(), cursor.clone())] })?;
+            self.submit(Batch {
+                events: std::mem::take(&mut events),
+                cursors: vec![(key.clone(), cursor.clone())],
+            })?;
             if at_end {
                 // Caught up; a partial last line, if any, waits for the rest.
                 break;
@@ -397,18 +500,32 @@ impl Ingestor {
     }
 
     /// Why the file is no longer the one the cursor describes, if it is not.
-    fn changed_under_us(&self, path: &Path, cursor: &FileCursor, meta: &std::fs::Metadata) -> Option<String> {
+    fn changed_under_us(
+        &self,
+        path: &Path,
+        cursor: &FileCursor,
+        meta: &std::fs::Metadata,
+    ) -> Option<String> {
         if cursor.inode != 0 && (meta.dev(), meta.ino()) != (cursor.dev, cursor.inode) {
             return Some("file was replaced (new inode)".into());
         }
         if meta.len() < cursor.offset {
-            return Some(format!("file shrank to {} bytes below the {} already read", meta.len(), cursor.offset));
+            return Some(format!(
+                "file shrank to {} bytes below the {} already read",
+                meta.len(),
+                cursor.offset
+            ));
         }
         if cursor.head_len > 0 && meta.len() != cursor.size {
             let mut head = vec![0u8; cursor.head_len as usize];
-            let same = File::open(path).and_then(|mut f| f.read_exact(&mut head)).map(|_| head_hash(&head) == cursor.head_hash);
+            let same = File::open(path)
+                .and_then(|mut f| f.read_exact(&mut head))
+                .map(|_| head_hash(&head) == cursor.head_hash);
             if let Ok(false) = same {
-                return Some(format!("file was rewritten (its first {} bytes changed)", cursor.head_len));
+                return Some(format!(
+                    "file was rewritten (its first {} bytes changed)",
+                    cursor.head_len
+                ));
             }
         }
         None
@@ -417,10 +534,18 @@ impl Ingestor {
     /// Completes artifact events with the file's size and sha256 when the file exists.
     fn fill_artifacts(&self, log_path: &Path, events: &mut [Event]) {
         for e in events {
-            let EventKind::ArtifactRecorded(a) = &mut e.kind else { continue };
+            let EventKind::ArtifactRecorded(a) = &mut e.kind else {
+                continue;
+            };
             let p = Path::new(&a.path);
-            let full = if p.is_absolute() { p.to_path_buf() } else { log_path.parent().unwrap_or(Path::new("/")).join(p) };
-            let Ok(meta) = std::fs::metadata(&full) else { continue };
+            let full = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                log_path.parent().unwrap_or(Path::new("/")).join(p)
+            };
+            let Ok(meta) = std::fs::metadata(&full) else {
+                continue;
+            };
             if !meta.is_file() {
                 continue;
             }
@@ -433,7 +558,10 @@ impl Ingestor {
 }
 
 fn wait(p: Pending) -> Result<(), LogError> {
-    p.blocking_recv().map_err(|_| LogError::WriterGone)?.map_err(LogError::WriteFailed).map(|_| ())
+    p.blocking_recv()
+        .map_err(|_| LogError::WriterGone)?
+        .map_err(LogError::WriteFailed)
+        .map(|_| ())
 }
 
 /// The key of a file: its path as text.

@@ -69,7 +69,13 @@ pub struct Jobs {
 impl Jobs {
     pub fn start(&self, kind: &str) -> Job {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let job = Job { state: Arc::new(Mutex::new(JobState { id, kind: kind.into(), ..Default::default() })) };
+        let job = Job {
+            state: Arc::new(Mutex::new(JobState {
+                id,
+                kind: kind.into(),
+                ..Default::default()
+            })),
+        };
         let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         jobs.insert(id, job.clone());
         while jobs.len() > 256 {
@@ -79,6 +85,10 @@ impl Jobs {
     }
 
     pub fn get(&self, id: u64) -> Option<JobState> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(&id).map(Job::state)
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .map(Job::state)
     }
 }

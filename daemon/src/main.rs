@@ -20,7 +20,8 @@ fn main() -> anyhow::Result<()> {
     let config = Config::from_cli(&cli)?;
     match &cli.command {
         Some(Command::Replay { as_of, json }) => {
-            let report = labd::daemon::replay_offline(&config, as_of.as_deref()).context("replay")?;
+            let report =
+                labd::daemon::replay_offline(&config, as_of.as_deref()).context("replay")?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -30,7 +31,11 @@ fn main() -> anyhow::Result<()> {
                     report.points,
                     report.upto,
                     report.seconds,
-                    if report.live { "; saved views replaced" } else { "" }
+                    if report.live {
+                        "; saved views replaced"
+                    } else {
+                        ""
+                    }
                 );
                 for row in &report.experiments {
                     println!("{}\t{}\t{}", row.id, row.status.as_str(), row.points);
@@ -40,7 +45,9 @@ fn main() -> anyhow::Result<()> {
         }
         None => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(labd::run(config, None, shutdown_signal())).context("labd")?;
+            runtime
+                .block_on(labd::run(config, None, shutdown_signal()))
+                .context("labd")?;
             Ok(())
         }
     }

@@ -19,15 +19,16 @@ pub struct Watch {
 impl Watch {
     /// Starts watching `roots` (those that exist; the others are retried by [`Watch::retry_missing`]).
     pub fn start<T: From<Changed> + Send + 'static>(roots: &[PathBuf], tx: Sender<T>) -> Watch {
-        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-            Ok(event) => {
-                if matches!(event.kind, notify::EventKind::Access(_)) {
-                    return;
+        let watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+                Ok(event) => {
+                    if matches!(event.kind, notify::EventKind::Access(_)) {
+                        return;
+                    }
+                    let _ = tx.send(T::from(Changed::Paths(event.paths)));
                 }
-                let _ = tx.send(T::from(Changed::Paths(event.paths)));
-            }
-            Err(e) => tracing::warn!("file watcher: {e}"),
-        });
+                Err(e) => tracing::warn!("file watcher: {e}"),
+            });
         let watcher = match watcher {
             Ok(w) => Some(w),
             Err(e) => {
@@ -35,14 +36,19 @@ impl Watch {
                 None
             }
         };
-        let mut w = Watch { watcher, watched: Vec::new() };
+        let mut w = Watch {
+            watcher,
+            watched: Vec::new(),
+        };
         w.retry_missing(roots);
         w
     }
 
     /// Watches the roots not watched yet (created since, or missing before).
     pub fn retry_missing(&mut self, roots: &[PathBuf]) {
-        let Some(watcher) = self.watcher.as_mut() else { return };
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
         for root in roots {
             if self.watched.iter().any(|w| w == root) {
                 continue;
@@ -55,7 +61,10 @@ impl Watch {
                     tracing::info!("watching {}", root.display());
                     self.watched.push(root.clone());
                 }
-                Err(e) => tracing::warn!("cannot watch {}: {e}; the periodic rescan still covers it", root.display()),
+                Err(e) => tracing::warn!(
+                    "cannot watch {}: {e}; the periodic rescan still covers it",
+                    root.display()
+                ),
             }
         }
     }

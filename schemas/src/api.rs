@@ -56,7 +56,10 @@ impl std::str::FromStr for ShownStatus {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "stale" => Ok(ShownStatus::Stale),
-            other => other.parse::<RunStatus>().map(Into::into).map_err(|e| format!("{e}, or stale")),
+            other => other
+                .parse::<RunStatus>()
+                .map(Into::into)
+                .map_err(|e| format!("{e}, or stale")),
         }
     }
 }
@@ -159,7 +162,13 @@ pub struct Point {
 
 impl Point {
     /// Builds a point, keeping non-finite values readable in JSON.
-    pub fn new(step: Option<i64>, epoch: Option<f64>, wall_time: Option<f64>, x: BTreeMap<String, f64>, v: f64) -> Self {
+    pub fn new(
+        step: Option<i64>,
+        epoch: Option<f64>,
+        wall_time: Option<f64>,
+        x: BTreeMap<String, f64>,
+        v: f64,
+    ) -> Self {
         let (value, repr) = if v.is_finite() {
             (Some(v), None)
         } else if v.is_nan() {
@@ -169,7 +178,14 @@ impl Point {
         } else {
             (None, Some("-Infinity".to_string()))
         };
-        Point { step, epoch, wall_time, x, value, repr }
+        Point {
+            step,
+            epoch,
+            wall_time,
+            x,
+            value,
+            repr,
+        }
     }
 
     /// The value, non-finite ones included.

@@ -26,7 +26,12 @@ pub struct Event {
 impl Event {
     /// A new event of the current format version.
     pub fn new(time: i64, source: Source, kind: EventKind) -> Self {
-        Event { v: EVENT_FORMAT_VERSION, time, source, kind }
+        Event {
+            v: EVENT_FORMAT_VERSION,
+            time,
+            source,
+            kind,
+        }
     }
 
     /// The experiment this event is about, if any.
@@ -40,7 +45,11 @@ impl Event {
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum Source {
     /// Lines `first_line..=last_line` (1-based) of a watched or ingested file.
-    File { path: String, first_line: u64, last_line: u64 },
+    File {
+        path: String,
+        first_line: u64,
+        last_line: u64,
+    },
     /// A request to the HTTP API.
     Http { request: String },
     /// The daemon itself.
@@ -264,4 +273,193 @@ pub struct IngestError {
     pub line: Option<u64>,
     pub severity: Severity,
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// One event of every kind, as written by format version 1. `samples/events-v1.msgpack` holds them
+    /// encoded as the log stores them (msgpack with named fields); it must never change, and must keep decoding.
+    fn samples_v1() -> Vec<Event> {
+        let exp = ExperimentId("20241216_143052_baseline_a1b2c3d4".into());
+        let file = Source::File {
+            path: "/var/lib/labd/inbox/baseline.jsonl".into(),
+            first_line: 1,
+            last_line: 1,
+        };
+        let mut extra = Map::new();
+        extra.insert("git".into(), json!("abc123"));
+        vec![
+            Event::new(
+                1_734_359_452_000_000,
+                file.clone(),
+                EventKind::ExperimentCreated(ExperimentCreated {
+                    exp: exp.clone(),
+                    name: "baseline".into(),
+                    description: Some("distilbert baseline".into()),
+                    tags: vec!["bert".into()],
+                    config: json!({"optim": {"lr": 0.001}, "layers": [64, 64], "seed": 1}),
+                    config_hash: "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
+                        .into(),
+                    host: "gpu01".into(),
+                    started: 1_734_359_452_000_000,
+                    extra: extra.clone(),
+                }),
+            ),
+            Event::new(
+                1_734_359_453_000_000,
+                file.clone(),
+                EventKind::MetricsLogged(MetricsLogged {
+                    exp: exp.clone(),
+                    split: Some("train".into()),
+                    step: Some(120),
+                    epoch: Some(1.0),
+                    wall_time: Some(1_734_359_453.25),
+                    x: [("tokens".to_string(), 61440.0)].into(),
+                    values: [
+                        ("loss".to_string(), 0.52),
+                        ("acc".to_string(), 0.81),
+                        ("gn".to_string(), f64::INFINITY),
+                    ]
+                    .into(),
+                    extra: Map::new(),
+                }),
+            ),
+            Event::new(
+                1_734_359_454_000_000,
+                Source::Http {
+                    request: "POST /api/v1/experiments/x/messages".into(),
+                },
+                EventKind::MessageLogged(MessageLogged {
+                    exp: exp.clone(),
+                    level: "info".into(),
+                    text: "epoch 1 done".into(),
+                    extra: Map::new(),
+                }),
+            ),
+            Event::new(
+                1_734_359_455_000_000,
+                file.clone(),
+                EventKind::SummaryRecorded(SummaryRecorded {
+                    exp: exp.clone(),
+                    group: "final".into(),
+                    values: json!({"test_acc": 0.91, "bias": {"gmb": [0.1, 0.2]}}),
+                    extra: Map::new(),
+                }),
+            ),
+            Event::new(
+                1_734_359_456_000_000,
+                file.clone(),
+                EventKind::ArtifactRecorded(ArtifactRecorded {
+                    exp: exp.clone(),
+                    role: "checkpoint".into(),
+                    path: "checkpoints/best".into(),
+                    size: Some(1024),
+                    sha256: Some("00".repeat(32)),
+                    extra: Map::new(),
+                }),
+            ),
+            Event::new(
+                1_734_359_457_000_000,
+                Source::Daemon,
+                EventKind::StatusChanged(StatusChanged {
+                    exp,
+                    status: RunStatus::Completed,
+                    notes: Some("done".into()),
+                    extra,
+                }),
+            ),
+            Event::new(
+                1_734_359_458_000_000,
+                file,
+                EventKind::FileIngested(FileIngested {
+                    path: "/var/lib/labd/inbox/baseline.jsonl".into(),
+                    from: 0,
+                    to: 4096,
+                    lines: 42,
+                    restarted: Some("file replaced or truncated".into()),
+                }),
+            ),
+            Event::new(
+                1_734_359_459_000_000,
+                Source::Daemon,
+                EventKind::IngestError(IngestError {
+                    path: "/var/lib/labd/inbox/bad.jsonl".into(),
+                    line: Some(7),
+                    severity: Severity::Error,
+                    reason: "not a JSON object".into(),
+                }),
+            ),
+        ]
+    }
+
+    /// Every kind must have a sample: adding a kind without one fails to compile here.
+    fn has_sample(kind: &EventKind) -> usize {
+        match kind {
+            EventKind::ExperimentCreated(_) => 0,
+            EventKind::MetricsLogged(_) => 1,
+            EventKind::MessageLogged(_) => 2,
+            EventKind::SummaryRecorded(_) => 3,
+            EventKind::ArtifactRecorded(_) => 4,
+            EventKind::StatusChanged(_) => 5,
+            EventKind::FileIngested(_) => 6,
+            EventKind::IngestError(_) => 7,
+        }
+    }
+
+    const SAMPLES_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/events-v1.msgpack");
+
+    #[test]
+    fn stored_samples_of_every_kind_keep_decoding() {
+        let samples = samples_v1();
+        if std::env::var_os("LABD_WRITE_SAMPLES").is_some() {
+            std::fs::write(SAMPLES_V1, rmp_serde::to_vec_named(&samples).unwrap()).unwrap();
+        }
+        let bytes = std::fs::read(SAMPLES_V1)
+            .expect("samples/events-v1.msgpack (LABD_WRITE_SAMPLES=1 writes it once)");
+        let decoded: Vec<Event> =
+            rmp_serde::from_slice(&bytes).expect("version 1 events must keep decoding");
+        let kinds: Vec<usize> = decoded.iter().map(|e| has_sample(&e.kind)).collect();
+        assert_eq!(kinds, (0..8).collect::<Vec<_>>());
+        assert!(decoded.iter().all(|e| e.v == 1));
+        assert_eq!(decoded, samples);
+    }
+
+    #[test]
+    fn an_unknown_kind_is_rejected_not_guessed() {
+        #[derive(Serialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Future {
+            TeleportLogged { exp: String },
+        }
+        let bytes = rmp_serde::to_vec_named(&Event::new(
+            1,
+            Source::Daemon,
+            EventKind::MessageLogged(MessageLogged {
+                exp: ExperimentId("e".into()),
+                level: "info".into(),
+                text: "x".into(),
+                extra: Map::new(),
+            }),
+        ))
+        .unwrap();
+        assert!(rmp_serde::from_slice::<Event>(&bytes).is_ok());
+        #[derive(Serialize)]
+        struct Other {
+            v: u16,
+            time: i64,
+            source: Source,
+            kind: Future,
+        }
+        let other = rmp_serde::to_vec_named(&Other {
+            v: 2,
+            time: 1,
+            source: Source::Daemon,
+            kind: Future::TeleportLogged { exp: "e".into() },
+        })
+        .unwrap();
+        assert!(rmp_serde::from_slice::<Event>(&other).is_err());
+    }
 }

@@ -5,7 +5,9 @@ use std::fmt;
 
 /// The id of one experiment (one run). Built by the daemon from the run's start time, its name and the first
 /// eight hex digits of its config hash; a `-N` suffix tells apart runs that would otherwise collide.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct ExperimentId(pub String);
 
@@ -40,7 +42,13 @@ pub fn sanitize_name(name: &str) -> String {
     let s: String = name
         .chars()
         .take(64)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     if s.is_empty() { "run".to_string() } else { s }
 }
@@ -54,7 +62,10 @@ mod tests {
         // 2024-12-16T14:30:52Z
         let id = ExperimentId::new(1_734_359_452_000_000, "baseline", "a1b2c3d4e5f6");
         assert_eq!(id.as_str(), "20241216_143052_baseline_a1b2c3d4");
-        assert_eq!(id.with_suffix(2).as_str(), "20241216_143052_baseline_a1b2c3d4-2");
+        assert_eq!(
+            id.with_suffix(2).as_str(),
+            "20241216_143052_baseline_a1b2c3d4-2"
+        );
     }
 
     #[test]

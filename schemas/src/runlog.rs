@@ -145,7 +145,11 @@ pub fn parse_line(text: &str) -> Result<Parsed, LineError> {
 }
 
 fn json_error(e: &serde_json::Error) -> LineError {
-    LineError(format!("not a JSON object: {} (column {})", strip_position(e), e.column()))
+    LineError(format!(
+        "not a JSON object: {} (column {})",
+        strip_position(e),
+        e.column()
+    ))
 }
 
 fn strip_position(e: &serde_json::Error) -> String {
@@ -162,7 +166,11 @@ pub fn from_object(mut obj: Map<String, Value>) -> Result<Parsed, LineError> {
     let kind = match obj.remove("kind") {
         Some(Value::String(k)) => k,
         Some(other) => return Err(LineError(format!("\"kind\" must be a string, got {other}"))),
-        None => return Err(LineError("missing \"kind\" (run, metrics, message, summary, artifact, status)".into())),
+        None => {
+            return Err(LineError(
+                "missing \"kind\" (run, metrics, message, summary, artifact, status)".into(),
+            ));
+        }
     };
     let line = match kind.as_str() {
         "run" => RunLogLine::Run(RunLine {
@@ -170,7 +178,12 @@ pub fn from_object(mut obj: Map<String, Value>) -> Result<Parsed, LineError> {
             config: match obj.remove("config") {
                 None | Some(Value::Null) => Map::new(),
                 Some(Value::Object(m)) => m,
-                Some(other) => return Err(LineError(format!("\"config\" must be an object, got {}", brief(&other)))),
+                Some(other) => {
+                    return Err(LineError(format!(
+                        "\"config\" must be an object, got {}",
+                        brief(&other)
+                    )));
+                }
             },
             tags: match obj.remove("tags") {
                 None | Some(Value::Null) => Vec::new(),
@@ -178,10 +191,18 @@ pub fn from_object(mut obj: Map<String, Value>) -> Result<Parsed, LineError> {
                     .into_iter()
                     .map(|t| match t {
                         Value::String(s) => Ok(s),
-                        other => Err(LineError(format!("\"tags\" must hold strings, got {}", brief(&other)))),
+                        other => Err(LineError(format!(
+                            "\"tags\" must hold strings, got {}",
+                            brief(&other)
+                        ))),
                     })
                     .collect::<Result<_, _>>()?,
-                Some(other) => return Err(LineError(format!("\"tags\" must be an array, got {}", brief(&other)))),
+                Some(other) => {
+                    return Err(LineError(format!(
+                        "\"tags\" must be an array, got {}",
+                        brief(&other)
+                    )));
+                }
             },
             description: opt_string(&mut obj, "description")?,
             time: opt_time(&mut obj, "time")?,
@@ -190,7 +211,12 @@ pub fn from_object(mut obj: Map<String, Value>) -> Result<Parsed, LineError> {
         "metrics" => {
             let values = match obj.remove("values") {
                 Some(Value::Object(m)) => m,
-                Some(other) => return Err(LineError(format!("\"values\" must be an object, got {}", brief(&other)))),
+                Some(other) => {
+                    return Err(LineError(format!(
+                        "\"values\" must be an object, got {}",
+                        brief(&other)
+                    )));
+                }
                 None => return Err(LineError("metrics line without \"values\"".into())),
             };
             let mut typed = BTreeMap::new();
@@ -199,7 +225,10 @@ pub fn from_object(mut obj: Map<String, Value>) -> Result<Parsed, LineError> {
                     Some(n) => {
                         typed.insert(name, n);
                     }
-                    None => problems.push(format!("values.{name}: expected a number, got {}", brief(&v))),
+                    None => problems.push(format!(
+                        "values.{name}: expected a number, got {}",
+                        brief(&v)
+                    )),
                 }
             }
             let mut x = BTreeMap::new();
@@ -212,11 +241,17 @@ pub fn from_object(mut obj: Map<String, Value>) -> Result<Parsed, LineError> {
                                 x.insert(axis, n);
                             }
                             Some(None) => {}
-                            None => problems.push(format!("x.{axis}: expected a number, got {}", brief(&v))),
+                            None => problems
+                                .push(format!("x.{axis}: expected a number, got {}", brief(&v))),
                         }
                     }
                 }
-                Some(other) => return Err(LineError(format!("\"x\" must be an object, got {}", brief(&other)))),
+                Some(other) => {
+                    return Err(LineError(format!(
+                        "\"x\" must be an object, got {}",
+                        brief(&other)
+                    )));
+                }
             }
             RunLogLine::Metrics(MetricsLine {
                 split: opt_string(&mut obj, "split")?,
@@ -232,7 +267,9 @@ pub fn from_object(mut obj: Map<String, Value>) -> Result<Parsed, LineError> {
             level: opt_string(&mut obj, "level")?,
             text: match obj.remove("text") {
                 Some(Value::String(s)) => s,
-                Some(Value::Null) | None => return Err(LineError("message line without \"text\"".into())),
+                Some(Value::Null) | None => {
+                    return Err(LineError("message line without \"text\"".into()));
+                }
                 Some(other) => other.to_string(),
             },
             time: opt_time(&mut obj, "time")?,
@@ -256,7 +293,10 @@ pub fn from_object(mut obj: Map<String, Value>) -> Result<Parsed, LineError> {
             size: match obj.remove("size") {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(v.as_u64().ok_or_else(|| {
-                    LineError(format!("\"size\" must be a non-negative integer, got {}", brief(&v)))
+                    LineError(format!(
+                        "\"size\" must be a non-negative integer, got {}",
+                        brief(&v)
+                    ))
                 })?),
             },
             extra: obj,
@@ -298,7 +338,10 @@ fn opt_string(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>,
     match obj.remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(LineError(format!("{key:?} must be a string, got {}", brief(&other)))),
+        Some(other) => Err(LineError(format!(
+            "{key:?} must be a string, got {}",
+            brief(&other)
+        ))),
     }
 }
 
@@ -307,7 +350,10 @@ fn opt_number(obj: &mut Map<String, Value>, key: &str) -> Result<Option<f64>, Li
         None => Ok(None),
         Some(v) => match number(&v) {
             Some(n) => Ok(n),
-            None => Err(LineError(format!("{key:?} must be a number, got {}", brief(&v)))),
+            None => Err(LineError(format!(
+                "{key:?} must be a number, got {}",
+                brief(&v)
+            ))),
         },
     }
 }
@@ -322,7 +368,10 @@ fn opt_step(obj: &mut Map<String, Value>) -> Result<Option<i64>, LineError> {
                 _ => Err(LineError(format!("\"step\" must be an integer, got {n}"))),
             },
         },
-        Some(other) => Err(LineError(format!("\"step\" must be an integer, got {}", brief(&other)))),
+        Some(other) => Err(LineError(format!(
+            "\"step\" must be an integer, got {}",
+            brief(&other)
+        ))),
     }
 }
 
@@ -338,7 +387,8 @@ fn opt_time(obj: &mut Map<String, Value>, key: &str) -> Result<Option<TimeValue>
             )));
         }
     };
-    t.to_micros().map_err(|e| LineError(format!("{key:?}: {e}")))?;
+    t.to_micros()
+        .map_err(|e| LineError(format!("{key:?}: {e}")))?;
     Ok(Some(t))
 }
 
@@ -381,7 +431,9 @@ pub fn quote_non_finite(text: &str) -> Option<String> {
             i += 1;
             continue;
         }
-        let token = ["-Infinity", "Infinity", "NaN"].into_iter().find(|t| bytes[i..].starts_with(t.as_bytes()));
+        let token = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|t| bytes[i..].starts_with(t.as_bytes()));
         if let Some(t) = token {
             out.push_str(&text[copied..i]);
             out.push('"');
@@ -434,13 +486,17 @@ mod tests {
 
     #[test]
     fn python_non_finite_numbers_are_values_and_null_is_missing() {
-        let (m, problems) =
-            metrics(r#"{"kind":"metrics","values":{"a":NaN,"b":Infinity,"c":-Infinity,"d":null,"e":"NaN in text"}}"#);
+        let (m, problems) = metrics(
+            r#"{"kind":"metrics","values":{"a":NaN,"b":Infinity,"c":-Infinity,"d":null,"e":"NaN in text"}}"#,
+        );
         assert!(m.values["a"].unwrap().is_nan());
         assert_eq!(m.values["b"], Some(f64::INFINITY));
         assert_eq!(m.values["c"], Some(f64::NEG_INFINITY));
         assert_eq!(m.values["d"], None);
-        assert_eq!(problems, vec![r#"values.e: expected a number, got "NaN in text""#]);
+        assert_eq!(
+            problems,
+            vec![r#"values.e: expected a number, got "NaN in text""#]
+        );
     }
 
     #[test]
@@ -453,7 +509,9 @@ mod tests {
     #[test]
     fn unknown_fields_are_kept() {
         let p = parse_line(r#"{"kind":"run","name":"a","config":{"lr":0.1},"git":"abc"}"#).unwrap();
-        let RunLogLine::Run(run) = p.line else { panic!() };
+        let RunLogLine::Run(run) = p.line else {
+            panic!()
+        };
         assert_eq!(run.extra["git"], "abc");
         assert_eq!(run.config["lr"], 0.1);
     }
@@ -461,13 +519,25 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (r#"{"kind":"metrics","step":"x","values":{}}"#, "\"step\" must be an integer"),
+            (
+                r#"{"kind":"metrics","step":"x","values":{}}"#,
+                "\"step\" must be an integer",
+            ),
             (r#"{"kind":"metrics"}"#, "without \"values\""),
-            (r#"{"kind":"run","config":[1]}"#, "\"config\" must be an object"),
-            (r#"{"kind":"status","status":"done"}"#, "unknown status \"done\""),
+            (
+                r#"{"kind":"run","config":[1]}"#,
+                "\"config\" must be an object",
+            ),
+            (
+                r#"{"kind":"status","status":"done"}"#,
+                "unknown status \"done\"",
+            ),
             (r#"{"kind":"bogus"}"#, "unknown kind \"bogus\""),
             (r#"{"values":{}}"#, "missing \"kind\""),
-            (r#"{"kind":"metrics","time":"yesterday","values":{}}"#, "not RFC 3339"),
+            (
+                r#"{"kind":"metrics","time":"yesterday","values":{}}"#,
+                "not RFC 3339",
+            ),
             (r#"{"kind":"metrics","values":{"a":1}"#, "not a JSON object"),
             (r#"[1,2]"#, "not a JSON object"),
         ];
@@ -479,9 +549,29 @@ mod tests {
 
     #[test]
     fn typed_lines_round_trip_through_serde() {
-        let text = r#"{"kind":"artifact","role":"checkpoint","path":"ck/best","sha256":"ab","size":3}"#;
+        let text =
+            r#"{"kind":"artifact","role":"checkpoint","path":"ck/best","sha256":"ab","size":3}"#;
         let parsed = parse_line(text).unwrap().line;
         let via_serde: RunLogLine = serde_json::from_str(text).unwrap();
         assert_eq!(parsed, via_serde);
+    }
+}
+
+#[cfg(test)]
+mod schema_file {
+    const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/json/runlog-line.schema.json");
+
+    /// The shipped JSON Schema is the one the types generate (`LABD_WRITE_SCHEMAS=1` rewrites it).
+    #[test]
+    fn shipped_json_schema_matches_the_types() {
+        let generated = serde_json::to_string_pretty(&super::json_schema()).unwrap() + "\n";
+        if std::env::var_os("LABD_WRITE_SCHEMAS").is_some() {
+            std::fs::write(FILE, &generated).unwrap();
+        }
+        let shipped = std::fs::read_to_string(FILE).unwrap_or_default();
+        assert!(
+            shipped == generated,
+            "{FILE} is out of date: run `LABD_WRITE_SCHEMAS=1 cargo test -p labd-schemas`"
+        );
     }
 }

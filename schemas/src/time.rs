@@ -56,7 +56,9 @@ mod tests {
     #[test]
     fn both_forms_agree() {
         let a = TimeValue::Seconds(1_734_359_452.5).to_micros().unwrap();
-        let b = TimeValue::Rfc3339("2024-12-16T14:30:52.5Z".into()).to_micros().unwrap();
+        let b = TimeValue::Rfc3339("2024-12-16T14:30:52.5Z".into())
+            .to_micros()
+            .unwrap();
         assert_eq!(a, b);
         assert_eq!(micros_to_rfc3339(a), "2024-12-16T14:30:52.500000Z");
     }
@@ -64,7 +66,9 @@ mod tests {
     #[test]
     fn bad_times_say_why() {
         assert!(TimeValue::Seconds(f64::NAN).to_micros().is_err());
-        let err = TimeValue::Rfc3339("yesterday".into()).to_micros().unwrap_err();
+        let err = TimeValue::Rfc3339("yesterday".into())
+            .to_micros()
+            .unwrap_err();
         assert!(err.contains("yesterday"), "{err}");
     }
 }

@@ -12,20 +12,33 @@ use std::time::{Duration, Instant};
 /// Path of a workspace binary next to this test executable's `deps/` folder.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile> folder");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile> folder");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        path.display()
+    );
     path
 }
 
 /// The repository's root folder.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 /// A running `labd`.
@@ -57,7 +70,8 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::File::create(self.data_dir.with_extension(format!("{}.log", self.port))).ok();
+        let log =
+            std::fs::File::create(self.data_dir.with_extension(format!("{}.log", self.port))).ok();
         let mut cmd = Command::new(bin("labd"));
         cmd.arg("--data-dir")
             .arg(&self.data_dir)
@@ -77,20 +91,28 @@ impl Daemon {
         self.child = Some(cmd.spawn().expect("starting labd"));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if ureq::get(format!("{}/api/v1/health", self.addr)).call().is_ok() {
+            if ureq::get(format!("{}/api/v1/health", self.addr))
+                .call()
+                .is_ok()
+            {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 panic!("labd exited at start: {status}; log: {}", self.log());
             }
-            assert!(Instant::now() < deadline, "labd did not answer within 30 s; log: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "labd did not answer within 30 s; log: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(30));
         }
     }
 
     /// The daemon's stderr so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.with_extension(format!("{}.log", self.port))).unwrap_or_default()
+        std::fs::read_to_string(self.data_dir.with_extension(format!("{}.log", self.port)))
+            .unwrap_or_default()
     }
 
     /// SIGKILL, no chance to clean up.
@@ -118,7 +140,9 @@ impl Daemon {
     /// Runs labctl against this daemon.
     pub fn labctl(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(bin("labctl"));
-        cmd.args(args).env("LABD_ADDR", &self.addr).env_remove("LABD_TOKEN");
+        cmd.args(args)
+            .env("LABD_ADDR", &self.addr)
+            .env_remove("LABD_TOKEN");
         if let Some(t) = &self.token {
             cmd.env("LABD_TOKEN", t);
         }
@@ -130,8 +154,17 @@ impl Daemon {
         let mut all = args.to_vec();
         all.push("--json");
         let out = self.labctl(&all);
-        assert!(out.status.success(), "labctl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("labctl {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        assert!(
+            out.status.success(),
+            "labctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "labctl {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
     }
 
     /// GET an API path; answers status and JSON body.
@@ -148,19 +181,29 @@ impl Daemon {
     pub fn wait_for(&self, what: &str, secs: u64, mut cond: impl FnMut(&Daemon) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !cond(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// Experiments as `labctl ls --json` lists them.
     pub fn ls(&self) -> Vec<Value> {
-        self.labctl_json(&["ls"]).as_array().cloned().unwrap_or_default()
+        self.labctl_json(&["ls"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Metric points in all, over every experiment.
     pub fn total_points(&self) -> u64 {
-        self.ls().iter().map(|r| r["points"].as_u64().unwrap_or(0)).sum()
+        self.ls()
+            .iter()
+            .map(|r| r["points"].as_u64().unwrap_or(0))
+            .sum()
     }
 }
 
@@ -172,13 +215,29 @@ impl Drop for Daemon {
 
 /// One HTTP request with an optional JSON body and bearer token; answers status and JSON (or `{"text":..}`).
 /// Panics when the daemon cannot be reached.
-pub fn request(addr: &str, method: &str, path: &str, body: Option<&Value>, token: Option<&str>) -> (u16, Value) {
-    try_request(addr, method, path, body, token).unwrap_or_else(|e| panic!("{method} {addr}{path}: {e}"))
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+) -> (u16, Value) {
+    try_request(addr, method, path, body, token)
+        .unwrap_or_else(|e| panic!("{method} {addr}{path}: {e}"))
 }
 
 /// Like [`request`], answering transport errors instead of panicking.
-pub fn try_request(addr: &str, method: &str, path: &str, body: Option<&Value>, token: Option<&str>) -> Result<(u16, Value), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+pub fn try_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+) -> Result<(u16, Value), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
     let url = format!("{addr}/api/v1{path}");
     let res = match (method, body) {
         ("GET", _) => {
@@ -201,7 +260,12 @@ pub fn try_request(addr: &str, method: &str, path: &str, body: Option<&Value>, t
     };
     let mut res = res.map_err(|e| e.to_string())?;
     let status = res.status().as_u16();
-    let text = res.body_mut().with_config().limit(u64::MAX).read_to_string().unwrap_or_default();
+    let text = res
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_string()
+        .unwrap_or_default();
     let json = serde_json::from_str(&text).unwrap_or_else(|_| serde_json::json!({ "text": text }));
     Ok((status, json))
 }
@@ -218,7 +282,11 @@ pub fn announce_body(addr: &str, path: &str, content_length: usize) -> String {
     );
     let mut buf = [0u8; 512];
     let n = s.read(&mut buf).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string()
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Kills a child process when dropped (so a failing test leaves no daemon behind).
@@ -234,9 +302,16 @@ impl Drop for KillOnDrop {
 /// Writes a run log with `steps` metrics lines of two values each; answers the points written.
 pub fn write_run(path: &Path, name: &str, steps: usize, finish: bool) -> u64 {
     use std::fmt::Write;
-    let mut text = format!("{{\"kind\":\"run\",\"name\":\"{name}\",\"config\":{{\"optim\":{{\"lr\":0.01}},\"name\":\"{name}\"}},\"tags\":[\"t\"]}}\n");
+    let mut text = format!(
+        "{{\"kind\":\"run\",\"name\":\"{name}\",\"config\":{{\"optim\":{{\"lr\":0.01}},\"name\":\"{name}\"}},\"tags\":[\"t\"]}}\n"
+    );
     for s in 0..steps {
-        let _ = writeln!(text, "{{\"kind\":\"metrics\",\"split\":\"train\",\"step\":{s},\"values\":{{\"loss\":{},\"acc\":{}}}}}", 1.0 / (s as f64 + 1.0), s as f64 / steps as f64);
+        let _ = writeln!(
+            text,
+            "{{\"kind\":\"metrics\",\"split\":\"train\",\"step\":{s},\"values\":{{\"loss\":{},\"acc\":{}}}}}",
+            1.0 / (s as f64 + 1.0),
+            s as f64 / steps as f64
+        );
     }
     if finish {
         text.push_str("{\"kind\":\"status\",\"status\":\"completed\"}\n");

@@ -12,7 +12,12 @@ fn kill_9_during_ingestion_then_restart_counts_every_point_once() {
     let mut expected = 0;
     let files = 300;
     for i in 0..files {
-        expected += write_run(&inbox.join(format!("g{}/run{i:04}.jsonl", i % 7)), &format!("run{i}"), 2000, i % 2 == 0);
+        expected += write_run(
+            &inbox.join(format!("g{}/run{i:04}.jsonl", i % 7)),
+            &format!("run{i}"),
+            2000,
+            i % 2 == 0,
+        );
     }
     let mut d = Daemon::start(&data, &inbox, &[]);
     let mut seen = Vec::new();

@@ -18,7 +18,9 @@ fn a_dropped_file_is_listed_within_a_second_and_grows_as_it_is_appended_to() {
     let file = inbox.join("nested/deeper/baseline.jsonl");
     let started = std::time::Instant::now();
     write_run(&file, "baseline", 10, false);
-    d.wait_for("the run to be listed", 5, |d| find(&d.ls(), "baseline").is_some());
+    d.wait_for("the run to be listed", 5, |d| {
+        find(&d.ls(), "baseline").is_some()
+    });
     let latency = started.elapsed();
     assert!(latency.as_millis() < 1500, "took {latency:?}");
 
@@ -28,19 +30,32 @@ fn a_dropped_file_is_listed_within_a_second_and_grows_as_it_is_appended_to() {
     assert!(id.contains("_baseline_"), "{id}");
     assert_eq!(row["status"], "running");
     assert_eq!(row["config_hash"].as_str().unwrap().len(), 64);
-    assert!(id.ends_with(&row["config_hash"].as_str().unwrap()[..8]), "id ends with hash8: {id}");
+    assert!(
+        id.ends_with(&row["config_hash"].as_str().unwrap()[..8]),
+        "id ends with hash8: {id}"
+    );
 
     // Append while running, including a half-written line that must wait for its end.
-    let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
     f.write_all(b"{\"kind\":\"metrics\",\"split\":\"val\",\"step\":9,\"epoch\":1,\"x\":{\"tokens\":640},\"values\":{\"loss\":0.5}}\n{\"kind\":\"metrics\",\"split\":\"val\",\"st").unwrap();
     f.flush().unwrap();
-    d.wait_for("the val point", 5, |d| d.labctl_json(&["show", &id])["metrics"]["val/loss"]["points"] == 1);
+    d.wait_for("the val point", 5, |d| {
+        d.labctl_json(&["show", &id])["metrics"]["val/loss"]["points"] == 1
+    });
     std::thread::sleep(std::time::Duration::from_millis(600));
     let show = d.labctl_json(&["show", &id]);
-    assert_eq!(show["metrics"]["val/loss"]["points"], 1, "the half line is not ingested yet");
+    assert_eq!(
+        show["metrics"]["val/loss"]["points"], 1,
+        "the half line is not ingested yet"
+    );
     f.write_all(b"ep\":10,\"values\":{\"loss\":0.25}}\n{\"kind\":\"summary\",\"group\":\"final\",\"values\":{\"test_acc\":0.9,\"bias\":{\"gmb\":0.1}}}\n{\"kind\":\"status\",\"status\":\"completed\",\"notes\":\"done\"}\n").unwrap();
     f.flush().unwrap();
-    d.wait_for("completion", 5, |d| d.labctl_json(&["show", &id])["status"] == "completed");
+    d.wait_for("completion", 5, |d| {
+        d.labctl_json(&["show", &id])["status"] == "completed"
+    });
     let show = d.labctl_json(&["show", &id]);
     assert_eq!(show["metrics"]["val/loss"]["points"], 2);
     assert_eq!(show["metrics"]["train/loss"]["points"], 10);
@@ -55,17 +70,50 @@ fn a_dropped_file_is_listed_within_a_second_and_grows_as_it_is_appended_to() {
     assert_eq!(page["points"][0]["x"]["tokens"], 640.0);
     assert_eq!(page["points"][1]["step"], 10);
     let page = d.labctl_json(&["metric", &id, "train/loss", "--offset", "8", "--limit", "5"]);
-    let steps: Vec<i64> = page["points"].as_array().unwrap().iter().map(|p| p["step"].as_i64().unwrap()).collect();
+    let steps: Vec<i64> = page["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["step"].as_i64().unwrap())
+        .collect();
     assert_eq!(steps, vec![8, 9]);
 
     // Filters.
-    assert_eq!(d.labctl_json(&["ls", "--status", "completed"]).as_array().unwrap().len(), 1);
-    assert_eq!(d.labctl_json(&["ls", "--status", "failed"]).as_array().unwrap().len(), 0);
-    assert_eq!(d.labctl_json(&["ls", "--tag", "t"]).as_array().unwrap().len(), 1);
-    assert_eq!(d.labctl_json(&["ls", "--name", "base*"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        d.labctl_json(&["ls", "--status", "completed"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        d.labctl_json(&["ls", "--status", "failed"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        d.labctl_json(&["ls", "--tag", "t"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        d.labctl_json(&["ls", "--name", "base*"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let bad = d.labctl(&["ls", "--status", "finished"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown status"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("unknown status"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
 
 #[test]
@@ -73,27 +121,69 @@ fn bad_lines_binary_files_and_nan_are_reported_never_fatal() {
     let tmp = tempfile::tempdir().unwrap();
     let inbox = tmp.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
-    let d = Daemon::start(&tmp.path().join("data"), &inbox, &["--max-line-bytes", "1000"]);
+    let d = Daemon::start(
+        &tmp.path().join("data"),
+        &inbox,
+        &["--max-line-bytes", "1000"],
+    );
     let long = "x".repeat(5000);
     std::fs::write(
         inbox.join("messy.jsonl"),
         format!("{{\"kind\":\"run\",\"name\":\"messy\"}}\nnot json at all\n{{\"kind\":\"metrics\",\"step\":1,\"values\":{{\"loss\":NaN,\"acc\":Infinity,\"f1\":null,\"bad\":\"high\"}}}}\n{long}\n{{\"kind\":\"metrics\",\"step\":\"two\",\"values\":{{\"loss\":1}}}}\n{{\"kind\":\"metrics\",\"step\":3,\"values\":{{\"loss\":0.5}}}}\n"),
     )
     .unwrap();
-    std::fs::write(inbox.join("weights.jsonl"), b"\x00\x01\x02binary\x00stuff\n").unwrap();
+    std::fs::write(
+        inbox.join("weights.jsonl"),
+        b"\x00\x01\x02binary\x00stuff\n",
+    )
+    .unwrap();
     std::fs::create_dir_all(inbox.join("loop")).unwrap();
     std::os::unix::fs::symlink(inbox.join("loop"), inbox.join("loop/again")).unwrap();
 
-    d.wait_for("the messy run", 5, |d| find(&d.ls(), "messy").is_some_and(|r| r["points"] == 3));
+    d.wait_for("the messy run", 5, |d| {
+        find(&d.ls(), "messy").is_some_and(|r| r["points"] == 3)
+    });
     let errors = d.labctl_json(&["errors"]);
     let errors = errors.as_array().unwrap();
-    let at = |line: u64| errors.iter().find(|e| e["line"] == line && e["path"].as_str().unwrap().ends_with("messy.jsonl"));
-    assert!(at(2).unwrap()["reason"].as_str().unwrap().contains("not a JSON object"));
-    assert!(at(3).unwrap()["reason"].as_str().unwrap().contains("values.bad"));
-    assert!(at(4).unwrap()["reason"].as_str().unwrap().contains("over the limit"));
-    assert!(at(5).unwrap()["reason"].as_str().unwrap().contains("\"step\" must be an integer"));
-    assert!(errors.iter().any(|e| e["path"].as_str().unwrap().ends_with("weights.jsonl") && e["reason"].as_str().unwrap().contains("binary")));
-    let id = find(&d.ls(), "messy").unwrap()["id"].as_str().unwrap().to_string();
+    let at = |line: u64| {
+        errors
+            .iter()
+            .find(|e| e["line"] == line && e["path"].as_str().unwrap().ends_with("messy.jsonl"))
+    };
+    assert!(
+        at(2).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a JSON object")
+    );
+    assert!(
+        at(3).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("values.bad")
+    );
+    assert!(
+        at(4).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit")
+    );
+    assert!(
+        at(5).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("\"step\" must be an integer")
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["path"].as_str().unwrap().ends_with("weights.jsonl")
+                && e["reason"].as_str().unwrap().contains("binary"))
+    );
+    let id = find(&d.ls(), "messy").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let nan = d.labctl_json(&["metric", &id, "loss"]);
     assert_eq!(nan["points"][0]["repr"], "NaN");
     assert_eq!(nan["points"][1]["value"], 0.5);
@@ -102,12 +192,19 @@ fn bad_lines_binary_files_and_nan_are_reported_never_fatal() {
 
     // The human form names file and line.
     let text = String::from_utf8(d.labctl(&["errors"]).stdout).unwrap();
-    assert!(text.contains("messy.jsonl:2: error: not a JSON object"), "{text}");
+    assert!(
+        text.contains("messy.jsonl:2: error: not a JSON object"),
+        "{text}"
+    );
 
     // Ingest state shows the dead file, and the daemon is still alive and well.
     let state = d.labctl_json(&["status"]);
     let files = state["ingest"]["files"].as_array().unwrap();
-    assert!(files.iter().any(|f| f["path"].as_str().unwrap().ends_with("weights.jsonl") && f["dead"].is_string()));
+    assert!(
+        files.iter().any(
+            |f| f["path"].as_str().unwrap().ends_with("weights.jsonl") && f["dead"].is_string()
+        )
+    );
     assert_eq!(state["health"]["status"], "ok");
 }
 
@@ -119,14 +216,25 @@ fn a_replaced_file_starts_new_runs_with_a_warning_not_a_mixup() {
     let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
     let file = inbox.join("r.jsonl");
     write_run(&file, "first", 20, true);
-    d.wait_for("first run", 5, |d| find(&d.ls(), "first").is_some_and(|r| r["points"] == 40));
+    d.wait_for("first run", 5, |d| {
+        find(&d.ls(), "first").is_some_and(|r| r["points"] == 40)
+    });
     // Replace it by a shorter file (as `>` in a shell does): truncation is detected.
     write_run(&file, "second", 3, true);
-    d.wait_for("second run", 5, |d| find(&d.ls(), "second").is_some_and(|r| r["points"] == 6));
-    assert_eq!(find(&d.ls(), "first").unwrap()["points"], 40, "the first run is untouched");
+    d.wait_for("second run", 5, |d| {
+        find(&d.ls(), "second").is_some_and(|r| r["points"] == 6)
+    });
+    assert_eq!(
+        find(&d.ls(), "first").unwrap()["points"],
+        40,
+        "the first run is untouched"
+    );
     let errors = d.labctl_json(&["errors"]);
     assert!(
-        errors.as_array().unwrap().iter().any(|e| e["reason"].as_str().unwrap().contains("reading it again from the start")),
+        errors.as_array().unwrap().iter().any(|e| e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("reading it again from the start")),
         "{errors}"
     );
 }
@@ -139,8 +247,14 @@ fn compare_export_validate_and_tail_work_as_users_run_them() {
     let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
     write_run(&inbox.join("a.jsonl"), "a", 5, true);
     write_run(&inbox.join("b.jsonl"), "b", 7, true);
-    d.wait_for("two runs", 5, |d| d.ls().len() == 2 && d.total_points() == 24);
-    let ids: Vec<String> = d.ls().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    d.wait_for("two runs", 5, |d| {
+        d.ls().len() == 2 && d.total_points() == 24
+    });
+    let ids: Vec<String> = d
+        .ls()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
 
     let cmp = d.labctl_json(&["compare", &ids[0], &ids[1]]);
     let config = cmp["sections"]["config"].as_array().unwrap();
@@ -149,14 +263,25 @@ fn compare_export_validate_and_tail_work_as_users_run_them() {
     let lr_row = config.iter().find(|r| r["key"] == "optim.lr").unwrap();
     assert_eq!(lr_row["differs"], false);
     let text = String::from_utf8(d.labctl(&["compare", &ids[0], &ids[1]]).stdout).unwrap();
-    assert!(text.lines().any(|l| l.starts_with('*') && l.contains("name")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with('*') && l.contains("name")),
+        "{text}"
+    );
 
     let out = tmp.path().join("export");
     let ex = d.labctl(&["export", &ids[1], "--to", out.to_str().unwrap()]);
-    assert!(ex.status.success(), "{}", String::from_utf8_lossy(&ex.stderr));
-    let config: Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert!(
+        ex.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ex.stderr)
+    );
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["optim"]["lr"], 0.01);
-    let history: Value = serde_json::from_slice(&std::fs::read(out.join("metrics/training_history.json")).unwrap()).unwrap();
+    let history: Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics/training_history.json")).unwrap())
+            .unwrap();
     assert_eq!(history["train/loss"].as_array().unwrap().len(), 7);
     assert!(out.join("artifacts.json").exists());
     assert!(out.join("sources/b.jsonl").exists());
@@ -166,9 +291,17 @@ fn compare_export_validate_and_tail_work_as_users_run_them() {
     let v = d.labctl(&["validate", bad.to_str().unwrap()]);
     assert_eq!(v.status.code(), Some(1));
     let text = String::from_utf8(v.stdout).unwrap();
-    assert!(text.contains("bad.jsonl:2: \"values\" must be an object"), "{text}");
+    assert!(
+        text.contains("bad.jsonl:2: \"values\" must be an object"),
+        "{text}"
+    );
     assert!(text.contains("bad.jsonl:3: unknown status"), "{text}");
-    assert_eq!(d.labctl(&["validate", inbox.join("a.jsonl").to_str().unwrap()]).status.code(), Some(0));
+    assert_eq!(
+        d.labctl(&["validate", inbox.join("a.jsonl").to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
 
     // tail: from the beginning, the first events are the first run's.
     let mut child = std::process::Command::new(labd_e2e::bin("labctl"))
@@ -184,5 +317,8 @@ fn compare_export_validate_and_tail_work_as_users_run_them() {
     let _ = child.wait();
     let rec: Value = serde_json::from_str(&first).unwrap();
     assert_eq!(rec["seq"], 1);
-    assert!(rec["event"]["kind"]["experiment_created"].is_object(), "{rec}");
+    assert!(
+        rec["event"]["kind"]["experiment_created"].is_object(),
+        "{rec}"
+    );
 }

@@ -33,8 +33,16 @@ except RuntimeError:
         bad = inbox.join("crash.jsonl").to_str().unwrap(),
     );
     std::fs::write(inbox.join("ck.bin"), b"weights").unwrap();
-    let out = std::process::Command::new("python3").arg("-c").arg(script).output().expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     d.wait_for("both runs", 5, |d| {
         let rows = d.ls();
         rows.len() == 2 && rows.iter().all(|r| r["status"] != "running")
@@ -46,12 +54,20 @@ except RuntimeError:
     let show = d.labctl_json(&["show", py["id"].as_str().unwrap()]);
     assert_eq!(show["config"]["layers"][1], 32);
     assert_eq!(show["summaries"]["final"]["test_acc"], 0.93);
-    assert_eq!(show["artifacts"][0]["size"], 7, "size filled in from the file");
+    assert_eq!(
+        show["artifacts"][0]["size"], 7,
+        "size filled in from the file"
+    );
     assert_eq!(show["artifacts"][0]["sha256"].as_str().unwrap().len(), 64);
     let crash = rows.iter().find(|r| r["name"] == "crashes").unwrap();
     assert_eq!(crash["status"], "failed");
     let show = d.labctl_json(&["show", crash["id"].as_str().unwrap()]);
-    assert!(show["status_notes"].as_str().unwrap().contains("out of memory"));
+    assert!(
+        show["status_notes"]
+            .as_str()
+            .unwrap()
+            .contains("out of memory")
+    );
     let errors = d.labctl_json(&["errors"]);
     assert_eq!(errors.as_array().unwrap().len(), 0, "{errors}");
 }

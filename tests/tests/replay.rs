@@ -25,12 +25,24 @@ fn replay_gives_identical_views_and_as_of_shows_the_past() {
     d.wait_for("a", 5, |d| d.total_points() == 60);
     let (_, health) = d.get("/health");
     let seq_after_a = health["last_seq"].as_u64().unwrap();
-    std::fs::write(inbox.join("bad.jsonl"), "{\"kind\":\"run\",\"name\":\"b\"}\noops\n").unwrap();
+    std::fs::write(
+        inbox.join("bad.jsonl"),
+        "{\"kind\":\"run\",\"name\":\"b\"}\noops\n",
+    )
+    .unwrap();
     write_run(&inbox.join("c.jsonl"), "c", 10, false);
-    d.wait_for("b and c", 5, |d| d.ls().len() == 3 && d.total_points() == 80);
-    let (_, p) = d.post("/experiments", &serde_json::json!({"name": "pushed", "config": {"k": 1}}));
+    d.wait_for("b and c", 5, |d| {
+        d.ls().len() == 3 && d.total_points() == 80
+    });
+    let (_, p) = d.post(
+        "/experiments",
+        &serde_json::json!({"name": "pushed", "config": {"k": 1}}),
+    );
     let pushed = p["id"].as_str().unwrap().to_string();
-    let (s, _) = d.post(&format!("/experiments/{pushed}/metrics"), &serde_json::json!([{"step": 1, "values": {"m": 1.0}}, {"step": 2, "values": {"m": 2.0}}]));
+    let (s, _) = d.post(
+        &format!("/experiments/{pushed}/metrics"),
+        &serde_json::json!([{"step": 1, "values": {"m": 1.0}}, {"step": 2, "values": {"m": 2.0}}]),
+    );
     assert_eq!(s, 201);
 
     let before = details(&d);
@@ -46,7 +58,12 @@ fn replay_gives_identical_views_and_as_of_shows_the_past() {
     // As of the point where only `a` existed.
     let past = d.labctl_json(&["replay", "--as-of", &seq_after_a.to_string()]);
     assert_eq!(past["live"], false);
-    let names: Vec<&str> = past["experiments"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let names: Vec<&str> = past["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     assert_eq!(names.len(), 1, "{past}");
     assert!(names[0].contains("_a_"));
     assert_eq!(d.ls().len(), 4, "the live views are untouched");
@@ -56,17 +73,35 @@ fn replay_gives_identical_views_and_as_of_shows_the_past() {
 
     // Offline, on the stopped daemon's data directory.
     assert!(d.stop().success());
-    let out = std::process::Command::new(bin("labd")).args(["replay", "--json", "--data-dir"]).arg(&data).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(bin("labd"))
+        .args(["replay", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let offline: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(offline["points"], 82);
     let asof = std::process::Command::new(bin("labd"))
-        .args(["replay", "--json", "--as-of", "2000-01-01T00:00:00Z", "--data-dir"])
+        .args([
+            "replay",
+            "--json",
+            "--as-of",
+            "2000-01-01T00:00:00Z",
+            "--data-dir",
+        ])
         .arg(&data)
         .output()
         .unwrap();
     let asof: Value = serde_json::from_slice(&asof.stdout).unwrap();
     assert_eq!(asof["events"], 0);
     d.restart();
-    assert_eq!(details(&d), after, "views after offline replay and restart are the same");
+    assert_eq!(
+        details(&d),
+        after,
+        "views after offline replay and restart are the same"
+    );
 }

@@ -20,14 +20,22 @@ pub async fn ingest(
     let Json(req) = body?;
     let path = PathBuf::from(&req.path);
     if !path.is_absolute() {
-        return Err(Error::bad(format!("path {:?} must be absolute (it is read by the daemon)", req.path)));
+        return Err(Error::bad(format!(
+            "path {:?} must be absolute (it is read by the daemon)",
+            req.path
+        )));
     }
     if !path.exists() {
-        return Err(Error::not_found(format!("{} does not exist on the daemon's host", path.display())));
+        return Err(Error::not_found(format!(
+            "{} does not exist on the daemon's host",
+            path.display()
+        )));
     }
     let job = s.jobs.start("ingest");
     let id = job.id();
-    s.ingest.send(IngestMsg::Path(path, job)).map_err(|_| Error::internal("the ingest thread has stopped"))?;
+    s.ingest
+        .send(IngestMsg::Path(path, job))
+        .map_err(|_| Error::internal("the ingest thread has stopped"))?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))))
 }
 
@@ -42,13 +50,24 @@ pub async fn replay(
         Err(e) => return Err(e.into()),
     };
     if let Some(a) = &req.as_of {
-        a.parse::<replay::AsOf>().map_err(|e| Error::bad(e.to_string()))?;
+        a.parse::<replay::AsOf>()
+            .map_err(|e| Error::bad(e.to_string()))?;
     }
     let job = s.jobs.start("replay");
     let id = job.id();
     tokio::task::spawn_blocking(move || {
-        let result = replay::replay(&s.log, &s.views, req.as_of.as_deref(), s.config.stale_after, Some(&job));
-        job.finish(result.map(|r| serde_json::to_value(r).unwrap_or_default()).map_err(|e| e.to_string()));
+        let result = replay::replay(
+            &s.log,
+            &s.views,
+            req.as_of.as_deref(),
+            s.config.stale_after,
+            Some(&job),
+        );
+        job.finish(
+            result
+                .map(|r| serde_json::to_value(r).unwrap_or_default())
+                .map_err(|e| e.to_string()),
+        );
     });
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))))
 }

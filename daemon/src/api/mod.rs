@@ -83,13 +83,19 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/experiments/{id}/status", post(push::status))
         .route("/api/v1/events", get(read::events))
         .route("/api/v1/events/tail", get(read::tail))
-        .route("/api/v1/ingest", get(read::ingest_state).post(admin::ingest))
+        .route(
+            "/api/v1/ingest",
+            get(read::ingest_state).post(admin::ingest),
+        )
         .route("/api/v1/ingest/errors", get(read::errors))
         .route("/api/v1/replay", post(admin::replay))
         .route("/api/v1/jobs/{id}", get(read::job))
         .fallback(|| async { Error::not_found("no such endpoint; see GET /api/v1/openapi.json") })
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
-        .layer(middleware::from_fn_with_state(shared.clone(), announced_size))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            announced_size,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
@@ -100,7 +106,9 @@ pub async fn serve(
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(shared)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(shared))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -121,11 +129,15 @@ async fn auth(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Re
             .and_then(|v| v.strip_prefix("Bearer "));
         match given {
             Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => {}
-            Some(_) => return Error(StatusCode::UNAUTHORIZED, "wrong bearer token".into()).into_response(),
+            Some(_) => {
+                return Error(StatusCode::UNAUTHORIZED, "wrong bearer token".into())
+                    .into_response();
+            }
             None => {
                 return Error(
                     StatusCode::UNAUTHORIZED,
-                    "this request needs `Authorization: Bearer <token>` (the daemon's LABD_TOKEN)".into(),
+                    "this request needs `Authorization: Bearer <token>` (the daemon's LABD_TOKEN)"
+                        .into(),
                 )
                 .into_response();
             }

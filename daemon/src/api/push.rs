@@ -23,19 +23,29 @@ type Body = std::result::Result<Json<Value>, JsonRejection>;
 fn lines(body: Value, kind: &str) -> Result<Vec<RunLogLine>> {
     let items = match body {
         Value::Array(items) => items,
-        Value::Object(mut m) if m.len() == 1 && m.get("rows").is_some_and(Value::is_array) => match m.remove("rows") {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        },
+        Value::Object(mut m) if m.len() == 1 && m.get("rows").is_some_and(Value::is_array) => {
+            match m.remove("rows") {
+                Some(Value::Array(items)) => items,
+                _ => Vec::new(),
+            }
+        }
         obj @ Value::Object(_) => vec![obj],
-        other => return Err(Error::bad(format!("expected a JSON object or an array of objects, got {other}"))),
+        other => {
+            return Err(Error::bad(format!(
+                "expected a JSON object or an array of objects, got {other}"
+            )));
+        }
     };
     let many = items.len() > 1;
     items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let at = if many { format!("row {i}: ") } else { String::new() };
+            let at = if many {
+                format!("row {i}: ")
+            } else {
+                String::new()
+            };
             let Value::Object(mut obj) = item else {
                 return Err(Error::bad(format!("{at}expected a JSON object")));
             };
@@ -44,7 +54,11 @@ fn lines(body: Value, kind: &str) -> Result<Vec<RunLogLine>> {
                     obj.insert("kind".into(), Value::String(kind.into()));
                 }
                 Some(Value::String(k)) if k == kind => {}
-                Some(other) => return Err(Error::bad(format!("{at}\"kind\" is {other}, but this endpoint takes {kind:?}"))),
+                Some(other) => {
+                    return Err(Error::bad(format!(
+                        "{at}\"kind\" is {other}, but this endpoint takes {kind:?}"
+                    )));
+                }
             }
             let parsed = from_object(obj).map_err(|e| Error::bad(format!("{at}{e}")))?;
             if let Some(p) = parsed.problems.first() {
@@ -56,17 +70,41 @@ fn lines(body: Value, kind: &str) -> Result<Vec<RunLogLine>> {
 }
 
 fn http_source(uri: &Uri) -> Source {
-    Source::Http { request: format!("POST {}", uri.path()) }
+    Source::Http {
+        request: format!("POST {}", uri.path()),
+    }
 }
 
-async fn append(s: &Shared, id: ExperimentId, events: Vec<Event>) -> Result<(StatusCode, Json<Pushed>)> {
+async fn append(
+    s: &Shared,
+    id: ExperimentId,
+    events: Vec<Event>,
+) -> Result<(StatusCode, Json<Pushed>)> {
     let n = events.len() as u64;
-    let c = s.appender.append_async(Batch { events, cursors: vec![] }).await.map_err(Error::internal)?;
-    Ok((StatusCode::CREATED, Json(Pushed { id, seq: c.last, events: n })))
+    let c = s
+        .appender
+        .append_async(Batch {
+            events,
+            cursors: vec![],
+        })
+        .await
+        .map_err(Error::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Pushed {
+            id,
+            seq: c.last,
+            events: n,
+        }),
+    ))
 }
 
 /// `POST /api/v1/experiments`: a `run` line's fields; answers the new id.
-pub async fn create(State(s): State<Arc<Shared>>, uri: Uri, body: Body) -> Result<(StatusCode, Json<Pushed>)> {
+pub async fn create(
+    State(s): State<Arc<Shared>>,
+    uri: Uri,
+    body: Body,
+) -> Result<(StatusCode, Json<Pushed>)> {
     let Json(body) = body?;
     if body.is_array() {
         return Err(Error::bad("expected one JSON object describing the run"));
@@ -91,11 +129,20 @@ pub async fn create(State(s): State<Arc<Shared>>, uri: Uri, body: Body) -> Resul
     append(&s, id, vec![event]).await
 }
 
-async fn facts(s: Arc<Shared>, id: String, uri: Uri, body: Body, kind: &str) -> Result<(StatusCode, Json<Pushed>)> {
+async fn facts(
+    s: Arc<Shared>,
+    id: String,
+    uri: Uri,
+    body: Body,
+    kind: &str,
+) -> Result<(StatusCode, Json<Pushed>)> {
     let Json(body) = body?;
     let exp = {
         let v = s.views();
-        v.registry.get(&id).map(|r| r.id.clone()).ok_or_else(|| Error::not_found(format!("no experiment {id:?}")))?
+        v.registry
+            .get(&id)
+            .map(|r| r.id.clone())
+            .ok_or_else(|| Error::not_found(format!("no experiment {id:?}")))?
     };
     let now = now_micros();
     let events: Vec<Event> = lines(body, kind)?
@@ -110,22 +157,47 @@ async fn facts(s: Arc<Shared>, id: String, uri: Uri, body: Body, kind: &str) -> 
 }
 
 /// `POST /api/v1/experiments/{id}/metrics`: one metrics row or many.
-pub async fn metrics(State(s): State<Arc<Shared>>, Path(id): Path<String>, uri: Uri, body: Body) -> Result<(StatusCode, Json<Pushed>)> {
+pub async fn metrics(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    body: Body,
+) -> Result<(StatusCode, Json<Pushed>)> {
     facts(s, id, uri, body, "metrics").await
 }
 
-pub async fn messages(State(s): State<Arc<Shared>>, Path(id): Path<String>, uri: Uri, body: Body) -> Result<(StatusCode, Json<Pushed>)> {
+pub async fn messages(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    body: Body,
+) -> Result<(StatusCode, Json<Pushed>)> {
     facts(s, id, uri, body, "message").await
 }
 
-pub async fn summary(State(s): State<Arc<Shared>>, Path(id): Path<String>, uri: Uri, body: Body) -> Result<(StatusCode, Json<Pushed>)> {
+pub async fn summary(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    body: Body,
+) -> Result<(StatusCode, Json<Pushed>)> {
     facts(s, id, uri, body, "summary").await
 }
 
-pub async fn artifact(State(s): State<Arc<Shared>>, Path(id): Path<String>, uri: Uri, body: Body) -> Result<(StatusCode, Json<Pushed>)> {
+pub async fn artifact(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    body: Body,
+) -> Result<(StatusCode, Json<Pushed>)> {
     facts(s, id, uri, body, "artifact").await
 }
 
-pub async fn status(State(s): State<Arc<Shared>>, Path(id): Path<String>, uri: Uri, body: Body) -> Result<(StatusCode, Json<Pushed>)> {
+pub async fn status(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    body: Body,
+) -> Result<(StatusCode, Json<Pushed>)> {
     facts(s, id, uri, body, "status").await
 }

@@ -7,12 +7,12 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use labd_schemas::EventKind;
 use labd_schemas::api::{
-    ErrorRecord, EventPage, EventRecord, Experiment, ExperimentRow, FileState, Health, IngestState, MetricPage, Point,
-    ShownStatus,
+    ErrorRecord, EventPage, EventRecord, Experiment, ExperimentRow, FileState, Health, IngestState,
+    MetricPage, Point, ShownStatus,
 };
 use labd_schemas::time::{micros_to_rfc3339, now_micros};
-use labd_schemas::EventKind;
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -41,7 +41,12 @@ pub async fn list(
     q: std::result::Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<ExperimentRow>>> {
     let Query(q) = q?;
-    let status = q.status.as_deref().map(str::parse::<ShownStatus>).transpose().map_err(Error::bad)?;
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<ShownStatus>)
+        .transpose()
+        .map_err(Error::bad)?;
     let now = now_micros();
     let stale = s.config.stale_after.as_micros() as i64;
     let v = s.views();
@@ -74,10 +79,19 @@ pub fn name_matches(pattern: &str, name: &str) -> bool {
     glob(pattern.as_bytes(), name.as_bytes())
 }
 
-pub async fn show(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<Experiment>> {
+pub async fn show(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Json<Experiment>> {
     let v = s.views();
-    let r = v.registry.get(&id).ok_or_else(|| Error::not_found(format!("no experiment {id:?}")))?;
-    Ok(Json(r.detail(now_micros(), s.config.stale_after.as_micros() as i64)))
+    let r = v
+        .registry
+        .get(&id)
+        .ok_or_else(|| Error::not_found(format!("no experiment {id:?}")))?;
+    Ok(Json(r.detail(
+        now_micros(),
+        s.config.stale_after.as_micros() as i64,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -97,53 +111,68 @@ pub async fn points(
     let limit = q.limit.unwrap_or(100_000).min(1_000_000);
     let (exp, ranges, total) = {
         let v = s.views();
-        let r = v.registry.get(&id).ok_or_else(|| Error::not_found(format!("no experiment {id:?}")))?;
+        let r = v
+            .registry
+            .get(&id)
+            .ok_or_else(|| Error::not_found(format!("no experiment {id:?}")))?;
         let stats = r.metrics.get(&key).ok_or_else(|| {
             let known: Vec<&str> = r.metrics.keys().map(String::as_str).collect();
-            Error::not_found(format!("experiment {id} has no metric {key:?}; it has {known:?}"))
+            Error::not_found(format!(
+                "experiment {id} has no metric {key:?}; it has {known:?}"
+            ))
         })?;
         (r.id.clone(), r.ranges.clone(), stats.points)
     };
     let log = s.log.clone();
     let want = key.clone();
     let exp2 = exp.clone();
-    let points = tokio::task::spawn_blocking(move || -> std::result::Result<Vec<Point>, crate::log::LogError> {
-        let mut out = Vec::new();
-        let mut skipped = 0u64;
-        let mut buf = String::new();
-        for (from, to) in ranges {
-            let mut full = false;
-            log.scan(from, to, |_, e| {
-                let EventKind::MetricsLogged(m) = e.kind else { return true };
-                if m.exp != exp2 {
-                    return true;
+    let points = tokio::task::spawn_blocking(
+        move || -> std::result::Result<Vec<Point>, crate::log::LogError> {
+            let mut out = Vec::new();
+            let mut skipped = 0u64;
+            let mut buf = String::new();
+            for (from, to) in ranges {
+                let mut full = false;
+                log.scan(from, to, |_, e| {
+                    let EventKind::MetricsLogged(m) = e.kind else {
+                        return true;
+                    };
+                    if m.exp != exp2 {
+                        return true;
+                    }
+                    for (name, v) in &m.values {
+                        metric_key(m.split.as_deref(), name, &mut buf);
+                        if buf != want {
+                            continue;
+                        }
+                        if skipped < q.offset {
+                            skipped += 1;
+                            continue;
+                        }
+                        out.push(Point::new(m.step, m.epoch, m.wall_time, m.x.clone(), *v));
+                        if out.len() as u64 >= limit {
+                            full = true;
+                            return false;
+                        }
+                    }
+                    true
+                })?;
+                if full {
+                    break;
                 }
-                for (name, v) in &m.values {
-                    metric_key(m.split.as_deref(), name, &mut buf);
-                    if buf != want {
-                        continue;
-                    }
-                    if skipped < q.offset {
-                        skipped += 1;
-                        continue;
-                    }
-                    out.push(Point::new(m.step, m.epoch, m.wall_time, m.x.clone(), *v));
-                    if out.len() as u64 >= limit {
-                        full = true;
-                        return false;
-                    }
-                }
-                true
-            })?;
-            if full {
-                break;
             }
-        }
-        Ok(out)
-    })
+            Ok(out)
+        },
+    )
     .await
     .map_err(Error::internal)??;
-    Ok(Json(MetricPage { experiment: exp, metric: key, total, offset: q.offset, points }))
+    Ok(Json(MetricPage {
+        experiment: exp,
+        metric: key,
+        total,
+        offset: q.offset,
+        points,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -161,13 +190,21 @@ pub async fn events(
     let Query(q) = q?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
     let log = s.log.clone();
-    let page = tokio::task::spawn_blocking(move || -> std::result::Result<EventPage, crate::log::LogError> {
-        let last = log.last_seq()?;
-        let to = q.to.unwrap_or(last).min(last);
-        let events = log.read(q.from.max(1), to, limit)?;
-        let next = events.last().map(|(s, _)| *s + 1).filter(|n| *n <= to);
-        Ok(EventPage { events: events.into_iter().map(|(seq, event)| EventRecord { seq, event }).collect(), next })
-    })
+    let page = tokio::task::spawn_blocking(
+        move || -> std::result::Result<EventPage, crate::log::LogError> {
+            let last = log.last_seq()?;
+            let to = q.to.unwrap_or(last).min(last);
+            let events = log.read(q.from.max(1), to, limit)?;
+            let next = events.last().map(|(s, _)| *s + 1).filter(|n| *n <= to);
+            Ok(EventPage {
+                events: events
+                    .into_iter()
+                    .map(|(seq, event)| EventRecord { seq, event })
+                    .collect(),
+                next,
+            })
+        },
+    )
     .await
     .map_err(Error::internal)??;
     Ok(Json(page))
@@ -186,34 +223,44 @@ pub async fn tail(
 ) -> Result<Sse<impl futures_util::Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
     let Query(q) = q?;
     let mut seq_rx = s.last_seq.clone();
-    let start = q.from.unwrap_or_else(|| *seq_rx.borrow_and_update() + 1).max(1);
+    let start = q
+        .from
+        .unwrap_or_else(|| *seq_rx.borrow_and_update() + 1)
+        .max(1);
     let log = s.log.clone();
-    let stream = futures_util::stream::unfold((start, seq_rx, log), |(next, mut rx, log)| async move {
-        loop {
-            let last = *rx.borrow_and_update();
-            if last >= next {
-                let log2 = log.clone();
-                let batch = tokio::task::spawn_blocking(move || log2.read(next, last, 1000)).await.ok()?.ok()?;
-                let upto = batch.last().map(|(s, _)| *s + 1).unwrap_or(next);
-                let items: Vec<std::result::Result<SseEvent, Infallible>> = batch
-                    .into_iter()
-                    .map(|(seq, event)| {
-                        let data = serde_json::to_string(&EventRecord { seq, event }).unwrap_or_default();
-                        Ok(SseEvent::default().id(seq.to_string()).data(data))
-                    })
-                    .collect();
-                return Some((futures_util::stream::iter(items), (upto, rx, log)));
+    let stream =
+        futures_util::stream::unfold((start, seq_rx, log), |(next, mut rx, log)| async move {
+            loop {
+                let last = *rx.borrow_and_update();
+                if last >= next {
+                    let log2 = log.clone();
+                    let batch = tokio::task::spawn_blocking(move || log2.read(next, last, 1000))
+                        .await
+                        .ok()?
+                        .ok()?;
+                    let upto = batch.last().map(|(s, _)| *s + 1).unwrap_or(next);
+                    let items: Vec<std::result::Result<SseEvent, Infallible>> = batch
+                        .into_iter()
+                        .map(|(seq, event)| {
+                            let data = serde_json::to_string(&EventRecord { seq, event })
+                                .unwrap_or_default();
+                            Ok(SseEvent::default().id(seq.to_string()).data(data))
+                        })
+                        .collect();
+                    return Some((futures_util::stream::iter(items), (upto, rx, log)));
+                }
+                rx.changed().await.ok()?;
             }
-            rx.changed().await.ok()?;
-        }
-    });
+        });
     use futures_util::StreamExt;
     Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
 }
 
 pub async fn ingest_state(State(s): State<Arc<Shared>>) -> Result<Json<IngestState>> {
     let log = s.log.clone();
-    let cursors = tokio::task::spawn_blocking(move || log.cursors()).await.map_err(Error::internal)??;
+    let cursors = tokio::task::spawn_blocking(move || log.cursors())
+        .await
+        .map_err(Error::internal)??;
     let (errors, totals) = {
         let v = s.views();
         (v.ingest.errors_total, v.ingest.files.clone())
@@ -222,7 +269,11 @@ pub async fn ingest_state(State(s): State<Arc<Shared>>) -> Result<Json<IngestSta
     let mut lag_bytes = 0;
     for (path, c) in cursors {
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(c.size);
-        let lag = if c.dead.is_some() { 0 } else { size.saturating_sub(c.offset) };
+        let lag = if c.dead.is_some() {
+            0
+        } else {
+            size.saturating_sub(c.offset)
+        };
         lag_bytes += lag;
         files.push(FileState {
             errors: totals.get(&path).map_or(c.errors, |t| t.errors),
@@ -236,7 +287,12 @@ pub async fn ingest_state(State(s): State<Arc<Shared>>) -> Result<Json<IngestSta
         });
     }
     Ok(Json(IngestState {
-        watched: s.config.watch.iter().map(|p| p.display().to_string()).collect(),
+        watched: s
+            .config
+            .watch
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         files,
         errors,
         lag_bytes,
@@ -277,8 +333,14 @@ pub async fn errors(
     Ok(Json(out))
 }
 
-pub async fn job(State(s): State<Arc<Shared>>, Path(id): Path<u64>) -> Result<Json<crate::jobs::JobState>> {
-    s.jobs.get(id).map(Json).ok_or_else(|| Error::not_found(format!("no job {id}")))
+pub async fn job(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<u64>,
+) -> Result<Json<crate::jobs::JobState>> {
+    s.jobs
+        .get(id)
+        .map(Json)
+        .ok_or_else(|| Error::not_found(format!("no job {id}")))
 }
 
 #[cfg(test)]

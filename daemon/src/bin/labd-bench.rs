@@ -22,7 +22,12 @@ struct Args {
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { runs: 1000, steps: 1000, metrics: 4, dir: std::env::temp_dir().join("labd-bench") };
+    let mut a = Args {
+        runs: 1000,
+        steps: 1000,
+        metrics: 4,
+        dir: std::env::temp_dir().join("labd-bench"),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -41,7 +46,10 @@ fn main() -> Result<()> {
     let a = args()?;
     let labd = std::env::current_exe()?.with_file_name("labd");
     if !labd.exists() {
-        bail!("{} not found: build it first (cargo build --release -p labd)", labd.display());
+        bail!(
+            "{} not found: build it first (cargo build --release -p labd)",
+            labd.display()
+        );
     }
     let corpus = a.dir.join("corpus");
     let data = a.dir.join("data");
@@ -61,14 +69,20 @@ fn main() -> Result<()> {
 
     // Ingest: drop to durable and queryable.
     let mut cmd = Command::new(&labd);
-    cmd.args(["--once", "--data-dir"]).arg(&data).arg("--watch").arg(&corpus).env("RUST_LOG", "warn");
+    cmd.args(["--once", "--data-dir"])
+        .arg(&data)
+        .arg("--watch")
+        .arg(&corpus)
+        .env("RUST_LOG", "warn");
     let (ingest_wall, ingest_rss) = run_measured(cmd)?;
     let db = data.join("labd.redb");
     let db_bytes = std::fs::metadata(&db)?.len();
 
     // Replay of the whole log.
     let mut cmd = Command::new(&labd);
-    cmd.args(["replay", "--json", "--data-dir"]).arg(&data).env("RUST_LOG", "warn");
+    cmd.args(["replay", "--json", "--data-dir"])
+        .arg(&data)
+        .env("RUST_LOG", "warn");
     let out_path = a.dir.join("replay.json");
     cmd.stdout(std::fs::File::create(&out_path)?);
     let (replay_wall, replay_rss) = run_measured(cmd)?;
@@ -76,29 +90,49 @@ fn main() -> Result<()> {
     let replayed = report["points"].as_u64().unwrap_or(0);
     let replay_secs = report["seconds"].as_f64().unwrap_or(f64::NAN);
     if replayed != points {
-        bail!("the log holds {replayed} points, the corpus {points}: ingestion lost or duplicated points");
+        bail!(
+            "the log holds {replayed} points, the corpus {points}: ingestion lost or duplicated points"
+        );
     }
 
     // A running daemon: 100 full curves, then idle CPU.
     let (curves_secs, idle_cpu) = serve_phase(&labd, &data, &corpus, a.metrics)?;
 
-    println!("labd-bench: {} runs x {} metrics x {} steps = {points} points", a.runs, a.metrics, a.steps);
-    println!("ingest (labd --once, start to durable exit): {ingest_wall:.2}s = {:.0} points/s; peak RSS {:.0} MB", points as f64 / ingest_wall, ingest_rss as f64 / 1e6);
+    println!(
+        "labd-bench: {} runs x {} metrics x {} steps = {points} points",
+        a.runs, a.metrics, a.steps
+    );
+    println!(
+        "ingest (labd --once, start to durable exit): {ingest_wall:.2}s = {:.0} points/s; peak RSS {:.0} MB",
+        points as f64 / ingest_wall,
+        ingest_rss as f64 / 1e6
+    );
     println!(
         "replay (rebuild all views): {replay_secs:.2}s = {:.0} points/s ({replay_wall:.2}s wall with start-up = {:.0} points/s); peak RSS {:.0} MB",
         points as f64 / replay_secs,
         points as f64 / replay_wall,
         replay_rss as f64 / 1e6
     );
-    println!("disk: {db_bytes} bytes = {:.1} bytes/point", db_bytes as f64 / points as f64);
-    println!("100 full curves ({} points each) over HTTP: {curves_secs:.3}s", a.steps);
+    println!(
+        "disk: {db_bytes} bytes = {:.1} bytes/point",
+        db_bytes as f64 / points as f64
+    );
+    println!(
+        "100 full curves ({} points each) over HTTP: {curves_secs:.3}s",
+        a.steps
+    );
     println!("idle daemon CPU over 10 s: {:.2}%", idle_cpu * 100.0);
     Ok(())
 }
 
 /// Writes `runs` run logs; answers the points and bytes written.
 fn write_corpus(dir: &Path, runs: usize, steps: usize, metrics: usize) -> Result<(u64, u64)> {
-    let names: Vec<String> = ["loss", "acc", "lr", "grad_norm"].iter().map(|s| s.to_string()).chain((4..metrics).map(|i| format!("m{i}"))).take(metrics).collect();
+    let names: Vec<String> = ["loss", "acc", "lr", "grad_norm"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((4..metrics).map(|i| format!("m{i}")))
+        .take(metrics)
+        .collect();
     let mut points = 0u64;
     let mut bytes = 0u64;
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
@@ -120,12 +154,19 @@ fn write_corpus(dir: &Path, runs: usize, steps: usize, metrics: usize) -> Result
             r % 5
         )?;
         for step in 0..steps {
-            let mut line = format!(r#"{{"kind":"metrics","split":"train","step":{step},"epoch":{},"time":{:.3},"values":{{"#, step / 100, t0 + step as f64 * 0.5);
+            let mut line = format!(
+                r#"{{"kind":"metrics","split":"train","step":{step},"epoch":{},"time":{:.3},"values":{{"#,
+                step / 100,
+                t0 + step as f64 * 0.5
+            );
             for (i, name) in names.iter().enumerate() {
                 if i > 0 {
                     line.push(',');
                 }
-                line.push_str(&format!("\"{name}\":{:.6}", 1.0 / (1.0 + step as f64 * 0.01) + rnd() * 0.05));
+                line.push_str(&format!(
+                    "\"{name}\":{:.6}",
+                    1.0 / (1.0 + step as f64 * 0.01) + rnd() * 0.05
+                ));
             }
             line.push_str("}}\n");
             f.write_all(line.as_bytes())?;
@@ -155,7 +196,9 @@ fn run_measured(mut cmd: Command) -> Result<(f64, u64)> {
 }
 
 fn serve_phase(labd: &Path, data: &Path, corpus: &Path, metrics: usize) -> Result<(f64, f64)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let mut child = Command::new(labd)
         .arg("--data-dir")
         .arg(data)
@@ -175,12 +218,23 @@ fn serve_phase(labd: &Path, data: &Path, corpus: &Path, metrics: usize) -> Resul
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let rows: serde_json::Value = serde_json::from_str(&agent.get(&format!("{base}/experiments"))?)?;
-    let ids: Vec<String> = rows.as_array().map(|a| a.iter().take(100).filter_map(|r| r["id"].as_str().map(String::from)).collect()).unwrap_or_default();
+    let rows: serde_json::Value =
+        serde_json::from_str(&agent.get(&format!("{base}/experiments"))?)?;
+    let ids: Vec<String> = rows
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .take(100)
+                .filter_map(|r| r["id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
     let t = Instant::now();
     let mut got = 0usize;
     for id in &ids {
-        let page: serde_json::Value = serde_json::from_str(&agent.get(&format!("{base}/experiments/{id}/metrics/train/loss"))?)?;
+        let page: serde_json::Value = serde_json::from_str(
+            &agent.get(&format!("{base}/experiments/{id}/metrics/train/loss"))?,
+        )?;
         got += page["points"].as_array().map_or(0, Vec::len);
     }
     let curves = t.elapsed().as_secs_f64();
@@ -208,7 +262,14 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    Ok(fields.get(11).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0))
+    Ok(fields
+        .get(11)
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0))
 }
 
 fn sync() {
@@ -229,14 +290,24 @@ mod ureq_agent {
 
     impl Agent {
         pub fn get(&self, url: &str) -> anyhow::Result<String> {
-            let rest = url.strip_prefix("http://").ok_or_else(|| anyhow::anyhow!("not http: {url}"))?;
-            let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+            let rest = url
+                .strip_prefix("http://")
+                .ok_or_else(|| anyhow::anyhow!("not http: {url}"))?;
+            let (host, path) = rest
+                .split_once('/')
+                .map(|(h, p)| (h, format!("/{p}")))
+                .unwrap_or((rest, "/".into()));
             let mut s = TcpStream::connect(host)?;
-            write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            )?;
             let mut buf = Vec::new();
             s.read_to_end(&mut buf)?;
             let text = String::from_utf8_lossy(&buf);
-            let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow::anyhow!("bad HTTP answer"))?;
+            let (head, body) = text
+                .split_once("\r\n\r\n")
+                .ok_or_else(|| anyhow::anyhow!("bad HTTP answer"))?;
             if !head.starts_with("HTTP/1.1 200") {
                 anyhow::bail!("{url}: {}", head.lines().next().unwrap_or(""));
             }

@@ -22,7 +22,8 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Event>, String> {
     let Some((len, packed)) = bytes.split_first_chunk::<4>() else {
         return Err("block shorter than its header".into());
     };
-    let raw = zstd::bulk::decompress(packed, u32::from_le_bytes(*len) as usize).map_err(|e| e.to_string())?;
+    let raw = zstd::bulk::decompress(packed, u32::from_le_bytes(*len) as usize)
+        .map_err(|e| e.to_string())?;
     rmp_serde::from_slice(&raw).map_err(|e| e.to_string())
 }
 

@@ -101,9 +101,16 @@ impl EventLog {
         let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(LogError::Locked { path: path.to_path_buf() });
+                return Err(LogError::Locked {
+                    path: path.to_path_buf(),
+                });
             }
-            Err(e) => return Err(LogError::Open { path: path.to_path_buf(), source: e.into() }),
+            Err(e) => {
+                return Err(LogError::Open {
+                    path: path.to_path_buf(),
+                    source: e.into(),
+                });
+            }
         };
         let txn = db.begin_write().map_err(storage)?;
         {
@@ -113,7 +120,10 @@ impl EventLog {
             txn.open_table(CHECKPOINTS).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
-        Ok(EventLog { db: Arc::new(db), path: path.to_path_buf() })
+        Ok(EventLog {
+            db: Arc::new(db),
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -128,12 +138,22 @@ impl EventLog {
     pub fn last_seq(&self) -> Result<Seq, LogError> {
         let txn = self.db.begin_read().map_err(storage)?;
         let meta = txn.open_table(META).map_err(storage)?;
-        Ok(meta.get("next_seq").map_err(storage)?.map(|v| v.value()).unwrap_or(1) - 1)
+        Ok(meta
+            .get("next_seq")
+            .map_err(storage)?
+            .map(|v| v.value())
+            .unwrap_or(1)
+            - 1)
     }
 
     /// Calls `f(seq, event)` for every event with `from <= seq <= to`, in order, stopping early when `f`
     /// returns false. Reads one consistent snapshot.
-    pub fn scan(&self, from: Seq, to: Seq, mut f: impl FnMut(Seq, Event) -> bool) -> Result<(), LogError> {
+    pub fn scan(
+        &self,
+        from: Seq,
+        to: Seq,
+        mut f: impl FnMut(Seq, Event) -> bool,
+    ) -> Result<(), LogError> {
         if from > to {
             return Ok(());
         }
@@ -147,7 +167,8 @@ impl EventLog {
         for entry in events.range(start..=to).map_err(storage)? {
             let (key, value) = entry.map_err(storage)?;
             let first = key.value();
-            let decoded = block::decode(value.value()).map_err(|reason| LogError::Corrupt { seq: first, reason })?;
+            let decoded = block::decode(value.value())
+                .map_err(|reason| LogError::Corrupt { seq: first, reason })?;
             for (i, event) in decoded.into_iter().enumerate() {
                 let seq = first + i as u64;
                 if seq < from {
@@ -178,8 +199,11 @@ impl EventLog {
         let mut out = Vec::new();
         for entry in table.iter().map_err(storage)? {
             let (k, v) = entry.map_err(storage)?;
-            let cursor: FileCursor = rmp_serde::from_slice(v.value())
-                .map_err(|e| LogError::Corrupt { seq: 0, reason: format!("cursor of {}: {e}", k.value()) })?;
+            let cursor: FileCursor =
+                rmp_serde::from_slice(v.value()).map_err(|e| LogError::Corrupt {
+                    seq: 0,
+                    reason: format!("cursor of {}: {e}", k.value()),
+                })?;
             out.push((k.value().to_string(), cursor));
         }
         Ok(out)
@@ -189,7 +213,10 @@ impl EventLog {
     pub fn checkpoint(&self, view: &str) -> Result<Option<Vec<u8>>, LogError> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(CHECKPOINTS).map_err(storage)?;
-        Ok(table.get(view).map_err(storage)?.map(|v| v.value().to_vec()))
+        Ok(table
+            .get(view)
+            .map_err(storage)?
+            .map(|v| v.value().to_vec()))
     }
 
     /// Saves a view's checkpoint (its own transaction; the view says in its bytes up to which seq it holds).

@@ -3,9 +3,9 @@
 //! then hands the committed events to `on_commit` (the views) and answers each batch. An event counts only
 //! once that commit returned.
 
-use redb::ReadableTable;
 use super::{CURSORS, EVENTS, EventLog, FileCursor, LogError, META, Seq, block, storage};
 use labd_schemas::Event;
+use redb::ReadableTable;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
@@ -60,7 +60,10 @@ impl Writer {
             .name("labd-log-writer".into())
             .spawn(move || run(log, rx, on_commit))
             .expect("spawning the log writer thread");
-        Writer { appender: Appender { tx }, thread: Some(thread) }
+        Writer {
+            appender: Appender { tx },
+            thread: Some(thread),
+        }
     }
 
     pub fn appender(&self) -> Appender {
@@ -71,7 +74,12 @@ impl Writer {
     /// dropped first, or this waits for them.
     pub fn close(mut self) {
         let Writer { appender, thread } = &mut self;
-        drop(std::mem::replace(appender, Appender { tx: sync_channel(0).0 }));
+        drop(std::mem::replace(
+            appender,
+            Appender {
+                tx: sync_channel(0).0,
+            },
+        ));
         if let Some(t) = thread.take() {
             let _ = t.join();
         }
@@ -82,14 +90,18 @@ impl Appender {
     /// Queues a batch; the returned receiver answers once it is committed (or failed).
     pub fn submit(&self, batch: Batch) -> Result<Pending, LogError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request { batch, reply }).map_err(|_| LogError::WriterGone)?;
+        self.tx
+            .send(Request { batch, reply })
+            .map_err(|_| LogError::WriterGone)?;
         Ok(rx)
     }
 
     /// Appends and waits for the commit (blocking; not for async code).
     pub fn append(&self, batch: Batch) -> Result<Committed, LogError> {
         let rx = self.submit(batch)?;
-        rx.blocking_recv().map_err(|_| LogError::WriterGone)?.map_err(LogError::WriteFailed)
+        rx.blocking_recv()
+            .map_err(|_| LogError::WriterGone)?
+            .map_err(LogError::WriteFailed)
     }
 
     /// Appends and waits for the commit, from async code.
@@ -98,7 +110,9 @@ impl Appender {
         let rx = tokio::task::spawn_blocking(move || this.submit(batch))
             .await
             .map_err(|_| LogError::WriterGone)??;
-        rx.await.map_err(|_| LogError::WriterGone)?.map_err(LogError::WriteFailed)
+        rx.await
+            .map_err(|_| LogError::WriterGone)?
+            .map_err(LogError::WriteFailed)
     }
 }
 
@@ -122,7 +136,10 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
                     if n > 0 {
                         on_commit(next, &req.batch.events);
                     }
-                    let _ = req.reply.send(Ok(Committed { first: next, last: next + n - 1 }));
+                    let _ = req.reply.send(Ok(Committed {
+                        first: next,
+                        last: next + n - 1,
+                    }));
                     next += n;
                 }
             }
@@ -143,21 +160,31 @@ fn commit(log: &EventLog, group: &[Request]) -> Result<Seq, LogError> {
     let first;
     {
         let mut meta = txn.open_table(META).map_err(storage)?;
-        first = meta.get("next_seq").map_err(storage)?.map(|v| v.value()).unwrap_or(1);
+        first = meta
+            .get("next_seq")
+            .map_err(storage)?
+            .map(|v| v.value())
+            .unwrap_or(1);
         let mut events = txn.open_table(EVENTS).map_err(storage)?;
         let mut cursors = txn.open_table(CURSORS).map_err(storage)?;
         let mut next = first;
         for req in group {
             for chunk in req.batch.events.chunks(BLOCK_EVENTS) {
-                let bytes =
-                    block::encode(chunk).map_err(|reason| LogError::Encode { what: "event block", reason })?;
+                let bytes = block::encode(chunk).map_err(|reason| LogError::Encode {
+                    what: "event block",
+                    reason,
+                })?;
                 events.insert(next, bytes.as_slice()).map_err(storage)?;
                 next += chunk.len() as u64;
             }
             for (path, cursor) in &req.batch.cursors {
-                let bytes = rmp_serde::to_vec_named(cursor)
-                    .map_err(|e| LogError::Encode { what: "file cursor", reason: e.to_string() })?;
-                cursors.insert(path.as_str(), bytes.as_slice()).map_err(storage)?;
+                let bytes = rmp_serde::to_vec_named(cursor).map_err(|e| LogError::Encode {
+                    what: "file cursor",
+                    reason: e.to_string(),
+                })?;
+                cursors
+                    .insert(path.as_str(), bytes.as_slice())
+                    .map_err(storage)?;
             }
         }
         meta.insert("next_seq", next).map_err(storage)?;
@@ -178,14 +205,29 @@ mod tests {
         let log = EventLog::open(&dir.path().join("log.redb")).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
-        let writer = Writer::start(log.clone(), Box::new(move |first, events| {
-            seen2.lock().unwrap().push((first, events.len()));
-        }));
+        let writer = Writer::start(
+            log.clone(),
+            Box::new(move |first, events| {
+                seen2.lock().unwrap().push((first, events.len()));
+            }),
+        );
         let app = writer.appender();
-        let a = app.append(Batch { events: vec![message("x", "1"), message("x", "2")], cursors: vec![] }).unwrap();
-        let cursor = FileCursor { offset: 42, line: 3, ..Default::default() };
+        let a = app
+            .append(Batch {
+                events: vec![message("x", "1"), message("x", "2")],
+                cursors: vec![],
+            })
+            .unwrap();
+        let cursor = FileCursor {
+            offset: 42,
+            line: 3,
+            ..Default::default()
+        };
         let b = app
-            .append(Batch { events: vec![message("y", "3")], cursors: vec![("/f".into(), cursor.clone())] })
+            .append(Batch {
+                events: vec![message("y", "3")],
+                cursors: vec![("/f".into(), cursor.clone())],
+            })
             .unwrap();
         assert_eq!(a, Committed { first: 1, last: 2 });
         assert_eq!(b, Committed { first: 3, last: 3 });
@@ -194,7 +236,12 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), vec![(1, 2), (3, 1)]);
         assert_eq!(log.last_seq().unwrap(), 3);
         assert_eq!(log.cursors().unwrap(), vec![("/f".to_string(), cursor)]);
-        let texts: Vec<u64> = log.read(2, 3, 10).unwrap().into_iter().map(|(s, _)| s).collect();
+        let texts: Vec<u64> = log
+            .read(2, 3, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
         assert_eq!(texts, vec![2, 3]);
     }
 
@@ -203,11 +250,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open(&dir.path().join("log.redb")).unwrap();
         let writer = Writer::start(log.clone(), Box::new(|_, _| {}));
-        let events: Vec<Event> = (0..BLOCK_EVENTS + 10).map(|i| message("x", &i.to_string())).collect();
-        writer.appender().append(Batch { events, cursors: vec![] }).unwrap();
+        let events: Vec<Event> = (0..BLOCK_EVENTS + 10)
+            .map(|i| message("x", &i.to_string()))
+            .collect();
+        writer
+            .appender()
+            .append(Batch {
+                events,
+                cursors: vec![],
+            })
+            .unwrap();
         writer.close();
-        let got = log.read(BLOCK_EVENTS as u64 - 1, BLOCK_EVENTS as u64 + 2, 100).unwrap();
-        assert_eq!(got.iter().map(|(s, _)| *s).collect::<Vec<_>>(), (BLOCK_EVENTS as u64 - 1..=BLOCK_EVENTS as u64 + 2).collect::<Vec<_>>());
-        assert_eq!(log.read(1, u64::MAX, usize::MAX).unwrap().len(), BLOCK_EVENTS + 10);
+        let got = log
+            .read(BLOCK_EVENTS as u64 - 1, BLOCK_EVENTS as u64 + 2, 100)
+            .unwrap();
+        assert_eq!(
+            got.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            (BLOCK_EVENTS as u64 - 1..=BLOCK_EVENTS as u64 + 2).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            log.read(1, u64::MAX, usize::MAX).unwrap().len(),
+            BLOCK_EVENTS + 10
+        );
     }
 }

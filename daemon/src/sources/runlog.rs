@@ -5,8 +5,8 @@ use super::{Context, Output};
 use crate::log::FileCursor;
 use crate::views::config_hash;
 use labd_schemas::event::{
-    ArtifactRecorded, ExperimentCreated, IngestError, MessageLogged, MetricsLogged, Severity, StatusChanged,
-    SummaryRecorded,
+    ArtifactRecorded, ExperimentCreated, IngestError, MessageLogged, MetricsLogged, Severity,
+    StatusChanged, SummaryRecorded,
 };
 use labd_schemas::runlog::{RunLine, RunLogLine, parse_line};
 use labd_schemas::{Event, EventKind, ExperimentId, Source};
@@ -33,7 +33,15 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
             None => {
                 if rest.len() > ctx.max_line {
                     cursor.line += 1;
-                    error(&mut out, ctx, cursor.line, format!("line is longer than the limit of {} bytes; skipped", ctx.max_line));
+                    error(
+                        &mut out,
+                        ctx,
+                        cursor.line,
+                        format!(
+                            "line is longer than the limit of {} bytes; skipped",
+                            ctx.max_line
+                        ),
+                    );
                     cursor.skipping = true;
                     pos = data.len();
                     continue;
@@ -48,7 +56,16 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
         cursor.line += 1;
         pos = next;
         if line.len() > ctx.max_line {
-            error(&mut out, ctx, cursor.line, format!("line is {} bytes, over the limit of {} bytes; skipped", line.len(), ctx.max_line));
+            error(
+                &mut out,
+                ctx,
+                cursor.line,
+                format!(
+                    "line is {} bytes, over the limit of {} bytes; skipped",
+                    line.len(),
+                    ctx.max_line
+                ),
+            );
             continue;
         }
         let Ok(text) = std::str::from_utf8(line) else {
@@ -63,7 +80,12 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
             Err(e) => error(&mut out, ctx, cursor.line, e.0),
             Ok(parsed) => {
                 for problem in parsed.problems {
-                    error(&mut out, ctx, cursor.line, format!("{problem}; the rest of the line was kept"));
+                    error(
+                        &mut out,
+                        ctx,
+                        cursor.line,
+                        format!("{problem}; the rest of the line was kept"),
+                    );
                 }
                 apply_line(cursor, parsed.line, ctx, &mut out);
             }
@@ -83,7 +105,11 @@ fn parse_text(bytes: &[u8]) -> Option<()> {
 }
 
 fn source(ctx: &Context<'_>, line: u64) -> Source {
-    Source::File { path: ctx.path.to_string(), first_line: line, last_line: line }
+    Source::File {
+        path: ctx.path.to_string(),
+        first_line: line,
+        last_line: line,
+    }
 }
 
 fn error(out: &mut Output, ctx: &Context<'_>, line: u64, reason: String) {
@@ -100,8 +126,15 @@ fn error(out: &mut Output, ctx: &Context<'_>, line: u64, reason: String) {
 }
 
 /// Turns a `run` line into an `experiment_created` event and makes it the file's current run.
-pub fn create_experiment(run: RunLine, ctx: &mut Context<'_>, src: Source) -> (ExperimentId, Event) {
-    let name = run.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| ctx.default_name.to_string());
+pub fn create_experiment(
+    run: RunLine,
+    ctx: &mut Context<'_>,
+    src: Source,
+) -> (ExperimentId, Event) {
+    let name = run
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| ctx.default_name.to_string());
     let config = Value::Object(run.config);
     let hash = config_hash(&config);
     let started = run.time.and_then(|t| t.to_micros().ok()).unwrap_or(ctx.now);
@@ -170,9 +203,16 @@ pub fn fact(exp: ExperimentId, line: RunLogLine) -> Option<EventKind> {
             split: m.split,
             step: m.step,
             epoch: m.epoch,
-            wall_time: m.time.and_then(|t| t.to_micros().ok()).map(|us| us as f64 / 1e6),
+            wall_time: m
+                .time
+                .and_then(|t| t.to_micros().ok())
+                .map(|us| us as f64 / 1e6),
             x: m.x,
-            values: m.values.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect(),
+            values: m
+                .values
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect(),
             extra: m.extra,
         }),
         RunLogLine::Message(m) => EventKind::MessageLogged(MessageLogged {
@@ -195,9 +235,12 @@ pub fn fact(exp: ExperimentId, line: RunLogLine) -> Option<EventKind> {
             sha256: a.sha256,
             extra: a.extra,
         }),
-        RunLogLine::Status(s) => {
-            EventKind::StatusChanged(StatusChanged { exp, status: s.status, notes: s.notes, extra: s.extra })
-        }
+        RunLogLine::Status(s) => EventKind::StatusChanged(StatusChanged {
+            exp,
+            status: s.status,
+            notes: s.notes,
+            extra: s.extra,
+        }),
     })
 }
 
@@ -236,18 +279,30 @@ mod tests {
         assert_eq!(kinds(&out), ["metrics_logged"]);
         assert_eq!(out.consumed as usize, rest.len());
         assert_eq!(cursor.line, 2);
-        let EventKind::MetricsLogged(m) = &out.events[0].kind else { panic!() };
-        assert_eq!(m.exp.as_str(), cursor.current_exp.as_ref().unwrap().as_str());
+        let EventKind::MetricsLogged(m) = &out.events[0].kind else {
+            panic!()
+        };
+        assert_eq!(
+            m.exp.as_str(),
+            cursor.current_exp.as_ref().unwrap().as_str()
+        );
         assert!(m.exp.as_str().starts_with("20241216_143052_r_"));
     }
 
     #[test]
     fn unterminated_complete_line_is_taken_only_when_allowed() {
         let data = b"{\"kind\":\"metrics\",\"values\":{\"a\":1}}";
-        assert_eq!(ctx_read(&mut FileCursor::default(), data, false).consumed, 0);
+        assert_eq!(
+            ctx_read(&mut FileCursor::default(), data, false).consumed,
+            0
+        );
         let out = ctx_read(&mut FileCursor::default(), data, true);
         assert_eq!(out.consumed as usize, data.len());
-        assert_eq!(kinds(&out), ["experiment_created", "metrics_logged"], "implicit run, then the metrics");
+        assert_eq!(
+            kinds(&out),
+            ["experiment_created", "metrics_logged"],
+            "implicit run, then the metrics"
+        );
     }
 
     #[test]
@@ -255,7 +310,16 @@ mod tests {
         let data = b"{\"kind\":\"run\"}\nnot json\n\n{\"kind\":\"metrics\",\"values\":{\"a\":1,\"b\":\"x\"}}\n\xff\xfe\n";
         let mut cursor = FileCursor::default();
         let out = ctx_read(&mut cursor, data, false);
-        assert_eq!(kinds(&out), ["experiment_created", "ingest_error", "ingest_error", "metrics_logged", "ingest_error"]);
+        assert_eq!(
+            kinds(&out),
+            [
+                "experiment_created",
+                "ingest_error",
+                "ingest_error",
+                "metrics_logged",
+                "ingest_error"
+            ]
+        );
         let lines: Vec<Option<u64>> = out
             .events
             .iter()
@@ -285,7 +349,11 @@ mod tests {
         let data = b"{\"kind\":\"run\",\"name\":\"a\"}\n{\"kind\":\"status\",\"status\":\"completed\"}\n{\"kind\":\"run\",\"name\":\"b\"}\n{\"kind\":\"metrics\",\"values\":{\"a\":1}}\n";
         let mut cursor = FileCursor::default();
         let out = ctx_read(&mut cursor, data, false);
-        let exps: Vec<String> = out.events.iter().filter_map(|e| e.experiment().map(|x| x.0.clone())).collect();
+        let exps: Vec<String> = out
+            .events
+            .iter()
+            .filter_map(|e| e.experiment().map(|x| x.0.clone()))
+            .collect();
         assert_eq!(exps.len(), 4);
         assert_eq!(exps[0], exps[1]);
         assert_ne!(exps[1], exps[2]);

@@ -92,8 +92,14 @@ impl Views {
             version: u32,
             views: &'a Views,
         }
-        rmp_serde::to_vec_named(&Ref { version: CHECKPOINT_VERSION, views: self })
-            .map_err(|e| LogError::Encode { what: "views checkpoint", reason: e.to_string() })
+        rmp_serde::to_vec_named(&Ref {
+            version: CHECKPOINT_VERSION,
+            views: self,
+        })
+        .map_err(|e| LogError::Encode {
+            what: "views checkpoint",
+            reason: e.to_string(),
+        })
     }
 
     /// Views from a checkpoint; `None` when it is from another version or does not decode (then rebuild).
@@ -106,7 +112,9 @@ impl Views {
     pub fn load(log: &EventLog) -> Result<Views, LogError> {
         let mut views = match log.checkpoint(CHECKPOINT_KEY)? {
             Some(bytes) => Views::decode_checkpoint(&bytes).unwrap_or_else(|| {
-                tracing::warn!("views checkpoint is from another version; rebuilding the views from the log");
+                tracing::warn!(
+                    "views checkpoint is from another version; rebuilding the views from the log"
+                );
                 Views::default()
             }),
             None => Views::default(),
@@ -172,9 +180,12 @@ mod tests {
 
     #[test]
     fn config_hash_ignores_key_order_but_not_values() {
-        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,{"q":1,"p":2}]}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"a":{"x":[1,{"p":2,"q":1}],"y":2},"b":1}"#).unwrap();
-        let c: Value = serde_json::from_str(r#"{"a":{"x":[1,{"p":2,"q":1}],"y":3},"b":1}"#).unwrap();
+        let a: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,{"q":1,"p":2}]}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"a":{"x":[1,{"p":2,"q":1}],"y":2},"b":1}"#).unwrap();
+        let c: Value =
+            serde_json::from_str(r#"{"a":{"x":[1,{"p":2,"q":1}],"y":3},"b":1}"#).unwrap();
         assert_eq!(config_hash(&a), config_hash(&b));
         assert_ne!(config_hash(&a), config_hash(&c));
         assert_eq!(config_hash(&a).len(), 64);

@@ -90,7 +90,9 @@ impl Registry {
                 None => return,
             },
         };
-        let Some(r) = self.experiments.get_mut(exp) else { return };
+        let Some(r) = self.experiments.get_mut(exp) else {
+            return;
+        };
         r.last_activity = r.last_activity.max(event.time);
         add_seq(&mut r.ranges, seq);
         let src = match &event.source {
@@ -139,7 +141,9 @@ impl Registry {
                 r.status_notes = s.notes.clone();
                 r.ended = s.status.is_final().then_some(event.time);
             }
-            EventKind::ExperimentCreated(_) | EventKind::FileIngested(_) | EventKind::IngestError(_) => {}
+            EventKind::ExperimentCreated(_)
+            | EventKind::FileIngested(_)
+            | EventKind::IngestError(_) => {}
         }
     }
 
@@ -224,7 +228,11 @@ mod tests {
     fn created(id: &str) -> Event {
         Event::new(
             10,
-            Source::File { path: "/a.jsonl".into(), first_line: 1, last_line: 1 },
+            Source::File {
+                path: "/a.jsonl".into(),
+                first_line: 1,
+                last_line: 1,
+            },
             EventKind::ExperimentCreated(ExperimentCreated {
                 exp: ExperimentId(id.into()),
                 name: "n".into(),
@@ -242,7 +250,11 @@ mod tests {
     fn metrics(id: &str, step: i64, v: f64) -> Event {
         Event::new(
             20 + step,
-            Source::File { path: "/a.jsonl".into(), first_line: 2, last_line: 2 },
+            Source::File {
+                path: "/a.jsonl".into(),
+                first_line: 2,
+                last_line: 2,
+            },
             EventKind::MetricsLogged(MetricsLogged {
                 exp: ExperimentId(id.into()),
                 split: Some("train".into()),
@@ -276,7 +288,10 @@ mod tests {
         reg.apply(6, &done);
         let r = reg.get("e").unwrap();
         let m = &r.metrics["train/loss"];
-        assert_eq!((m.points, m.first_step, m.last_step, m.last, m.min, m.max), (3, Some(0), Some(2), Some(1.0), Some(1.0), Some(2.0)));
+        assert_eq!(
+            (m.points, m.first_step, m.last_step, m.last, m.min, m.max),
+            (3, Some(0), Some(2), Some(1.0), Some(1.0), Some(2.0))
+        );
         assert_eq!(r.ranges, vec![(1, 3), (5, 6)]);
         assert_eq!(r.status, RunStatus::Completed);
         assert_eq!(r.ended, Some(30));

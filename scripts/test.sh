@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests, end-to-end tests against the real binaries, and the
+# systemd unit. Installs what it needs (systemd-analyze) when it is missing. Used by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+if cargo fmt --version >/dev/null 2>&1; then
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
+else
+  echo "rustfmt is not installed: skipping the format check"
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+  step "cargo clippy"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+else
+  echo "clippy is not installed: skipping lints"
+fi
+
+step "build (the end-to-end tests run these binaries)"
+cargo build --workspace --bins --locked
+
+step "tests"
+cargo test --workspace --locked
+
+step "systemd unit"
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
+  fi
+fi
+if command -v systemd-analyze >/dev/null 2>&1; then
+  unit_dir=$(mktemp -d)
+  sed "s|^ExecStart=/usr/local/bin/labd|ExecStart=$PWD/target/debug/labd|" systemd/labd.service > "$unit_dir/labd.service"
+  systemd-analyze verify "$unit_dir/labd.service"
+  rm -rf "$unit_dir"
+  echo "systemd-analyze verify: ok"
+else
+  echo "systemd-analyze is not available and could not be installed" >&2
+  exit 1
+fi
+step "all checks passed"
