@@ -322,3 +322,52 @@ fn compare_export_validate_and_tail_work_as_users_run_them() {
         "{rec}"
     );
 }
+
+#[test]
+fn labctl_ingest_reads_a_folder_outside_the_watch_and_silence_makes_runs_stale() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let elsewhere = tmp.path().join("old-runs");
+    let mut expected = 0;
+    for i in 0..5 {
+        expected += write_run(
+            &elsewhere.join(format!("r{i}.jsonl")),
+            &format!("old{i}"),
+            50,
+            i > 0,
+        );
+    }
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &["--stale-after", "1"]);
+    let out = d.labctl(&["ingest", elsewhere.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("{expected} points")), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ingest:"),
+        "progress is shown on stderr"
+    );
+    assert_eq!(d.total_points(), expected);
+    // Ingesting again reads nothing twice.
+    let again = d.labctl_json(&["ingest", elsewhere.to_str().unwrap()]);
+    assert_eq!(again["points"], 0);
+    assert_eq!(d.total_points(), expected);
+    // The one run without a final status goes stale once its source is silent.
+    d.wait_for("a stale run", 5, |d| {
+        d.labctl_json(&["ls", "--status", "stale"])
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+    assert_eq!(
+        d.labctl_json(&["ls", "--status", "completed"])
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let missing = d.labctl(&["ingest", "/definitely/not/here"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
