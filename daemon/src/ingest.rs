@@ -105,10 +105,9 @@ impl Ingestor {
         }
         let total: u64 = files
             .iter()
-            .map(|(p, _)| {
-                let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            .map(|(p, _, meta)| {
                 let offset = self.cursors.get(&path_key(p)).map_or(0, |c| c.offset);
-                size.saturating_sub(offset)
+                meta.len().saturating_sub(offset)
             })
             .sum();
         if let Some(job) = job {
@@ -118,9 +117,9 @@ impl Ingestor {
         let started = Instant::now();
         let mut last_log = Instant::now();
         let mut bytes = 0u64;
-        for (path, format) in files {
+        for (path, format, meta) in files {
             let before = bytes;
-            bytes += self.load_file(&path, format, finished, &mut report)?;
+            bytes += self.load_file(&path, format, Some(meta), finished, &mut report)?;
             if let Some(job) = job {
                 job.advance(bytes - before);
             }
@@ -152,13 +151,13 @@ impl Ingestor {
                 Ok(m) if m.is_dir() => {
                     let mut files = Vec::new();
                     self.discover(path, &mut files);
-                    for (p, f) in files {
-                        self.load_file(&p, f, false, &mut report)?;
+                    for (p, f, meta) in files {
+                        self.load_file(&p, f, Some(meta), false, &mut report)?;
                     }
                 }
-                Ok(_) => {
+                Ok(m) => {
                     if let Some(format) = Format::detect(path) {
-                        self.load_file(path, format, false, &mut report)?;
+                        self.load_file(path, format, Some(m), false, &mut report)?;
                     }
                 }
                 Err(_) => {}
@@ -238,8 +237,9 @@ impl Ingestor {
         })
     }
 
-    /// Walks `root` (following symlinks, noticing loops) and collects files of known formats.
-    fn discover(&mut self, root: &Path, out: &mut Vec<(PathBuf, Format)>) {
+    /// Walks `root` (following symlinks, noticing loops) and collects files of known formats with their
+    /// metadata; only folders, symlinks and files of a known format are stat'ed.
+    fn discover(&mut self, root: &Path, out: &mut Vec<(PathBuf, Format, std::fs::Metadata)>) {
         let mut visited = HashSet::new();
         let mut stack = vec![root.to_path_buf()];
         let mut problems = Vec::new();
@@ -267,15 +267,20 @@ impl Ingestor {
                     continue;
                 }
             };
-            let mut children: Vec<PathBuf> =
-                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            children.sort();
-            for path in children.into_iter().rev() {
+            let mut children: Vec<(PathBuf, Option<std::fs::FileType>)> = entries
+                .filter_map(|e| e.ok().map(|e| (e.path(), e.file_type().ok())))
+                .collect();
+            children.sort_by(|a, b| a.0.cmp(&b.0));
+            for (path, file_type) in children.into_iter().rev() {
+                let format = Format::detect(&path);
+                if file_type.is_some_and(|t| t.is_file()) && format.is_none() {
+                    continue;
+                }
                 match std::fs::metadata(&path) {
                     Ok(m) if m.is_dir() => stack.push(path),
                     Ok(m) if m.is_file() => {
-                        if let Some(f) = Format::detect(&path) {
-                            out.push((path, f));
+                        if let Some(f) = format {
+                            out.push((path, f, m));
                         }
                     }
                     Ok(_) => {}
@@ -287,7 +292,7 @@ impl Ingestor {
                 }
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         for (path, reason) in problems {
             let _ = self.problem(&path, reason, Severity::Warning);
         }
@@ -298,11 +303,12 @@ impl Ingestor {
         &mut self,
         path: &Path,
         format: Format,
+        meta: Option<std::fs::Metadata>,
         finished: bool,
         report: &mut IngestReport,
     ) -> Result<u64, LogError> {
         let key = path_key(path);
-        let meta = match std::fs::metadata(path) {
+        let meta = match meta.map_or_else(|| std::fs::metadata(path), Ok) {
             Ok(m) => m,
             Err(e) => {
                 self.problem(path, format!("cannot read: {e}"), Severity::Warning)?;

@@ -77,6 +77,7 @@ fn main() -> Result<()> {
     let (ingest_wall, ingest_rss) = run_measured(cmd)?;
     let db = data.join("labd.redb");
     let db_bytes = std::fs::metadata(&db)?.len();
+    let stored = labd::log::EventLog::open(&db)?.stored_event_bytes()?;
 
     // Replay of the whole log.
     let mut cmd = Command::new(&labd);
@@ -96,7 +97,10 @@ fn main() -> Result<()> {
     }
 
     // A running daemon: 100 full curves, then idle CPU.
-    let (curves_secs, idle_cpu) = serve_phase(&labd, &data, &corpus, a.metrics)?;
+    // A running daemon: drop the corpus into its watched folder, then 100 full curves, then idle CPU.
+    let live = serve_phase(&labd, &a.dir, &corpus, points)?;
+    let (drop_secs, curves_secs, idle_cpu) = (live.drop_secs, live.curves_secs, live.idle_cpu);
+    let live_rss = live.peak_rss;
 
     println!(
         "labd-bench: {} runs x {} metrics x {} steps = {points} points",
@@ -114,8 +118,14 @@ fn main() -> Result<()> {
         replay_rss as f64 / 1e6
     );
     println!(
-        "disk: {db_bytes} bytes = {:.1} bytes/point",
-        db_bytes as f64 / points as f64
+        "disk: database file {db_bytes} bytes = {:.1} bytes/point (event blocks {stored} bytes = {:.1} bytes/point)",
+        db_bytes as f64 / points as f64,
+        stored as f64 / points as f64
+    );
+    println!(
+        "ingest (live daemon, corpus dropped into its inbox until every point is queryable): {drop_secs:.2}s = {:.0} points/s; daemon peak RSS {:.0} MB",
+        points as f64 / drop_secs,
+        live_rss as f64 / 1e6
     );
     println!(
         "100 full curves ({} points each) over HTTP: {curves_secs:.3}s",
@@ -195,15 +205,36 @@ fn run_measured(mut cmd: Command) -> Result<(f64, u64)> {
     Ok((wall, usage.ru_maxrss as u64 * 1024))
 }
 
-fn serve_phase(labd: &Path, data: &Path, corpus: &Path, metrics: usize) -> Result<(f64, f64)> {
+struct Live {
+    drop_secs: f64,
+    /// Peak RSS of the live daemon (VmHWM), bytes.
+    peak_rss: u64,
+    curves_secs: f64,
+    idle_cpu: f64,
+}
+
+fn total_points(agent: &ureq_agent::Agent, base: &str) -> Result<u64> {
+    let rows: serde_json::Value =
+        serde_json::from_str(&agent.get(&format!("{base}/experiments"))?)?;
+    Ok(rows.as_array().map_or(0, |a| {
+        a.iter().map(|r| r["points"].as_u64().unwrap_or(0)).sum()
+    }))
+}
+
+/// Starts a daemon on a fresh data folder watching an empty inbox, moves the corpus into the inbox, and times
+/// until every point is queryable; then reads 100 curves and measures idle CPU.
+fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Live> {
+    let data = dir.join("live-data");
+    let inbox = dir.join("live-inbox");
+    std::fs::create_dir_all(&inbox)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let mut child = Command::new(labd)
         .arg("--data-dir")
-        .arg(data)
+        .arg(&data)
         .arg("--watch")
-        .arg(corpus)
+        .arg(&inbox)
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
@@ -218,6 +249,16 @@ fn serve_phase(labd: &Path, data: &Path, corpus: &Path, metrics: usize) -> Resul
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let t = Instant::now();
+    std::fs::rename(corpus, inbox.join("corpus"))?;
+    while total_points(&agent, &base)? < points {
+        if t.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            bail!("the dropped corpus was not ingested within 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let drop_secs = t.elapsed().as_secs_f64();
     let rows: serde_json::Value =
         serde_json::from_str(&agent.get(&format!("{base}/experiments"))?)?;
     let ids: Vec<String> = rows
@@ -238,7 +279,6 @@ fn serve_phase(labd: &Path, data: &Path, corpus: &Path, metrics: usize) -> Resul
         got += page["points"].as_array().map_or(0, Vec::len);
     }
     let curves = t.elapsed().as_secs_f64();
-    let _ = metrics;
     eprintln!("fetched {} curves, {got} points", ids.len());
     std::thread::sleep(Duration::from_secs(2));
     let cpu0 = cpu_ticks(child.id())?;
@@ -248,13 +288,24 @@ fn serve_phase(labd: &Path, data: &Path, corpus: &Path, metrics: usize) -> Resul
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let idle = (cpu1 - cpu0) as f64 / hz / t.elapsed().as_secs_f64();
+    let peak_rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let status = child.wait()?;
     if !status.success() {
         bail!("labd exited with {status} on SIGTERM");
     }
-    Ok((curves, idle))
+    Ok(Live {
+        drop_secs,
+        peak_rss,
+        curves_secs: curves,
+        idle_cpu: idle,
+    })
 }
 
 /// utime + stime of a process, in clock ticks.

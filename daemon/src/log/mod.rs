@@ -230,6 +230,17 @@ impl EventLog {
         Ok(())
     }
 
+    /// Bytes of the stored event blocks (what the events take, without redb's free and spare pages).
+    pub fn stored_event_bytes(&self) -> Result<u64, LogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let events = txn.open_table(EVENTS).map_err(storage)?;
+        let mut total = 0;
+        for entry in events.iter().map_err(storage)? {
+            total += entry.map_err(storage)?.1.value().len() as u64;
+        }
+        Ok(total)
+    }
+
     /// Bytes the database file takes on disk.
     pub fn disk_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 /// Most events in one stored block (bounds the work of reading a short range).
-const BLOCK_EVENTS: usize = 4096;
+const BLOCK_EVENTS: usize = 1024;
 /// Most events grouped into one transaction.
 const GROUP_EVENTS: usize = 256 * 1024;
 
