@@ -124,7 +124,7 @@ pub async fn run(
                 drop(v);
                 seq_tx.send_replace(applied);
             }),
-        )
+        )?
     };
     let (ingest_tx, ingest_rx) = std::sync::mpsc::channel();
     let ingestor = Ingestor::new(

@@ -149,6 +149,7 @@ mod tests {
                     snapshots.lock().unwrap().push(v.clone());
                 }),
             )
+            .unwrap()
         };
         let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/runs");
         let messy = dir.path().join("messy");

@@ -54,16 +54,16 @@ pub struct Appender {
 
 impl Writer {
     /// Starts the writer thread on `log`.
-    pub fn start(log: EventLog, on_commit: OnCommit) -> Writer {
+    pub fn start(log: EventLog, on_commit: OnCommit) -> Result<Writer, LogError> {
         let (tx, rx) = sync_channel::<Request>(64);
         let thread = std::thread::Builder::new()
             .name("labd-log-writer".into())
             .spawn(move || run(log, rx, on_commit))
-            .expect("spawning the log writer thread");
-        Writer {
+            .map_err(|e| LogError::WriteFailed(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer {
             appender: Appender { tx },
             thread: Some(thread),
-        }
+        })
     }
 
     pub fn appender(&self) -> Appender {
@@ -210,7 +210,8 @@ mod tests {
             Box::new(move |first, events| {
                 seen2.lock().unwrap().push((first, events.len()));
             }),
-        );
+        )
+        .unwrap();
         let app = writer.appender();
         let a = app
             .append(Batch {
@@ -249,7 +250,7 @@ mod tests {
     fn reads_cross_block_boundaries() {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open(&dir.path().join("log.redb")).unwrap();
-        let writer = Writer::start(log.clone(), Box::new(|_, _| {}));
+        let writer = Writer::start(log.clone(), Box::new(|_, _| {})).unwrap();
         let events: Vec<Event> = (0..BLOCK_EVENTS + 10)
             .map(|i| message("x", &i.to_string()))
             .collect();
