@@ -283,18 +283,7 @@ fn run(cli: Cli) -> Result<i32> {
             if json {
                 print_json(&report)?;
             } else {
-                println!(
-                    "replayed {} events ({} points) up to seq {} in {:.2}s{}",
-                    report.events,
-                    report.points,
-                    report.upto,
-                    report.seconds,
-                    if report.live {
-                        "; live views replaced"
-                    } else {
-                        ""
-                    }
-                );
+                println!("{report}");
                 if !report.live {
                     let cells: Vec<Vec<String>> = report
                         .experiments

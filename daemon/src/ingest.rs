@@ -216,21 +216,7 @@ impl Ingestor {
             return Ok(());
         }
         tracing::warn!("{}: {reason}", path.display());
-        let path = path_key(path);
-        let event = Event::new(
-            now_micros(),
-            Source::File {
-                path: path.clone(),
-                first_line: 0,
-                last_line: 0,
-            },
-            EventKind::IngestError(IngestError {
-                path,
-                line: None,
-                severity,
-                reason,
-            }),
-        );
+        let event = file_problem(&path_key(path), severity, reason);
         self.submit(Batch {
             events: vec![event],
             cursors: vec![],
@@ -331,19 +317,10 @@ impl Ingestor {
         if (cursor.inode != 0 || cursor.offset > 0)
             && let Some(why) = self.changed_under_us(path, &cursor, &meta)
         {
-            events.push(Event::new(
-                now_micros(),
-                Source::File {
-                    path: key.clone(),
-                    first_line: 0,
-                    last_line: 0,
-                },
-                EventKind::IngestError(IngestError {
-                    path: key.clone(),
-                    line: None,
-                    severity: Severity::Warning,
-                    reason: format!("{why}; reading it again from the start as new runs"),
-                }),
+            events.push(file_problem(
+                &key,
+                Severity::Warning,
+                format!("{why}; reading it again from the start as new runs"),
             ));
             cursor = FileCursor {
                 errors: cursor.errors,
@@ -397,20 +374,7 @@ impl Ingestor {
                     from + at as u64
                 );
                 tracing::warn!("{key}: {reason}");
-                events.push(Event::new(
-                    now_micros(),
-                    Source::File {
-                        path: key.clone(),
-                        first_line: 0,
-                        last_line: 0,
-                    },
-                    EventKind::IngestError(IngestError {
-                        path: key.clone(),
-                        line: None,
-                        severity: Severity::Error,
-                        reason: reason.clone(),
-                    }),
-                ));
+                events.push(file_problem(&key, Severity::Error, reason.clone()));
                 cursor.dead = Some(reason);
                 cursor.errors += 1;
                 report.errors += 1;
@@ -561,6 +525,24 @@ impl Ingestor {
             }
         }
     }
+}
+
+/// An ingest problem about a whole file (no line).
+fn file_problem(path: &str, severity: Severity, reason: String) -> Event {
+    Event::new(
+        now_micros(),
+        Source::File {
+            path: path.to_string(),
+            first_line: 0,
+            last_line: 0,
+        },
+        EventKind::IngestError(IngestError {
+            path: path.to_string(),
+            line: None,
+            severity,
+            reason,
+        }),
+    )
 }
 
 fn wait(p: Pending) -> Result<(), LogError> {

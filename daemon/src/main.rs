@@ -25,18 +25,7 @@ fn main() -> anyhow::Result<()> {
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!(
-                    "replayed {} events ({} points) up to seq {} in {:.2}s{}",
-                    report.events,
-                    report.points,
-                    report.upto,
-                    report.seconds,
-                    if report.live {
-                        "; saved views replaced"
-                    } else {
-                        ""
-                    }
-                );
+                println!("{report}");
                 for row in &report.experiments {
                     println!("{}\t{}\t{}", row.id, row.status.as_str(), row.points);
                 }

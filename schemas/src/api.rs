@@ -289,6 +289,21 @@ pub struct ReplayReport {
     pub experiments: Vec<ExperimentRow>,
 }
 
+impl std::fmt::Display for ReplayReport {
+    /// One line for people: what was replayed, how fast, and whether the views were replaced.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "replayed {} events ({} points) up to seq {} in {:.2}s{}",
+            self.events,
+            self.points,
+            self.upto,
+            self.seconds,
+            if self.live { "; views replaced" } else { "" }
+        )
+    }
+}
+
 /// Answer to a push (`POST /api/v1/experiments`, ...).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Pushed {
