@@ -1,5 +1,5 @@
 //! `labctl`: ask labd. Readable tables by default, `--json` for machines. Exit codes: 0 done, 1 the answer
-//! is "problems found" (validate, errors with --fail), 2 could not do what was asked.
+//! is "problems found" (`validate`), 2 could not do what was asked.
 
 mod client;
 mod flatten;
@@ -194,8 +194,10 @@ fn run(cli: Cli) -> Result<i32> {
             if let Some(l) = limit {
                 q.push(("limit", l.to_string()));
             }
-            let page: MetricPage =
-                c.get(&format!("/experiments/{}/metrics/{}", enc(&id), key), &q)?;
+            let page: MetricPage = c.get(
+                &format!("/experiments/{}/metrics/{}", enc(&id), enc_key(&key)),
+                &q,
+            )?;
             if json {
                 print_json(&page)?;
             } else {
@@ -325,6 +327,11 @@ fn run(cli: Cli) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Percent-encodes a metric key for a URL path, keeping its `/`.
+fn enc_key(key: &str) -> String {
+    key.split('/').map(enc).collect::<Vec<_>>().join("/")
 }
 
 /// Percent-encodes an id for a URL path segment.
@@ -512,7 +519,7 @@ fn export(c: &Client, id: &str, to: &Path, json: bool) -> Result<()> {
         let mut offset = 0u64;
         loop {
             let page: MetricPage = c.get(
-                &format!("/experiments/{}/metrics/{}", enc(id), key),
+                &format!("/experiments/{}/metrics/{}", enc(id), enc_key(key)),
                 &[("offset", offset.to_string()), ("limit", "100000".into())],
             )?;
             let n = page.points.len() as u64;

@@ -237,8 +237,12 @@ impl Config {
     }
 }
 
-/// Paths are stored in events as text: make them absolute so they mean the same from anywhere.
+/// Paths are stored in events as text: make them canonical (absolute, symlinks resolved) so one file has one
+/// name whichever way it was reached; a path that does not exist yet is made absolute.
 fn absolute(p: &Path) -> Result<PathBuf, ConfigError> {
+    if let Ok(canonical) = std::fs::canonicalize(p) {
+        return Ok(canonical);
+    }
     std::path::absolute(p).map_err(|e| ConfigError::Invalid {
         setting: "path",
         reason: format!("{}: {e}", p.display()),

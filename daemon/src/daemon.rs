@@ -53,6 +53,8 @@ pub struct Shared {
     pub last_seq: tokio::sync::watch::Receiver<Seq>,
     pub ingest: Sender<IngestMsg>,
     pub started: Instant,
+    /// Turns true when the daemon begins to stop (long-lived responses such as the SSE tail end then).
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Shared {
@@ -173,7 +175,9 @@ pub async fn run(
             .spawn(move || ingest_loop(ingestor, roots, rescan, ingest_rx, tx))
             .map_err(|_| DaemonError::IngestGone)?
     };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Shared {
+        stopping: stop_rx,
         log: log.clone(),
         views: views.clone(),
         appender: writer.appender(),
@@ -185,6 +189,10 @@ pub async fn run(
         config,
     });
     let checkpoints = tokio::spawn(checkpoint_loop(shared.clone()));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     tracing::info!("labd listening on http://{addr}");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let served = api::serve(listener, shared.clone(), shutdown).await;

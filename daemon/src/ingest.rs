@@ -4,7 +4,7 @@
 
 use crate::ids::Ids;
 use crate::jobs::Job;
-use crate::log::writer::{Appender, Batch, Pending};
+use crate::log::writer::{Appender, Batch, CursorMove, Pending};
 use crate::log::{EventLog, FileCursor, LogError};
 use crate::sources::{self, Context, Format};
 use labd_schemas::api::IngestReport;
@@ -226,6 +226,19 @@ impl Ingestor {
     /// Walks `root` (following symlinks, noticing loops) and collects files of known formats with their
     /// metadata; only folders, symlinks and files of a known format are stat'ed.
     fn discover(&mut self, root: &Path, out: &mut Vec<(PathBuf, Format, std::fs::Metadata)>) {
+        if let Ok(m) = std::fs::metadata(root)
+            && m.is_file()
+        {
+            match Format::detect(root) {
+                Some(f) => out.push((root.to_path_buf(), f, m)),
+                None => {
+                    let reason =
+                        "not a file labd reads (run logs end in .jsonl or .ndjson)".to_string();
+                    let _ = self.problem(root, reason, Severity::Warning);
+                }
+            }
+            return;
+        }
         let mut visited = HashSet::new();
         let mut stack = vec![root.to_path_buf()];
         let mut problems = Vec::new();
@@ -301,6 +314,8 @@ impl Ingestor {
                 return Ok(0);
             }
         };
+        // The stored read position every batch of this file must start from, in order.
+        let mut prior = self.cursors.get(&key).map(|c| c.offset);
         let mut cursor = self
             .cursors
             .get(&key)
@@ -309,9 +324,6 @@ impl Ingestor {
                 format: format.name().into(),
                 ..Default::default()
             });
-        if cursor.dead.is_some() {
-            return Ok(0);
-        }
         let size = meta.len();
         let mut events = Vec::new();
         if (cursor.inode != 0 || cursor.offset > 0)
@@ -328,6 +340,9 @@ impl Ingestor {
                 ..Default::default()
             };
         }
+        if cursor.dead.is_some() {
+            return Ok(0);
+        }
         cursor.dev = meta.dev();
         cursor.inode = meta.ino();
         if size == cursor.offset && events.is_empty() {
@@ -338,7 +353,6 @@ impl Ingestor {
             .ok()
             .and_then(|m| SystemTime::now().duration_since(m).ok())
             .is_some_and(|d| d >= self.opts.settle);
-        let take_unterminated = finished || quiet;
         let mut file = match File::open(path) {
             Ok(f) => f,
             Err(e) => {
@@ -346,11 +360,7 @@ impl Ingestor {
                 return Ok(0);
             }
         };
-        let restarted = if events.is_empty() {
-            None
-        } else {
-            Some("file replaced or truncated".to_string())
-        };
+        let restarted = (!events.is_empty()).then(|| "file replaced or truncated".to_string());
         let chunk = self.opts.chunk.max(self.opts.max_line + 1);
         let mut consumed_total = 0;
         loop {
@@ -367,26 +377,14 @@ impl Ingestor {
                 )?;
                 break;
             }
-            let data = std::mem::take(&mut self.buf);
-            if let Some(at) = memchr::memchr(0, &data) {
-                let reason = format!(
-                    "binary file (NUL byte at byte {}); skipped",
-                    from + at as u64
-                );
-                tracing::warn!("{key}: {reason}");
-                events.push(file_problem(&key, Severity::Error, reason.clone()));
-                cursor.dead = Some(reason);
-                cursor.errors += 1;
-                report.errors += 1;
-                cursor.updated = now_micros();
-                self.cursors.insert(key.clone(), cursor.clone());
-                self.submit(Batch {
-                    events,
-                    cursors: vec![(key.clone(), cursor)],
-                })?;
-                self.buf = data;
-                return Ok(consumed_total);
-            }
+            let mut data = std::mem::take(&mut self.buf);
+            let at_end = (data.len() as u64) < chunk as u64;
+            // A NUL byte makes the file binary: the complete lines before it are still read.
+            let binary_at = memchr::memchr(0, &data).map(|at| {
+                let line_start = memchr::memrchr(b'\n', &data[..at]).map_or(0, |i| i + 1);
+                data.truncate(line_start);
+                from + at as u64
+            });
             if from == 0 && cursor.head_len < HEAD_BYTES.min(data.len() as u64) {
                 cursor.head_len = HEAD_BYTES.min(data.len() as u64);
                 cursor.head_hash = head_hash(&data[..cursor.head_len as usize]);
@@ -405,68 +403,87 @@ impl Ingestor {
                 host: &self.host,
                 now,
                 max_line: self.opts.max_line,
-                take_unterminated,
+                take_unterminated: (finished || quiet) && binary_at.is_none(),
                 ids: &mut unique,
             };
             let mut out = sources::read(format, &mut cursor, &data, &mut ctx);
-            let at_end = (data.len() as u64) < chunk as u64;
             let consumed = out.consumed;
             self.buf = data;
-            if consumed == 0 && out.events.is_empty() {
-                if !events.is_empty() {
-                    // Only the notice that the file was replaced: commit it with the reset cursor.
-                    cursor.updated = now;
-                    self.cursors.insert(key.clone(), cursor.clone());
-                    self.submit(Batch {
-                        events: std::mem::take(&mut events),
-                        cursors: vec![(key.clone(), cursor.clone())],
-                    })?;
-                }
-                break;
+            if consumed > 0 || !out.events.is_empty() {
+                self.fill_artifacts(path, &mut out.events);
+                let errors = out
+                    .events
+                    .iter()
+                    .filter(|e| matches!(e.kind, EventKind::IngestError(_)))
+                    .count() as u64;
+                cursor.offset = from + consumed;
+                cursor.size = size.max(cursor.offset);
+                cursor.errors += errors;
+                cursor.updated = now;
+                report.lines += cursor.line - lines_before;
+                report.points += out.points;
+                report.errors += errors;
+                events.append(&mut out.events);
+                events.push(Event::new(
+                    now,
+                    Source::File {
+                        path: key.clone(),
+                        first_line: lines_before + 1,
+                        last_line: cursor.line,
+                    },
+                    EventKind::FileIngested(FileIngested {
+                        path: key.clone(),
+                        from,
+                        to: cursor.offset,
+                        lines: cursor.line - lines_before,
+                        restarted: restarted.clone().filter(|_| from == 0),
+                    }),
+                ));
+                consumed_total += consumed;
             }
-            self.fill_artifacts(path, &mut out.events);
-            let errors = out
-                .events
-                .iter()
-                .filter(|e| matches!(e.kind, EventKind::IngestError(_)))
-                .count() as u64;
-            cursor.offset = from + consumed;
-            cursor.size = size.max(cursor.offset);
-            cursor.errors += errors;
-            cursor.updated = now;
-            report.lines += cursor.line - lines_before;
-            report.points += out.points;
-            report.errors += errors;
-            events.append(&mut out.events);
-            events.push(Event::new(
-                now,
-                Source::File {
-                    path: key.clone(),
-                    first_line: lines_before + 1,
-                    last_line: cursor.line,
-                },
-                EventKind::FileIngested(FileIngested {
-                    path: key.clone(),
-                    from,
-                    to: cursor.offset,
-                    lines: cursor.line - lines_before,
-                    restarted: restarted.clone().filter(|_| from == 0),
-                }),
-            ));
-            report.events += events.len() as u64;
-            consumed_total += consumed;
-            self.cursors.insert(key.clone(), cursor.clone());
-            self.submit(Batch {
-                events: std::mem::take(&mut events),
-                cursors: vec![(key.clone(), cursor.clone())],
-            })?;
-            if at_end {
-                // Caught up; a partial last line, if any, waits for the rest.
+            if let Some(at) = binary_at {
+                let reason = format!(
+                    "binary file (NUL byte at byte {at}); the lines before it were read, the rest is skipped"
+                );
+                tracing::warn!("{key}: {reason}");
+                events.push(file_problem(&key, Severity::Error, reason.clone()));
+                cursor.dead = Some(reason);
+                cursor.errors += 1;
+                report.errors += 1;
+                cursor.updated = now;
+            }
+            if !events.is_empty() {
+                report.events += events.len() as u64;
+                self.send(&key, &mut prior, &cursor, std::mem::take(&mut events))?;
+            }
+            if at_end || binary_at.is_some() || consumed == 0 {
+                // Caught up (a partial last line, if any, waits for the rest), or the file is dead.
                 break;
             }
         }
         report.files += 1;
         Ok(consumed_total)
+    }
+
+    /// Stores `cursor` for `key` with `events`, expecting the stored position to be `prior`, which then
+    /// becomes the cursor's offset.
+    fn send(
+        &mut self,
+        key: &str,
+        prior: &mut Option<u64>,
+        cursor: &FileCursor,
+        events: Vec<Event>,
+    ) -> Result<(), LogError> {
+        self.cursors.insert(key.to_string(), cursor.clone());
+        let expected = prior.replace(cursor.offset);
+        self.submit(Batch {
+            events,
+            cursors: vec![CursorMove {
+                path: key.to_string(),
+                expected,
+                cursor: cursor.clone(),
+            }],
+        })
     }
 
     /// Why the file is no longer the one the cursor describes, if it is not.
@@ -476,8 +493,20 @@ impl Ingestor {
         cursor: &FileCursor,
         meta: &std::fs::Metadata,
     ) -> Option<String> {
+        let head_same = || {
+            let mut head = vec![0u8; cursor.head_len as usize];
+            File::open(path)
+                .and_then(|mut f| f.read_exact(&mut head))
+                .map(|_| head_hash(&head) == cursor.head_hash)
+        };
         if cursor.inode != 0 && (meta.dev(), meta.ino()) != (cursor.dev, cursor.inode) {
-            return Some("file was replaced (new inode)".into());
+            // rsync and editors write a new file and rename it over the old one: same content, new inode.
+            let continued = cursor.head_len > 0
+                && meta.len() >= cursor.offset
+                && matches!(head_same(), Ok(true));
+            if !continued {
+                return Some("file was replaced (new inode, different content)".into());
+            }
         }
         if meta.len() < cursor.offset {
             return Some(format!(
@@ -486,17 +515,11 @@ impl Ingestor {
                 cursor.offset
             ));
         }
-        if cursor.head_len > 0 && meta.len() != cursor.size {
-            let mut head = vec![0u8; cursor.head_len as usize];
-            let same = File::open(path)
-                .and_then(|mut f| f.read_exact(&mut head))
-                .map(|_| head_hash(&head) == cursor.head_hash);
-            if let Ok(false) = same {
-                return Some(format!(
-                    "file was rewritten (its first {} bytes changed)",
-                    cursor.head_len
-                ));
-            }
+        if cursor.head_len > 0 && meta.len() != cursor.size && matches!(head_same(), Ok(false)) {
+            return Some(format!(
+                "file was rewritten (its first {} bytes changed)",
+                cursor.head_len
+            ));
         }
         None
     }

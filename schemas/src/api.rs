@@ -151,7 +151,11 @@ pub struct Point {
     pub step: Option<i64>,
     pub epoch: Option<f64>,
     pub wall_time: Option<f64>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "crate::floats::map"
+    )]
     pub x: BTreeMap<String, f64>,
     /// `null` in JSON when the value is NaN or infinite; see `repr` then.
     pub value: Option<f64>,

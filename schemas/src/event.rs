@@ -183,9 +183,11 @@ pub struct MetricsLogged {
     #[serde(default)]
     pub wall_time: Option<f64>,
     /// Custom x-axes, e.g. `tokens`.
-    #[serde(default)]
+    #[serde(default, with = "crate::floats::map")]
     pub x: BTreeMap<String, f64>,
-    /// Metric name → value. NaN and ±inf are kept as given; `null` values are left out.
+    /// Metric name → value. NaN and ±inf are kept as given (in JSON: `"NaN"`, `"Infinity"`, `"-Infinity"`);
+    /// `null` values are left out.
+    #[serde(with = "crate::floats::map")]
     pub values: BTreeMap<String, f64>,
     /// Fields of the line labd does not know, kept as given.
     #[serde(default, skip_serializing_if = "Map::is_empty")]

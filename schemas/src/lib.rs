@@ -7,9 +7,11 @@
 //! - [`time`]: timestamps as the run log writes them (RFC 3339 or Unix seconds).
 //! - [`api`]: request and response bodies of `/api/v1`.
 //! - [`ids`]: experiment ids and config hashes' textual forms.
+//! - [`floats`]: metric maps whose NaN and infinities survive JSON.
 
 pub mod api;
 pub mod event;
+pub mod floats;
 pub mod ids;
 pub mod runlog;
 pub mod time;

@@ -219,3 +219,26 @@ fn on_loopback_a_configured_token_guards_changes_only() {
         201
     );
 }
+
+#[test]
+fn sigterm_stops_promptly_and_cleanly_with_a_tail_attached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(&tmp.path().join("data"), &tmp.path().join("inbox"), &[]);
+    let _tail = KillOnDrop(
+        std::process::Command::new(bin("labctl"))
+            .args(["tail"])
+            .env("LABD_ADDR", &d.addr)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let status = d.stop();
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}

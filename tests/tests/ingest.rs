@@ -371,3 +371,72 @@ fn labctl_ingest_reads_a_folder_outside_the_watch_and_silence_makes_runs_stale()
     let missing = d.labctl(&["ingest", "/definitely/not/here"]);
     assert_eq!(missing.status.code(), Some(2));
 }
+
+#[test]
+fn a_renamed_over_copy_continues_a_nul_keeps_the_lines_before_it_and_tail_shows_nan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+
+    // rsync and editors write a new file and rename it over the old one.
+    let file = inbox.join("synced.jsonl");
+    write_run(&file, "synced", 10, false);
+    d.wait_for("the first part", 5, |d| d.total_points() == 20);
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("{\"kind\":\"metrics\",\"split\":\"train\",\"step\":10,\"values\":{\"loss\":0.1,\"acc\":0.9}}\n");
+    let tmpfile = inbox.join(".synced.jsonl.tmp");
+    std::fs::write(&tmpfile, text).unwrap();
+    std::fs::rename(&tmpfile, &file).unwrap();
+    d.wait_for("the synced continuation", 5, |d| d.total_points() == 22);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(d.ls().len(), 1, "no second run from the same content");
+    assert_eq!(d.total_points(), 22);
+
+    // A zero-filled tail (power loss): the complete lines before it are kept.
+    let mut bytes = b"{\"kind\":\"run\",\"name\":\"zeroed\"}\n{\"kind\":\"metrics\",\"values\":{\"loss\":NaN}}\n{\"kind\":\"metrics\",\"values\":{\"loss\":1}}\n{\"kind\":\"met".to_vec();
+    bytes.extend_from_slice(&[0u8; 64]);
+    std::fs::write(inbox.join("zeroed.jsonl"), bytes).unwrap();
+    d.wait_for("the zeroed run", 5, |d| {
+        find(&d.ls(), "zeroed").is_some_and(|r| r["points"] == 2)
+    });
+    let errors = d.labctl_json(&["errors", "--path", "zeroed"]);
+    assert!(
+        errors[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("lines before it were read"),
+        "{errors}"
+    );
+
+    // One file by itself, outside the watched folder.
+    let single = tmp.path().join("single.jsonl");
+    write_run(&single, "single", 4, true);
+    let report = d.labctl_json(&["ingest", single.to_str().unwrap()]);
+    assert_eq!(report["points"], 8, "{report}");
+    assert!(find(&d.ls(), "single").is_some());
+
+    // The human tail prints NaN values instead of failing on them.
+    let mut child = std::process::Command::new(labd_e2e::bin("labctl"))
+        .args(["tail", "--from", "1"])
+        .env("LABD_ADDR", &d.addr)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let killer = labd_e2e::KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if line.contains("loss=NaN") {
+                let _ = tx.send(line);
+                return;
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a tail line with loss=NaN");
+    assert!(line.contains("zeroed"), "{line}");
+    drop(killer);
+}

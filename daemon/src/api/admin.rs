@@ -25,12 +25,9 @@ pub async fn ingest(
             req.path
         )));
     }
-    if !path.exists() {
-        return Err(Error::not_found(format!(
-            "{} does not exist on the daemon's host",
-            path.display()
-        )));
-    }
+    // One file, one name: resolve symlinks and `..` as the watched folders are.
+    let path = std::fs::canonicalize(&path)
+        .map_err(|e| Error::not_found(format!("{} on the daemon's host: {e}", path.display())))?;
     let job = s.jobs.start("ingest");
     let id = job.id();
     s.ingest
@@ -44,11 +41,7 @@ pub async fn replay(
     State(s): State<Arc<Shared>>,
     body: std::result::Result<Json<ReplayRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    let req = match body {
-        Ok(Json(r)) => r,
-        Err(JsonRejection::MissingJsonContentType(_)) => ReplayRequest::default(),
-        Err(e) => return Err(e.into()),
-    };
+    let Json(req) = body?;
     if let Some(a) = &req.as_of {
         a.parse::<replay::AsOf>()
             .map_err(|e| Error::bad(e.to_string()))?;

@@ -62,21 +62,31 @@ pub async fn list(
     Ok(Json(rows))
 }
 
-/// `*` and `?` glob when the pattern has them, else a substring match.
+/// `*` and `?` glob when the pattern has them, else a substring match. Linear-time matching (one backtrack
+/// point, the last `*`), so no pattern can make it slow.
 pub fn name_matches(pattern: &str, name: &str) -> bool {
     if !pattern.contains(['*', '?']) {
         return name.contains(pattern);
     }
-    fn glob(p: &[u8], s: &[u8]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
-            (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
-            (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-            _ => false,
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
         }
     }
-    glob(pattern.as_bytes(), name.as_bytes())
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 pub async fn show(
@@ -228,9 +238,14 @@ pub async fn tail(
         .unwrap_or_else(|| *seq_rx.borrow_and_update() + 1)
         .max(1);
     let log = s.log.clone();
+    let stopping = s.stopping.clone();
+    let state = (start, seq_rx, log, stopping);
     let stream =
-        futures_util::stream::unfold((start, seq_rx, log), |(next, mut rx, log)| async move {
+        futures_util::stream::unfold(state, |(next, mut rx, log, mut stopping)| async move {
             loop {
+                if *stopping.borrow() {
+                    return None;
+                }
                 let last = *rx.borrow_and_update();
                 if last >= next {
                     let log2 = log.clone();
@@ -247,9 +262,13 @@ pub async fn tail(
                             Ok(SseEvent::default().id(seq.to_string()).data(data))
                         })
                         .collect();
-                    return Some((futures_util::stream::iter(items), (upto, rx, log)));
+                    return Some((futures_util::stream::iter(items), (upto, rx, log, stopping)));
                 }
-                rx.changed().await.ok()?;
+                // Wait for news, or end the stream when the daemon stops (so shutdown need not wait for clients).
+                tokio::select! {
+                    changed = rx.changed() => changed.ok()?,
+                    _ = stopping.changed() => return None,
+                }
             }
         });
     use futures_util::StreamExt;
@@ -353,5 +372,10 @@ mod tests {
         assert!(name_matches("b*e", "baseline"));
         assert!(!name_matches("b*x", "baseline"));
         assert!(name_matches("?aseline", "baseline"));
+        assert!(name_matches("*line", "baseline"));
+        assert!(!name_matches(
+            "*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b",
+            &"a".repeat(5000)
+        ));
     }
 }

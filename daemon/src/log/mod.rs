@@ -83,6 +83,9 @@ pub struct FileCursor {
     /// What reads this file (`runlog`, ...).
     #[serde(default)]
     pub format: String,
+    /// The last line was taken without its newline; a newline arriving next ends it, not a new line.
+    #[serde(default)]
+    pub after_unterminated: bool,
 }
 
 /// The event log: a redb database. Cheap to clone; reads may run on any thread, writes go through the

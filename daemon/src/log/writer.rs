@@ -6,6 +6,7 @@
 use super::{CURSORS, EVENTS, EventLog, FileCursor, LogError, META, Seq, block, storage};
 use labd_schemas::Event;
 use redb::ReadableTable;
+use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
@@ -19,7 +20,17 @@ const GROUP_EVENTS: usize = 256 * 1024;
 #[derive(Default, Debug)]
 pub struct Batch {
     pub events: Vec<Event>,
-    pub cursors: Vec<(String, FileCursor)>,
+    pub cursors: Vec<CursorMove>,
+}
+
+/// A file cursor to store, and the offset the stored cursor must have for the move to be valid (`None`: no
+/// cursor stored yet). A batch whose expectation fails is rejected whole: that happens when an earlier batch of
+/// the same file failed to commit, and it keeps a later chunk from being committed past lines never stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CursorMove {
+    pub path: String,
+    pub expected: Option<u64>,
+    pub cursor: FileCursor,
 }
 
 /// Where a committed batch landed: `first..=last` (empty when `last < first`).
@@ -130,17 +141,24 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
             }
         }
         match commit(&log, &group) {
-            Ok(mut next) => {
-                for req in group {
-                    let n = req.batch.events.len() as u64;
-                    if n > 0 {
-                        on_commit(next, &req.batch.events);
+            Ok(outcomes) => {
+                for (req, outcome) in group.into_iter().zip(outcomes) {
+                    match outcome {
+                        Ok(first) => {
+                            let n = req.batch.events.len() as u64;
+                            if n > 0 {
+                                on_commit(first, &req.batch.events);
+                            }
+                            let _ = req.reply.send(Ok(Committed {
+                                first,
+                                last: first + n - 1,
+                            }));
+                        }
+                        Err(reason) => {
+                            tracing::warn!("batch rejected: {reason}");
+                            let _ = req.reply.send(Err(reason));
+                        }
                     }
-                    let _ = req.reply.send(Ok(Committed {
-                        first: next,
-                        last: next + n - 1,
-                    }));
-                    next += n;
                 }
             }
             Err(e) => {
@@ -154,13 +172,14 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
     }
 }
 
-/// Writes the group in one durable transaction; returns the sequence number of its first event.
-fn commit(log: &EventLog, group: &[Request]) -> Result<Seq, LogError> {
+/// Writes the group in one durable transaction; answers, per request, the sequence number of its first event
+/// or why it was rejected (a cursor expectation that does not hold).
+fn commit(log: &EventLog, group: &[Request]) -> Result<Vec<Result<Seq, String>>, LogError> {
     let txn = log.db().begin_write().map_err(storage)?;
-    let first;
+    let mut outcomes = Vec::with_capacity(group.len());
     {
         let mut meta = txn.open_table(META).map_err(storage)?;
-        first = meta
+        let first = meta
             .get("next_seq")
             .map_err(storage)?
             .map(|v| v.value())
@@ -168,7 +187,14 @@ fn commit(log: &EventLog, group: &[Request]) -> Result<Seq, LogError> {
         let mut events = txn.open_table(EVENTS).map_err(storage)?;
         let mut cursors = txn.open_table(CURSORS).map_err(storage)?;
         let mut next = first;
+        // Offsets as this transaction has left them so far.
+        let mut staged: HashMap<&str, u64> = HashMap::new();
         for req in group {
+            if let Some(reason) = broken_expectation(&req.batch.cursors, &staged, &cursors)? {
+                outcomes.push(Err(reason));
+                continue;
+            }
+            outcomes.push(Ok(next));
             for chunk in req.batch.events.chunks(BLOCK_EVENTS) {
                 let bytes = block::encode(chunk).map_err(|reason| LogError::Encode {
                     what: "event block",
@@ -177,20 +203,57 @@ fn commit(log: &EventLog, group: &[Request]) -> Result<Seq, LogError> {
                 events.insert(next, bytes.as_slice()).map_err(storage)?;
                 next += chunk.len() as u64;
             }
-            for (path, cursor) in &req.batch.cursors {
-                let bytes = rmp_serde::to_vec_named(cursor).map_err(|e| LogError::Encode {
+            for m in &req.batch.cursors {
+                let bytes = rmp_serde::to_vec_named(&m.cursor).map_err(|e| LogError::Encode {
                     what: "file cursor",
                     reason: e.to_string(),
                 })?;
                 cursors
-                    .insert(path.as_str(), bytes.as_slice())
+                    .insert(m.path.as_str(), bytes.as_slice())
                     .map_err(storage)?;
+                staged.insert(m.path.as_str(), m.cursor.offset);
             }
         }
         meta.insert("next_seq", next).map_err(storage)?;
     }
     txn.commit().map_err(storage)?;
-    Ok(first)
+    Ok(outcomes)
+}
+
+/// Why a request's cursor moves do not start where the stored cursors are, if they do not.
+fn broken_expectation(
+    moves: &[CursorMove],
+    staged: &HashMap<&str, u64>,
+    table: &redb::Table<&str, &[u8]>,
+) -> Result<Option<String>, LogError> {
+    let mut local: HashMap<&str, u64> = HashMap::new();
+    for m in moves {
+        let current = match local
+            .get(m.path.as_str())
+            .or_else(|| staged.get(m.path.as_str()))
+        {
+            Some(offset) => Some(*offset),
+            None => match table.get(m.path.as_str()).map_err(storage)? {
+                Some(v) => Some(
+                    rmp_serde::from_slice::<FileCursor>(v.value())
+                        .map_err(|e| LogError::Corrupt {
+                            seq: 0,
+                            reason: format!("cursor of {}: {e}", m.path),
+                        })?
+                        .offset,
+                ),
+                None => None,
+            },
+        };
+        if current != m.expected {
+            return Ok(Some(format!(
+                "{}: stored read position is {current:?}, this batch expected {:?} (an earlier batch of this file failed); it will be read again",
+                m.path, m.expected
+            )));
+        }
+        local.insert(m.path.as_str(), m.cursor.offset);
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -227,7 +290,11 @@ mod tests {
         let b = app
             .append(Batch {
                 events: vec![message("y", "3")],
-                cursors: vec![("/f".into(), cursor.clone())],
+                cursors: vec![CursorMove {
+                    path: "/f".into(),
+                    expected: None,
+                    cursor: cursor.clone(),
+                }],
             })
             .unwrap();
         assert_eq!(a, Committed { first: 1, last: 2 });
@@ -244,6 +311,49 @@ mod tests {
             .map(|(s, _)| s)
             .collect();
         assert_eq!(texts, vec![2, 3]);
+    }
+
+    #[test]
+    fn a_batch_whose_file_position_does_not_follow_the_stored_one_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("log.redb")).unwrap();
+        let writer = Writer::start(log.clone(), Box::new(|_, _| {})).unwrap();
+        let app = writer.appender();
+        let at = |offset| FileCursor {
+            offset,
+            ..Default::default()
+        };
+        let mv = |expected, offset| CursorMove {
+            path: "/f".into(),
+            expected,
+            cursor: at(offset),
+        };
+        app.append(Batch {
+            events: vec![message("x", "chunk 1")],
+            cursors: vec![mv(None, 10)],
+        })
+        .unwrap();
+        // Chunk 3 arrives while chunk 2 (10..20) was lost: rejected, nothing of it stored.
+        let err = app
+            .append(Batch {
+                events: vec![message("x", "chunk 3")],
+                cursors: vec![mv(Some(20), 30)],
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected Some(20)"), "{err}");
+        // Moves chain within one batch, and other batches are unaffected.
+        let ok = app
+            .append(Batch {
+                events: vec![message("x", "chunk 2"), message("x", "chunk 3")],
+                cursors: vec![mv(Some(10), 20), mv(Some(20), 30)],
+            })
+            .unwrap();
+        assert_eq!(ok, Committed { first: 2, last: 3 });
+        drop(app);
+        writer.close();
+        assert_eq!(log.cursors().unwrap()[0].1.offset, 30);
+        assert_eq!(log.last_seq().unwrap(), 3);
     }
 
     #[test]

@@ -16,6 +16,13 @@ use serde_json::Value;
 pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Output {
     let mut out = Output::default();
     let mut pos = 0usize;
+    if cursor.line == 0 && data.starts_with(b"\xEF\xBB\xBF") {
+        // A UTF-8 byte order mark (Windows tools write one) is not part of the first line.
+        pos = 3;
+    }
+    if std::mem::take(&mut cursor.after_unterminated) && data.first() == Some(&b'\n') {
+        pos = 1;
+    }
     while pos < data.len() {
         let rest = &data[pos..];
         if cursor.skipping {
@@ -47,6 +54,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                     continue;
                 }
                 if ctx.take_unterminated && parse_text(rest).is_some() {
+                    cursor.after_unterminated = true;
                     (rest, data.len())
                 } else {
                     break;
@@ -330,6 +338,28 @@ mod tests {
             .collect();
         assert_eq!(lines, [Some(2), Some(4), Some(5)]);
         assert_eq!(out.points, 1);
+    }
+
+    #[test]
+    fn a_newline_after_a_taken_unterminated_line_is_not_a_new_line() {
+        let mut cursor = FileCursor::default();
+        let out = ctx_read(
+            &mut cursor,
+            b"\xEF\xBB\xBF{\"kind\":\"run\",\"name\":\"b\"}",
+            true,
+        );
+        assert_eq!(
+            kinds(&out),
+            ["experiment_created"],
+            "the byte order mark is skipped"
+        );
+        assert_eq!(cursor.line, 1);
+        let out = ctx_read(&mut cursor, b"\nnope\n", false);
+        assert_eq!(cursor.line, 2);
+        let EventKind::IngestError(e) = &out.events[0].kind else {
+            panic!()
+        };
+        assert_eq!(e.line, Some(2));
     }
 
     #[test]

@@ -1,0 +1,134 @@
+//! Metric maps (name → f64) whose values may be NaN or ±infinity. In binary formats (msgpack, the log) they
+//! are plain floats; in JSON, where those values have no spelling, they are written as the strings `"NaN"`,
+//! `"Infinity"` and `"-Infinity"`, and read back from them (or from `null`, as NaN).
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The JSON spelling of a non-finite value.
+pub fn spell(v: f64) -> Option<&'static str> {
+    if v.is_nan() {
+        Some("NaN")
+    } else if v == f64::INFINITY {
+        Some("Infinity")
+    } else if v == f64::NEG_INFINITY {
+        Some("-Infinity")
+    } else {
+        None
+    }
+}
+
+/// `#[serde(with = "crate::floats::map")]` for `BTreeMap<String, f64>`.
+pub mod map {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
+        if !s.is_human_readable() {
+            return serde::Serialize::serialize(m, s);
+        }
+        let mut out = s.serialize_map(Some(m.len()))?;
+        for (k, v) in m {
+            match spell(*v) {
+                Some(text) => out.serialize_entry(k, text)?,
+                None => out.serialize_entry(k, v)?,
+            }
+        }
+        out.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
+        if !d.is_human_readable() {
+            return serde::Deserialize::deserialize(d);
+        }
+        d.deserialize_map(MapVisitor)
+    }
+
+    struct MapVisitor;
+
+    impl<'de> Visitor<'de> for MapVisitor {
+        type Value = BTreeMap<String, f64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of names to numbers (or \"NaN\", \"Infinity\", \"-Infinity\")")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((k, v)) = access.next_entry::<String, Lenient>()? {
+                out.insert(k, v.0);
+            }
+            Ok(out)
+        }
+    }
+
+    /// A number, one of the spelled non-finite values, or null (NaN).
+    struct Lenient(f64);
+
+    impl<'de> serde::Deserialize<'de> for Lenient {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Lenient;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a number, \"NaN\", \"Infinity\" or \"-Infinity\"")
+                }
+                fn visit_f64<E>(self, v: f64) -> Result<Lenient, E> {
+                    Ok(Lenient(v))
+                }
+                fn visit_i64<E>(self, v: i64) -> Result<Lenient, E> {
+                    Ok(Lenient(v as f64))
+                }
+                fn visit_u64<E>(self, v: u64) -> Result<Lenient, E> {
+                    Ok(Lenient(v as f64))
+                }
+                fn visit_unit<E>(self) -> Result<Lenient, E> {
+                    Ok(Lenient(f64::NAN))
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Lenient, E> {
+                    match v {
+                        "NaN" => Ok(Lenient(f64::NAN)),
+                        "Infinity" => Ok(Lenient(f64::INFINITY)),
+                        "-Infinity" => Ok(Lenient(f64::NEG_INFINITY)),
+                        other => Err(E::custom(format!("{other:?} is not a number"))),
+                    }
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+
+    #[derive(Serialize, Deserialize, Debug)]
+    struct Row {
+        #[serde(with = "super::map")]
+        values: BTreeMap<String, f64>,
+    }
+
+    #[test]
+    fn json_spells_non_finite_values_and_msgpack_keeps_floats() {
+        let row = Row {
+            values: [
+                ("a".into(), f64::NAN),
+                ("b".into(), f64::NEG_INFINITY),
+                ("c".into(), 1.5),
+            ]
+            .into(),
+        };
+        let text = serde_json::to_string(&row).unwrap();
+        assert_eq!(text, r#"{"values":{"a":"NaN","b":"-Infinity","c":1.5}}"#);
+        let back: Row = serde_json::from_str(&text).unwrap();
+        assert!(back.values["a"].is_nan());
+        assert_eq!(back.values["b"], f64::NEG_INFINITY);
+        let bin = rmp_serde::to_vec_named(&row).unwrap();
+        let back: Row = rmp_serde::from_slice(&bin).unwrap();
+        assert!(back.values["a"].is_nan());
+        assert_eq!(back.values["c"], 1.5);
+    }
+}
