@@ -168,3 +168,25 @@ async fn announced_size(State(shared): State<Arc<Shared>>, req: Request, next: N
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every route of the router is in the OpenAPI document, and the document names no route the router lacks.
+    #[test]
+    fn the_openapi_document_lists_exactly_the_routes() {
+        let source = include_str!("mod.rs");
+        let start = source.find("pub fn router").expect("router");
+        let end = source.find("pub async fn serve").expect("serve");
+        let mut routes: Vec<String> = source[start..end]
+            .split('"')
+            .filter(|piece| piece.starts_with("/api/v1/"))
+            .map(|p| p.replace("{*key}", "{key}"))
+            .collect();
+        routes.sort();
+        routes.dedup();
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
+        let mut documented: Vec<String> = doc["paths"].as_object().expect("paths").keys().cloned().collect();
+        documented.sort();
+        assert_eq!(routes, documented);
+    }
+}
