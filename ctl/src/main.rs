@@ -42,8 +42,12 @@ struct Cli {
 enum Cmd {
     /// Health of the daemon and of ingestion.
     Status,
-    /// List experiments.
+    /// List experiments (`runs` is the same command).
+    #[command(alias = "runs")]
     Ls {
+        /// Filter expression, e.g. `optim.lr < 1e-3 and tag == "bert" and metric.val/acc > 0.9`.
+        #[arg(long = "where", value_name = "EXPR")]
+        filter: Option<String>,
         #[arg(long)]
         status: Option<String>,
         #[arg(long)]
@@ -144,9 +148,19 @@ fn run(cli: Cli) -> Result<i32> {
                 );
             }
         }
-        Cmd::Ls { status, tag, name } => {
+        Cmd::Ls {
+            filter,
+            status,
+            tag,
+            name,
+        } => {
             let mut q = Vec::new();
-            for (k, v) in [("status", status), ("tag", tag), ("name", name)] {
+            for (k, v) in [
+                ("status", status),
+                ("tag", tag),
+                ("name", name),
+                ("where", filter),
+            ] {
                 if let Some(v) = v {
                     q.push((k, v));
                 }

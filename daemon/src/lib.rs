@@ -10,6 +10,7 @@
 //! - [`watch`]: notify as a trigger for the ingest loop.
 //! - [`ingest`]: discover → look → read → source → append events and cursor in one batch.
 //! - [`ids`]: unique experiment ids.
+//! - [`filter`]: the filter expression language over runs.
 //! - [`views`]: state materialized from the log (registry, ingest problems), incremental and rebuildable.
 //! - [`replay`]: rebuild the views, live or as of a past point.
 //! - [`jobs`]: progress of long operations.
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod filter;
 pub mod ids;
 pub mod ingest;
 pub mod jobs;

@@ -184,8 +184,14 @@ mod tests {
             .collect();
         routes.sort();
         routes.dedup();
-        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
-        let mut documented: Vec<String> = doc["paths"].as_object().expect("paths").keys().cloned().collect();
+        let doc: serde_json::Value =
+            serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
+        let mut documented: Vec<String> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .cloned()
+            .collect();
         documented.sort();
         assert_eq!(routes, documented);
     }

@@ -34,6 +34,9 @@ pub struct ListQuery {
     tag: Option<String>,
     /// Substring of the name (or `*`/`?` glob).
     name: Option<String>,
+    /// A filter expression (see `filter.rs`): `optim.lr < 1e-3 and tag == "bert"`.
+    #[serde(rename = "where")]
+    filter: Option<String>,
 }
 
 pub async fn list(
@@ -47,13 +50,24 @@ pub async fn list(
         .map(str::parse::<ShownStatus>)
         .transpose()
         .map_err(Error::bad)?;
+    let filter = q
+        .filter
+        .as_deref()
+        .map(str::parse::<crate::filter::Filter>)
+        .transpose()
+        .map_err(|e| Error::bad(e.to_string()))?;
     let now = now_micros();
     let stale = s.config.stale_after.as_micros() as i64;
+    let clock = crate::filter::Clock {
+        now,
+        stale_after: stale,
+    };
     let v = s.views();
     let rows = v
         .registry
         .experiments
         .values()
+        .filter(|r| filter.as_ref().is_none_or(|f| f.matches(r, clock)))
         .filter(|r| q.tag.as_ref().is_none_or(|t| r.tags.contains(t)))
         .filter(|r| q.name.as_ref().is_none_or(|n| name_matches(n, &r.name)))
         .map(|r| r.row(now, stale))
@@ -62,31 +76,13 @@ pub async fn list(
     Ok(Json(rows))
 }
 
-/// `*` and `?` glob when the pattern has them, else a substring match. Linear-time matching (one backtrack
-/// point, the last `*`), so no pattern can make it slow.
+/// `*` and `?` glob when the pattern has them, else a substring match.
 pub fn name_matches(pattern: &str, name: &str) -> bool {
-    if !pattern.contains(['*', '?']) {
-        return name.contains(pattern);
+    if pattern.contains(['*', '?']) {
+        crate::filter::glob_match(pattern, name)
+    } else {
+        name.contains(pattern)
     }
-    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
-            pi += 1;
-            si += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, si));
-            pi += 1;
-        } else if let Some((sp, ss)) = star {
-            pi = sp + 1;
-            si = ss + 1;
-            star = Some((sp, ss + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 pub async fn show(
