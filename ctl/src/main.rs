@@ -105,6 +105,28 @@ enum Cmd {
     },
     /// Check a run log against the format; prints each problem with its line.
     Validate { file: PathBuf },
+    /// Which hyperparameters vary across the selected runs (noise keys such as seeds listed apart).
+    Varying {
+        #[arg(long = "where", value_name = "EXPR")]
+        filter: Option<String>,
+    },
+    /// Group runs (by the varying keys, or --by) and aggregate a metric across seeds.
+    Summary {
+        /// Metric key, `<split>/<name>`.
+        #[arg(long)]
+        metric: String,
+        /// last, min, max or points.
+        #[arg(long, default_value = "last")]
+        reduce: String,
+        /// `varying`, or comma-separated dot keys (empty: one group).
+        #[arg(long, default_value = "varying")]
+        by: String,
+        #[arg(long = "where", value_name = "EXPR")]
+        filter: Option<String>,
+        /// table, csv or json (`--json` is json).
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
 }
 
 fn main() {
@@ -316,6 +338,62 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
+        Cmd::Varying { filter } => {
+            let mut q = Vec::new();
+            if let Some(f) = filter {
+                q.push(("where", f));
+            }
+            let v: Value = c.get("/analytics/varying", &q)?;
+            if json {
+                print_json(&v)?;
+            } else {
+                let row = |k: &Value| {
+                    let values: Vec<String> = k["values"]
+                        .as_array()
+                        .map(|a| a.iter().map(|x| flatten::cell(Some(x))).collect())
+                        .unwrap_or_default();
+                    let missing = k["missing"].as_u64().unwrap_or(0);
+                    let mut text = values.join(", ");
+                    if missing > 0 {
+                        text.push_str(&format!("  (missing in {missing})"));
+                    }
+                    vec![k["key"].as_str().unwrap_or("").to_string(), text]
+                };
+                let varying: Vec<Vec<String>> = v["varying"]
+                    .as_array()
+                    .map(|a| a.iter().map(row).collect())
+                    .unwrap_or_default();
+                println!("{} runs", v["runs"]);
+                table::print(&["VARYING", "VALUES"], &varying);
+                let noise: Vec<Vec<String>> = v["noise"]
+                    .as_array()
+                    .map(|a| a.iter().map(row).collect())
+                    .unwrap_or_default();
+                if !noise.is_empty() {
+                    println!();
+                    table::print(&["NOISE (not grouped)", "VALUES"], &noise);
+                }
+                println!(
+                    "\n{} keys are the same in every run",
+                    v["constant"].as_object().map_or(0, |m| m.len())
+                );
+            }
+        }
+        Cmd::Summary {
+            metric,
+            reduce,
+            by,
+            filter,
+            format,
+        } => {
+            let mut q = vec![("metric", metric), ("reduce", reduce), ("by", by)];
+            if let Some(f) = filter {
+                q.push(("where", f));
+            }
+            let s: Value = c.get("/analytics/summary", &q)?;
+            let format = if json { "json".to_string() } else { format };
+            print_summary(&s, &format)?;
+        }
         Cmd::Validate { file } => {
             let bytes = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;
             let (problems, runs, points) = validate::check(&bytes);
@@ -341,6 +419,126 @@ fn run(cli: Cli) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Prints a summary as a table, CSV or JSON (an array with one object per group).
+fn print_summary(s: &Value, format: &str) -> Result<()> {
+    let groups = s["groups"].as_array().cloned().unwrap_or_default();
+    let by: Vec<String> = s["by"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| k.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let stats = [
+        "count",
+        "mean",
+        "std",
+        "sem",
+        "ci95_low",
+        "ci95_high",
+        "median",
+        "min",
+        "max",
+    ];
+    match format {
+        "json" => print_json(&groups),
+        "csv" => {
+            let mut header: Vec<String> = by.clone();
+            header.extend(stats.iter().map(|s| s.to_string()));
+            header.push("runs".into());
+            println!(
+                "{}",
+                header
+                    .iter()
+                    .map(|h| csv_cell(h))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            for g in &groups {
+                let mut row: Vec<String> = by.iter().map(|k| flatten::cell(g.get(k))).collect();
+                row.extend(stats.iter().map(|st| match &g[*st] {
+                    Value::Null => String::new(),
+                    v => v.to_string(),
+                }));
+                row.push(
+                    g["runs"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
+                        .unwrap_or_default(),
+                );
+                println!(
+                    "{}",
+                    row.iter()
+                        .map(|c| csv_cell(c))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+            }
+            Ok(())
+        }
+        "table" => {
+            let mut header: Vec<&str> = by.iter().map(String::as_str).collect();
+            header.extend(["N", "MEAN", "STD", "95% CI", "MEDIAN", "MIN", "MAX"]);
+            let rows: Vec<Vec<String>> = groups
+                .iter()
+                .map(|g| {
+                    let mut row: Vec<String> = by.iter().map(|k| flatten::cell(g.get(k))).collect();
+                    let n = |k: &str| table::num(g[k].as_f64());
+                    row.push(g["count"].to_string());
+                    row.extend([n("mean"), n("std")]);
+                    row.push(match (g["ci95_low"].as_f64(), g["ci95_high"].as_f64()) {
+                        (Some(lo), Some(hi)) => {
+                            format!("[{}, {}]", table::num(Some(lo)), table::num(Some(hi)))
+                        }
+                        _ => "-".into(),
+                    });
+                    row.extend([n("median"), n("min"), n("max")]);
+                    row
+                })
+                .collect();
+            println!(
+                "{} ({}) by {}",
+                s["metric"].as_str().unwrap_or(""),
+                s["reduce"].as_str().unwrap_or(""),
+                if by.is_empty() {
+                    "nothing (one group)".to_string()
+                } else {
+                    by.join(", ")
+                }
+            );
+            table::print(&header, &rows);
+            if let Some(missing) = s["missing"].as_array().filter(|m| !m.is_empty()) {
+                println!(
+                    "left out ({} runs without a finite value): {}",
+                    missing.len(),
+                    missing
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(())
+        }
+        other => bail!("unknown format {other:?}: use table, csv or json"),
+    }
+}
+
+/// A CSV cell, quoted when it needs to be.
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 /// Percent-encodes a metric key for a URL path, keeping its `/`.

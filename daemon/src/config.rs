@@ -67,6 +67,10 @@ pub struct Cli {
     /// Host name recorded with each run (default: this machine's).
     #[arg(long, env = "LABD_HOST")]
     pub host: Option<String>,
+    /// Globs of config keys left out of grouping (comma-separated; default: seeds, paths, folders, outputs,
+    /// checkpoints, timestamps, names).
+    #[arg(long, env = "LABD_NOISE_KEYS", value_delimiter = ',')]
+    pub noise_keys: Vec<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -99,6 +103,7 @@ struct FileConfig {
     max_line_bytes: Option<usize>,
     max_body_bytes: Option<usize>,
     host: Option<String>,
+    noise_keys: Option<Vec<String>>,
 }
 
 /// The validated configuration of a daemon.
@@ -116,6 +121,8 @@ pub struct Config {
     pub host: String,
     /// How often the views' checkpoint is saved while running.
     pub checkpoint_every: Duration,
+    /// Config keys left out of grouping.
+    pub noise: crate::analytics::params::Noise,
 }
 
 impl Config {
@@ -134,6 +141,7 @@ impl Config {
             max_body_bytes: 16 << 20,
             host: hostname(),
             checkpoint_every: Duration::from_secs(30),
+            noise: Default::default(),
         }
     }
 
@@ -227,6 +235,11 @@ impl Config {
         }
         if let Some(h) = cli.host.clone().or(file.host) {
             config.host = h;
+        }
+        if !cli.noise_keys.is_empty() {
+            config.noise = crate::analytics::params::Noise(cli.noise_keys.clone());
+        } else if let Some(keys) = file.noise_keys {
+            config.noise = crate::analytics::params::Noise(keys);
         }
         if !config.loopback() && config.token.is_none() {
             return Err(ConfigError::TokenRequired {

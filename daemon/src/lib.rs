@@ -3,6 +3,7 @@
 //! Data flows one way: [`sources`] → [`log`] → [`views`] → [`api`].
 //!
 //! # Layout
+//! - [`analytics`]: varying hyperparameters and grouped multi-seed summaries (Polars).
 //! - [`config`]: flags, `LABD_*` env and TOML → one validated [`config::Config`].
 //! - [`daemon`]: the spine: [`daemon::run`] starts the writer, the ingest thread and the API; shutdown.
 //! - [`log`]: the event log on redb (append with group commit, read ranges, file cursors, checkpoints).
@@ -15,6 +16,7 @@
 //! - [`replay`]: rebuild the views, live or as of a past point.
 //! - [`jobs`]: progress of long operations.
 //! - [`api`]: the HTTP API (axum).
+pub mod analytics;
 pub mod api;
 pub mod config;
 pub mod daemon;

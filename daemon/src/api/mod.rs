@@ -4,8 +4,10 @@
 //! - [`read`]: health, experiments, metric points, events, the SSE tail, ingest state, jobs.
 //! - [`push`]: create runs and log metrics, messages, summaries, artifacts and status over HTTP.
 //! - [`admin`]: ingest a path, replay.
+//! - [`analytics`]: varying hyperparameters and grouped summaries.
 
 pub mod admin;
+pub mod analytics;
 pub mod push;
 pub mod read;
 
@@ -90,6 +92,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/ingest/errors", get(read::errors))
         .route("/api/v1/replay", post(admin::replay))
         .route("/api/v1/jobs/{id}", get(read::job))
+        .route("/api/v1/analytics/varying", get(analytics::varying))
+        .route("/api/v1/analytics/summary", get(analytics::summary))
         .fallback(|| async { Error::not_found("no such endpoint; see GET /api/v1/openapi.json") })
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
         .layer(middleware::from_fn_with_state(

@@ -1,0 +1,375 @@
+//! Grouping and multi-seed aggregation with Polars: one value per run (a reduction of a metric), runs grouped
+//! by hyperparameter keys (by default the varying ones), and per group count, mean, std, standard error, a 95%
+//! interval, median, min and max, with the run ids behind every figure.
+
+use super::params::{Noise, flatten, order, variation};
+use super::stats::interval;
+use crate::views::registry::Record;
+use polars::prelude::*;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Analytics errors: what cannot be answered and why.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyticsError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("aggregation failed: {0}")]
+    Polars(#[from] PolarsError),
+}
+
+/// How a run's curve becomes one number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reduce {
+    /// The last value logged.
+    Last,
+    /// The smallest value (best for losses).
+    Min,
+    /// The largest value (best for accuracies).
+    Max,
+    /// How many points were logged.
+    Points,
+}
+
+impl std::str::FromStr for Reduce {
+    type Err = AnalyticsError;
+    fn from_str(s: &str) -> Result<Self, AnalyticsError> {
+        match s {
+            "last" => Ok(Reduce::Last),
+            "min" | "best_min" => Ok(Reduce::Min),
+            "max" | "best_max" => Ok(Reduce::Max),
+            "points" | "count" => Ok(Reduce::Points),
+            other => Err(AnalyticsError::BadRequest(format!(
+                "unknown reduction {other:?}: use last, min, max or points (value at a step, mean of the last k points and area under the curve come with the curve store)"
+            ))),
+        }
+    }
+}
+
+impl Reduce {
+    fn of(self, r: &Record, metric: &str) -> Option<f64> {
+        let m = r.metrics.get(metric)?;
+        match self {
+            Reduce::Last => m.last,
+            Reduce::Min => m.min,
+            Reduce::Max => m.max,
+            Reduce::Points => Some(m.points as f64),
+        }
+    }
+}
+
+/// How runs are grouped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum By {
+    /// The keys that vary across the selected runs (noise left out).
+    Varying,
+    /// These dot keys.
+    Keys(Vec<String>),
+}
+
+/// One group's figures. Serialized flat: the group's key values under their dot keys, then the figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Group {
+    #[serde(flatten)]
+    pub keys: BTreeMap<String, Value>,
+    pub count: u64,
+    pub mean: Option<f64>,
+    pub std: Option<f64>,
+    pub sem: Option<f64>,
+    pub ci95_low: Option<f64>,
+    pub ci95_high: Option<f64>,
+    pub median: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The runs behind the figures.
+    pub runs: Vec<String>,
+}
+
+/// A summary table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    pub metric: String,
+    pub reduce: Reduce,
+    /// The grouping keys used.
+    pub by: Vec<String>,
+    pub groups: Vec<Group>,
+    /// Runs left out because they lack the metric or its value is not finite.
+    pub missing: Vec<String>,
+}
+
+/// Summarizes `runs` (already filtered).
+pub fn summarize(
+    runs: &[&Record],
+    metric: &str,
+    reduce: Reduce,
+    by: &By,
+    noise: &Noise,
+) -> Result<Summary, AnalyticsError> {
+    let flat: Vec<BTreeMap<String, Value>> = runs.iter().map(|r| flatten(&r.config)).collect();
+    let keys: Vec<String> = match by {
+        By::Keys(k) => k.clone(),
+        By::Varying => variation(&flat, noise)
+            .varying
+            .into_iter()
+            .map(|v| v.key)
+            .collect(),
+    };
+    let mut ids = Vec::new();
+    let mut values = Vec::new();
+    let mut key_cols: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
+    let mut missing = Vec::new();
+    for (r, f) in runs.iter().zip(&flat) {
+        match reduce.of(r, metric).filter(|v| v.is_finite()) {
+            Some(v) => {
+                ids.push(r.id.as_str().to_string());
+                values.push(v);
+                for (col, k) in key_cols.iter_mut().zip(&keys) {
+                    col.push(
+                        f.get(k)
+                            .map_or_else(|| "null".to_string(), Value::to_string),
+                    );
+                }
+            }
+            None => missing.push(r.id.as_str().to_string()),
+        }
+    }
+    let mut groups = Vec::new();
+    if !values.is_empty() {
+        let mut columns = vec![
+            Column::new("run".into(), ids),
+            Column::new("value".into(), values),
+        ];
+        let mut group_names: Vec<String> = Vec::new();
+        for (i, col) in key_cols.into_iter().enumerate() {
+            let name = format!("k{i}");
+            columns.push(Column::new(name.as_str().into(), col));
+            group_names.push(name);
+        }
+        if group_names.is_empty() {
+            let n = columns[0].len();
+            columns.push(Column::new("k_all".into(), vec!["all"; n]));
+            group_names.push("k_all".into());
+        }
+        let df = DataFrame::new_infer_height(columns)?;
+        let by_exprs: Vec<Expr> = group_names.iter().map(|n| col(n.as_str())).collect();
+        let out = df
+            .lazy()
+            .group_by_stable(by_exprs)
+            .agg([
+                col("value").count().alias("count"),
+                col("value").mean().alias("mean"),
+                col("value").std(1).alias("std"),
+                col("value").median().alias("median"),
+                col("value").min().alias("min"),
+                col("value").max().alias("max"),
+                col("run").alias("runs"),
+            ])
+            .collect()?;
+        let count = out.column("count")?.cast(&DataType::UInt64)?;
+        let count = count.u64()?;
+        let stat = |name: &str| -> Result<Vec<Option<f64>>, PolarsError> {
+            let c = out.column(name)?.cast(&DataType::Float64)?;
+            Ok(c.f64()?.iter().collect())
+        };
+        let (mean, std, median, min, max) = (
+            stat("mean")?,
+            stat("std")?,
+            stat("median")?,
+            stat("min")?,
+            stat("max")?,
+        );
+        let runs_col = out.column("runs")?.list()?.clone();
+        let key_texts: Vec<Vec<Option<String>>> = group_names
+            .iter()
+            .take(keys.len())
+            .map(|n| -> Result<Vec<Option<String>>, PolarsError> {
+                Ok(out
+                    .column(n.as_str())?
+                    .str()?
+                    .iter()
+                    .map(|s| s.map(str::to_string))
+                    .collect())
+            })
+            .collect::<Result<_, _>>()?;
+        for i in 0..out.height() {
+            let n = count.get(i).unwrap_or(0);
+            let (m, s) = (mean[i], std[i]);
+            let (sem, lo, hi) = match (m, s) {
+                (Some(m), Some(s)) => interval(m, s, n as usize),
+                _ => (f64::NAN, f64::NAN, f64::NAN),
+            };
+            let finite = |x: f64| x.is_finite().then_some(x);
+            let runs = match runs_col.get_as_series(i) {
+                Some(series) => series.str()?.iter().flatten().map(str::to_string).collect(),
+                None => Vec::new(),
+            };
+            let keys = keys
+                .iter()
+                .zip(&key_texts)
+                .map(|(k, texts)| {
+                    let v = texts[i]
+                        .as_deref()
+                        .and_then(|t| serde_json::from_str(t).ok())
+                        .unwrap_or(Value::Null);
+                    (k.clone(), v)
+                })
+                .collect();
+            groups.push(Group {
+                keys,
+                count: n,
+                mean: m,
+                std: s.filter(|x| x.is_finite()),
+                sem: finite(sem),
+                ci95_low: finite(lo),
+                ci95_high: finite(hi),
+                median: median[i],
+                min: min[i],
+                max: max[i],
+                runs,
+            });
+        }
+    }
+    groups.sort_by(|a, b| {
+        for k in &keys {
+            let o = order(&a.keys[k], &b.keys[k]);
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    Ok(Summary {
+        metric: metric.to_string(),
+        reduce,
+        by: keys,
+        groups,
+        missing,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use labd_schemas::api::MetricStats;
+    use labd_schemas::{ExperimentId, RunStatus};
+    use serde_json::json;
+
+    fn run(i: usize, lr: f64, seed: u64, last: Option<f64>) -> Record {
+        let mut metrics = BTreeMap::new();
+        if let Some(v) = last {
+            metrics.insert(
+                "val/acc".to_string(),
+                MetricStats {
+                    points: 10,
+                    last: Some(v),
+                    min: Some(v - 0.5),
+                    max: Some(v + 0.01),
+                    ..Default::default()
+                },
+            );
+        }
+        Record {
+            id: ExperimentId(format!("run{i}")),
+            name: format!("run{i}"),
+            description: None,
+            tags: vec![],
+            config: json!({"optim": {"lr": lr}, "seed": seed, "epochs": 3}),
+            config_hash: "h".into(),
+            host: "h".into(),
+            started: 0,
+            status: RunStatus::Completed,
+            status_notes: None,
+            ended: None,
+            last_activity: 0,
+            sources: vec![],
+            summaries: BTreeMap::new(),
+            artifacts: vec![],
+            messages: 0,
+            metrics,
+            extra: Default::default(),
+            ranges: vec![],
+        }
+    }
+
+    #[test]
+    fn groups_by_varying_keys_with_hand_computed_figures() {
+        // lr 0.1: 0.80, 0.82, 0.84 (mean 0.82, std 0.02, sem 0.011547, t(2) = 4.303)
+        // lr 0.01: 0.90, 0.94 (mean 0.92, std 0.028284, sem 0.02, t(1) = 12.706); a NaN run and a run without
+        // the metric are left out and listed.
+        let runs = [
+            run(0, 0.1, 0, Some(0.80)),
+            run(1, 0.1, 1, Some(0.82)),
+            run(2, 0.1, 2, Some(0.84)),
+            run(3, 0.01, 0, Some(0.90)),
+            run(4, 0.01, 1, Some(0.94)),
+            run(5, 0.01, 2, Some(f64::NAN)),
+            run(6, 0.01, 3, None),
+        ];
+        let refs: Vec<&Record> = runs.iter().collect();
+        let s = summarize(
+            &refs,
+            "val/acc",
+            Reduce::Last,
+            &By::Varying,
+            &Noise::default(),
+        )
+        .unwrap();
+        assert_eq!(s.by, ["optim.lr"], "seed is noise, epochs constant");
+        assert_eq!(s.missing, ["run5", "run6"]);
+        assert_eq!(s.groups.len(), 2);
+        let g = &s.groups[0];
+        assert_eq!(
+            g.keys["optim.lr"],
+            json!(0.01),
+            "groups sorted by key value"
+        );
+        assert_eq!(g.count, 2);
+        assert!((g.mean.unwrap() - 0.92).abs() < 1e-12);
+        assert!((g.std.unwrap() - 0.0282843).abs() < 1e-6);
+        assert!((g.sem.unwrap() - 0.02).abs() < 1e-9);
+        assert!((g.ci95_low.unwrap() - (0.92 - 12.706 * 0.02)).abs() < 1e-9);
+        assert_eq!(g.runs, ["run3", "run4"]);
+        let g = &s.groups[1];
+        assert_eq!(g.count, 3);
+        assert!((g.mean.unwrap() - 0.82).abs() < 1e-12);
+        assert!((g.std.unwrap() - 0.02).abs() < 1e-9);
+        assert!((g.median.unwrap() - 0.82).abs() < 1e-12);
+        assert!((g.ci95_high.unwrap() - (0.82 + 4.303 * 0.02 / 3f64.sqrt())).abs() < 1e-9);
+        assert_eq!((g.min, g.max), (Some(0.80), Some(0.84)));
+        let json = serde_json::to_value(g).unwrap();
+        assert_eq!(json["optim.lr"], json!(0.1), "keys under their dot keys");
+        assert_eq!(json["runs"], json!(["run0", "run1", "run2"]));
+    }
+
+    #[test]
+    fn explicit_keys_one_group_and_reductions() {
+        let runs = [run(0, 0.1, 0, Some(0.5)), run(1, 0.1, 1, Some(0.7))];
+        let refs: Vec<&Record> = runs.iter().collect();
+        let s = summarize(
+            &refs,
+            "val/acc",
+            Reduce::Min,
+            &By::Keys(vec![]),
+            &Noise::default(),
+        )
+        .unwrap();
+        assert_eq!(s.groups.len(), 1);
+        assert!(
+            (s.groups[0].mean.unwrap() - 0.1).abs() < 1e-12,
+            "min = last - 0.5"
+        );
+        let s = summarize(
+            &refs,
+            "val/acc",
+            Reduce::Last,
+            &By::Keys(vec!["seed".into()]),
+            &Noise::default(),
+        )
+        .unwrap();
+        assert_eq!(s.groups.len(), 2);
+        assert!(s.groups[0].sem.is_none(), "one run: no interval");
+        assert!("median_of_means".parse::<Reduce>().is_err());
+    }
+}
