@@ -126,6 +126,29 @@ enum Cmd {
         /// table, csv or json (`--json` is json).
         #[arg(long, default_value = "table")]
         format: String,
+        /// Leave out runs whose curve of the metric is incomplete (see `incomplete`).
+        #[arg(long)]
+        complete_only: bool,
+        /// Expected steps per run (for --complete-only).
+        #[arg(long)]
+        expect_steps: Option<i64>,
+        /// Expected epochs per run (default: the config's `epochs`).
+        #[arg(long)]
+        expect_epochs: Option<f64>,
+    },
+    /// Runs whose curves stop short of the expected length, have gaps, or restart.
+    Incomplete {
+        #[arg(long = "where", value_name = "EXPR")]
+        filter: Option<String>,
+        /// Only this metric.
+        #[arg(long)]
+        metric: Option<String>,
+        /// Expected steps per run.
+        #[arg(long)]
+        expect_steps: Option<i64>,
+        /// Expected epochs per run (default: the config's `epochs`).
+        #[arg(long)]
+        expect_epochs: Option<f64>,
     },
 }
 
@@ -385,14 +408,56 @@ fn run(cli: Cli) -> Result<i32> {
             by,
             filter,
             format,
+            complete_only,
+            expect_steps,
+            expect_epochs,
         } => {
             let mut q = vec![("metric", metric), ("reduce", reduce), ("by", by)];
             if let Some(f) = filter {
                 q.push(("where", f));
             }
+            if complete_only {
+                q.push(("complete_only", "true".into()));
+            }
+            q.extend(expect_steps.map(|n| ("expect_steps", n.to_string())));
+            q.extend(expect_epochs.map(|n| ("expect_epochs", n.to_string())));
             let s: Value = c.get("/analytics/summary", &q)?;
             let format = if json { "json".to_string() } else { format };
             print_summary(&s, &format)?;
+        }
+        Cmd::Incomplete {
+            filter,
+            metric,
+            expect_steps,
+            expect_epochs,
+        } => {
+            let mut q = Vec::new();
+            q.extend(filter.map(|f| ("where", f)));
+            q.extend(metric.map(|m| ("metric", m)));
+            q.extend(expect_steps.map(|n| ("expect_steps", n.to_string())));
+            q.extend(expect_epochs.map(|n| ("expect_epochs", n.to_string())));
+            let runs: Value = c.get("/analytics/incomplete", &q)?;
+            if json {
+                print_json(&runs)?;
+            } else {
+                let mut rows = Vec::new();
+                for r in runs.as_array().into_iter().flatten() {
+                    for p in r["problems"].as_array().into_iter().flatten() {
+                        rows.push(vec![
+                            r["id"].as_str().unwrap_or("").to_string(),
+                            r["status"].as_str().unwrap_or("").to_string(),
+                            p["metric"].as_str().unwrap_or("").to_string(),
+                            p["kind"].as_str().unwrap_or("").to_string(),
+                            p["detail"].as_str().unwrap_or("").to_string(),
+                        ]);
+                    }
+                }
+                if rows.is_empty() {
+                    println!("every selected run's curves are complete");
+                } else {
+                    table::print(&["ID", "STATUS", "METRIC", "PROBLEM", "DETAIL"], &rows);
+                }
+            }
         }
         Cmd::Validate { file } => {
             let bytes = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;

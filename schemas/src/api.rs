@@ -11,8 +11,12 @@ use std::collections::BTreeMap;
 pub struct Health {
     pub status: String,
     pub version: String,
-    /// Sequence number of the newest committed event (0 when the log is empty).
+    /// Sequence number of the newest event the views have applied (0 when the log is empty).
     pub last_seq: u64,
+    /// Sequence number of the newest committed event; the views trail it by the moment between a commit and
+    /// its application.
+    #[serde(default)]
+    pub log_seq: u64,
     pub experiments: usize,
     pub uptime_s: f64,
 }
@@ -80,6 +84,21 @@ pub struct MetricStats {
     pub min: Option<f64>,
     #[serde(default)]
     pub max: Option<f64>,
+    /// The largest step logged (differs from `last_step` after a restart).
+    #[serde(default)]
+    pub max_step: Option<i64>,
+    /// The epoch of the last point that had one.
+    #[serde(default)]
+    pub last_epoch: Option<f64>,
+    /// The usual distance between logged steps (the smallest positive one seen).
+    #[serde(default)]
+    pub stride: Option<i64>,
+    /// Times the step jumped by more than the stride.
+    #[serde(default)]
+    pub gaps: u64,
+    /// Times the step went backwards (a restart, as after preemption).
+    #[serde(default)]
+    pub restarts: u64,
 }
 
 /// An artifact of a run.

@@ -127,3 +127,118 @@ fn varying_keys_and_a_summary_across_seeds_of_the_example_sweep() {
     ]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown reduction"));
 }
+
+/// Writes one run of a sweep: `steps` lists the steps logged in order (a restart repeats some).
+fn sweep_run(
+    dir: &std::path::Path,
+    name: &str,
+    lr: f64,
+    seed: u64,
+    steps: &[i64],
+    final_loss: f64,
+    status: &str,
+) {
+    use std::fmt::Write;
+    let mut text = format!(
+        "{{\"kind\":\"run\",\"name\":\"{name}\",\"config\":{{\"optim\":{{\"lr\":{lr}}},\"seed\":{seed},\"epochs\":5,\"output_dir\":\"/out/{name}\"}}}}\n"
+    );
+    for (i, s) in steps.iter().enumerate() {
+        let loss = if i + 1 == steps.len() {
+            final_loss
+        } else {
+            2.0 - *s as f64 * 0.01 - lr
+        };
+        let loss = if loss.is_nan() {
+            "NaN".to_string()
+        } else {
+            loss.to_string()
+        };
+        let _ = writeln!(
+            text,
+            "{{\"kind\":\"metrics\",\"split\":\"val\",\"step\":{s},\"epoch\":{},\"values\":{{\"loss\":{loss}}}}}",
+            s / 10
+        );
+    }
+    let _ = writeln!(text, "{{\"kind\":\"status\",\"status\":\"{status}\"}}");
+    std::fs::write(dir.join(format!("{name}.jsonl")), text).unwrap();
+}
+
+#[test]
+fn crashed_and_preempted_runs_are_flagged_and_can_be_left_out_of_summaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let full: Vec<i64> = (0..50).collect();
+    let crashed: Vec<i64> = (0..21).collect();
+    let preempted: Vec<i64> = (0..31).chain(20..50).collect();
+    let gappy: Vec<i64> = (0..20).chain(30..50).collect();
+    sweep_run(&inbox, "a0", 0.1, 0, &full, 1.0, "completed");
+    sweep_run(&inbox, "a1", 0.1, 1, &full, 1.2, "completed");
+    sweep_run(&inbox, "a2", 0.1, 2, &full, f64::NAN, "completed");
+    sweep_run(&inbox, "b0", 0.01, 0, &full, 0.5, "completed");
+    sweep_run(&inbox, "b1", 0.01, 1, &full, 0.7, "completed");
+    sweep_run(&inbox, "b2", 0.01, 2, &crashed, 1.9, "failed");
+    sweep_run(&inbox, "b3", 0.01, 3, &preempted, 0.6, "completed");
+    sweep_run(&inbox, "b4", 0.01, 4, &gappy, 0.65, "completed");
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    d.wait_for("eight runs", 5, |d| {
+        d.ls().len() == 8 && d.ls().iter().all(|r| r["status"] != "running")
+    });
+
+    let incomplete = d.labctl_json(&["incomplete"]);
+    let flagged: Vec<(String, String)> = incomplete
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        r["name"].as_str().unwrap().to_string(),
+                        p["kind"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut flagged_sorted = flagged.clone();
+    flagged_sorted.sort();
+    assert_eq!(
+        flagged_sorted,
+        [
+            ("b2".to_string(), "short".to_string()),
+            ("b3".into(), "restarted".into()),
+            ("b4".into(), "gaps".into())
+        ],
+        "{incomplete}"
+    );
+    let with_steps = d.labctl_json(&[
+        "incomplete",
+        "--expect-steps",
+        "100",
+        "--where",
+        "name == \"a0\"",
+    ]);
+    assert_eq!(with_steps[0]["problems"][0]["kind"], "short");
+
+    // Everything: b has 5 finite values, a has 2 (the NaN run is left out).
+    let all = d.labctl_json(&["summary", "--metric", "val/loss"]);
+    let counts: Vec<u64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        counts,
+        [5, 2],
+        "groups by optim.lr ascending: 0.01 then 0.1"
+    );
+    let complete = d.labctl_json(&["summary", "--metric", "val/loss", "--complete-only"]);
+    let g = &complete[0];
+    assert_eq!(g["count"], 2, "b2, b3, b4 left out: {g}");
+    assert!((g["mean"].as_f64().unwrap() - 0.6).abs() < 1e-12);
+}

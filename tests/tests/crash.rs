@@ -31,9 +31,12 @@ fn kill_9_during_ingestion_then_restart_counts_every_point_once() {
         seen.iter().any(|&p| p > 0 && p < expected),
         "a kill should land in the middle of ingestion (points seen after restarts: {seen:?} of {expected})"
     );
-    d.wait_for("every file ingested", 120, |d| {
+    d.wait_for("every file ingested and applied to the views", 120, |d| {
         let (_, state) = d.get("/ingest");
-        state["lag_bytes"] == 0 && state["files"].as_array().is_some_and(|f| f.len() == files)
+        let (_, health) = d.get("/health");
+        state["lag_bytes"] == 0
+            && state["files"].as_array().is_some_and(|f| f.len() == files)
+            && health["last_seq"] == health["log_seq"]
     });
     let rows = d.ls();
     assert_eq!(rows.len(), files, "one experiment per file, none twice");

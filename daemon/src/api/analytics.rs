@@ -1,6 +1,7 @@
 //! Analytics endpoints: varying hyperparameters and grouped summaries over the runs a filter selects.
 
 use super::{Error, Result};
+use crate::analytics::complete::{Expect, Problem, check};
 use crate::analytics::params::{Variation, flatten, variation};
 use crate::analytics::summary::{AnalyticsError, By, Reduce, Summary, summarize};
 use crate::daemon::Shared;
@@ -86,6 +87,11 @@ pub struct SummaryQuery {
     by: Option<String>,
     #[serde(rename = "where")]
     filter: Option<String>,
+    /// Leave out runs whose curve of this metric is incomplete (short, gaps, restarted).
+    #[serde(default)]
+    complete_only: bool,
+    expect_steps: Option<i64>,
+    expect_epochs: Option<f64>,
 }
 
 fn default_reduce() -> String {
@@ -116,7 +122,15 @@ pub async fn summary(
     };
     let answer = tokio::task::spawn_blocking(move || {
         let v = s.views();
-        let runs = select(v.registry.experiments.values(), filter.as_ref(), clock);
+        let mut runs = select(v.registry.experiments.values(), filter.as_ref(), clock);
+        if q.complete_only {
+            let expect = Expect {
+                steps: q.expect_steps,
+                epochs: q.expect_epochs,
+                metric: Some(q.metric.clone()),
+            };
+            runs.retain(|r| check(r, &expect).is_empty());
+        }
         if !runs.iter().any(|r| r.metrics.contains_key(&q.metric)) {
             let mut known: Vec<&String> = runs.iter().flat_map(|r| r.metrics.keys()).collect();
             known.sort();
@@ -131,4 +145,55 @@ pub async fn summary(
     .await
     .map_err(Error::internal)??;
     Ok(Json(answer))
+}
+
+#[derive(Deserialize)]
+pub struct IncompleteQuery {
+    #[serde(rename = "where")]
+    filter: Option<String>,
+    metric: Option<String>,
+    expect_steps: Option<i64>,
+    expect_epochs: Option<f64>,
+}
+
+/// A run with incomplete curves.
+#[derive(Serialize)]
+pub struct Incomplete {
+    pub id: String,
+    pub name: String,
+    pub status: &'static str,
+    pub problems: Vec<Problem>,
+}
+
+/// `GET /api/v1/analytics/incomplete?where=&metric=&expect_steps=&expect_epochs=`: runs whose curves stop short
+/// of the expected length, have gaps, or restart.
+pub async fn incomplete(
+    State(s): State<Arc<Shared>>,
+    q: std::result::Result<Query<IncompleteQuery>, QueryRejection>,
+) -> Result<Json<Vec<Incomplete>>> {
+    let Query(q) = q?;
+    let filter = parse_filter(q.filter.as_deref())?;
+    let clock = Clock {
+        now: now_micros(),
+        stale_after: s.config.stale_after.as_micros() as i64,
+    };
+    let expect = Expect {
+        steps: q.expect_steps,
+        epochs: q.expect_epochs,
+        metric: q.metric,
+    };
+    let v = s.views();
+    let out = select(v.registry.experiments.values(), filter.as_ref(), clock)
+        .into_iter()
+        .filter_map(|r| {
+            let problems = check(r, &expect);
+            (!problems.is_empty()).then(|| Incomplete {
+                id: r.id.to_string(),
+                name: r.name.clone(),
+                status: r.shown_status(clock.now, clock.stale_after).as_str(),
+                problems,
+            })
+        })
+        .collect();
+    Ok(Json(out))
 }

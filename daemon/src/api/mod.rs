@@ -94,6 +94,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/jobs/{id}", get(read::job))
         .route("/api/v1/analytics/varying", get(analytics::varying))
         .route("/api/v1/analytics/summary", get(analytics::summary))
+        .route("/api/v1/analytics/incomplete", get(analytics::incomplete))
         .fallback(|| async { Error::not_found("no such endpoint; see GET /api/v1/openapi.json") })
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
         .layer(middleware::from_fn_with_state(

@@ -18,10 +18,12 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 pub async fn health(State(s): State<Arc<Shared>>) -> Json<Health> {
+    let log_seq = s.log.last_seq().unwrap_or(0);
     let v = s.views();
     Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        log_seq,
         last_seq: v.applied,
         experiments: v.registry.experiments.len(),
         uptime_s: s.started.elapsed().as_secs_f64(),

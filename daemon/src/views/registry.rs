@@ -116,8 +116,11 @@ impl Registry {
                     if stats.first_step.is_none() {
                         stats.first_step = m.step;
                     }
-                    if m.step.is_some() {
-                        stats.last_step = m.step;
+                    if let Some(step) = m.step {
+                        track_step(stats, step);
+                    }
+                    if m.epoch.is_some() {
+                        stats.last_epoch = m.epoch;
                     }
                     stats.last = v.is_finite().then_some(v);
                     if v.is_finite() {
@@ -150,6 +153,24 @@ impl Registry {
     pub fn get(&self, id: &str) -> Option<&Record> {
         self.experiments.get(&ExperimentId(id.to_string()))
     }
+}
+
+/// Follows a metric's steps: stride, gaps (a jump over the stride) and restarts (a step going backwards).
+fn track_step(stats: &mut MetricStats, step: i64) {
+    if let Some(prev) = stats.last_step {
+        let d = step - prev;
+        if d < 0 {
+            stats.restarts += 1;
+        } else if d > 0 {
+            match stats.stride {
+                Some(s) if d > s => stats.gaps += 1,
+                Some(s) if d >= s => {}
+                _ => stats.stride = Some(d),
+            }
+        }
+    }
+    stats.last_step = Some(step);
+    stats.max_step = Some(stats.max_step.map_or(step, |m| m.max(step)));
 }
 
 fn source_name(source: &Source) -> String {
@@ -293,9 +314,25 @@ mod tests {
             (3, Some(0), Some(2), Some(1.0), Some(1.0), Some(2.0))
         );
         assert_eq!(r.ranges, vec![(1, 3), (5, 6)]);
+        assert_eq!(
+            (m.stride, m.gaps, m.restarts, m.max_step),
+            (Some(1), 0, 0, Some(2))
+        );
         assert_eq!(r.status, RunStatus::Completed);
         assert_eq!(r.ended, Some(30));
         assert_eq!(r.sources, vec!["/a.jsonl", "labd"]);
+    }
+
+    #[test]
+    fn gaps_and_restarts_are_counted() {
+        let mut stats = MetricStats::default();
+        for step in [0, 10, 20, 40, 50, 30, 40, 50, 60] {
+            track_step(&mut stats, step);
+        }
+        assert_eq!(stats.stride, Some(10));
+        assert_eq!(stats.gaps, 1, "20 -> 40");
+        assert_eq!(stats.restarts, 1, "50 -> 30");
+        assert_eq!((stats.last_step, stats.max_step), (Some(60), Some(60)));
     }
 
     #[test]
