@@ -136,6 +136,23 @@ enum Cmd {
         #[arg(long)]
         expect_epochs: Option<f64>,
     },
+    /// Curves of a metric for runs (IDs, or those --where selects), or of groups of runs (--group: mean and band).
+    Curve {
+        ids: Vec<String>,
+        #[arg(long)]
+        metric: String,
+        /// step, epoch, wall_time, index or a custom axis.
+        #[arg(long, default_value = "step")]
+        x: String,
+        /// At most this many points per curve, shape kept (0: all).
+        #[arg(long, default_value_t = 500)]
+        points: usize,
+        /// Group the runs: `varying` or comma-separated keys.
+        #[arg(long, num_args = 0..=1, default_missing_value = "varying")]
+        group: Option<String>,
+        #[arg(long = "where", value_name = "EXPR")]
+        filter: Option<String>,
+    },
     /// Runs whose curves stop short of the expected length, have gaps, or restart.
     Incomplete {
         #[arg(long = "where", value_name = "EXPR")]
@@ -424,6 +441,80 @@ fn run(cli: Cli) -> Result<i32> {
             let s: Value = c.get("/analytics/summary", &q)?;
             let format = if json { "json".to_string() } else { format };
             print_summary(&s, &format)?;
+        }
+        Cmd::Curve {
+            ids,
+            metric,
+            x,
+            points,
+            group,
+            filter,
+        } => {
+            let mut q = vec![("metric", metric), ("x", x), ("points", points.to_string())];
+            if !ids.is_empty() {
+                q.push(("ids", ids.join(",")));
+            }
+            q.extend(group.map(|g| ("group", g)));
+            q.extend(filter.map(|f| ("where", f)));
+            let answer: Value = c.get("/analytics/curves", &q)?;
+            if json {
+                print_json(&answer)?;
+            } else {
+                let x = answer["x"].as_str().unwrap_or("x").to_uppercase();
+                for r in answer["runs"].as_array().into_iter().flatten() {
+                    println!(
+                        "{} ({} of {} points)",
+                        r["id"].as_str().unwrap_or(""),
+                        r["points"].as_array().map_or(0, Vec::len),
+                        r["total"]
+                    );
+                    let rows: Vec<Vec<String>> = r["points"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| {
+                            vec![
+                                table::num(p[0].as_f64()),
+                                p[1].as_f64().map_or("NaN".into(), |y| table::num(Some(y))),
+                            ]
+                        })
+                        .collect();
+                    table::print(&[&x, "VALUE"], &rows);
+                    println!();
+                }
+                for g in answer["groups"].as_array().into_iter().flatten() {
+                    let by: Vec<String> = answer["by"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .map(|k| format!("{k}={}", flatten::cell(g.get(k))))
+                        .collect();
+                    println!(
+                        "{} ({} runs)",
+                        if by.is_empty() {
+                            "all".to_string()
+                        } else {
+                            by.join(" ")
+                        },
+                        g["runs"].as_array().map_or(0, Vec::len)
+                    );
+                    let rows: Vec<Vec<String>> = g["points"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| {
+                            ["x", "mean", "std", "min", "max"]
+                                .iter()
+                                .map(|k| table::num(p[*k].as_f64()))
+                                .chain([p["n"].to_string()])
+                                .collect()
+                        })
+                        .collect();
+                    table::print(&[&x, "MEAN", "STD", "MIN", "MAX", "N"], &rows);
+                    println!();
+                }
+            }
         }
         Cmd::Incomplete {
             filter,

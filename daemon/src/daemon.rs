@@ -189,6 +189,13 @@ pub async fn run(
         config,
     });
     let checkpoints = tokio::spawn(checkpoint_loop(shared.clone()));
+    if !shared.views().curves_ready() {
+        let (log, views) = (log.clone(), views.clone());
+        std::thread::Builder::new()
+            .name("labd-curves".into())
+            .spawn(move || warm_curves(&log, &views))
+            .map_err(|_| DaemonError::IngestGone)?;
+    }
     let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -222,6 +229,53 @@ async fn finish(
     .await
     .map_err(|_| DaemonError::IngestGone)??;
     Ok(())
+}
+
+/// Fills the curve store from the log, in order, after a start from a checkpoint (which does not hold curves).
+/// Batches committed meanwhile are applied by the writer once the store has caught up, or read here from the log.
+fn warm_curves(log: &EventLog, views: &RwLock<Views>) {
+    let started = Instant::now();
+    let mut last_log = Instant::now();
+    loop {
+        let from = views
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .curves
+            .applied
+            + 1;
+        let last = match log.last_seq() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("curve store warm-up: {e}");
+                return;
+            }
+        };
+        if from > last {
+            break;
+        }
+        let chunk = match log.read(from, last, 65_536) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("curve store warm-up: {e}");
+                return;
+            }
+        };
+        let mut v = views.write().unwrap_or_else(|p| p.into_inner());
+        for (seq, event) in &chunk {
+            v.curves.apply(*seq, event);
+        }
+        if last_log.elapsed() > Duration::from_secs(2) {
+            last_log = Instant::now();
+            tracing::info!("curve store warm-up: {}/{last} events", v.curves.applied);
+        }
+    }
+    let v = views.read().unwrap_or_else(|p| p.into_inner());
+    tracing::info!(
+        "curve store ready: {} points ({:.0} MB) in {:.2}s",
+        v.curves.points,
+        v.curves.bytes() as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// Saves the views' checkpoint.

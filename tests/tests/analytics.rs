@@ -242,3 +242,101 @@ fn crashed_and_preempted_runs_are_flagged_and_can_be_left_out_of_summaries() {
     assert_eq!(g["count"], 2, "b2, b3, b4 left out: {g}");
     assert!((g["mean"].as_f64().unwrap() - 0.6).abs() < 1e-12);
 }
+
+#[test]
+fn curves_of_runs_and_of_groups_survive_a_restart_from_the_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(
+        &tmp.path().join("data"),
+        &repo_root().join("examples/runs"),
+        &[],
+    );
+    d.wait_for("the example runs", 5, |d| d.ls().len() == 7);
+    let sweep = "tag == \"sweep-lr\"";
+    let ids: Vec<String> = d
+        .labctl_json(&["runs", "--where", sweep])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+
+    let one = d.labctl_json(&["curve", &ids[0], "--metric", "val/loss"]);
+    let pts = one["runs"][0]["points"].as_array().unwrap();
+    assert_eq!(pts.len(), 5);
+    assert_eq!(
+        pts.iter()
+            .map(|p| p[0].as_f64().unwrap())
+            .collect::<Vec<_>>(),
+        [9.0, 19.0, 29.0, 39.0, 49.0]
+    );
+    let page = d.labctl_json(&["metric", &ids[0], "val/loss"]);
+    assert_eq!(
+        pts[4][1], page["points"][4]["value"],
+        "the curve store agrees with the log"
+    );
+    let by_epoch = d.labctl_json(&["curve", &ids[0], "--metric", "val/loss", "--x", "epoch"]);
+    assert_eq!(by_epoch["runs"][0]["points"][4][0], 4.0);
+    let thin = d.labctl_json(&["curve", &ids[0], "--metric", "train/loss", "--points", "20"]);
+    assert!(thin["runs"][0]["points"].as_array().unwrap().len() <= 20);
+    assert_eq!(thin["runs"][0]["total"], 50);
+
+    let grouped = d.labctl_json(&[
+        "curve",
+        "--metric",
+        "train/loss",
+        "--where",
+        sweep,
+        "--group",
+    ]);
+    assert_eq!(grouped["by"], serde_json::json!(["optim.lr"]));
+    let groups = grouped["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 3);
+    for g in groups {
+        let runs: Vec<&str> = g["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert_eq!(runs.len(), 2);
+        let first: Vec<f64> = runs
+            .iter()
+            .map(|id| {
+                d.labctl_json(&["metric", id, "train/loss", "--limit", "1"])["points"][0]["value"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect();
+        let p0 = &g["points"][0];
+        assert_eq!(p0["x"], 0.0);
+        assert_eq!(p0["n"], 2);
+        assert!(
+            (p0["mean"].as_f64().unwrap() - (first[0] + first[1]) / 2.0).abs() < 1e-12,
+            "{p0}"
+        );
+        assert_eq!(p0["min"].as_f64().unwrap(), first[0].min(first[1]));
+    }
+
+    // After a restart from the checkpoint the store warms up from the log and answers the same.
+    assert!(d.stop().success());
+    d.restart();
+    d.wait_for("the curve store", 10, |d| {
+        d.get(&format!(
+            "/analytics/curves?metric=train/loss&where={}&group=varying",
+            "tag%20%3D%3D%20%22sweep-lr%22"
+        ))
+        .0 == 200
+    });
+    let again = d.labctl_json(&[
+        "curve",
+        "--metric",
+        "train/loss",
+        "--where",
+        sweep,
+        "--group",
+    ]);
+    assert_eq!(again, grouped);
+    let bad = d.labctl(&["curve", "--metric", "train/loss", "nope"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -1,11 +1,13 @@
 //! Analytics over runs: hyperparameters as typed dot keys, the keys that vary, and grouped multi-seed
 //! aggregation with Polars.
 //!
+//! - [`band`]: a group's curve: mean and band across runs per x (Polars).
 //! - [`complete`]: curves that stop short, have gaps or restart.
 //! - [`params`]: flattening configs, noise keys, varying keys.
 //! - [`stats`]: standard error and 95% intervals (Student's t).
 //! - [`summary`]: one value per run (a reduction), grouped and aggregated with Polars.
 
+pub mod band;
 pub mod complete;
 pub mod params;
 pub mod stats;

@@ -197,3 +197,154 @@ pub async fn incomplete(
         .collect();
     Ok(Json(out))
 }
+
+#[derive(Deserialize)]
+pub struct CurvesQuery {
+    metric: String,
+    /// `step` (default), `epoch`, `wall_time`, `index` or a custom axis.
+    #[serde(default = "default_axis")]
+    x: String,
+    /// Comma-separated run ids (else the runs `where` selects that have the metric).
+    ids: Option<String>,
+    #[serde(rename = "where")]
+    filter: Option<String>,
+    /// Group the runs (`varying` or comma-separated keys) and answer each group's mean and band.
+    group: Option<String>,
+    /// At most this many points per curve, shape kept (0: every point).
+    #[serde(default = "default_points")]
+    points: usize,
+}
+
+fn default_axis() -> String {
+    "step".into()
+}
+
+fn default_points() -> usize {
+    500
+}
+
+/// One run's curve: `[x, y]` pairs (y null where not finite).
+#[derive(Serialize)]
+pub struct RunCurve {
+    pub id: String,
+    pub name: String,
+    /// Points before downsampling.
+    pub total: usize,
+    pub points: Vec<(f64, Option<f64>)>,
+}
+
+/// One group's curve.
+#[derive(Serialize)]
+pub struct GroupCurve {
+    #[serde(flatten)]
+    pub keys: std::collections::BTreeMap<String, serde_json::Value>,
+    pub runs: Vec<String>,
+    pub points: Vec<crate::analytics::band::BandPoint>,
+}
+
+#[derive(Serialize)]
+pub struct CurvesAnswer {
+    pub metric: String,
+    pub x: String,
+    /// Grouping keys (group mode).
+    pub by: Vec<String>,
+    pub runs: Vec<RunCurve>,
+    pub groups: Vec<GroupCurve>,
+}
+
+/// `GET /api/v1/analytics/curves?metric=&x=&ids=&where=&group=&points=`: curves of runs or of groups of runs,
+/// on a chosen x-axis, downsampled keeping each bucket's first, last, lowest and highest point.
+pub async fn curves(
+    State(s): State<Arc<Shared>>,
+    q: std::result::Result<Query<CurvesQuery>, QueryRejection>,
+) -> Result<Json<CurvesAnswer>> {
+    use crate::views::curves::{Axis, downsample};
+    let Query(q) = q?;
+    let axis: Axis = q.x.parse().map_err(Error::bad)?;
+    let filter = parse_filter(q.filter.as_deref())?;
+    let clock = Clock {
+        now: now_micros(),
+        stale_after: s.config.stale_after.as_micros() as i64,
+    };
+    let answer = tokio::task::spawn_blocking(move || -> Result<CurvesAnswer> {
+        let v = s.views();
+        if !v.curves_ready() {
+            return Err(Error(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the curve store is warming up after start ({} of {} events); try again in a moment",
+                    v.curves.applied, v.applied
+                ),
+            ));
+        }
+        let runs: Vec<&Record> = match &q.ids {
+            Some(ids) => ids
+                .split(',')
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(|id| v.registry.get(id).ok_or_else(|| Error::not_found(format!("no experiment {id:?}"))))
+                .collect::<Result<_>>()?,
+            None => select(v.registry.experiments.values(), filter.as_ref(), clock)
+                .into_iter()
+                .filter(|r| r.metrics.contains_key(&q.metric))
+                .collect(),
+        };
+        let pairs_of = |r: &Record| v.curves.series(&r.id, &q.metric).map(|s| s.pairs(&axis)).unwrap_or_default();
+        let thin = |p: Vec<(f64, f64)>| if q.points == 0 { p } else { downsample(&p, q.points) };
+        let mut answer = CurvesAnswer { metric: q.metric.clone(), x: q.x.clone(), by: Vec::new(), runs: Vec::new(), groups: Vec::new() };
+        match q.group.as_deref() {
+            None => {
+                for r in runs {
+                    let pairs = pairs_of(r);
+                    let total = pairs.len();
+                    let points = thin(pairs).into_iter().map(|(x, y)| (x, y.is_finite().then_some(y))).collect();
+                    answer.runs.push(RunCurve { id: r.id.to_string(), name: r.name.clone(), total, points });
+                }
+            }
+            Some(group) => {
+                let flat: Vec<_> = runs.iter().map(|r| flatten(&r.config)).collect();
+                let keys: Vec<String> = if group == "varying" || group.is_empty() {
+                    variation(&flat, &s.config.noise).varying.into_iter().map(|k| k.key).collect()
+                } else {
+                    group.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect()
+                };
+                let mut groups: Vec<(Vec<serde_json::Value>, Vec<usize>)> = Vec::new();
+                for (i, f) in flat.iter().enumerate() {
+                    let values: Vec<serde_json::Value> = keys.iter().map(|k| f.get(k).cloned().unwrap_or_default()).collect();
+                    match groups.iter_mut().find(|(v, _)| *v == values) {
+                        Some((_, members)) => members.push(i),
+                        None => groups.push((values, vec![i])),
+                    }
+                }
+                groups.sort_by(|a, b| {
+                    a.0.iter().zip(&b.0).map(|(x, y)| crate::analytics::params::order(x, y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+                });
+                for (values, members) in groups {
+                    let pairs: Vec<(f64, f64)> = members.iter().flat_map(|&i| pairs_of(runs[i])).collect();
+                    let band = crate::analytics::band::band(&pairs).map_err(Error::internal)?;
+                    let kept = thin(band.iter().map(|b| (b.x, b.mean)).collect());
+                    let mut kept_x = kept.iter().map(|p| p.0).peekable();
+                    let points = band
+                        .into_iter()
+                        .filter(|b| {
+                            while kept_x.peek().is_some_and(|x| *x < b.x) {
+                                kept_x.next();
+                            }
+                            kept_x.peek() == Some(&b.x)
+                        })
+                        .collect();
+                    answer.groups.push(GroupCurve {
+                        keys: keys.iter().cloned().zip(values).collect(),
+                        runs: members.iter().map(|&i| runs[i].id.to_string()).collect(),
+                        points,
+                    });
+                }
+                answer.by = keys;
+            }
+        }
+        Ok(answer)
+    })
+    .await
+    .map_err(Error::internal)??;
+    Ok(Json(answer))
+}

@@ -3,6 +3,7 @@
 //! (a test checks it). The views' checkpoint (their state and the last sequence number applied) is saved in
 //! the log's database so a restart only catches up.
 
+pub mod curves;
 pub mod ingest;
 pub mod registry;
 
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub use curves::Curves;
 pub use ingest::IngestView;
 pub use registry::Registry;
 
@@ -27,6 +29,9 @@ pub struct Views {
     pub applied: Seq,
     pub registry: Registry,
     pub ingest: IngestView,
+    /// Every metric's points in columns. Not checkpointed: rebuilt from the log in order (see `Curves`).
+    #[serde(skip)]
+    pub curves: Curves,
     /// Events and metric points applied in all.
     pub events: u64,
     pub points: u64,
@@ -46,6 +51,7 @@ impl Views {
         }
         self.registry.apply(seq, event);
         self.ingest.apply(seq, event);
+        self.curves.apply(seq, event);
         self.applied = seq;
         self.events += 1;
         self.points += event.kind.points() as u64;
@@ -76,6 +82,11 @@ impl Views {
         })?;
         let _ = stopped;
         Ok(())
+    }
+
+    /// Whether the curve store has every event the other views have.
+    pub fn curves_ready(&self) -> bool {
+        self.curves.applied >= self.applied
     }
 
     /// Fresh views built from the whole log up to `upto`.

@@ -1,0 +1,340 @@
+//! The curve store: every metric's points in columns, per run and metric, so curves and reductions over whole
+//! curves answer in milliseconds. Rebuilt from the log (it is not part of the checkpoint): a daemon that starts
+//! from a checkpoint answers from the registry at once while a background warm-up fills the store in order.
+
+use crate::log::Seq;
+use labd_schemas::{Event, EventKind, ExperimentId};
+use std::collections::{BTreeMap, HashMap};
+
+/// The points of one metric of one run, as columns. Optional axes are allocated when first seen (NaN before).
+#[derive(Clone, Debug, Default)]
+pub struct Series {
+    /// `i64::MIN` where a row had no step.
+    pub step: Vec<i64>,
+    pub value: Vec<f64>,
+    /// Epochs (f32 keeps fractional epochs exactly enough at half the memory).
+    pub epoch: Option<Vec<f32>>,
+    /// Wall time as seconds after `wall_base` (f32: sub-second over weeks).
+    pub wall: Option<Vec<f32>>,
+    pub wall_base: f64,
+    /// Custom axes, NaN where a row lacked them.
+    pub custom: BTreeMap<String, Vec<f64>>,
+}
+
+impl PartialEq for Series {
+    /// Bitwise, so NaN values compare equal to themselves (replayed views must equal live ones).
+    fn eq(&self, o: &Self) -> bool {
+        let bits64 = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        let bits32 = |a: &Option<Vec<f32>>, b: &Option<Vec<f32>>| match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+            }
+            _ => false,
+        };
+        self.step == o.step
+            && bits64(&self.value, &o.value)
+            && bits32(&self.epoch, &o.epoch)
+            && bits32(&self.wall, &o.wall)
+            && self.wall_base.to_bits() == o.wall_base.to_bits()
+            && self.custom.len() == o.custom.len()
+            && self
+                .custom
+                .iter()
+                .zip(&o.custom)
+                .all(|((k, a), (l, b))| k == l && bits64(a, b))
+    }
+}
+
+/// An x-axis to read a curve against.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Axis {
+    Step,
+    Epoch,
+    /// Wall time, Unix seconds.
+    Wall,
+    /// Position of the point in the run (0, 1, 2, ...).
+    Index,
+    Custom(String),
+}
+
+impl std::str::FromStr for Axis {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "step" => Axis::Step,
+            "epoch" => Axis::Epoch,
+            "wall" | "wall_time" | "time" => Axis::Wall,
+            "index" => Axis::Index,
+            "" => {
+                return Err(
+                    "empty x-axis: use step, epoch, wall_time, index or a custom axis".into(),
+                );
+            }
+            other => Axis::Custom(other.to_string()),
+        })
+    }
+}
+
+impl Series {
+    fn push(
+        &mut self,
+        step: Option<i64>,
+        epoch: Option<f64>,
+        wall: Option<f64>,
+        x: &BTreeMap<String, f64>,
+        v: f64,
+    ) {
+        let n = self.value.len();
+        self.step.push(step.unwrap_or(i64::MIN));
+        self.value.push(v);
+        if let Some(e) = epoch {
+            self.epoch
+                .get_or_insert_with(|| vec![f32::NAN; n])
+                .push(e as f32);
+        } else if let Some(col) = &mut self.epoch {
+            col.push(f32::NAN);
+        }
+        if let Some(w) = wall {
+            if self.wall.is_none() {
+                self.wall_base = w;
+            }
+            let base = self.wall_base;
+            self.wall
+                .get_or_insert_with(|| vec![f32::NAN; n])
+                .push((w - base) as f32);
+        } else if let Some(col) = &mut self.wall {
+            col.push(f32::NAN);
+        }
+        for (axis, col) in &mut self.custom {
+            col.push(x.get(axis).copied().unwrap_or(f64::NAN));
+        }
+        for (axis, &val) in x {
+            if !self.custom.contains_key(axis) {
+                let mut col = vec![f64::NAN; n];
+                col.push(val);
+                self.custom.insert(axis.clone(), col);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.value.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.value.is_empty()
+    }
+
+    /// The x value of point `i` on `axis` (NaN when the point lacks it).
+    pub fn x(&self, axis: &Axis, i: usize) -> f64 {
+        match axis {
+            Axis::Step => match self.step[i] {
+                i64::MIN => f64::NAN,
+                s => s as f64,
+            },
+            Axis::Epoch => self.epoch.as_ref().map_or(f64::NAN, |c| c[i] as f64),
+            Axis::Wall => self
+                .wall
+                .as_ref()
+                .map_or(f64::NAN, |c| self.wall_base + c[i] as f64),
+            Axis::Index => i as f64,
+            Axis::Custom(name) => self.custom.get(name).map_or(f64::NAN, |c| c[i]),
+        }
+    }
+
+    /// `(x, y)` pairs on `axis`, points without that axis left out.
+    pub fn pairs(&self, axis: &Axis) -> Vec<(f64, f64)> {
+        (0..self.len())
+            .map(|i| (self.x(axis, i), self.value[i]))
+            .filter(|(x, _)| !x.is_nan())
+            .collect()
+    }
+
+    /// Bytes of point data held.
+    pub fn bytes(&self) -> usize {
+        self.len() * 16
+            + self.epoch.as_ref().map_or(0, |c| c.len() * 4)
+            + self.wall.as_ref().map_or(0, |c| c.len() * 4)
+            + self.custom.values().map(|c| c.len() * 8).sum::<usize>()
+    }
+}
+
+/// All curves, as of `applied`. Events are applied strictly in order: one that does not follow `applied` is left
+/// for the warm-up, which reads it from the log.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Curves {
+    pub applied: Seq,
+    pub runs: HashMap<ExperimentId, BTreeMap<String, Series>>,
+    pub points: u64,
+}
+
+impl Curves {
+    /// Applies `event` if it is the next one; answers whether it was.
+    pub fn apply(&mut self, seq: Seq, event: &Event) -> bool {
+        if seq != self.applied + 1 {
+            return false;
+        }
+        self.applied = seq;
+        if let EventKind::MetricsLogged(m) = &event.kind {
+            let run = match self.runs.get_mut(&m.exp) {
+                Some(r) => r,
+                None => self.runs.entry(m.exp.clone()).or_default(),
+            };
+            let mut key = String::new();
+            for (name, &v) in &m.values {
+                super::registry::metric_key(m.split.as_deref(), name, &mut key);
+                let series = match run.get_mut(key.as_str()) {
+                    Some(s) => s,
+                    None => run.entry(key.clone()).or_default(),
+                };
+                series.push(m.step, m.epoch, m.wall_time, &m.x, v);
+                self.points += 1;
+            }
+        }
+        true
+    }
+
+    pub fn series(&self, exp: &ExperimentId, key: &str) -> Option<&Series> {
+        self.runs.get(exp)?.get(key)
+    }
+
+    /// Bytes of point data held.
+    pub fn bytes(&self) -> usize {
+        self.runs
+            .values()
+            .flat_map(|r| r.values())
+            .map(Series::bytes)
+            .sum()
+    }
+}
+
+/// Reduces a curve to `target` points that keep its shape: the x range is cut into `target / 4` buckets and
+/// each keeps its first, last, lowest and highest point (in x order). Curves already short enough are kept whole.
+pub fn downsample(points: &[(f64, f64)], target: usize) -> Vec<(f64, f64)> {
+    if points.len() <= target || target < 4 {
+        return points.to_vec();
+    }
+    let buckets = target / 4;
+    let (lo, hi) = (points[0].0, points[points.len() - 1].0);
+    let width = (hi - lo) / buckets as f64;
+    let mut out = Vec::with_capacity(target);
+    let mut start = 0;
+    while start < points.len() {
+        let b = if width > 0.0 {
+            (((points[start].0 - lo) / width) as usize).min(buckets - 1)
+        } else {
+            0
+        };
+        let mut end = start + 1;
+        while end < points.len() {
+            let bb = if width > 0.0 {
+                (((points[end].0 - lo) / width) as usize).min(buckets - 1)
+            } else {
+                0
+            };
+            if bb != b {
+                break;
+            }
+            end += 1;
+        }
+        let bucket = &points[start..end];
+        let by_y = |a: &&(f64, f64), b: &&(f64, f64)| {
+            a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal)
+        };
+        let mut keep: Vec<usize> = vec![0, bucket.len() - 1];
+        if let Some((i, _)) = bucket
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.1.is_nan())
+            .min_by(|a, b| by_y(&a.1, &b.1))
+        {
+            keep.push(i);
+        }
+        if let Some((i, _)) = bucket
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.1.is_nan())
+            .max_by(|a, b| by_y(&a.1, &b.1))
+        {
+            keep.push(i);
+        }
+        keep.sort_unstable();
+        keep.dedup();
+        out.extend(keep.into_iter().map(|i| bucket[i]));
+        start = end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use labd_schemas::Source;
+    use labd_schemas::event::MetricsLogged;
+
+    fn row(exp: &str, step: i64, epoch: Option<f64>, x: &[(&str, f64)], loss: f64) -> Event {
+        Event::new(
+            0,
+            Source::Daemon,
+            EventKind::MetricsLogged(MetricsLogged {
+                exp: ExperimentId(exp.into()),
+                split: Some("train".into()),
+                step: Some(step),
+                epoch,
+                wall_time: Some(1_700_000_000.0 + step as f64 * 0.5),
+                x: x.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                values: [("loss".to_string(), loss)].into(),
+                extra: Default::default(),
+            }),
+        )
+    }
+
+    #[test]
+    fn points_land_in_columns_and_read_back_on_any_axis() {
+        let mut c = Curves::default();
+        assert!(c.apply(1, &row("a", 0, None, &[], 2.0)));
+        assert!(c.apply(2, &row("a", 10, Some(0.5), &[("tokens", 640.0)], 1.0)));
+        assert!(
+            !c.apply(4, &row("a", 20, None, &[], 0.5)),
+            "out of order: left for the warm-up"
+        );
+        assert!(c.apply(3, &row("a", 20, Some(1.0), &[], f64::NAN)));
+        let s = c.series(&ExperimentId("a".into()), "train/loss").unwrap();
+        assert_eq!(
+            s.pairs(&Axis::Step).iter().map(|p| p.0).collect::<Vec<_>>(),
+            [0.0, 10.0, 20.0]
+        );
+        assert_eq!(
+            s.pairs(&Axis::Epoch)
+                .iter()
+                .map(|p| p.0)
+                .collect::<Vec<_>>(),
+            [0.5, 1.0],
+            "points without an epoch are left out"
+        );
+        assert_eq!(s.pairs(&Axis::Custom("tokens".into())), [(640.0, 1.0)]);
+        assert_eq!(s.x(&Axis::Wall, 2), 1_700_000_010.0);
+        assert!(s.value[2].is_nan());
+        assert_eq!(c.points, 3);
+        assert_eq!(c.clone(), c, "NaN compares equal bitwise");
+    }
+
+    #[test]
+    fn downsampling_keeps_first_last_min_and_max_of_each_bucket() {
+        let mut points: Vec<(f64, f64)> = (0..1000)
+            .map(|i| (i as f64, (i as f64 / 50.0).sin()))
+            .collect();
+        points[500].1 = 10.0; // a spike must survive
+        points[700].1 = -10.0;
+        let d = downsample(&points, 100);
+        assert!(d.len() <= 100, "{}", d.len());
+        assert_eq!(d.first(), points.first());
+        assert_eq!(d.last(), points.last());
+        assert!(d.contains(&(500.0, 10.0)) && d.contains(&(700.0, -10.0)));
+        assert!(d.windows(2).all(|w| w[0].0 < w[1].0), "x order kept");
+        assert_eq!(downsample(&points[..50], 100).len(), 50);
+    }
+}
