@@ -241,6 +241,60 @@ fn crashed_and_preempted_runs_are_flagged_and_can_be_left_out_of_summaries() {
     let g = &complete[0];
     assert_eq!(g["count"], 2, "b2, b3, b4 left out: {g}");
     assert!((g["mean"].as_f64().unwrap() - 0.6).abs() < 1e-12);
+
+    // Reductions over whole curves. At step 20 (loss = 2 - 0.01 * step - lr, the last point of a run holds its
+    // final loss): lr 0.1 -> 1.7 three times; lr 0.01 -> 1.79 (b0, b1, b3 after its restart), 1.9 (b2 crashed
+    // there), 1.80 (b4 has no step 20: its step 19 counts).
+    let at = d.labctl_json(&["summary", "--metric", "val/loss", "--reduce", "at_step:20"]);
+    let means: Vec<f64> = at
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["mean"].as_f64().unwrap())
+        .collect();
+    assert!(
+        (means[0] - (1.79 * 3.0 + 1.9 + 1.80) / 5.0).abs() < 1e-9,
+        "{at}"
+    );
+    assert!((means[1] - 1.7).abs() < 1e-9, "{at}");
+    let last2 = d.labctl_json(&[
+        "summary",
+        "--metric",
+        "val/loss",
+        "--reduce",
+        "mean_last:2",
+        "--where",
+        "name == \"a0\"",
+    ]);
+    assert!(
+        (last2[0]["mean"].as_f64().unwrap() - (1.0 + (2.0 - 0.48 - 0.1)) / 2.0).abs() < 1e-9,
+        "{last2}"
+    );
+    let auc = d.labctl_json(&[
+        "summary",
+        "--metric",
+        "val/loss",
+        "--reduce",
+        "auc",
+        "--where",
+        "name == \"b0\"",
+    ]);
+    let expected: f64 = (0..49)
+        .map(|s| {
+            let y = |s: i64| {
+                if s == 49 {
+                    0.5
+                } else {
+                    2.0 - s as f64 * 0.01 - 0.01
+                }
+            };
+            (y(s) + y(s + 1)) / 2.0
+        })
+        .sum();
+    assert!(
+        (auc[0]["mean"].as_f64().unwrap() - expected).abs() < 1e-9,
+        "{auc}"
+    );
 }
 
 #[test]

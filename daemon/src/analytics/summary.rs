@@ -4,6 +4,7 @@
 
 use super::params::{Noise, flatten, order, variation};
 use super::stats::interval;
+use crate::views::curves::{Axis, Curves};
 use crate::views::registry::Record;
 use polars::prelude::*;
 use serde::Serialize;
@@ -20,8 +21,7 @@ pub enum AnalyticsError {
 }
 
 /// How a run's curve becomes one number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Reduce {
     /// The last value logged.
     Last,
@@ -31,33 +31,152 @@ pub enum Reduce {
     Max,
     /// How many points were logged.
     Points,
+    /// The value at this step (the point with the largest step not past it).
+    AtStep(i64),
+    /// The value at this epoch (the point with the largest epoch not past it).
+    AtEpoch(f64),
+    /// The mean of the last `k` finite values.
+    MeanLast(usize),
+    /// The area under the curve over an x-axis (trapezoids, non-finite values left out).
+    Auc(Axis),
 }
 
-impl std::str::FromStr for Reduce {
-    type Err = AnalyticsError;
-    fn from_str(s: &str) -> Result<Self, AnalyticsError> {
-        match s {
-            "last" => Ok(Reduce::Last),
-            "min" | "best_min" => Ok(Reduce::Min),
-            "max" | "best_max" => Ok(Reduce::Max),
-            "points" | "count" => Ok(Reduce::Points),
-            other => Err(AnalyticsError::BadRequest(format!(
-                "unknown reduction {other:?}: use last, min, max or points (value at a step, mean of the last k points and area under the curve come with the curve store)"
-            ))),
+impl std::fmt::Display for Reduce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reduce::Last => f.write_str("last"),
+            Reduce::Min => f.write_str("min"),
+            Reduce::Max => f.write_str("max"),
+            Reduce::Points => f.write_str("points"),
+            Reduce::AtStep(n) => write!(f, "at_step:{n}"),
+            Reduce::AtEpoch(e) => write!(f, "at_epoch:{e}"),
+            Reduce::MeanLast(k) => write!(f, "mean_last:{k}"),
+            Reduce::Auc(Axis::Step) => f.write_str("auc"),
+            Reduce::Auc(a) => write!(f, "auc:{}", axis_name(a)),
         }
     }
 }
 
+fn axis_name(a: &Axis) -> &str {
+    match a {
+        Axis::Step => "step",
+        Axis::Epoch => "epoch",
+        Axis::Wall => "wall_time",
+        Axis::Index => "index",
+        Axis::Custom(name) => name,
+    }
+}
+
+impl Serialize for Reduce {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl std::str::FromStr for Reduce {
+    type Err = AnalyticsError;
+    fn from_str(text: &str) -> Result<Self, AnalyticsError> {
+        let bad = |why: String| AnalyticsError::BadRequest(format!("reduction {text:?}: {why}"));
+        let (name, arg) = match text.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (text, None),
+        };
+        let need = |what: &str| arg.ok_or_else(|| bad(format!("needs {what}, e.g. {name}:10")));
+        Ok(match name {
+            "last" => Reduce::Last,
+            "min" | "best_min" => Reduce::Min,
+            "max" | "best_max" => Reduce::Max,
+            "points" | "count" => Reduce::Points,
+            "at_step" => Reduce::AtStep(
+                need("a step")?
+                    .parse()
+                    .map_err(|_| bad("the step must be an integer".into()))?,
+            ),
+            "at_epoch" => Reduce::AtEpoch(
+                need("an epoch")?
+                    .parse()
+                    .map_err(|_| bad("the epoch must be a number".into()))?,
+            ),
+            "mean_last" => Reduce::MeanLast(
+                need("a count")?
+                    .parse()
+                    .ok()
+                    .filter(|k| *k > 0)
+                    .ok_or_else(|| bad("k must be a positive integer".into()))?,
+            ),
+            "auc" => Reduce::Auc(arg.unwrap_or("step").parse().map_err(bad)?),
+            other => {
+                return Err(AnalyticsError::BadRequest(format!(
+                    "unknown reduction {other:?}: use last, min, max, points, at_step:N, at_epoch:E, mean_last:K or auc[:AXIS]"
+                )));
+            }
+        })
+    }
+}
+
 impl Reduce {
-    fn of(self, r: &Record, metric: &str) -> Option<f64> {
+    /// Whether this reduction reads whole curves (the curve store).
+    pub fn needs_curves(&self) -> bool {
+        !matches!(
+            self,
+            Reduce::Last | Reduce::Min | Reduce::Max | Reduce::Points
+        )
+    }
+
+    fn of(&self, r: &Record, metric: &str, curves: Option<&Curves>) -> Option<f64> {
         let m = r.metrics.get(metric)?;
+        let series = || curves.and_then(|c| c.series(&r.id, metric));
         match self {
             Reduce::Last => m.last,
             Reduce::Min => m.min,
             Reduce::Max => m.max,
             Reduce::Points => Some(m.points as f64),
+            Reduce::AtStep(n) => value_at(&series()?.pairs(&Axis::Step), *n as f64),
+            Reduce::AtEpoch(e) => value_at(&series()?.pairs(&Axis::Epoch), *e),
+            Reduce::MeanLast(k) => {
+                let s = series()?;
+                let last: Vec<f64> = s
+                    .value
+                    .iter()
+                    .rev()
+                    .filter(|v| v.is_finite())
+                    .take(*k)
+                    .copied()
+                    .collect();
+                (!last.is_empty()).then(|| last.iter().sum::<f64>() / last.len() as f64)
+            }
+            Reduce::Auc(axis) => auc(&series()?.pairs(axis)),
         }
     }
+}
+
+/// The value of the point with the largest x not past `at` (the later one on ties, as after a restart).
+pub fn value_at(pairs: &[(f64, f64)], at: f64) -> Option<f64> {
+    let mut best: Option<(f64, f64)> = None;
+    for &(x, y) in pairs {
+        if x <= at && best.is_none_or(|(bx, _)| x >= bx) {
+            best = Some((x, y));
+        }
+    }
+    best.map(|b| b.1)
+}
+
+/// Trapezoidal area under `(x, y)` sorted by x; non-finite values left out.
+pub fn auc(pairs: &[(f64, f64)]) -> Option<f64> {
+    let mut p: Vec<(f64, f64)> = pairs
+        .iter()
+        .copied()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    if p.len() < 2 {
+        return None;
+    }
+    p.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    Some(
+        p.windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0)
+            .sum(),
+    )
 }
 
 /// How runs are grouped.
@@ -106,7 +225,13 @@ pub fn summarize(
     reduce: Reduce,
     by: &By,
     noise: &Noise,
+    curves: Option<&Curves>,
 ) -> Result<Summary, AnalyticsError> {
+    if reduce.needs_curves() && curves.is_none() {
+        return Err(AnalyticsError::BadRequest(format!(
+            "reduction {reduce} needs the curve store"
+        )));
+    }
     let flat: Vec<BTreeMap<String, Value>> = runs.iter().map(|r| flatten(&r.config)).collect();
     let keys: Vec<String> = match by {
         By::Keys(k) => k.clone(),
@@ -121,7 +246,7 @@ pub fn summarize(
     let mut key_cols: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
     let mut missing = Vec::new();
     for (r, f) in runs.iter().zip(&flat) {
-        match reduce.of(r, metric).filter(|v| v.is_finite()) {
+        match reduce.of(r, metric, curves).filter(|v| v.is_finite()) {
             Some(v) => {
                 ids.push(r.id.as_str().to_string());
                 values.push(v);
@@ -314,6 +439,7 @@ mod tests {
             Reduce::Last,
             &By::Varying,
             &Noise::default(),
+            None,
         )
         .unwrap();
         assert_eq!(s.by, ["optim.lr"], "seed is noise, epochs constant");
@@ -353,6 +479,7 @@ mod tests {
             Reduce::Min,
             &By::Keys(vec![]),
             &Noise::default(),
+            None,
         )
         .unwrap();
         assert_eq!(s.groups.len(), 1);
@@ -366,10 +493,41 @@ mod tests {
             Reduce::Last,
             &By::Keys(vec!["seed".into()]),
             &Noise::default(),
+            None,
         )
         .unwrap();
         assert_eq!(s.groups.len(), 2);
         assert!(s.groups[0].sem.is_none(), "one run: no interval");
         assert!("median_of_means".parse::<Reduce>().is_err());
+        assert_eq!(
+            "at_step:100".parse::<Reduce>().unwrap(),
+            Reduce::AtStep(100)
+        );
+        assert_eq!(
+            "auc:epoch".parse::<Reduce>().unwrap().to_string(),
+            "auc:epoch"
+        );
+        assert!("mean_last:0".parse::<Reduce>().is_err());
+        assert!(
+            "at_step"
+                .parse::<Reduce>()
+                .unwrap_err()
+                .to_string()
+                .contains("needs a step")
+        );
+    }
+
+    #[test]
+    fn value_at_and_area_under_the_curve() {
+        let pairs = [(0.0, 1.0), (10.0, 3.0), (20.0, 5.0), (10.0, 4.0)];
+        assert_eq!(
+            value_at(&pairs, 15.0),
+            Some(4.0),
+            "the later point on a tie (a restart)"
+        );
+        assert_eq!(value_at(&pairs, -1.0), None);
+        // sorted: (0,1) (10,3) (10,4) (20,5): 10*(1+3)/2 + 0 + 10*(4+5)/2 = 20 + 45
+        assert_eq!(auc(&pairs), Some(65.0));
+        assert_eq!(auc(&[(0.0, 1.0), (1.0, f64::NAN)]), None);
     }
 }

@@ -140,7 +140,18 @@ pub async fn summary(
                 q.metric
             )));
         }
-        summarize(&runs, &q.metric, reduce, &by, &s.config.noise).map_err(Error::from)
+        let curves = if reduce.needs_curves() {
+            if !v.curves_ready() {
+                return Err(Error(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    format!("reduction {reduce} needs the curve store, which is warming up after start; try again in a moment"),
+                ));
+            }
+            Some(&v.curves)
+        } else {
+            None
+        };
+        summarize(&runs, &q.metric, reduce, &by, &s.config.noise, curves).map_err(Error::from)
     })
     .await
     .map_err(Error::internal)??;
