@@ -96,10 +96,11 @@ pub async fn run(
         let _ = std::fs::create_dir_all(&default_inbox);
     }
     let log_path = config.log_path();
+    let once = config.once;
     let (log, views) = tokio::task::spawn_blocking(move || -> Result<_, LogError> {
         let log = EventLog::open(&log_path)?;
         let started = Instant::now();
-        let views = Views::load(&log)?;
+        let views = Views::load(&log, !once)?;
         tracing::info!(
             "event log {} open: {} events, {} experiments (views ready in {:.2}s)",
             log_path.display(),
@@ -395,7 +396,9 @@ pub fn replay_offline(
     as_of: Option<&str>,
 ) -> Result<labd_schemas::api::ReplayReport, DaemonError> {
     let log = EventLog::open(&config.log_path())?;
-    let views = Arc::new(RwLock::new(Views::default()));
+    let mut offline = Views::default();
+    offline.curves.off = true;
+    let views = Arc::new(RwLock::new(offline));
     let report = replay::replay(&log, &views, as_of, config.stale_after, None)?;
     if as_of.is_none() {
         save_checkpoint(&log, &views)?;

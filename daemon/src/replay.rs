@@ -59,6 +59,7 @@ pub fn replay(
         job.set_total(upto, "events");
     }
     let mut fresh = Views::default();
+    fresh.curves.off = live.read().unwrap_or_else(|p| p.into_inner()).curves.off;
     let mut last_log = Instant::now();
     let mut done = 0u64;
     fresh.catch_up(log, upto, |seq, event| {

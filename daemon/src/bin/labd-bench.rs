@@ -132,6 +132,14 @@ fn main() -> Result<()> {
         a.steps
     );
     println!("idle daemon CPU over 10 s: {:.2}%", idle_cpu * 100.0);
+    println!(
+        "analytics: summary by varying keys {:.1} ms (mean_last:10 over curves {:.1} ms); curves of 100 runs at 500 points {:.1} ms (medians of 21)",
+        live.summary_ms, live.summary_curves_ms, live.curve_ms
+    );
+    println!(
+        "cold start from the checkpoint: first answer after {:.2}s; curve store warm after {:.2}s",
+        live.cold_secs, live.warm_secs
+    );
     Ok(())
 }
 
@@ -206,6 +214,16 @@ fn run_measured(mut cmd: Command) -> Result<(f64, u64)> {
 }
 
 struct Live {
+    /// Warm `summary` grouped by varying keys (registry reduction), median ms.
+    summary_ms: f64,
+    /// The same with a reduction over whole curves (`mean_last:10`), median ms.
+    summary_curves_ms: f64,
+    /// Curves of one metric for 100 runs downsampled to 500 points, median ms.
+    curve_ms: f64,
+    /// Cold start from the checkpoint to the first summary answer.
+    cold_secs: f64,
+    /// Cold start until the curve store is warm.
+    warm_secs: f64,
     drop_secs: f64,
     /// Peak RSS of the live daemon (VmHWM), bytes.
     peak_rss: u64,
@@ -280,6 +298,35 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
     }
     let curves = t.elapsed().as_secs_f64();
     eprintln!("fetched {} curves, {got} points", ids.len());
+
+    // Analytics (issue #3): warm queries, each the median of 21.
+    let summary_url = format!("{base}/analytics/summary?metric=train/loss&reduce=last&by=varying");
+    let summary_curves_url =
+        format!("{base}/analytics/summary?metric=train/loss&reduce=mean_last:10&by=varying");
+    let curve_url = format!(
+        "{base}/analytics/curves?metric=train/loss&points=500&ids={}",
+        ids.join(",")
+    );
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while agent.get(&curve_url).is_err() {
+        if Instant::now() > deadline {
+            bail!("the curve store was not ready within 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let median_ms = |url: &str| -> Result<f64> {
+        let mut times = Vec::new();
+        for _ in 0..21 {
+            let t = Instant::now();
+            agent.get(url)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(|a, b| a.total_cmp(b));
+        Ok(times[times.len() / 2])
+    };
+    let summary_ms = median_ms(&summary_url)?;
+    let summary_curves_ms = median_ms(&summary_curves_url)?;
+    let curve_ms = median_ms(&curve_url)?;
     std::thread::sleep(Duration::from_secs(2));
     let cpu0 = cpu_ticks(child.id())?;
     let t = Instant::now();
@@ -294,18 +341,56 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .unwrap_or(0)
         * 1024;
+    stop(child)?;
+
+    // Cold start from the saved checkpoint: time to the first answer, and until the curve store is warm.
+    let t = Instant::now();
+    let child = Command::new(labd)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--watch")
+        .arg(&inbox)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .spawn()?;
+    while agent.get(&summary_url).is_err() {
+        if t.elapsed() > Duration::from_secs(120) {
+            bail!("no answer within 120 s of a cold start");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let cold_secs = t.elapsed().as_secs_f64();
+    while agent.get(&curve_url).is_err() {
+        if t.elapsed() > Duration::from_secs(300) {
+            bail!("the curve store was not warm within 300 s of a cold start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let warm_secs = t.elapsed().as_secs_f64();
+    stop(child)?;
+    Ok(Live {
+        drop_secs,
+        peak_rss,
+        curves_secs: curves,
+        idle_cpu: idle,
+        summary_ms,
+        summary_curves_ms,
+        curve_ms,
+        cold_secs,
+        warm_secs,
+    })
+}
+
+/// SIGTERM, then wait for a clean exit.
+fn stop(mut child: std::process::Child) -> Result<()> {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let status = child.wait()?;
     if !status.success() {
         bail!("labd exited with {status} on SIGTERM");
     }
-    Ok(Live {
-        drop_secs,
-        peak_rss,
-        curves_secs: curves,
-        idle_cpu: idle,
-    })
+    Ok(())
 }
 
 /// utime + stime of a process, in clock ticks.

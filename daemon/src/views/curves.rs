@@ -6,11 +6,60 @@ use crate::log::Seq;
 use labd_schemas::{Event, EventKind, ExperimentId};
 use std::collections::{BTreeMap, HashMap};
 
+/// Steps as a column: 4 bytes a step while they fit in an i32 (almost always), 8 after.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Steps {
+    /// `i32::MIN` where a row had no step.
+    Narrow(Vec<i32>),
+    /// `i64::MIN` where a row had no step.
+    Wide(Vec<i64>),
+}
+
+impl Default for Steps {
+    fn default() -> Self {
+        Steps::Narrow(Vec::new())
+    }
+}
+
+impl Steps {
+    fn push(&mut self, step: Option<i64>) {
+        match self {
+            Steps::Narrow(col) => match step {
+                None => col.push(i32::MIN),
+                Some(s) if s > i32::MIN as i64 && s <= i32::MAX as i64 => col.push(s as i32),
+                Some(s) => {
+                    let mut wide: Vec<i64> = col
+                        .iter()
+                        .map(|&v| if v == i32::MIN { i64::MIN } else { v as i64 })
+                        .collect();
+                    wide.push(s);
+                    *self = Steps::Wide(wide);
+                }
+            },
+            Steps::Wide(col) => col.push(step.unwrap_or(i64::MIN)),
+        }
+    }
+
+    /// The step of point `i`, if it had one.
+    pub fn get(&self, i: usize) -> Option<i64> {
+        match self {
+            Steps::Narrow(col) => Some(col[i]).filter(|v| *v != i32::MIN).map(i64::from),
+            Steps::Wide(col) => Some(col[i]).filter(|v| *v != i64::MIN),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Steps::Narrow(col) => col.len() * 4,
+            Steps::Wide(col) => col.len() * 8,
+        }
+    }
+}
+
 /// The points of one metric of one run, as columns. Optional axes are allocated when first seen (NaN before).
 #[derive(Clone, Debug, Default)]
 pub struct Series {
-    /// `i64::MIN` where a row had no step.
-    pub step: Vec<i64>,
+    pub step: Steps,
     pub value: Vec<f64>,
     /// Epochs (f32 keeps fractional epochs exactly enough at half the memory).
     pub epoch: Option<Vec<f32>>,
@@ -88,7 +137,7 @@ impl Series {
         v: f64,
     ) {
         let n = self.value.len();
-        self.step.push(step.unwrap_or(i64::MIN));
+        self.step.push(step);
         self.value.push(v);
         if let Some(e) = epoch {
             self.epoch
@@ -131,10 +180,7 @@ impl Series {
     /// The x value of point `i` on `axis` (NaN when the point lacks it).
     pub fn x(&self, axis: &Axis, i: usize) -> f64 {
         match axis {
-            Axis::Step => match self.step[i] {
-                i64::MIN => f64::NAN,
-                s => s as f64,
-            },
+            Axis::Step => self.step.get(i).map_or(f64::NAN, |s| s as f64),
             Axis::Epoch => self.epoch.as_ref().map_or(f64::NAN, |c| c[i] as f64),
             Axis::Wall => self
                 .wall
@@ -155,7 +201,8 @@ impl Series {
 
     /// Bytes of point data held.
     pub fn bytes(&self) -> usize {
-        self.len() * 16
+        self.len() * 8
+            + self.step.bytes()
             + self.epoch.as_ref().map_or(0, |c| c.len() * 4)
             + self.wall.as_ref().map_or(0, |c| c.len() * 4)
             + self.custom.values().map(|c| c.len() * 8).sum::<usize>()
@@ -166,6 +213,8 @@ impl Series {
 /// for the warm-up, which reads it from the log.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Curves {
+    /// Off where nothing asks for curves (`--once`, offline replay): saves the memory.
+    pub off: bool,
     pub applied: Seq,
     pub runs: HashMap<ExperimentId, BTreeMap<String, Series>>,
     pub points: u64,
@@ -174,7 +223,7 @@ pub struct Curves {
 impl Curves {
     /// Applies `event` if it is the next one; answers whether it was.
     pub fn apply(&mut self, seq: Seq, event: &Event) -> bool {
-        if seq != self.applied + 1 {
+        if self.off || seq != self.applied + 1 {
             return false;
         }
         self.applied = seq;
@@ -320,6 +369,18 @@ mod tests {
         assert!(s.value[2].is_nan());
         assert_eq!(c.points, 3);
         assert_eq!(c.clone(), c, "NaN compares equal bitwise");
+        let mut steps = Steps::default();
+        for s in [Some(1), None, Some(5_000_000_000), Some(2)] {
+            steps.push(s);
+        }
+        assert!(
+            matches!(steps, Steps::Wide(_)),
+            "widened when a step outgrew i32"
+        );
+        assert_eq!(
+            (0..4).map(|i| steps.get(i)).collect::<Vec<_>>(),
+            [Some(1), None, Some(5_000_000_000), Some(2)]
+        );
     }
 
     #[test]

@@ -119,8 +119,9 @@ impl Views {
         (c.version == CHECKPOINT_VERSION).then_some(c.views)
     }
 
-    /// The views as saved in the log's checkpoint (or empty), caught up to the end of the log.
-    pub fn load(log: &EventLog) -> Result<Views, LogError> {
+    /// The views as saved in the log's checkpoint (or empty), caught up to the end of the log. Without
+    /// `with_curves` the curve store stays off (nothing will ask for curves).
+    pub fn load(log: &EventLog, with_curves: bool) -> Result<Views, LogError> {
         let mut views = match log.checkpoint(CHECKPOINT_KEY)? {
             Some(bytes) => Views::decode_checkpoint(&bytes).unwrap_or_else(|| {
                 tracing::warn!(
@@ -130,6 +131,7 @@ impl Views {
             }),
             None => Views::default(),
         };
+        views.curves.off = !with_curves;
         let last = log.last_seq()?;
         if views.applied > last {
             tracing::warn!(
@@ -137,6 +139,7 @@ impl Views {
                 views.applied
             );
             views = Views::default();
+            views.curves.off = !with_curves;
         }
         if last > views.applied {
             tracing::info!("catching up views from seq {} to {last}", views.applied + 1);
