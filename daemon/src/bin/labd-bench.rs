@@ -248,15 +248,7 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut child = Command::new(labd)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--watch")
-        .arg(&inbox)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .spawn()?;
+    let mut child = spawn_daemon(labd, &data, &inbox, port)?;
     let base = format!("http://127.0.0.1:{port}/api/v1");
     let agent: ureq_agent::Agent = ureq_agent::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -345,15 +337,7 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
 
     // Cold start from the saved checkpoint: time to the first answer, and until the curve store is warm.
     let t = Instant::now();
-    let child = Command::new(labd)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--watch")
-        .arg(&inbox)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .spawn()?;
+    let child = spawn_daemon(labd, &data, &inbox, port)?;
     while agent.get(&summary_url).is_err() {
         if t.elapsed() > Duration::from_secs(120) {
             bail!("no answer within 120 s of a cold start");
@@ -380,6 +364,19 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
         cold_secs,
         warm_secs,
     })
+}
+
+/// Starts `labd` on `data`, watching `inbox`, on a loopback port.
+fn spawn_daemon(labd: &Path, data: &Path, inbox: &Path, port: u16) -> Result<std::process::Child> {
+    Ok(Command::new(labd)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--watch")
+        .arg(inbox)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .spawn()?)
 }
 
 /// SIGTERM, then wait for a clean exit.
