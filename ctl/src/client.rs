@@ -72,6 +72,35 @@ impl Client {
         self.answer(&format!("GET {path}"), req.call())
     }
 
+    /// GET an API path whose answer is not JSON (CSV, Parquet downloads); errors keep the daemon's message.
+    pub fn get_bytes(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<u8>> {
+        let mut req = self.auth(self.agent.get(self.url(path)));
+        for (k, v) in query {
+            req = req.query(*k, v);
+        }
+        let mut res = req.call().map_err(|e| {
+            anyhow!(
+                "cannot reach labd at {} ({e}); is it running? (--addr / LABD_ADDR)",
+                self.base
+            )
+        })?;
+        let status = res.status();
+        let bytes = res
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .with_context(|| format!("GET {path}: reading the answer"))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let msg = serde_json::from_str::<labd_schemas::api::ApiError>(&text)
+                .map(|e| e.error)
+                .unwrap_or(text);
+            bail!("GET {path}: {status}: {msg}");
+        }
+        Ok(bytes)
+    }
+
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
         let req = self.auth(self.agent.post(self.url(path)));
         self.answer(&format!("POST {path}"), req.send_json(body))

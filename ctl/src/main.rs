@@ -153,6 +153,20 @@ enum Cmd {
         #[arg(long = "where", value_name = "EXPR")]
         filter: Option<String>,
     },
+    /// The long table of metric points (run, metric, step, epoch, wall_time, value) as CSV, Parquet or JSON.
+    Points {
+        /// Metric keys, comma-separated (default: every metric).
+        #[arg(long)]
+        metric: Option<String>,
+        #[arg(long = "where", value_name = "EXPR")]
+        filter: Option<String>,
+        /// csv, parquet or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write to this file (required for parquet; default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Runs whose curves stop short of the expected length, have gaps, or restart.
     Incomplete {
         #[arg(long = "where", value_name = "EXPR")]
@@ -170,6 +184,10 @@ enum Cmd {
 }
 
 fn main() {
+    // Like other Unix tools, end quietly when the reader of our output goes away (`labctl tail | head`)
+    // instead of panicking on a broken pipe.
+    // SAFETY: setting the default disposition of SIGPIPE before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => std::process::exit(code),
@@ -513,6 +531,31 @@ fn run(cli: Cli) -> Result<i32> {
                         .collect();
                     table::print(&[&x, "MEAN", "STD", "MIN", "MAX", "N"], &rows);
                     println!();
+                }
+            }
+        }
+        Cmd::Points {
+            metric,
+            filter,
+            format,
+            out,
+        } => {
+            if format == "parquet" && out.is_none() {
+                bail!("--format parquet needs --out FILE");
+            }
+            let mut q = vec![("format", format)];
+            q.extend(metric.map(|m| ("metric", m)));
+            q.extend(filter.map(|f| ("where", f)));
+            let bytes = c.get_bytes("/analytics/points", &q)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &bytes)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {} bytes to {}", bytes.len(), path.display());
+                }
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
                 }
             }
         }

@@ -394,3 +394,65 @@ fn curves_of_runs_and_of_groups_survive_a_restart_from_the_checkpoint() {
     let bad = d.labctl(&["curve", "--metric", "train/loss", "nope"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn the_long_table_of_points_exports_as_csv_parquet_and_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        &tmp.path().join("data"),
+        &repo_root().join("examples/runs"),
+        &[],
+    );
+    d.wait_for("the example runs", 5, |d| d.ls().len() == 7);
+    let out = d.labctl(&[
+        "points",
+        "--metric",
+        "val/acc,val/loss",
+        "--where",
+        "tag == \"sweep-lr\"",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("run,metric,step,epoch,wall_time,value"));
+    assert_eq!(lines.count(), 6 * 2 * 5, "6 runs x 2 metrics x 5 points");
+    let file = tmp.path().join("points.parquet");
+    let out = d.labctl(&[
+        "points",
+        "--format",
+        "parquet",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(
+        bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"),
+        "a Parquet file"
+    );
+    let rows: Value = serde_json::from_slice(
+        &d.labctl(&[
+            "points",
+            "--format",
+            "json",
+            "--where",
+            "name == \"diverged\"",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["repr"], "NaN");
+    assert!(rows[1]["value"].is_null());
+    let bad = d.labctl(&["points", "--format", "xlsx"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown format"));
+}

@@ -359,3 +359,145 @@ pub async fn curves(
     .map_err(Error::internal)??;
     Ok(Json(answer))
 }
+
+#[derive(Deserialize)]
+pub struct PointsQuery {
+    /// Metric keys, comma-separated (else every metric of the selected runs).
+    metric: Option<String>,
+    #[serde(rename = "where")]
+    filter: Option<String>,
+    /// `csv` (default), `parquet` or `json`.
+    #[serde(default = "default_format")]
+    format: String,
+}
+
+fn default_format() -> String {
+    "csv".into()
+}
+
+/// `GET /api/v1/analytics/points?metric=&where=&format=csv|parquet|json`: the long table of metric points
+/// (run, metric, step, epoch, wall_time, value) of the selected runs, built with Polars.
+pub async fn points(
+    State(s): State<Arc<Shared>>,
+    q: std::result::Result<Query<PointsQuery>, QueryRejection>,
+) -> Result<axum::response::Response> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use polars::prelude::*;
+    let Query(q) = q?;
+    let filter = parse_filter(q.filter.as_deref())?;
+    if !matches!(q.format.as_str(), "csv" | "parquet" | "json") {
+        return Err(Error::bad(format!(
+            "unknown format {:?}: use csv, parquet or json",
+            q.format
+        )));
+    }
+    let clock = Clock {
+        now: now_micros(),
+        stale_after: s.config.stale_after.as_micros() as i64,
+    };
+    let wanted: Option<Vec<String>> = q
+        .metric
+        .as_deref()
+        .map(|m| m.split(',').map(str::trim).map(String::from).collect());
+    let format = q.format.clone();
+    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+        use crate::views::curves::Axis;
+        let mut df = {
+            let v = s.views();
+            if !v.curves_ready() {
+                return Err(Error(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "the curve store is warming up after start; try again in a moment".into(),
+                ));
+            }
+            let (mut run, mut metric, mut step, mut epoch, mut wall, mut value) = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            );
+            for r in select(v.registry.experiments.values(), filter.as_ref(), clock) {
+                let Some(series) = v.curves.runs.get(&r.id) else {
+                    continue;
+                };
+                for (key, s) in series {
+                    if wanted.as_ref().is_some_and(|w| !w.contains(key)) {
+                        continue;
+                    }
+                    for i in 0..s.len() {
+                        run.push(r.id.to_string());
+                        metric.push(key.clone());
+                        step.push(s.step.get(i));
+                        let opt = |x: f64| (!x.is_nan()).then_some(x);
+                        epoch.push(opt(s.x(&Axis::Epoch, i)));
+                        wall.push(opt(s.x(&Axis::Wall, i)));
+                        value.push(s.value[i]);
+                    }
+                }
+            }
+            DataFrame::new_infer_height(vec![
+                Column::new("run".into(), run),
+                Column::new("metric".into(), metric),
+                Column::new("step".into(), step),
+                Column::new("epoch".into(), epoch),
+                Column::new("wall_time".into(), wall),
+                Column::new("value".into(), value),
+            ])
+            .map_err(Error::internal)?
+        };
+        let mut out = Vec::new();
+        match format.as_str() {
+            "parquet" => {
+                ParquetWriter::new(&mut out)
+                    .finish(&mut df)
+                    .map_err(Error::internal)?;
+            }
+            "json" => {
+                // Rows as objects; non-finite values as null with their spelling in `repr`.
+                let col = |name: &str| df.column(name).map_err(Error::internal);
+                let (run, metric) = (
+                    col("run")?.str().map_err(Error::internal)?,
+                    col("metric")?.str().map_err(Error::internal)?,
+                );
+                let step = col("step")?.i64().map_err(Error::internal)?;
+                let (epoch, wall, value) = (
+                    col("epoch")?.f64().map_err(Error::internal)?,
+                    col("wall_time")?.f64().map_err(Error::internal)?,
+                    col("value")?.f64().map_err(Error::internal)?,
+                );
+                let rows: Vec<serde_json::Value> = (0..df.height())
+                    .map(|i| {
+                        let v = value.get(i).unwrap_or(f64::NAN);
+                        let mut row = serde_json::json!({
+                            "run": run.get(i), "metric": metric.get(i), "step": step.get(i),
+                            "epoch": epoch.get(i), "wall_time": wall.get(i),
+                            "value": v.is_finite().then_some(v),
+                        });
+                        if let Some(text) = labd_schemas::floats::spell(v) {
+                            row["repr"] = text.into();
+                        }
+                        row
+                    })
+                    .collect();
+                out = serde_json::to_vec(&rows).map_err(Error::internal)?;
+            }
+            _ => {
+                CsvWriter::new(&mut out)
+                    .finish(&mut df)
+                    .map_err(Error::internal)?;
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(Error::internal)??;
+    let content_type = match q.format.as_str() {
+        "parquet" => "application/vnd.apache.parquet",
+        "json" => "application/json",
+        _ => "text/csv",
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}

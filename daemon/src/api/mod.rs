@@ -96,6 +96,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/analytics/summary", get(analytics::summary))
         .route("/api/v1/analytics/incomplete", get(analytics::incomplete))
         .route("/api/v1/analytics/curves", get(analytics::curves))
+        .route("/api/v1/analytics/points", get(analytics::points))
         .fallback(|| async { Error::not_found("no such endpoint; see GET /api/v1/openapi.json") })
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
         .layer(middleware::from_fn_with_state(
