@@ -684,12 +684,23 @@ fn print_summary(s: &Value, format: &str) -> Result<()> {
             Ok(())
         }
         "table" => {
-            let mut header: Vec<&str> = by.iter().map(String::as_str).collect();
+            // Tables show the configured display names of keys and values.
+            let mut header: Vec<&str> = by
+                .iter()
+                .map(|k| s["names"][k].as_str().unwrap_or(k))
+                .collect();
             header.extend(["N", "MEAN", "STD", "95% CI", "MEDIAN", "MIN", "MAX"]);
             let rows: Vec<Vec<String>> = groups
                 .iter()
                 .map(|g| {
-                    let mut row: Vec<String> = by.iter().map(|k| flatten::cell(g.get(k))).collect();
+                    let mut row: Vec<String> = by
+                        .iter()
+                        .map(|k| {
+                            g["display"][k]
+                                .as_str()
+                                .map_or_else(|| flatten::cell(g.get(k)), String::from)
+                        })
+                        .collect();
                     let n = |k: &str| table::num(g[k].as_f64());
                     row.push(g["count"].to_string());
                     row.extend([n("mean"), n("std")]);

@@ -104,6 +104,8 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     host: Option<String>,
     noise_keys: Option<Vec<String>>,
+    #[serde(default)]
+    display: crate::analytics::display::Display,
 }
 
 /// The validated configuration of a daemon.
@@ -123,6 +125,8 @@ pub struct Config {
     pub checkpoint_every: Duration,
     /// Config keys left out of grouping.
     pub noise: crate::analytics::params::Noise,
+    /// Display names of parameters and values in tables (`[display]` in the TOML file).
+    pub display: crate::analytics::display::Display,
 }
 
 impl Config {
@@ -142,6 +146,7 @@ impl Config {
             host: hostname(),
             checkpoint_every: Duration::from_secs(30),
             noise: Default::default(),
+            display: Default::default(),
         }
     }
 
@@ -241,6 +246,7 @@ impl Config {
         } else if let Some(keys) = file.noise_keys {
             config.noise = crate::analytics::params::Noise(keys);
         }
+        config.display = file.display;
         if !config.loopback() && config.token.is_none() {
             return Err(ConfigError::TokenRequired {
                 addr: config.listen,
@@ -294,7 +300,7 @@ mod tests {
         let file = dir.path().join("labd.toml");
         std::fs::write(
             &file,
-            "data_dir = \"data\"\nwatch = [\"runs\"]\nlisten = \"127.0.0.1:9999\"\nrescan = 2\n",
+            "data_dir = \"data\"\nwatch = [\"runs\"]\nlisten = \"127.0.0.1:9999\"\nrescan = 2\n[display.names]\n\"optim.lr\" = \"LR\"\n",
         )
         .unwrap();
         let cli = Cli {
@@ -307,6 +313,7 @@ mod tests {
         assert_eq!(c.watch, vec![dir.path().join("runs")]);
         assert_eq!(c.listen.port(), 8888);
         assert_eq!(c.rescan, Duration::from_secs(2));
+        assert_eq!(c.display.name("optim.lr"), "LR");
     }
 
     #[test]

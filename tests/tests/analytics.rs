@@ -456,3 +456,40 @@ fn the_long_table_of_points_exports_as_csv_parquet_and_json() {
     let bad = d.labctl(&["points", "--format", "xlsx"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown format"));
 }
+
+#[test]
+fn tables_show_configured_display_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("labd.toml");
+    std::fs::write(&config, "[display.names]\n\"optim.lr\" = \"LR\"\n[display.values.\"optim.lr\"]\n\"0.1\" = \"high\"\n").unwrap();
+    let d = Daemon::start(
+        &tmp.path().join("data"),
+        &repo_root().join("examples/runs"),
+        &["--config", config.to_str().unwrap()],
+    );
+    d.wait_for("the example runs", 5, |d| d.ls().len() == 7);
+    let out = d.labctl(&[
+        "summary",
+        "--metric",
+        "val/acc",
+        "--where",
+        "tag == \"sweep-lr\"",
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let header = text.lines().nth(1).unwrap();
+    assert!(header.starts_with("LR "), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("high ")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("0.001 ")),
+        "unmapped values show as themselves: {text}"
+    );
+    let json = d.labctl_json(&[
+        "summary",
+        "--metric",
+        "val/acc",
+        "--where",
+        "tag == \"sweep-lr\"",
+    ]);
+    assert_eq!(json[2]["optim.lr"], 0.1, "JSON keeps the real values");
+    assert_eq!(json[2]["display"]["optim.lr"], "high");
+}

@@ -3,12 +3,14 @@
 //!
 //! - [`band`]: a group's curve: mean and band across runs per x (Polars).
 //! - [`complete`]: curves that stop short, have gaps or restart.
+//! - [`display`]: display names of parameters and values for tables.
 //! - [`params`]: flattening configs, noise keys, varying keys.
 //! - [`stats`]: standard error and 95% intervals (Student's t).
 //! - [`summary`]: one value per run (a reduction), grouped and aggregated with Polars.
 
 pub mod band;
 pub mod complete;
+pub mod display;
 pub mod params;
 pub mod stats;
 pub mod summary;

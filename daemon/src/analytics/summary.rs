@@ -204,6 +204,9 @@ pub struct Group {
     pub max: Option<f64>,
     /// The runs behind the figures.
     pub runs: Vec<String>,
+    /// The group's key values as tables show them (display names configured, else the value itself).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub display: BTreeMap<String, String>,
 }
 
 /// A summary table.
@@ -213,6 +216,8 @@ pub struct Summary {
     pub reduce: Reduce,
     /// The grouping keys used.
     pub by: Vec<String>,
+    /// How tables name the grouping keys (configured display names, else the last dot segment).
+    pub names: BTreeMap<String, String>,
     pub groups: Vec<Group>,
     /// Runs left out because they lack the metric or its value is not finite.
     pub missing: Vec<String>,
@@ -220,6 +225,29 @@ pub struct Summary {
 
 /// Summarizes `runs` (already filtered).
 pub fn summarize(
+    runs: &[&Record],
+    metric: &str,
+    reduce: Reduce,
+    by: &By,
+    noise: &Noise,
+    curves: Option<&Curves>,
+) -> Result<Summary, AnalyticsError> {
+    summarize_inner(runs, metric, reduce, by, noise, curves)
+}
+
+/// Applies display names to a summary: names for its keys, shown values for each group.
+pub fn with_display(mut s: Summary, display: &super::display::Display) -> Summary {
+    s.names = s.by.iter().map(|k| (k.clone(), display.name(k))).collect();
+    for g in &mut s.groups {
+        g.display =
+            s.by.iter()
+                .map(|k| (k.clone(), display.value(k, &g.keys[k])))
+                .collect();
+    }
+    s
+}
+
+fn summarize_inner(
     runs: &[&Record],
     metric: &str,
     reduce: Reduce,
@@ -353,6 +381,7 @@ pub fn summarize(
                 min: min[i],
                 max: max[i],
                 runs,
+                display: BTreeMap::new(),
             });
         }
     }
@@ -369,6 +398,7 @@ pub fn summarize(
         metric: metric.to_string(),
         reduce,
         by: keys,
+        names: BTreeMap::new(),
         groups,
         missing,
     })

@@ -151,7 +151,9 @@ pub async fn summary(
         } else {
             None
         };
-        summarize(&runs, &q.metric, reduce, &by, &s.config.noise, curves).map_err(Error::from)
+        summarize(&runs, &q.metric, reduce, &by, &s.config.noise, curves)
+            .map(|summary| crate::analytics::summary::with_display(summary, &s.config.display))
+            .map_err(Error::from)
     })
     .await
     .map_err(Error::internal)??;
