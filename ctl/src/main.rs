@@ -107,11 +107,17 @@ enum Cmd {
     Validate { file: PathBuf },
     /// Which hyperparameters vary across the selected runs (noise keys such as seeds listed apart).
     Varying {
+        /// Answer as of a past sequence number or RFC 3339 time.
+        #[arg(long)]
+        as_of: Option<String>,
         #[arg(long = "where", value_name = "EXPR")]
         filter: Option<String>,
     },
     /// Group runs (by the varying keys, or --by) and aggregate a metric across seeds.
     Summary {
+        /// Answer as of a past sequence number or RFC 3339 time.
+        #[arg(long)]
+        as_of: Option<String>,
         /// Metric key, `<split>/<name>`.
         #[arg(long)]
         metric: String,
@@ -138,6 +144,9 @@ enum Cmd {
     },
     /// Curves of a metric for runs (IDs, or those --where selects), or of groups of runs (--group: mean and band).
     Curve {
+        /// Answer as of a past sequence number or RFC 3339 time.
+        #[arg(long)]
+        as_of: Option<String>,
         ids: Vec<String>,
         #[arg(long)]
         metric: String,
@@ -155,6 +164,9 @@ enum Cmd {
     },
     /// The long table of metric points (run, metric, step, epoch, wall_time, value) as CSV, Parquet or JSON.
     Points {
+        /// Answer as of a past sequence number or RFC 3339 time.
+        #[arg(long)]
+        as_of: Option<String>,
         /// Metric keys, comma-separated (default: every metric).
         #[arg(long)]
         metric: Option<String>,
@@ -169,6 +181,9 @@ enum Cmd {
     },
     /// Runs whose curves stop short of the expected length, have gaps, or restart.
     Incomplete {
+        /// Answer as of a past sequence number or RFC 3339 time.
+        #[arg(long)]
+        as_of: Option<String>,
         #[arg(long = "where", value_name = "EXPR")]
         filter: Option<String>,
         /// Only this metric.
@@ -396,8 +411,9 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
-        Cmd::Varying { filter } => {
+        Cmd::Varying { filter, as_of } => {
             let mut q = Vec::new();
+            q.extend(as_of.map(|a| ("as_of", a)));
             if let Some(f) = filter {
                 q.push(("where", f));
             }
@@ -446,8 +462,10 @@ fn run(cli: Cli) -> Result<i32> {
             complete_only,
             expect_steps,
             expect_epochs,
+            as_of,
         } => {
             let mut q = vec![("metric", metric), ("reduce", reduce), ("by", by)];
+            q.extend(as_of.map(|a| ("as_of", a)));
             if let Some(f) = filter {
                 q.push(("where", f));
             }
@@ -467,8 +485,10 @@ fn run(cli: Cli) -> Result<i32> {
             points,
             group,
             filter,
+            as_of,
         } => {
             let mut q = vec![("metric", metric), ("x", x), ("points", points.to_string())];
+            q.extend(as_of.map(|a| ("as_of", a)));
             if !ids.is_empty() {
                 q.push(("ids", ids.join(",")));
             }
@@ -539,11 +559,13 @@ fn run(cli: Cli) -> Result<i32> {
             filter,
             format,
             out,
+            as_of,
         } => {
             if format == "parquet" && out.is_none() {
                 bail!("--format parquet needs --out FILE");
             }
             let mut q = vec![("format", format)];
+            q.extend(as_of.map(|a| ("as_of", a)));
             q.extend(metric.map(|m| ("metric", m)));
             q.extend(filter.map(|f| ("where", f)));
             let bytes = c.get_bytes("/analytics/points", &q)?;
@@ -564,8 +586,10 @@ fn run(cli: Cli) -> Result<i32> {
             metric,
             expect_steps,
             expect_epochs,
+            as_of,
         } => {
             let mut q = Vec::new();
+            q.extend(as_of.map(|a| ("as_of", a)));
             q.extend(filter.map(|f| ("where", f)));
             q.extend(metric.map(|m| ("metric", m)));
             q.extend(expect_steps.map(|n| ("expect_steps", n.to_string())));

@@ -39,6 +39,22 @@ impl std::str::FromStr for AsOf {
     }
 }
 
+/// Fresh views (curves included) as of a past point, for queries asked `as_of`.
+pub fn views_as_of(log: &EventLog, as_of: &str) -> Result<Views, ReplayError> {
+    let as_of: AsOf = as_of.parse()?;
+    let last = log.last_seq()?;
+    let upto = match as_of {
+        AsOf::Seq(s) => s.min(last),
+        AsOf::Time(_) => last,
+    };
+    let mut v = Views::default();
+    v.catch_up(log, upto, |_, e| match as_of {
+        AsOf::Time(t) => e.time <= t,
+        AsOf::Seq(_) => true,
+    })?;
+    Ok(v)
+}
+
 /// Rebuilds the views from the log. Without `as_of` the result replaces `live`; with it, `live` is left alone
 /// and the report lists the registry as it was then.
 pub fn replay(

@@ -493,3 +493,42 @@ fn tables_show_configured_display_names() {
     assert_eq!(json[2]["optim.lr"], 0.1, "JSON keeps the real values");
     assert_eq!(json[2]["display"]["optim.lr"], "high");
 }
+
+#[test]
+fn analytics_can_be_asked_as_of_a_past_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    let full: Vec<i64> = (0..10).collect();
+    sweep_run(&inbox, "a0", 0.1, 0, &full, 1.0, "completed");
+    sweep_run(&inbox, "a1", 0.1, 1, &full, 1.2, "completed");
+    d.wait_for("two runs", 5, |d| {
+        d.ls().len() == 2 && d.total_points() == 20
+    });
+    let (_, health) = d.get("/health");
+    let then = health["last_seq"].as_u64().unwrap().to_string();
+    sweep_run(&inbox, "b0", 0.01, 0, &full, 0.5, "completed");
+    d.wait_for("three runs", 5, |d| d.ls().len() == 3);
+
+    let now = d.labctl_json(&["varying"]);
+    assert_eq!(now["runs"], 3);
+    assert_eq!(now["varying"][0]["key"], "optim.lr");
+    let past = d.labctl_json(&["varying", "--as-of", &then]);
+    assert_eq!(past["runs"], 2);
+    assert!(
+        past["varying"].as_array().unwrap().is_empty(),
+        "only one learning rate back then: {past}"
+    );
+    let s = d.labctl_json(&[
+        "summary", "--metric", "val/loss", "--by", "", "--as-of", &then,
+    ]);
+    assert_eq!(s[0]["count"], 2);
+    assert!((s[0]["mean"].as_f64().unwrap() - 1.1).abs() < 1e-12);
+    let c = d.labctl_json(&["curve", "--metric", "val/loss", "--group", "--as-of", &then]);
+    assert_eq!(c["groups"][0]["runs"].as_array().unwrap().len(), 2);
+    let csv = String::from_utf8(d.labctl(&["points", "--as-of", &then]).stdout).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 20);
+    let bad = d.labctl(&["varying", "--as-of", "last week"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
+}

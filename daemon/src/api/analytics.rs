@@ -23,6 +23,36 @@ impl From<AnalyticsError> for Error {
     }
 }
 
+/// The views a query reads: the live ones, or fresh ones built as of a past point.
+enum ViewsRef<'a> {
+    Live(std::sync::RwLockReadGuard<'a, crate::views::Views>),
+    Past(Box<crate::views::Views>),
+}
+
+impl std::ops::Deref for ViewsRef<'_> {
+    type Target = crate::views::Views;
+    fn deref(&self) -> &crate::views::Views {
+        match self {
+            ViewsRef::Live(g) => g,
+            ViewsRef::Past(v) => v,
+        }
+    }
+}
+
+/// The live views, or (with `as_of`, a sequence number or RFC 3339 time) the views as they were then, replayed
+/// from the log. Blocking: call from `spawn_blocking`.
+fn views_for<'a>(s: &'a Shared, as_of: Option<&str>) -> Result<ViewsRef<'a>> {
+    match as_of {
+        None => Ok(ViewsRef::Live(s.views())),
+        Some(point) => crate::replay::views_as_of(&s.log, point)
+            .map(|v| ViewsRef::Past(Box::new(v)))
+            .map_err(|e| match e {
+                crate::replay::ReplayError::AsOf(_) => Error::bad(e.to_string()),
+                other => Error::internal(other),
+            }),
+    }
+}
+
 fn parse_filter(expr: Option<&str>) -> Result<Option<Filter>> {
     expr.map(str::parse::<Filter>)
         .transpose()
@@ -42,6 +72,8 @@ fn select<'a>(
 
 #[derive(Deserialize)]
 pub struct VaryingQuery {
+    /// Answer as of a past sequence number or RFC 3339 time (replayed from the log).
+    as_of: Option<String>,
     #[serde(rename = "where")]
     filter: Option<String>,
 }
@@ -64,22 +96,24 @@ pub async fn varying(
         now: now_micros(),
         stale_after: s.config.stale_after.as_micros() as i64,
     };
-    let answer = tokio::task::spawn_blocking(move || {
-        let v = s.views();
+    let answer = tokio::task::spawn_blocking(move || -> Result<VaryingAnswer> {
+        let v = views_for(&s, q.as_of.as_deref())?;
         let runs = select(v.registry.experiments.values(), filter.as_ref(), clock);
         let flat: Vec<_> = runs.iter().map(|r| flatten(&r.config)).collect();
-        VaryingAnswer {
+        Ok(VaryingAnswer {
             runs: runs.len(),
             variation: variation(&flat, &s.config.noise),
-        }
+        })
     })
     .await
-    .map_err(Error::internal)?;
+    .map_err(Error::internal)??;
     Ok(Json(answer))
 }
 
 #[derive(Deserialize)]
 pub struct SummaryQuery {
+    /// Answer as of a past sequence number or RFC 3339 time (replayed from the log).
+    as_of: Option<String>,
     metric: String,
     #[serde(default = "default_reduce")]
     reduce: String,
@@ -121,7 +155,7 @@ pub async fn summary(
         stale_after: s.config.stale_after.as_micros() as i64,
     };
     let answer = tokio::task::spawn_blocking(move || {
-        let v = s.views();
+        let v = views_for(&s, q.as_of.as_deref())?;
         let mut runs = select(v.registry.experiments.values(), filter.as_ref(), clock);
         if q.complete_only {
             let expect = Expect {
@@ -162,6 +196,8 @@ pub async fn summary(
 
 #[derive(Deserialize)]
 pub struct IncompleteQuery {
+    /// Answer as of a past sequence number or RFC 3339 time (replayed from the log).
+    as_of: Option<String>,
     #[serde(rename = "where")]
     filter: Option<String>,
     metric: Option<String>,
@@ -195,24 +231,33 @@ pub async fn incomplete(
         epochs: q.expect_epochs,
         metric: q.metric,
     };
-    let v = s.views();
-    let out = select(v.registry.experiments.values(), filter.as_ref(), clock)
-        .into_iter()
-        .filter_map(|r| {
-            let problems = check(r, &expect);
-            (!problems.is_empty()).then(|| Incomplete {
-                id: r.id.to_string(),
-                name: r.name.clone(),
-                status: r.shown_status(clock.now, clock.stale_after).as_str(),
-                problems,
-            })
-        })
-        .collect();
+    let as_of = q.as_of;
+    let out = tokio::task::spawn_blocking(move || -> Result<Vec<Incomplete>> {
+        let v = views_for(&s, as_of.as_deref())?;
+        Ok(
+            select(v.registry.experiments.values(), filter.as_ref(), clock)
+                .into_iter()
+                .filter_map(|r| {
+                    let problems = check(r, &expect);
+                    (!problems.is_empty()).then(|| Incomplete {
+                        id: r.id.to_string(),
+                        name: r.name.clone(),
+                        status: r.shown_status(clock.now, clock.stale_after).as_str(),
+                        problems,
+                    })
+                })
+                .collect(),
+        )
+    })
+    .await
+    .map_err(Error::internal)??;
     Ok(Json(out))
 }
 
 #[derive(Deserialize)]
 pub struct CurvesQuery {
+    /// Answer as of a past sequence number or RFC 3339 time (replayed from the log).
+    as_of: Option<String>,
     metric: String,
     /// `step` (default), `epoch`, `wall_time`, `index` or a custom axis.
     #[serde(default = "default_axis")]
@@ -280,7 +325,7 @@ pub async fn curves(
         stale_after: s.config.stale_after.as_micros() as i64,
     };
     let answer = tokio::task::spawn_blocking(move || -> Result<CurvesAnswer> {
-        let v = s.views();
+        let v = views_for(&s, q.as_of.as_deref())?;
         if !v.curves_ready() {
             return Err(Error(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -364,6 +409,8 @@ pub async fn curves(
 
 #[derive(Deserialize)]
 pub struct PointsQuery {
+    /// Answer as of a past sequence number or RFC 3339 time (replayed from the log).
+    as_of: Option<String>,
     /// Metric keys, comma-separated (else every metric of the selected runs).
     metric: Option<String>,
     #[serde(rename = "where")]
@@ -403,10 +450,11 @@ pub async fn points(
         .as_deref()
         .map(|m| m.split(',').map(str::trim).map(String::from).collect());
     let format = q.format.clone();
+    let as_of = q.as_of.clone();
     let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
         use crate::views::curves::Axis;
         let mut df = {
-            let v = s.views();
+            let v = views_for(&s, as_of.as_deref())?;
             if !v.curves_ready() {
                 return Err(Error(
                     axum::http::StatusCode::SERVICE_UNAVAILABLE,
