@@ -129,12 +129,21 @@ enum Cmd {
         by: String,
         #[arg(long = "where", value_name = "EXPR")]
         filter: Option<String>,
-        /// table, csv or json (`--json` is json).
+        /// table, csv, json or parquet (`--json` is json).
         #[arg(long, default_value = "table")]
         format: String,
         /// Leave out runs whose curve of the metric is incomplete (see `incomplete`).
         #[arg(long)]
         complete_only: bool,
+        /// Sort the groups by a figure (mean, count, median, ...) or a grouping key.
+        #[arg(long)]
+        sort: Option<String>,
+        /// Sort descending.
+        #[arg(long)]
+        desc: bool,
+        /// Write to this file (required for --format parquet).
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// Expected steps per run (for --complete-only).
         #[arg(long)]
         expect_steps: Option<i64>,
@@ -463,9 +472,16 @@ fn run(cli: Cli) -> Result<i32> {
             expect_steps,
             expect_epochs,
             as_of,
+            sort,
+            desc,
+            out,
         } => {
             let mut q = vec![("metric", metric), ("reduce", reduce), ("by", by)];
             q.extend(as_of.map(|a| ("as_of", a)));
+            q.extend(sort.map(|k| ("sort", k)));
+            if desc {
+                q.push(("desc", "true".into()));
+            }
             if let Some(f) = filter {
                 q.push(("where", f));
             }
@@ -474,9 +490,36 @@ fn run(cli: Cli) -> Result<i32> {
             }
             q.extend(expect_steps.map(|n| ("expect_steps", n.to_string())));
             q.extend(expect_epochs.map(|n| ("expect_epochs", n.to_string())));
+            if format == "parquet" {
+                let Some(path) = out else {
+                    bail!("--format parquet needs --out FILE")
+                };
+                q.push(("format", "parquet".into()));
+                let bytes = c.get_bytes("/analytics/summary", &q)?;
+                std::fs::write(&path, &bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {} bytes to {}", bytes.len(), path.display());
+                return Ok(0);
+            }
             let s: Value = c.get("/analytics/summary", &q)?;
             let format = if json { "json".to_string() } else { format };
-            print_summary(&s, &format)?;
+            match out {
+                Some(path) => {
+                    q.push((
+                        "format",
+                        if format == "json" {
+                            "json".into()
+                        } else {
+                            "csv".into()
+                        },
+                    ));
+                    let bytes = c.get_bytes("/analytics/summary", &q)?;
+                    std::fs::write(&path, &bytes)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {} bytes to {}", bytes.len(), path.display());
+                }
+                None => print_summary(&s, &format)?,
+            }
         }
         Cmd::Curve {
             ids,

@@ -94,6 +94,37 @@ fn varying_keys_and_a_summary_across_seeds_of_the_example_sweep() {
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 4);
+    let sorted = d.labctl_json(&[
+        "summary", "--metric", "val/acc", "--where", sweep, "--sort", "mean", "--desc",
+    ]);
+    let means: Vec<f64> = sorted
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["mean"].as_f64().unwrap())
+        .collect();
+    assert!(means.windows(2).all(|w| w[0] >= w[1]), "{means:?}");
+    let bad = d.labctl(&["summary", "--metric", "val/acc", "--sort", "vibes"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot sort by"));
+    let parquet = tmp.path().join("summary.parquet");
+    let out = d.labctl(&[
+        "summary",
+        "--metric",
+        "val/acc",
+        "--where",
+        sweep,
+        "--format",
+        "parquet",
+        "--out",
+        parquet.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&parquet).unwrap();
+    assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"));
     let by_seed = d.labctl_json(&[
         "summary",
         "--metric",

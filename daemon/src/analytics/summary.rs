@@ -235,6 +235,99 @@ pub fn summarize(
     summarize_inner(runs, metric, reduce, by, noise, curves)
 }
 
+/// Sorts the groups by a figure (`count`, `mean`, `std`, `sem`, `ci95_low`, `ci95_high`, `median`, `min`,
+/// `max`) or a grouping key; missing values last.
+pub fn sort_groups(s: &mut Summary, by: &str, descending: bool) -> Result<(), AnalyticsError> {
+    let figure = |g: &Group| -> Option<f64> {
+        match by {
+            "count" => Some(g.count as f64),
+            "mean" => g.mean,
+            "std" => g.std,
+            "sem" => g.sem,
+            "ci95_low" => g.ci95_low,
+            "ci95_high" => g.ci95_high,
+            "median" => g.median,
+            "min" => g.min,
+            "max" => g.max,
+            _ => None,
+        }
+    };
+    let is_figure = [
+        "count",
+        "mean",
+        "std",
+        "sem",
+        "ci95_low",
+        "ci95_high",
+        "median",
+        "min",
+        "max",
+    ]
+    .contains(&by);
+    if !is_figure && !s.by.iter().any(|k| k == by) {
+        return Err(AnalyticsError::BadRequest(format!(
+            "cannot sort by {by:?}: use count, mean, std, sem, ci95_low, ci95_high, median, min, max or a grouping key ({})",
+            s.by.join(", ")
+        )));
+    }
+    s.groups.sort_by(|a, b| {
+        let o = if is_figure {
+            match (figure(a), figure(b)) {
+                (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+                (Some(_), None) => return std::cmp::Ordering::Less,
+                (None, Some(_)) => return std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            }
+        } else {
+            order(&a.keys[by], &b.keys[by])
+        };
+        if descending { o.reverse() } else { o }
+    });
+    Ok(())
+}
+
+/// The summary as a table (one row per group: key columns, figures, the runs joined by spaces), for CSV and
+/// Parquet. Key columns are numeric when every value is a number, text otherwise.
+pub fn frame(s: &Summary) -> Result<DataFrame, PolarsError> {
+    let mut columns = Vec::new();
+    for k in &s.by {
+        let values: Vec<&Value> = s.groups.iter().map(|g| &g.keys[k]).collect();
+        if values.iter().all(|v| v.is_number()) {
+            columns.push(Column::new(
+                k.as_str().into(),
+                values.iter().map(|v| v.as_f64()).collect::<Vec<_>>(),
+            ));
+        } else {
+            let text: Vec<String> = values
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+                .collect();
+            columns.push(Column::new(k.as_str().into(), text));
+        }
+    }
+    columns.push(Column::new(
+        "count".into(),
+        s.groups.iter().map(|g| g.count).collect::<Vec<_>>(),
+    ));
+    let figure = |f: fn(&Group) -> Option<f64>| s.groups.iter().map(f).collect::<Vec<_>>();
+    columns.push(Column::new("mean".into(), figure(|g| g.mean)));
+    columns.push(Column::new("std".into(), figure(|g| g.std)));
+    columns.push(Column::new("sem".into(), figure(|g| g.sem)));
+    columns.push(Column::new("ci95_low".into(), figure(|g| g.ci95_low)));
+    columns.push(Column::new("ci95_high".into(), figure(|g| g.ci95_high)));
+    columns.push(Column::new("median".into(), figure(|g| g.median)));
+    columns.push(Column::new("min".into(), figure(|g| g.min)));
+    columns.push(Column::new("max".into(), figure(|g| g.max)));
+    columns.push(Column::new(
+        "runs".into(),
+        s.groups
+            .iter()
+            .map(|g| g.runs.join(" "))
+            .collect::<Vec<_>>(),
+    ));
+    DataFrame::new_infer_height(columns)
+}
+
 /// Applies display names to a summary: names for its keys, shown values for each group.
 pub fn with_display(mut s: Summary, display: &super::display::Display) -> Summary {
     s.names = s.by.iter().map(|k| (k.clone(), display.name(k))).collect();

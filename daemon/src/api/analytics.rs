@@ -3,7 +3,7 @@
 use super::{Error, Result};
 use crate::analytics::complete::{Expect, Problem, check};
 use crate::analytics::params::{Variation, flatten, variation};
-use crate::analytics::summary::{AnalyticsError, By, Reduce, Summary, summarize};
+use crate::analytics::summary::{AnalyticsError, By, Reduce, summarize};
 use crate::daemon::Shared;
 use crate::filter::{Clock, Filter};
 use crate::views::registry::Record;
@@ -124,6 +124,12 @@ pub struct SummaryQuery {
     /// Leave out runs whose curve of this metric is incomplete (short, gaps, restarted).
     #[serde(default)]
     complete_only: bool,
+    /// Sort the groups by a figure (`mean`, `count`, ...) or a grouping key.
+    sort: Option<String>,
+    #[serde(default)]
+    desc: bool,
+    /// `json` (default), `csv` or `parquet`.
+    format: Option<String>,
     expect_steps: Option<i64>,
     expect_epochs: Option<f64>,
 }
@@ -136,8 +142,15 @@ fn default_reduce() -> String {
 pub async fn summary(
     State(s): State<Arc<Shared>>,
     q: std::result::Result<Query<SummaryQuery>, QueryRejection>,
-) -> Result<Json<Summary>> {
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
     let Query(q) = q?;
+    let format = q.format.clone().unwrap_or_else(|| "json".into());
+    if !matches!(format.as_str(), "json" | "csv" | "parquet") {
+        return Err(Error::bad(format!(
+            "unknown format {format:?}: use json, csv or parquet"
+        )));
+    }
     let filter = parse_filter(q.filter.as_deref())?;
     let reduce: Reduce = q.reduce.parse()?;
     let by = match q.by.as_deref().map(str::trim) {
@@ -185,13 +198,41 @@ pub async fn summary(
         } else {
             None
         };
-        summarize(&runs, &q.metric, reduce, &by, &s.config.noise, curves)
-            .map(|summary| crate::analytics::summary::with_display(summary, &s.config.display))
-            .map_err(Error::from)
+        let mut summary = summarize(&runs, &q.metric, reduce, &by, &s.config.noise, curves)
+            .map(|summary| crate::analytics::summary::with_display(summary, &s.config.display))?;
+        if let Some(key) = &q.sort {
+            crate::analytics::summary::sort_groups(&mut summary, key, q.desc)?;
+        }
+        Ok(summary)
     })
     .await
     .map_err(Error::internal)??;
-    Ok(Json(answer))
+    if format == "json" {
+        return Ok(Json(answer).into_response());
+    }
+    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+        use polars::prelude::{CsvWriter, ParquetWriter, SerWriter};
+        let mut df = crate::analytics::summary::frame(&answer).map_err(Error::internal)?;
+        let mut out = Vec::new();
+        if format == "parquet" {
+            ParquetWriter::new(&mut out)
+                .finish(&mut df)
+                .map_err(Error::internal)?;
+        } else {
+            CsvWriter::new(&mut out)
+                .finish(&mut df)
+                .map_err(Error::internal)?;
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(Error::internal)??;
+    let content_type = if bytes.starts_with(b"PAR1") {
+        "application/vnd.apache.parquet"
+    } else {
+        "text/csv"
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response())
 }
 
 #[derive(Deserialize)]
