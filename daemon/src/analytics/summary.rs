@@ -223,18 +223,6 @@ pub struct Summary {
     pub missing: Vec<String>,
 }
 
-/// Summarizes `runs` (already filtered).
-pub fn summarize(
-    runs: &[&Record],
-    metric: &str,
-    reduce: Reduce,
-    by: &By,
-    noise: &Noise,
-    curves: Option<&Curves>,
-) -> Result<Summary, AnalyticsError> {
-    summarize_inner(runs, metric, reduce, by, noise, curves)
-}
-
 /// Sorts the groups by a figure (`count`, `mean`, `std`, `sem`, `ci95_low`, `ci95_high`, `median`, `min`,
 /// `max`) or a grouping key; missing values last.
 pub fn sort_groups(s: &mut Summary, by: &str, descending: bool) -> Result<(), AnalyticsError> {
@@ -340,7 +328,8 @@ pub fn with_display(mut s: Summary, display: &super::display::Display) -> Summar
     s
 }
 
-fn summarize_inner(
+/// Summarizes `runs` (already filtered).
+pub fn summarize(
     runs: &[&Record],
     metric: &str,
     reduce: Reduce,

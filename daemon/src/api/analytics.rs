@@ -53,6 +53,22 @@ fn views_for<'a>(s: &'a Shared, as_of: Option<&str>) -> Result<ViewsRef<'a>> {
     }
 }
 
+/// A table as Parquet or CSV bytes, for downloads.
+fn write_table(df: &mut polars::prelude::DataFrame, parquet: bool) -> Result<Vec<u8>> {
+    use polars::prelude::{CsvWriter, ParquetWriter, SerWriter};
+    let mut out = Vec::new();
+    if parquet {
+        ParquetWriter::new(&mut out)
+            .finish(df)
+            .map_err(Error::internal)?;
+    } else {
+        CsvWriter::new(&mut out)
+            .finish(df)
+            .map_err(Error::internal)?;
+    }
+    Ok(out)
+}
+
 fn parse_filter(expr: Option<&str>) -> Result<Option<Filter>> {
     expr.map(str::parse::<Filter>)
         .transpose()
@@ -211,19 +227,8 @@ pub async fn summary(
         return Ok(Json(answer).into_response());
     }
     let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
-        use polars::prelude::{CsvWriter, ParquetWriter, SerWriter};
         let mut df = crate::analytics::summary::frame(&answer).map_err(Error::internal)?;
-        let mut out = Vec::new();
-        if format == "parquet" {
-            ParquetWriter::new(&mut out)
-                .finish(&mut df)
-                .map_err(Error::internal)?;
-        } else {
-            CsvWriter::new(&mut out)
-                .finish(&mut df)
-                .map_err(Error::internal)?;
-        }
-        Ok(out)
+        write_table(&mut df, format == "parquet")
     })
     .await
     .map_err(Error::internal)??;
@@ -539,13 +544,7 @@ pub async fn points(
             ])
             .map_err(Error::internal)?
         };
-        let mut out = Vec::new();
         match format.as_str() {
-            "parquet" => {
-                ParquetWriter::new(&mut out)
-                    .finish(&mut df)
-                    .map_err(Error::internal)?;
-            }
             "json" => {
                 // Rows as objects; non-finite values as null with their spelling in `repr`.
                 let col = |name: &str| df.column(name).map_err(Error::internal);
@@ -573,15 +572,10 @@ pub async fn points(
                         row
                     })
                     .collect();
-                out = serde_json::to_vec(&rows).map_err(Error::internal)?;
+                serde_json::to_vec(&rows).map_err(Error::internal)
             }
-            _ => {
-                CsvWriter::new(&mut out)
-                    .finish(&mut df)
-                    .map_err(Error::internal)?;
-            }
+            other => write_table(&mut df, other == "parquet"),
         }
-        Ok(out)
     })
     .await
     .map_err(Error::internal)??;
