@@ -121,9 +121,14 @@ enum Cmd {
         /// Metric key, `<split>/<name>`.
         #[arg(long)]
         metric: String,
-        /// last, min, max or points.
-        #[arg(long, default_value = "last")]
-        reduce: String,
+        /// last, min, max, points, at_step:N, at_epoch:E, mean_last:K or auc[:AXIS] (default: the metric's
+        /// default reduction from the daemon's `[reductions]`, else last).
+        #[arg(long)]
+        reduce: Option<String>,
+        /// A further column, `METRIC=REDUCE` or `METRIC` (its default reduction); repeat it or separate with
+        /// commas. Each shows its mean and 95% interval over the same group's runs.
+        #[arg(long, value_name = "METRIC=REDUCE")]
+        also: Vec<String>,
         /// `varying`, or comma-separated dot keys (empty: one group).
         #[arg(long, default_value = "varying")]
         by: String,
@@ -465,6 +470,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Summary {
             metric,
             reduce,
+            also,
             by,
             filter,
             format,
@@ -476,7 +482,11 @@ fn run(cli: Cli) -> Result<i32> {
             desc,
             out,
         } => {
-            let mut q = vec![("metric", metric), ("reduce", reduce), ("by", by)];
+            let mut q = vec![("metric", metric), ("by", by)];
+            q.extend(reduce.map(|r| ("reduce", r)));
+            if !also.is_empty() {
+                q.push(("also", also.join(",")));
+            }
             q.extend(as_of.map(|a| ("as_of", a)));
             q.extend(sort.map(|k| ("sort", k)));
             if desc {
@@ -490,35 +500,30 @@ fn run(cli: Cli) -> Result<i32> {
             }
             q.extend(expect_steps.map(|n| ("expect_steps", n.to_string())));
             q.extend(expect_epochs.map(|n| ("expect_epochs", n.to_string())));
-            if format == "parquet" {
-                let Some(path) = out else {
-                    bail!("--format parquet needs --out FILE")
-                };
-                q.push(("format", "parquet".into()));
-                let bytes = c.get_bytes("/analytics/summary", &q)?;
-                std::fs::write(&path, &bytes)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                eprintln!("wrote {} bytes to {}", bytes.len(), path.display());
-                return Ok(0);
-            }
-            let s: Value = c.get("/analytics/summary", &q)?;
             let format = if json { "json".to_string() } else { format };
-            match out {
-                Some(path) => {
-                    q.push((
-                        "format",
-                        if format == "json" {
-                            "json".into()
-                        } else {
-                            "csv".into()
-                        },
-                    ));
-                    let bytes = c.get_bytes("/analytics/summary", &q)?;
-                    std::fs::write(&path, &bytes)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!("wrote {} bytes to {}", bytes.len(), path.display());
+            match (format.as_str(), out) {
+                ("table", Some(_)) => bail!("--out needs --format csv, json or parquet"),
+                ("table", None) => print_summary(&c.get("/analytics/summary", &q)?)?,
+                ("json", None) => {
+                    let s: Value = c.get("/analytics/summary", &q)?;
+                    print_json(&s["groups"])?;
                 }
-                None => print_summary(&s, &format)?,
+                ("parquet", None) => bail!("--format parquet needs --out FILE"),
+                ("csv" | "json" | "parquet", out) => {
+                    if format != "json" {
+                        q.push(("format", format.clone()));
+                    }
+                    let bytes = c.get_bytes("/analytics/summary", &q)?;
+                    match out {
+                        Some(path) => {
+                            std::fs::write(&path, &bytes)
+                                .with_context(|| format!("writing {}", path.display()))?;
+                            eprintln!("wrote {} bytes to {}", bytes.len(), path.display());
+                        }
+                        None => std::io::Write::write_all(&mut std::io::stdout().lock(), &bytes)?,
+                    }
+                }
+                (other, _) => bail!("unknown format {other:?}: use table, csv, json or parquet"),
             }
         }
         Cmd::Curve {
@@ -687,135 +692,82 @@ fn run(cli: Cli) -> Result<i32> {
     Ok(0)
 }
 
-/// Prints a summary as a table, CSV or JSON (an array with one object per group).
-fn print_summary(s: &Value, format: &str) -> Result<()> {
+/// Prints a summary as a table: the configured display names of keys and values, the figures of the metric,
+/// then each further column's mean ± the half width of its 95% interval.
+fn print_summary(s: &Value) -> Result<()> {
     let groups = s["groups"].as_array().cloned().unwrap_or_default();
-    let by: Vec<String> = s["by"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|k| k.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    let stats = [
-        "count",
-        "mean",
-        "std",
-        "sem",
-        "ci95_low",
-        "ci95_high",
-        "median",
-        "min",
-        "max",
-    ];
-    match format {
-        "json" => print_json(&groups),
-        "csv" => {
-            let mut header: Vec<String> = by.clone();
-            header.extend(stats.iter().map(|s| s.to_string()));
-            header.push("runs".into());
-            println!(
-                "{}",
-                header
-                    .iter()
-                    .map(|h| csv_cell(h))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            for g in &groups {
-                let mut row: Vec<String> = by.iter().map(|k| flatten::cell(g.get(k))).collect();
-                row.extend(stats.iter().map(|st| match &g[*st] {
-                    Value::Null => String::new(),
-                    v => v.to_string(),
-                }));
-                row.push(
-                    g["runs"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(Value::as_str)
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        })
-                        .unwrap_or_default(),
-                );
-                println!(
-                    "{}",
-                    row.iter()
-                        .map(|c| csv_cell(c))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                );
-            }
-            Ok(())
-        }
-        "table" => {
-            // Tables show the configured display names of keys and values.
-            let mut header: Vec<&str> = by
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|k| k.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (by, also) = (strings(&s["by"]), strings(&s["also"]));
+    let mut header: Vec<&str> = by
+        .iter()
+        .map(|k| s["names"][k].as_str().unwrap_or(k))
+        .collect();
+    header.extend(["N", "MEAN", "STD", "95% CI", "MEDIAN", "MIN", "MAX"]);
+    header.extend(also.iter().map(String::as_str));
+    let rows: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| {
+            let mut row: Vec<String> = by
                 .iter()
-                .map(|k| s["names"][k].as_str().unwrap_or(k))
-                .collect();
-            header.extend(["N", "MEAN", "STD", "95% CI", "MEDIAN", "MIN", "MAX"]);
-            let rows: Vec<Vec<String>> = groups
-                .iter()
-                .map(|g| {
-                    let mut row: Vec<String> = by
-                        .iter()
-                        .map(|k| {
-                            g["display"][k]
-                                .as_str()
-                                .map_or_else(|| flatten::cell(g.get(k)), String::from)
-                        })
-                        .collect();
-                    let n = |k: &str| table::num(g[k].as_f64());
-                    row.push(g["count"].to_string());
-                    row.extend([n("mean"), n("std")]);
-                    row.push(match (g["ci95_low"].as_f64(), g["ci95_high"].as_f64()) {
-                        (Some(lo), Some(hi)) => {
-                            format!("[{}, {}]", table::num(Some(lo)), table::num(Some(hi)))
-                        }
-                        _ => "-".into(),
-                    });
-                    row.extend([n("median"), n("min"), n("max")]);
-                    row
+                .map(|k| {
+                    g["display"][k]
+                        .as_str()
+                        .map_or_else(|| flatten::cell(g.get(k)), String::from)
                 })
                 .collect();
-            println!(
-                "{} ({}) by {}",
-                s["metric"].as_str().unwrap_or(""),
-                s["reduce"].as_str().unwrap_or(""),
-                if by.is_empty() {
-                    "nothing (one group)".to_string()
-                } else {
-                    by.join(", ")
+            let n = |k: &str| table::num(g[k].as_f64());
+            row.push(g["count"].to_string());
+            row.extend([n("mean"), n("std")]);
+            row.push(match (g["ci95_low"].as_f64(), g["ci95_high"].as_f64()) {
+                (Some(lo), Some(hi)) => {
+                    format!("[{}, {}]", table::num(Some(lo)), table::num(Some(hi)))
                 }
-            );
-            table::print(&header, &rows);
-            if let Some(missing) = s["missing"].as_array().filter(|m| !m.is_empty()) {
-                println!(
-                    "left out ({} runs without a finite value): {}",
-                    missing.len(),
-                    missing
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                _ => "-".into(),
+            });
+            row.extend([n("median"), n("min"), n("max")]);
+            for label in &also {
+                let f = &g["also"][label];
+                row.push(match (f["mean"].as_f64(), f["ci95_high"].as_f64()) {
+                    (Some(m), Some(hi)) => {
+                        format!("{} ±{}", table::num(Some(m)), table::num(Some(hi - m)))
+                    }
+                    (m, _) => table::num(m),
+                });
             }
-            Ok(())
+            row
+        })
+        .collect();
+    println!(
+        "{} ({}) by {}",
+        s["metric"].as_str().unwrap_or(""),
+        s["reduce"].as_str().unwrap_or(""),
+        if by.is_empty() {
+            "nothing (one group)".to_string()
+        } else {
+            by.join(", ")
         }
-        other => bail!("unknown format {other:?}: use table, csv or json"),
+    );
+    table::print(&header, &rows);
+    if let Some(missing) = s["missing"].as_array().filter(|m| !m.is_empty()) {
+        println!(
+            "left out ({} runs without a finite value): {}",
+            missing.len(),
+            missing
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
-}
-
-/// A CSV cell, quoted when it needs to be.
-fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    Ok(())
 }
 
 /// Percent-encodes a metric key for a URL path, keeping its `/`.

@@ -106,6 +106,9 @@ struct FileConfig {
     noise_keys: Option<Vec<String>>,
     #[serde(default)]
     display: crate::analytics::display::Display,
+    /// Metric name or glob → default reduction.
+    #[serde(default)]
+    reductions: std::collections::BTreeMap<String, String>,
 }
 
 /// The validated configuration of a daemon.
@@ -127,6 +130,8 @@ pub struct Config {
     pub noise: crate::analytics::params::Noise,
     /// Display names of parameters and values in tables (`[display]` in the TOML file).
     pub display: crate::analytics::display::Display,
+    /// Default reductions per metric (`[reductions]` in the TOML file).
+    pub reductions: crate::analytics::summary::Reductions,
 }
 
 impl Config {
@@ -147,6 +152,7 @@ impl Config {
             checkpoint_every: Duration::from_secs(30),
             noise: Default::default(),
             display: Default::default(),
+            reductions: Default::default(),
         }
     }
 
@@ -247,6 +253,11 @@ impl Config {
             config.noise = crate::analytics::params::Noise(keys);
         }
         config.display = file.display;
+        config.reductions = crate::analytics::summary::Reductions::parse(&file.reductions)
+            .map_err(|e| ConfigError::Invalid {
+                setting: "[reductions]",
+                reason: e.to_string(),
+            })?;
         if !config.loopback() && config.token.is_none() {
             return Err(ConfigError::TokenRequired {
                 addr: config.listen,

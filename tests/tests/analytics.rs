@@ -6,10 +6,12 @@ use serde_json::Value;
 #[test]
 fn varying_keys_and_a_summary_across_seeds_of_the_example_sweep() {
     let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("labd.toml");
+    std::fs::write(&config, "[reductions]\n\"*/loss\" = \"min\"\n").unwrap();
     let d = Daemon::start(
         &tmp.path().join("data"),
         &repo_root().join("examples/runs"),
-        &[],
+        &["--config", config.to_str().unwrap()],
     );
     d.wait_for("the example runs", 5, |d| d.ls().len() == 7);
     let sweep = "tag == \"sweep-lr\"";
@@ -137,7 +139,15 @@ fn varying_keys_and_a_summary_across_seeds_of_the_example_sweep() {
         sweep,
     ]);
     assert_eq!(by_seed.as_array().unwrap().len(), 2);
-    let all = d.labctl_json(&["summary", "--metric", "train/loss", "--by", ""]);
+    let all = d.labctl_json(&[
+        "summary",
+        "--metric",
+        "train/loss",
+        "--reduce",
+        "last",
+        "--by",
+        "",
+    ]);
     assert_eq!(all.as_array().unwrap().len(), 1);
     assert_eq!(
         all[0]["count"], 6,
@@ -157,6 +167,70 @@ fn varying_keys_and_a_summary_across_seeds_of_the_example_sweep() {
         "median_of_means",
     ]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown reduction"));
+
+    // Several metrics as columns; the configured default reduction of `*/loss` is min.
+    let (status, wide) = d.get(
+        "/analytics/summary?metric=val/acc&also=val/loss,train/loss%3Dlast&where=tag%20%3D%3D%20%22sweep-lr%22",
+    );
+    assert_eq!(status, 200, "{wide}");
+    assert_eq!(wide["reduce"], "last");
+    assert_eq!(
+        wide["also"],
+        serde_json::json!(["val/loss=min", "train/loss=last"])
+    );
+    for g in wide["groups"].as_array().unwrap() {
+        let runs: Vec<&str> = g["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        let best: Vec<f64> = runs
+            .iter()
+            .map(|id| {
+                d.labctl_json(&["show", id])["metrics"]["val/loss"]["min"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect();
+        let mean = best.iter().sum::<f64>() / best.len() as f64;
+        let column = &g["also"]["val/loss=min"];
+        assert_eq!(column["count"], runs.len());
+        assert!(
+            (column["mean"].as_f64().unwrap() - mean).abs() < 1e-9,
+            "{column}"
+        );
+    }
+    let (_, by_default) = d.get("/analytics/summary?metric=train/loss&by=");
+    assert_eq!(by_default["reduce"], "min", "from [reductions]");
+    let table = String::from_utf8(
+        d.labctl(&[
+            "summary", "--metric", "val/acc", "--where", sweep, "--also", "val/loss",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        table.lines().nth(1).unwrap().contains("val/loss=min"),
+        "{table}"
+    );
+    assert!(table.contains(" ±"), "{table}");
+    let csv = String::from_utf8(
+        d.labctl(&[
+            "summary",
+            "--metric",
+            "val/acc",
+            "--where",
+            sweep,
+            "--also",
+            "val/loss=min",
+            "--format",
+            "csv",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert!(csv.lines().next().unwrap().ends_with(",runs,val/loss=min.count,val/loss=min.mean,val/loss=min.std,val/loss=min.sem,val/loss=min.ci95_low,val/loss=min.ci95_high,val/loss=min.median,val/loss=min.min,val/loss=min.max"), "{csv}");
 }
 
 /// Writes one run of a sweep: `steps` lists the steps logged in order (a restart repeats some).

@@ -188,11 +188,9 @@ pub enum By {
     Keys(Vec<String>),
 }
 
-/// One group's figures. Serialized flat: the group's key values under their dot keys, then the figures.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Group {
-    #[serde(flatten)]
-    pub keys: BTreeMap<String, Value>,
+/// The figures of one group for one metric reduction.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Figures {
     pub count: u64,
     pub mean: Option<f64>,
     pub std: Option<f64>,
@@ -202,11 +200,127 @@ pub struct Group {
     pub median: Option<f64>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+}
+
+/// The names of the figures, in table order.
+pub const FIGURES: [&str; 9] = [
+    "count",
+    "mean",
+    "std",
+    "sem",
+    "ci95_low",
+    "ci95_high",
+    "median",
+    "min",
+    "max",
+];
+
+impl Figures {
+    /// A figure by name (one of [`FIGURES`]).
+    pub fn get(&self, name: &str) -> Option<f64> {
+        match name {
+            "count" => Some(self.count as f64),
+            "mean" => self.mean,
+            "std" => self.std,
+            "sem" => self.sem,
+            "ci95_low" => self.ci95_low,
+            "ci95_high" => self.ci95_high,
+            "median" => self.median,
+            "min" => self.min,
+            "max" => self.max,
+            _ => None,
+        }
+    }
+}
+
+/// One group's figures. Serialized flat: the group's key values under their dot keys, then the figures of the
+/// main metric, the runs, and the figures of each further column under `also`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Group {
+    #[serde(flatten)]
+    pub keys: BTreeMap<String, Value>,
+    #[serde(flatten)]
+    pub figures: Figures,
     /// The runs behind the figures.
     pub runs: Vec<String>,
+    /// Further columns (`METRIC=REDUCE` → figures over the same group's runs that have a value).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub also: BTreeMap<String, Figures>,
     /// The group's key values as tables show them (display names configured, else the value itself).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub display: BTreeMap<String, String>,
+}
+
+/// A further column of a summary table: a metric and its reduction, written `METRIC=REDUCE`
+/// (`val/loss=min`); `METRIC` alone takes the metric's default reduction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measure {
+    pub metric: String,
+    pub reduce: Reduce,
+}
+
+impl std::fmt::Display for Measure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.metric, self.reduce)
+    }
+}
+
+impl Measure {
+    /// Parses `METRIC=REDUCE` or `METRIC` (then `defaults` chooses the reduction).
+    pub fn parse(text: &str, defaults: &Reductions) -> Result<Measure, AnalyticsError> {
+        let (metric, reduce) = match text.rsplit_once('=') {
+            Some((m, r)) => (m.trim(), r.trim().parse()?),
+            None => (text.trim(), defaults.of(text.trim())),
+        };
+        if metric.is_empty() {
+            return Err(AnalyticsError::BadRequest(format!(
+                "column {text:?}: name a metric, as METRIC=REDUCE (e.g. val/loss=min)"
+            )));
+        }
+        Ok(Measure {
+            metric: metric.to_string(),
+            reduce,
+        })
+    }
+}
+
+/// Default reductions per metric (`[reductions]` in the configuration file): a metric name or a glob →
+/// a reduction. An exact name wins, then the longest matching glob; without a match, `last`.
+///
+/// ```toml
+/// [reductions]
+/// "*loss*" = "min"
+/// "*acc*" = "max"
+/// "val/perplexity" = "mean_last:5"
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reductions(pub Vec<(String, Reduce)>);
+
+impl Reductions {
+    /// Reads the configured table, naming the entry that is not a reduction.
+    pub fn parse(table: &BTreeMap<String, String>) -> Result<Reductions, AnalyticsError> {
+        table
+            .iter()
+            .map(|(pattern, r)| {
+                r.parse()
+                    .map(|r| (pattern.clone(), r))
+                    .map_err(|e| AnalyticsError::BadRequest(format!("{pattern:?}: {e}")))
+            })
+            .collect::<Result<_, _>>()
+            .map(Reductions)
+    }
+
+    /// The default reduction of a metric.
+    pub fn of(&self, metric: &str) -> Reduce {
+        if let Some((_, r)) = self.0.iter().find(|(p, _)| p == metric) {
+            return r.clone();
+        }
+        self.0
+            .iter()
+            .filter(|(p, _)| crate::filter::glob_match(p, metric))
+            .max_by_key(|(p, _)| p.len())
+            .map_or(Reduce::Last, |(_, r)| r.clone())
+    }
 }
 
 /// A summary table.
@@ -218,64 +332,65 @@ pub struct Summary {
     pub by: Vec<String>,
     /// How tables name the grouping keys (configured display names, else the last dot segment).
     pub names: BTreeMap<String, String>,
+    /// Further columns, in order (`METRIC=REDUCE`); each group has their figures under `also`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
     pub groups: Vec<Group>,
     /// Runs left out because they lack the metric or its value is not finite.
     pub missing: Vec<String>,
 }
 
 /// Sorts the groups by a figure (`count`, `mean`, `std`, `sem`, `ci95_low`, `ci95_high`, `median`, `min`,
-/// `max`) or a grouping key; missing values last.
+/// `max`), a further column's figure (`val/loss=min.mean`) or a grouping key; missing values last.
 pub fn sort_groups(s: &mut Summary, by: &str, descending: bool) -> Result<(), AnalyticsError> {
-    let figure = |g: &Group| -> Option<f64> {
-        match by {
-            "count" => Some(g.count as f64),
-            "mean" => g.mean,
-            "std" => g.std,
-            "sem" => g.sem,
-            "ci95_low" => g.ci95_low,
-            "ci95_high" => g.ci95_high,
-            "median" => g.median,
-            "min" => g.min,
-            "max" => g.max,
-            _ => None,
-        }
-    };
-    let is_figure = [
-        "count",
-        "mean",
-        "std",
-        "sem",
-        "ci95_low",
-        "ci95_high",
-        "median",
-        "min",
-        "max",
-    ]
-    .contains(&by);
-    if !is_figure && !s.by.iter().any(|k| k == by) {
+    enum Key<'a> {
+        Figure(&'a str),
+        Also(&'a str, &'a str),
+        Param,
+    }
+    let key = if FIGURES.contains(&by) {
+        Key::Figure(by)
+    } else if let Some((label, fig)) = by
+        .rsplit_once('.')
+        .filter(|(l, f)| FIGURES.contains(f) && s.also.iter().any(|a| a == l))
+    {
+        Key::Also(label, fig)
+    } else if s.by.iter().any(|k| k == by) {
+        Key::Param
+    } else {
+        let also: String = s.also.iter().map(|a| format!(", {a}.mean")).collect();
         return Err(AnalyticsError::BadRequest(format!(
-            "cannot sort by {by:?}: use count, mean, std, sem, ci95_low, ci95_high, median, min, max or a grouping key ({})",
+            "cannot sort by {by:?}: use {}{also} or a grouping key ({})",
+            FIGURES.join(", "),
             s.by.join(", ")
         )));
-    }
+    };
+    let figure = |g: &Group| -> Option<f64> {
+        match key {
+            Key::Figure(f) => g.figures.get(f),
+            Key::Also(label, f) => g.also.get(label).and_then(|x| x.get(f)),
+            Key::Param => None,
+        }
+    };
     s.groups.sort_by(|a, b| {
-        let o = if is_figure {
+        let o = if let Key::Param = key {
+            order(&a.keys[by], &b.keys[by])
+        } else {
             match (figure(a), figure(b)) {
                 (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
                 (Some(_), None) => return std::cmp::Ordering::Less,
                 (None, Some(_)) => return std::cmp::Ordering::Greater,
                 (None, None) => std::cmp::Ordering::Equal,
             }
-        } else {
-            order(&a.keys[by], &b.keys[by])
         };
         if descending { o.reverse() } else { o }
     });
     Ok(())
 }
 
-/// The summary as a table (one row per group: key columns, figures, the runs joined by spaces), for CSV and
-/// Parquet. Key columns are numeric when every value is a number, text otherwise.
+/// The summary as a table (one row per group: key columns, figures, the runs joined by spaces, then each further
+/// column's figures as `METRIC=REDUCE.figure`), for CSV and Parquet. Key columns are numeric when every value is
+/// a number, text otherwise.
 pub fn frame(s: &Summary) -> Result<DataFrame, PolarsError> {
     let mut columns = Vec::new();
     for k in &s.by {
@@ -293,19 +408,26 @@ pub fn frame(s: &Summary) -> Result<DataFrame, PolarsError> {
             columns.push(Column::new(k.as_str().into(), text));
         }
     }
-    columns.push(Column::new(
-        "count".into(),
-        s.groups.iter().map(|g| g.count).collect::<Vec<_>>(),
-    ));
-    let figure = |f: fn(&Group) -> Option<f64>| s.groups.iter().map(f).collect::<Vec<_>>();
-    columns.push(Column::new("mean".into(), figure(|g| g.mean)));
-    columns.push(Column::new("std".into(), figure(|g| g.std)));
-    columns.push(Column::new("sem".into(), figure(|g| g.sem)));
-    columns.push(Column::new("ci95_low".into(), figure(|g| g.ci95_low)));
-    columns.push(Column::new("ci95_high".into(), figure(|g| g.ci95_high)));
-    columns.push(Column::new("median".into(), figure(|g| g.median)));
-    columns.push(Column::new("min".into(), figure(|g| g.min)));
-    columns.push(Column::new("max".into(), figure(|g| g.max)));
+    let figures =
+        |name: String, of: &dyn Fn(&Group) -> Option<&Figures>, columns: &mut Vec<Column>| {
+            columns.push(Column::new(
+                format!("{name}count").into(),
+                s.groups
+                    .iter()
+                    .map(|g| of(g).map_or(0, |f| f.count))
+                    .collect::<Vec<_>>(),
+            ));
+            for fig in &FIGURES[1..] {
+                columns.push(Column::new(
+                    format!("{name}{fig}").into(),
+                    s.groups
+                        .iter()
+                        .map(|g| of(g).and_then(|f| f.get(fig)))
+                        .collect::<Vec<_>>(),
+                ));
+            }
+        };
+    figures(String::new(), &|g| Some(&g.figures), &mut columns);
     columns.push(Column::new(
         "runs".into(),
         s.groups
@@ -313,6 +435,9 @@ pub fn frame(s: &Summary) -> Result<DataFrame, PolarsError> {
             .map(|g| g.runs.join(" "))
             .collect::<Vec<_>>(),
     ));
+    for label in &s.also {
+        figures(format!("{label}."), &|g| g.also.get(label), &mut columns);
+    }
     DataFrame::new_infer_height(columns)
 }
 
@@ -453,16 +578,19 @@ pub fn summarize(
                 .collect();
             groups.push(Group {
                 keys,
-                count: n,
-                mean: m,
-                std: s.filter(|x| x.is_finite()),
-                sem: finite(sem),
-                ci95_low: finite(lo),
-                ci95_high: finite(hi),
-                median: median[i],
-                min: min[i],
-                max: max[i],
+                figures: Figures {
+                    count: n,
+                    mean: m,
+                    std: s.filter(|x| x.is_finite()),
+                    sem: finite(sem),
+                    ci95_low: finite(lo),
+                    ci95_high: finite(hi),
+                    median: median[i],
+                    min: min[i],
+                    max: max[i],
+                },
                 runs,
+                also: BTreeMap::new(),
                 display: BTreeMap::new(),
             });
         }
@@ -481,9 +609,54 @@ pub fn summarize(
         reduce,
         by: keys,
         names: BTreeMap::new(),
+        also: Vec::new(),
         groups,
         missing,
     })
+}
+
+/// Adds further columns to a summary: each measure reduced over the runs of each group (those that have a
+/// finite value; `count` says how many).
+pub fn add_columns(
+    s: &mut Summary,
+    runs: &[&Record],
+    measures: &[Measure],
+    noise: &Noise,
+    curves: Option<&Curves>,
+) -> Result<(), AnalyticsError> {
+    let used: std::collections::HashSet<&str> = s
+        .groups
+        .iter()
+        .flat_map(|g| g.runs.iter().map(String::as_str))
+        .collect();
+    let runs: Vec<&Record> = runs
+        .iter()
+        .filter(|r| used.contains(r.id.as_str()))
+        .copied()
+        .collect();
+    let by = By::Keys(s.by.clone());
+    let key_of =
+        |g: &Group| -> Vec<String> { s.by.iter().map(|k| g.keys[k].to_string()).collect() };
+    let mut columns = Vec::new();
+    for m in measures {
+        let label = m.to_string();
+        if columns.contains(&label) {
+            continue;
+        }
+        let part = summarize(&runs, &m.metric, m.reduce.clone(), &by, noise, curves)?;
+        let found: BTreeMap<Vec<String>, Figures> = part
+            .groups
+            .into_iter()
+            .map(|g| (key_of(&g), g.figures))
+            .collect();
+        for g in &mut s.groups {
+            let figures = found.get(&key_of(g)).cloned().unwrap_or_default();
+            g.also.insert(label.clone(), figures);
+        }
+        columns.push(label);
+    }
+    s.also = columns;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -563,19 +736,19 @@ mod tests {
             json!(0.01),
             "groups sorted by key value"
         );
-        assert_eq!(g.count, 2);
-        assert!((g.mean.unwrap() - 0.92).abs() < 1e-12);
-        assert!((g.std.unwrap() - 0.0282843).abs() < 1e-6);
-        assert!((g.sem.unwrap() - 0.02).abs() < 1e-9);
-        assert!((g.ci95_low.unwrap() - (0.92 - 12.706 * 0.02)).abs() < 1e-9);
+        assert_eq!(g.figures.count, 2);
+        assert!((g.figures.mean.unwrap() - 0.92).abs() < 1e-12);
+        assert!((g.figures.std.unwrap() - 0.0282843).abs() < 1e-6);
+        assert!((g.figures.sem.unwrap() - 0.02).abs() < 1e-9);
+        assert!((g.figures.ci95_low.unwrap() - (0.92 - 12.706 * 0.02)).abs() < 1e-9);
         assert_eq!(g.runs, ["run3", "run4"]);
         let g = &s.groups[1];
-        assert_eq!(g.count, 3);
-        assert!((g.mean.unwrap() - 0.82).abs() < 1e-12);
-        assert!((g.std.unwrap() - 0.02).abs() < 1e-9);
-        assert!((g.median.unwrap() - 0.82).abs() < 1e-12);
-        assert!((g.ci95_high.unwrap() - (0.82 + 4.303 * 0.02 / 3f64.sqrt())).abs() < 1e-9);
-        assert_eq!((g.min, g.max), (Some(0.80), Some(0.84)));
+        assert_eq!(g.figures.count, 3);
+        assert!((g.figures.mean.unwrap() - 0.82).abs() < 1e-12);
+        assert!((g.figures.std.unwrap() - 0.02).abs() < 1e-9);
+        assert!((g.figures.median.unwrap() - 0.82).abs() < 1e-12);
+        assert!((g.figures.ci95_high.unwrap() - (0.82 + 4.303 * 0.02 / 3f64.sqrt())).abs() < 1e-9);
+        assert_eq!((g.figures.min, g.figures.max), (Some(0.80), Some(0.84)));
         let json = serde_json::to_value(g).unwrap();
         assert_eq!(json["optim.lr"], json!(0.1), "keys under their dot keys");
         assert_eq!(json["runs"], json!(["run0", "run1", "run2"]));
@@ -596,7 +769,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.groups.len(), 1);
         assert!(
-            (s.groups[0].mean.unwrap() - 0.1).abs() < 1e-12,
+            (s.groups[0].figures.mean.unwrap() - 0.1).abs() < 1e-12,
             "min = last - 0.5"
         );
         let s = summarize(
@@ -609,7 +782,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.groups.len(), 2);
-        assert!(s.groups[0].sem.is_none(), "one run: no interval");
+        assert!(s.groups[0].figures.sem.is_none(), "one run: no interval");
         assert!("median_of_means".parse::<Reduce>().is_err());
         assert_eq!(
             "at_step:100".parse::<Reduce>().unwrap(),
@@ -641,5 +814,75 @@ mod tests {
         // sorted: (0,1) (10,3) (10,4) (20,5): 10*(1+3)/2 + 0 + 10*(4+5)/2 = 20 + 45
         assert_eq!(auc(&pairs), Some(65.0));
         assert_eq!(auc(&[(0.0, 1.0), (1.0, f64::NAN)]), None);
+    }
+
+    #[test]
+    fn further_columns_and_default_reductions() {
+        let runs = [
+            run(0, 0.1, 0, Some(0.80)),
+            run(1, 0.1, 1, Some(0.82)),
+            run(2, 0.01, 0, Some(0.90)),
+            run(3, 0.01, 1, Some(0.94)),
+        ];
+        let refs: Vec<&Record> = runs.iter().collect();
+        let defaults = Reductions::parse(&BTreeMap::from([
+            ("val/*".to_string(), "max".to_string()),
+            ("val/acc".to_string(), "min".to_string()),
+            ("*".to_string(), "points".to_string()),
+        ]))
+        .unwrap();
+        assert_eq!(defaults.of("val/acc"), Reduce::Min, "an exact name wins");
+        assert_eq!(defaults.of("val/f1"), Reduce::Max, "then the longest glob");
+        assert_eq!(defaults.of("train/loss"), Reduce::Points);
+        assert_eq!(Reductions::default().of("x"), Reduce::Last);
+        let bad = Reductions::parse(&BTreeMap::from([("x".into(), "best".into())]));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("\"x\": reduction \"best\"")
+        );
+
+        let mut s = summarize(
+            &refs,
+            "val/acc",
+            Reduce::Last,
+            &By::Varying,
+            &Noise::default(),
+            None,
+        )
+        .unwrap();
+        let measures = [
+            Measure::parse("val/acc", &defaults).unwrap(),
+            Measure::parse("val/acc=max", &defaults).unwrap(),
+            Measure::parse("val/nope=last", &defaults).unwrap(),
+        ];
+        assert!(Measure::parse("=min", &defaults).is_err());
+        add_columns(&mut s, &refs, &measures, &Noise::default(), None).unwrap();
+        assert_eq!(s.also, ["val/acc=min", "val/acc=max", "val/nope=last"]);
+        // lr 0.01: min = last - 0.5 → 0.40, 0.44; max = last + 0.01 → 0.91, 0.95.
+        let g = &s.groups[0];
+        assert_eq!(g.keys["optim.lr"], json!(0.01));
+        assert!((g.also["val/acc=min"].mean.unwrap() - 0.42).abs() < 1e-12);
+        assert!((g.also["val/acc=max"].max.unwrap() - 0.95).abs() < 1e-12);
+        assert_eq!(
+            g.also["val/nope=last"].count, 0,
+            "a column no run has is empty"
+        );
+        let json = serde_json::to_value(g).unwrap();
+        assert!((json["also"]["val/acc=max"]["mean"].as_f64().unwrap() - 0.93).abs() < 1e-12);
+        sort_groups(&mut s, "val/acc=max.mean", true).unwrap();
+        assert_eq!(s.groups[0].keys["optim.lr"], json!(0.01));
+        assert!(sort_groups(&mut s, "val/f1=max.mean", true).is_err());
+        let df = frame(&s).unwrap();
+        let names: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert!(
+            names.contains(&"val/acc=max.ci95_high".to_string()),
+            "{names:?}"
+        );
+        assert_eq!(df.width(), 1 + 9 + 1 + 3 * 9);
     }
 }

@@ -3,7 +3,7 @@
 use super::{Error, Result};
 use crate::analytics::complete::{Expect, Problem, check};
 use crate::analytics::params::{Variation, flatten, variation};
-use crate::analytics::summary::{AnalyticsError, By, Reduce, summarize};
+use crate::analytics::summary::{AnalyticsError, By, Measure, Reduce, add_columns, summarize};
 use crate::daemon::Shared;
 use crate::filter::{Clock, Filter};
 use crate::views::registry::Record;
@@ -131,8 +131,10 @@ pub struct SummaryQuery {
     /// Answer as of a past sequence number or RFC 3339 time (replayed from the log).
     as_of: Option<String>,
     metric: String,
-    #[serde(default = "default_reduce")]
-    reduce: String,
+    /// The reduction; without it, the metric's default (`[reductions]`, else `last`).
+    reduce: Option<String>,
+    /// Further columns, comma-separated `METRIC=REDUCE` (or `METRIC` for its default reduction).
+    also: Option<String>,
     /// `varying` (default) or comma-separated dot keys; empty for one group of all runs.
     by: Option<String>,
     #[serde(rename = "where")]
@@ -150,10 +152,6 @@ pub struct SummaryQuery {
     expect_epochs: Option<f64>,
 }
 
-fn default_reduce() -> String {
-    "last".into()
-}
-
 /// `GET /api/v1/analytics/summary?metric=&reduce=&by=&where=`.
 pub async fn summary(
     State(s): State<Arc<Shared>>,
@@ -168,7 +166,19 @@ pub async fn summary(
         )));
     }
     let filter = parse_filter(q.filter.as_deref())?;
-    let reduce: Reduce = q.reduce.parse()?;
+    let reduce: Reduce = match q.reduce.as_deref().map(str::trim) {
+        Some(r) if !r.is_empty() => r.parse()?,
+        _ => s.config.reductions.of(&q.metric),
+    };
+    let measures = q
+        .also
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter(|m| !m.trim().is_empty())
+        .map(|m| Measure::parse(m, &s.config.reductions))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let curves_needed = reduce.needs_curves() || measures.iter().any(|m| m.reduce.needs_curves());
     let by = match q.by.as_deref().map(str::trim) {
         None | Some("varying") => By::Varying,
         Some(keys) => By::Keys(
@@ -203,11 +213,11 @@ pub async fn summary(
                 q.metric
             )));
         }
-        let curves = if reduce.needs_curves() {
+        let curves = if curves_needed {
             if !v.curves_ready() {
                 return Err(Error(
                     axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    format!("reduction {reduce} needs the curve store, which is warming up after start; try again in a moment"),
+                    "this reduction needs the curve store, which is warming up after start; try again in a moment".into(),
                 ));
             }
             Some(&v.curves)
@@ -216,6 +226,7 @@ pub async fn summary(
         };
         let mut summary = summarize(&runs, &q.metric, reduce, &by, &s.config.noise, curves)
             .map(|summary| crate::analytics::summary::with_display(summary, &s.config.display))?;
+        add_columns(&mut summary, &runs, &measures, &s.config.noise, curves)?;
         if let Some(key) = &q.sort {
             crate::analytics::summary::sort_groups(&mut summary, key, q.desc)?;
         }
