@@ -73,7 +73,14 @@ impl Client {
     }
 
     /// GET an API path whose answer is not JSON (CSV, Parquet downloads); errors keep the daemon's message.
-    pub fn get_bytes(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<u8>> {
+    /// GETs `path` and copies the answer into `out` as it arrives (exports can be bigger than memory);
+    /// answers the number of bytes.
+    pub fn download(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64> {
         let mut req = self.auth(self.agent.get(self.url(path)));
         for (k, v) in query {
             req = req.query(*k, v);
@@ -85,20 +92,17 @@ impl Client {
             )
         })?;
         let status = res.status();
-        let bytes = res
-            .body_mut()
-            .with_config()
-            .limit(u64::MAX)
-            .read_to_vec()
-            .with_context(|| format!("GET {path}: reading the answer"))?;
+        let mut body = res.body_mut().with_config().limit(u64::MAX).reader();
         if !status.is_success() {
-            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut body, &mut text)
+                .with_context(|| format!("GET {path}: reading the answer"))?;
             let msg = serde_json::from_str::<labd_schemas::api::ApiError>(&text)
                 .map(|e| e.error)
                 .unwrap_or(text);
             bail!("GET {path}: {status}: {msg}");
         }
-        Ok(bytes)
+        std::io::copy(&mut body, out).with_context(|| format!("GET {path}: reading the answer"))
     }
 
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {

@@ -513,14 +513,14 @@ fn run(cli: Cli) -> Result<i32> {
                     if format != "json" {
                         q.push(("format", format.clone()));
                     }
-                    let bytes = c.get_bytes("/analytics/summary", &q)?;
                     match out {
                         Some(path) => {
-                            std::fs::write(&path, &bytes)
-                                .with_context(|| format!("writing {}", path.display()))?;
-                            eprintln!("wrote {} bytes to {}", bytes.len(), path.display());
+                            let n = download_to(&c, "/analytics/summary", &q, &path)?;
+                            eprintln!("wrote {n} bytes to {}", path.display());
                         }
-                        None => std::io::Write::write_all(&mut std::io::stdout().lock(), &bytes)?,
+                        None => {
+                            c.download("/analytics/summary", &q, &mut std::io::stdout().lock())?;
+                        }
                     }
                 }
                 (other, _) => bail!("unknown format {other:?}: use table, csv, json or parquet"),
@@ -616,16 +616,13 @@ fn run(cli: Cli) -> Result<i32> {
             q.extend(as_of.map(|a| ("as_of", a)));
             q.extend(metric.map(|m| ("metric", m)));
             q.extend(filter.map(|f| ("where", f)));
-            let bytes = c.get_bytes("/analytics/points", &q)?;
             match out {
                 Some(path) => {
-                    std::fs::write(&path, &bytes)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!("wrote {} bytes to {}", bytes.len(), path.display());
+                    let n = download_to(&c, "/analytics/points", &q, &path)?;
+                    eprintln!("wrote {n} bytes to {}", path.display());
                 }
                 None => {
-                    use std::io::Write;
-                    std::io::stdout().write_all(&bytes)?;
+                    c.download("/analytics/points", &q, &mut std::io::stdout().lock())?;
                 }
             }
         }
@@ -768,6 +765,35 @@ fn print_summary(s: &Value) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Downloads an export into `path`: written beside it first and renamed when complete, so an interrupted
+/// export never leaves a file that looks whole.
+fn download_to(c: &client::Client, api: &str, q: &[(&str, String)], path: &Path) -> Result<u64> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+    let partial = path.with_file_name(format!(".{name}.partial"));
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&partial)
+            .with_context(|| format!("creating {}", partial.display()))?,
+    );
+    let n = c.download(api, q, &mut file).and_then(|n| {
+        std::io::Write::flush(&mut file)?;
+        Ok(n)
+    });
+    drop(file);
+    match n {
+        Ok(n) => {
+            std::fs::rename(&partial, path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
 }
 
 /// Percent-encodes a metric key for a URL path, keeping its `/`.

@@ -563,6 +563,61 @@ fn the_long_table_of_points_exports_as_csv_parquet_and_json() {
 }
 
 #[test]
+fn big_exports_stream_in_batches_and_files_appear_only_when_whole() {
+    // 3 runs x 2 metrics x 30,000 steps = 180,000 rows: more than one batch (a Parquet row group) of 131,072.
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let mut total = 0;
+    for i in 0..3 {
+        total += labd_e2e::write_run(
+            &inbox.join(format!("r{i}.jsonl")),
+            &format!("r{i}"),
+            30_000,
+            true,
+        );
+    }
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    d.wait_for("the runs", 20, |d| d.total_points() == total);
+    let file = tmp.path().join("out/points.csv");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let out = d.labctl(&["points", "--out", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        csv.lines().count() as u64,
+        total + 1,
+        "every point once, one header"
+    );
+    assert_eq!(csv.matches("run,metric").count(), 1);
+    let names: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["points.csv"], "no partial file left behind");
+    let rows: Value = serde_json::from_slice(
+        &d.labctl(&["points", "--format", "json", "--metric", "train/acc"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(rows.as_array().unwrap().len() as u64, total / 2);
+    // A refused export leaves no file.
+    let bad = d.labctl(&[
+        "points",
+        "--where",
+        "nope ==",
+        "--out",
+        file.with_file_name("bad.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(!file.with_file_name("bad.csv").exists());
+    assert!(!file.with_file_name(".bad.csv.partial").exists());
+}
+
+#[test]
 fn tables_show_configured_display_names() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("labd.toml");

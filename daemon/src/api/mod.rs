@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod analytics;
+pub mod export;
 pub mod push;
 pub mod read;
 
@@ -96,7 +97,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/analytics/summary", get(analytics::summary))
         .route("/api/v1/analytics/incomplete", get(analytics::incomplete))
         .route("/api/v1/analytics/curves", get(analytics::curves))
-        .route("/api/v1/analytics/points", get(analytics::points))
+        .route("/api/v1/analytics/points", get(export::points))
         .fallback(|| async { Error::not_found("no such endpoint; see GET /api/v1/openapi.json") })
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
         .layer(middleware::from_fn_with_state(

@@ -137,6 +137,13 @@ fn main() -> Result<()> {
         live.summary_ms, live.summary_curves_ms, live.curve_ms
     );
     println!(
+        "export of every point as CSV (streamed): {:.2}s = {:.0} rows/s, {:.0} MB; daemon RSS rose {:.0} MB meanwhile",
+        live.export_secs,
+        points as f64 / live.export_secs,
+        live.export_bytes as f64 / 1e6,
+        live.export_rise as f64 / 1e6
+    );
+    println!(
         "cold start from the checkpoint: first answer after {:.2}s; curve store warm after {:.2}s",
         live.cold_secs, live.warm_secs
     );
@@ -224,6 +231,10 @@ struct Live {
     cold_secs: f64,
     /// Cold start until the curve store is warm.
     warm_secs: f64,
+    /// Streaming CSV export of every point: seconds, bytes, and the daemon's RSS rise meanwhile.
+    export_secs: f64,
+    export_bytes: u64,
+    export_rise: u64,
     drop_secs: f64,
     /// Peak RSS of the live daemon (VmHWM), bytes.
     peak_rss: u64,
@@ -319,6 +330,39 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
     let summary_ms = median_ms(&summary_url)?;
     let summary_curves_ms = median_ms(&summary_curves_url)?;
     let curve_ms = median_ms(&curve_url)?;
+
+    // The streaming export of every point as CSV: its rate, and how far the daemon's RSS rises meanwhile.
+    let rss = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1024
+    };
+    let pid = child.id();
+    let before = rss(pid);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss(pid));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        })
+    };
+    let t = Instant::now();
+    let export_bytes = agent.drain(&format!("{base}/analytics/points?format=csv"))?;
+    let export_secs = t.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let export_peak = sampler.join().unwrap_or(0);
+    let export_rise = export_peak.saturating_sub(before);
     std::thread::sleep(Duration::from_secs(2));
     let cpu0 = cpu_ticks(child.id())?;
     let t = Instant::now();
@@ -363,6 +407,9 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
         curve_ms,
         cold_secs,
         warm_secs,
+        export_secs,
+        export_bytes,
+        export_rise,
     })
 }
 
@@ -445,6 +492,36 @@ mod ureq_agent {
                 anyhow::bail!("{url}: {}", head.lines().next().unwrap_or(""));
             }
             Ok(body.to_string())
+        }
+
+        /// GETs `url` and reads the answer as it streams, keeping none of it; answers the bytes read.
+        pub fn drain(&self, url: &str) -> anyhow::Result<u64> {
+            let rest = url
+                .strip_prefix("http://")
+                .ok_or_else(|| anyhow::anyhow!("not http: {url}"))?;
+            let (host, path) = rest
+                .split_once('/')
+                .map(|(h, p)| (h, format!("/{p}")))
+                .unwrap_or((rest, "/".into()));
+            let mut s = TcpStream::connect(host)?;
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut buf = vec![0u8; 1 << 16];
+            let mut total = 0u64;
+            let n = s.read(&mut buf)?;
+            if !buf[..n].starts_with(b"HTTP/1.1 200") {
+                anyhow::bail!("{url}: {}", String::from_utf8_lossy(&buf[..n.min(200)]));
+            }
+            total += n as u64;
+            loop {
+                let n = s.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(total);
+                }
+                total += n as u64;
+            }
         }
     }
 }
