@@ -3,6 +3,7 @@
 
 mod client;
 mod flatten;
+mod sweep;
 mod table;
 mod validate;
 
@@ -58,6 +59,11 @@ enum Cmd {
     },
     /// Show one experiment.
     Show { id: String },
+    /// Parameter sweeps: run, ls, status, resume, cancel.
+    Sweep {
+        #[command(subcommand)]
+        cmd: sweep::SweepCmd,
+    },
     /// Compare experiments: configs side by side (differences marked), summaries, final metric values.
     Compare {
         #[arg(required = true, num_args = 2..)]
@@ -217,7 +223,24 @@ fn main() {
     // instead of panicking on a broken pipe.
     // SAFETY: setting the default disposition of SIGPIPE before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    // `--param PATH V1 V2 ...` may repeat: keep each occurrence's values together.
+    if let Cmd::Sweep {
+        cmd: sweep::SweepCmd::Run { param, .. },
+    } = &mut cli.command
+        && let Some(run) = matches
+            .subcommand_matches("sweep")
+            .and_then(|m| m.subcommand_matches("run"))
+        && let Ok(Some(groups)) = run.try_get_occurrences::<Vec<String>>("param")
+    {
+        *param = groups
+            .map(|g| g.flat_map(|words| words.iter().cloned()).collect())
+            .collect();
+    }
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -227,7 +250,7 @@ fn main() {
     }
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -236,6 +259,7 @@ fn run(cli: Cli) -> Result<i32> {
     let c = Client::new(&cli.addr, cli.token.clone());
     let json = cli.json;
     match cli.command {
+        Cmd::Sweep { cmd } => return sweep::run(&c, cmd, json),
         Cmd::Status => {
             let health: Health = c.get("/health", &[])?;
             let ingest: IngestState = c.get("/ingest", &[])?;
@@ -802,7 +826,7 @@ fn enc_key(key: &str) -> String {
 }
 
 /// Percent-encodes an id for a URL path segment.
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -1090,6 +1114,26 @@ fn describe(r: &EventRecord) -> String {
             e.path,
             e.line.map(|l| format!(":{l}")).unwrap_or_default(),
             e.reason
+        ),
+        K::SweepCreated(c) => format!("sweep {} planned: {} trials", c.sweep, c.trials.len()),
+        K::SweepChanged(c) => format!(
+            "sweep {} {}{}",
+            c.sweep,
+            c.state.as_str(),
+            c.reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+        K::TrialChanged(c) => format!(
+            "trial {}/{} attempt {}: {}",
+            c.sweep,
+            c.trial,
+            c.attempt,
+            serde_json::to_value(&c.state)
+                .ok()
+                .and_then(|v| v["state"].as_str().map(String::from))
+                .unwrap_or_default()
         ),
     };
     format!("{:>8} {t} {what}", r.seq)

@@ -58,6 +58,9 @@ pub struct Cli {
     /// Seconds between full rescans of the watched folders (default 5).
     #[arg(long, env = "LABD_RESCAN")]
     pub rescan: Option<f64>,
+    /// Seconds between usage samples of running sweep trials (default 5).
+    #[arg(long, env = "LABD_SWEEP_HEARTBEAT")]
+    pub sweep_heartbeat: Option<f64>,
     /// Longest line accepted in a log, in bytes (default 1 MiB).
     #[arg(long, env = "LABD_MAX_LINE_BYTES")]
     pub max_line_bytes: Option<usize>,
@@ -100,6 +103,7 @@ struct FileConfig {
     once: Option<bool>,
     stale_after: Option<f64>,
     rescan: Option<f64>,
+    sweep_heartbeat: Option<f64>,
     max_line_bytes: Option<usize>,
     max_body_bytes: Option<usize>,
     host: Option<String>,
@@ -132,6 +136,8 @@ pub struct Config {
     pub display: crate::analytics::display::Display,
     /// Default reductions per metric (`[reductions]` in the TOML file).
     pub reductions: crate::analytics::summary::Reductions,
+    /// How often running trials' usage is sampled and recorded.
+    pub sweep_heartbeat: Duration,
 }
 
 impl Config {
@@ -153,10 +159,16 @@ impl Config {
             noise: Default::default(),
             display: Default::default(),
             reductions: Default::default(),
+            sweep_heartbeat: Duration::from_secs(5),
         }
     }
 
     /// The database file.
+    /// Where sweeps keep their trials' folders (watched, so trials' run logs are ingested).
+    pub fn sweeps_dir(&self) -> PathBuf {
+        self.data_dir.join("sweeps")
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.data_dir.join("labd.redb")
     }
@@ -231,6 +243,9 @@ impl Config {
         }
         if let Some(s) = cli.rescan.or(file.rescan) {
             config.rescan = seconds("rescan", s)?;
+        }
+        if let Some(s) = cli.sweep_heartbeat.or(file.sweep_heartbeat) {
+            config.sweep_heartbeat = seconds("sweep_heartbeat", s)?;
         }
         if let Some(n) = cli.max_line_bytes.or(file.max_line_bytes) {
             if n < 64 {

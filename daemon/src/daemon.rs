@@ -55,6 +55,8 @@ pub struct Shared {
     pub started: Instant,
     /// Turns true when the daemon begins to stop (long-lived responses such as the SSE tail end then).
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The sweep scheduler.
+    pub scheduler: crate::sweeps::runner::Scheduler,
 }
 
 impl Shared {
@@ -167,8 +169,15 @@ pub async fn run(
             })?,
     };
     let addr = listener.local_addr().map_err(DaemonError::Serve)?;
+    // Sweeps' trial folders are watched like any drop folder: their run logs flow in as runs.
+    let sweeps_dir = config.sweeps_dir();
+    std::fs::create_dir_all(&sweeps_dir).map_err(|source| DaemonError::DataDir {
+        path: sweeps_dir.clone(),
+        source,
+    })?;
     let ingest_thread = {
-        let roots = config.watch.clone();
+        let mut roots = config.watch.clone();
+        roots.push(sweeps_dir);
         let rescan = config.rescan;
         let tx = ingest_tx.clone();
         std::thread::Builder::new()
@@ -177,7 +186,9 @@ pub async fn run(
             .map_err(|_| DaemonError::IngestGone)?
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (scheduler, scheduler_rx) = crate::sweeps::runner::Scheduler::new();
     let shared = Arc::new(Shared {
+        scheduler: scheduler.clone(),
         stopping: stop_rx,
         log: log.clone(),
         views: views.clone(),
@@ -190,6 +201,11 @@ pub async fn run(
         config,
     });
     let checkpoints = tokio::spawn(checkpoint_loop(shared.clone()));
+    let sweeps = tokio::spawn(crate::sweeps::runner::run(
+        shared.clone(),
+        scheduler_rx,
+        scheduler,
+    ));
     if !shared.views().curves_ready() {
         let (log, views) = (log.clone(), views.clone());
         std::thread::Builder::new()
@@ -205,8 +221,10 @@ pub async fn run(
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let served = api::serve(listener, shared.clone(), shutdown).await;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    tracing::info!("shutting down: stopping intake");
+    tracing::info!("shutting down: stopping trials and intake");
     checkpoints.abort();
+    // The scheduler stops running trials (recorded as interrupted; they run again on the next start).
+    let _ = sweeps.await;
     let _ = ingest_tx.send(IngestMsg::Stop);
     let _ = tokio::task::spawn_blocking(move || ingest_thread.join()).await;
     drop(shared);

@@ -15,6 +15,7 @@
 //! - [`views`]: state materialized from the log (registry, ingest problems), incremental and rebuildable.
 //! - [`replay`]: rebuild the views, live or as of a past point.
 //! - [`jobs`]: progress of long operations.
+//! - [`sweeps`]: parameter sweeps: plan, schedule, run trials as child processes, resume.
 //! - [`api`]: the HTTP API (axum).
 pub mod analytics;
 pub mod api;
@@ -27,6 +28,7 @@ pub mod jobs;
 pub mod log;
 pub mod replay;
 pub mod sources;
+pub mod sweeps;
 pub mod views;
 pub mod watch;
 

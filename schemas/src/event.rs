@@ -109,6 +109,9 @@ pub enum EventKind {
     StatusChanged(StatusChanged),
     FileIngested(FileIngested),
     IngestError(IngestError),
+    SweepCreated(Box<crate::sweep::SweepCreated>),
+    SweepChanged(crate::sweep::SweepChanged),
+    TrialChanged(crate::sweep::TrialChanged),
 }
 
 impl EventKind {
@@ -121,7 +124,11 @@ impl EventKind {
             EventKind::SummaryRecorded(e) => Some(&e.exp),
             EventKind::ArtifactRecorded(e) => Some(&e.exp),
             EventKind::StatusChanged(e) => Some(&e.exp),
-            EventKind::FileIngested(_) | EventKind::IngestError(_) => None,
+            EventKind::FileIngested(_)
+            | EventKind::IngestError(_)
+            | EventKind::SweepCreated(_)
+            | EventKind::SweepChanged(_)
+            | EventKind::TrialChanged(_) => None,
         }
     }
 
@@ -136,6 +143,9 @@ impl EventKind {
             EventKind::StatusChanged(_) => "status_changed",
             EventKind::FileIngested(_) => "file_ingested",
             EventKind::IngestError(_) => "ingest_error",
+            EventKind::SweepCreated(_) => "sweep_created",
+            EventKind::SweepChanged(_) => "sweep_changed",
+            EventKind::TrialChanged(_) => "trial_changed",
         }
     }
 
@@ -408,10 +418,156 @@ mod tests {
             EventKind::StatusChanged(_) => 5,
             EventKind::FileIngested(_) => 6,
             EventKind::IngestError(_) => 7,
+            EventKind::SweepCreated(_) => 8,
+            EventKind::SweepChanged(_) => 9,
+            EventKind::TrialChanged(_) => 10,
         }
     }
 
+    /// The sweep kinds, added to format version 1 later (old logs simply have none).
+    fn samples_v1_sweeps() -> Vec<Event> {
+        use crate::sweep::*;
+        let spec: SweepSpec = serde_json::from_value(json!({
+            "sweep_id": "lr-sweep",
+            "base_config": {"optim": {"lr": 0.1}, "seed": 0},
+            "sweep": {"optim.lr": [0.1, 0.01], "wd": {"log_uniform": [1e-5, 1e-2]}},
+            "strategy": "random", "trials": 2, "seed": 7, "repeats": 2,
+            "command": "python train.py --config {config}",
+            "workdir": "/home/me/proj", "parallel": 2, "timeout": 600, "max_retries": 1,
+            "tags": ["lr"], "resources": {"cpus": 2, "ram": "4G", "gpus": 1, "gpu_memory": "8G"}
+        }))
+        .expect("sample spec");
+        let trial = TrialPlan {
+            id: "t_0123456789".into(),
+            params: [
+                ("optim.lr".to_string(), json!(0.01)),
+                ("seed".to_string(), json!(1)),
+            ]
+            .into(),
+            repeat: 1,
+            config: json!({"optim": {"lr": 0.01}, "seed": 1}),
+        };
+        let changed = |attempt, state| {
+            Event::new(
+                1_734_359_470_000_000,
+                Source::Daemon,
+                EventKind::TrialChanged(TrialChanged {
+                    sweep: "lr-sweep".into(),
+                    trial: "t_0123456789".into(),
+                    attempt,
+                    state,
+                }),
+            )
+        };
+        vec![
+            Event::new(
+                1_734_359_460_000_000,
+                Source::Http {
+                    request: "POST /api/v1/sweeps".into(),
+                },
+                EventKind::SweepCreated(Box::new(SweepCreated {
+                    sweep: "lr-sweep".into(),
+                    spec,
+                    trials: vec![trial],
+                    dir: "/var/lib/labd/sweeps/lr-sweep".into(),
+                })),
+            ),
+            Event::new(
+                1_734_359_461_000_000,
+                Source::Daemon,
+                EventKind::SweepChanged(SweepChanged {
+                    sweep: "lr-sweep".into(),
+                    state: SweepState::Running,
+                    reason: Some("submitted".into()),
+                }),
+            ),
+            changed(1, TrialState::Scheduled),
+            changed(
+                1,
+                TrialState::Started {
+                    pid: 4242,
+                    start_ticks: 99,
+                    gpus: vec![0],
+                    run_log: "/var/lib/labd/sweeps/lr-sweep/t_0123456789/run.jsonl".into(),
+                },
+            ),
+            changed(
+                1,
+                TrialState::Heartbeat {
+                    usage: Usage {
+                        cpu: 1.5,
+                        rss: 1 << 30,
+                        processes: 2,
+                        host_cpu: 0.5,
+                        host_ram_used: 8 << 30,
+                        host_ram_total: 16 << 30,
+                        gpus: vec![GpuUsage {
+                            index: 0,
+                            util: 0.9,
+                            memory_used: 4 << 30,
+                            memory_total: 80 << 30,
+                        }],
+                    },
+                },
+            ),
+            changed(1, TrialState::TimedOut { secs: 600.0 }),
+            changed(
+                1,
+                TrialState::Retrying {
+                    reason: "timed out".into(),
+                },
+            ),
+            changed(
+                2,
+                TrialState::StartFailed {
+                    reason: "no such file".into(),
+                },
+            ),
+            changed(
+                2,
+                TrialState::Exited {
+                    code: Some(0),
+                    signal: None,
+                    secs: 12.5,
+                    recovered: true,
+                },
+            ),
+            changed(2, TrialState::Cancelled),
+            changed(
+                2,
+                TrialState::Interrupted {
+                    reason: "labd restarted".into(),
+                },
+            ),
+        ]
+    }
+
     const SAMPLES_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/events-v1.msgpack");
+    const SAMPLES_V1_SWEEPS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/samples/events-v1-sweeps.msgpack"
+    );
+
+    #[test]
+    fn stored_sweep_samples_keep_decoding() {
+        let samples = samples_v1_sweeps();
+        if std::env::var_os("LABD_WRITE_SAMPLES").is_some()
+            && !std::path::Path::new(SAMPLES_V1_SWEEPS).exists()
+        {
+            std::fs::write(
+                SAMPLES_V1_SWEEPS,
+                rmp_serde::to_vec_named(&samples).unwrap(),
+            )
+            .unwrap();
+        }
+        let bytes = std::fs::read(SAMPLES_V1_SWEEPS)
+            .expect("samples/events-v1-sweeps.msgpack (LABD_WRITE_SAMPLES=1 writes it once)");
+        let decoded: Vec<Event> =
+            rmp_serde::from_slice(&bytes).expect("stored sweep events must keep decoding");
+        let kinds: Vec<usize> = decoded.iter().map(|e| has_sample(&e.kind)).collect();
+        assert_eq!(&kinds[..3], [8, 9, 10]);
+        assert_eq!(decoded, samples);
+    }
 
     #[test]
     fn stored_samples_of_every_kind_keep_decoding() {

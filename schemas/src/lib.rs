@@ -8,12 +8,14 @@
 //! - [`api`]: request and response bodies of `/api/v1`.
 //! - [`ids`]: experiment ids and config hashes' textual forms.
 //! - [`floats`]: metric maps whose NaN and infinities survive JSON.
+//! - [`sweep`]: sweep definitions and the facts recorded about sweeps and trials.
 
 pub mod api;
 pub mod event;
 pub mod floats;
 pub mod ids;
 pub mod runlog;
+pub mod sweep;
 pub mod time;
 
 pub use event::{Event, EventKind, RunStatus, Source};

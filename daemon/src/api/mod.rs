@@ -11,6 +11,7 @@ pub mod analytics;
 pub mod export;
 pub mod push;
 pub mod read;
+pub mod sweeps;
 
 use crate::daemon::Shared;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -98,6 +99,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/analytics/incomplete", get(analytics::incomplete))
         .route("/api/v1/analytics/curves", get(analytics::curves))
         .route("/api/v1/analytics/points", get(export::points))
+        .route("/api/v1/sweeps", get(sweeps::list).post(sweeps::submit))
+        .route("/api/v1/sweeps/{id}", get(sweeps::show))
+        .route("/api/v1/sweeps/{id}/cancel", post(sweeps::cancel))
+        .route("/api/v1/sweeps/{id}/resume", post(sweeps::resume))
         .fallback(|| async { Error::not_found("no such endpoint; see GET /api/v1/openapi.json") })
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
         .layer(middleware::from_fn_with_state(

@@ -6,6 +6,7 @@
 pub mod curves;
 pub mod ingest;
 pub mod registry;
+pub mod sweeps;
 
 use crate::log::{EventLog, LogError, Seq};
 use labd_schemas::Event;
@@ -18,7 +19,7 @@ pub use ingest::IngestView;
 pub use registry::Registry;
 
 /// Bump when the checkpoint's layout changes: an old checkpoint is then ignored and the views rebuilt.
-const CHECKPOINT_VERSION: u32 = 2;
+const CHECKPOINT_VERSION: u32 = 3;
 /// Key of the views' checkpoint in the log database.
 pub const CHECKPOINT_KEY: &str = "views";
 
@@ -29,6 +30,7 @@ pub struct Views {
     pub applied: Seq,
     pub registry: Registry,
     pub ingest: IngestView,
+    pub sweeps: sweeps::Sweeps,
     /// Every metric's points in columns. Not checkpointed: rebuilt from the log in order (see `Curves`).
     #[serde(skip)]
     pub curves: Curves,
@@ -51,6 +53,7 @@ impl Views {
         }
         self.registry.apply(seq, event);
         self.ingest.apply(seq, event);
+        self.sweeps.apply(seq, event);
         self.curves.apply(seq, event);
         self.applied = seq;
         self.events += 1;

@@ -146,7 +146,10 @@ impl Registry {
             }
             EventKind::ExperimentCreated(_)
             | EventKind::FileIngested(_)
-            | EventKind::IngestError(_) => {}
+            | EventKind::IngestError(_)
+            | EventKind::SweepCreated(_)
+            | EventKind::SweepChanged(_)
+            | EventKind::TrialChanged(_) => {}
         }
     }
 

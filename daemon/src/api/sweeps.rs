@@ -1,0 +1,400 @@
+//! Sweep endpoints: submit (or dry-run), list, status with every trial, cancel, resume. Submitting records the
+//! plan in the log and wakes the scheduler; everything after that is the scheduler's.
+
+use super::{Error, Result};
+use crate::daemon::Shared;
+use crate::log::writer::Batch;
+use crate::views::sweeps::{Sweep, Trial, TrialStatus};
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use labd_schemas::sweep::{
+    SweepChanged, SweepCreated, SweepSpec, SweepState, TrialChanged, TrialState,
+};
+use labd_schemas::time::now_micros;
+use labd_schemas::{Event, EventKind, Source};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submit {
+    pub spec: SweepSpec,
+    /// Plan only: list the trials and estimate the time, record nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// A sweep id names a folder: letters, digits, `.`, `_`, `-`; at most 100 characters.
+fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 100
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::bad(format!(
+            "sweep_id {id:?}: use letters, digits, '.', '_' and '-' (at most 100, not starting with '.')"
+        )))
+    }
+}
+
+/// Mean seconds of the completed trials of `sweep`, else of every sweep with the same command.
+fn mean_trial_secs(v: &crate::views::Views, id: &str, command: &str) -> Option<f64> {
+    let secs = |s: &Sweep| -> Vec<f64> {
+        s.trials
+            .values()
+            .filter(|t| t.status == TrialStatus::Completed)
+            .filter_map(|t| t.secs)
+            .collect()
+    };
+    let own = v.sweeps.sweeps.get(id).map(secs).unwrap_or_default();
+    let pool = if own.is_empty() {
+        v.sweeps
+            .sweeps
+            .values()
+            .filter(|s| s.spec.command == command)
+            .flat_map(secs)
+            .collect()
+    } else {
+        own
+    };
+    (!pool.is_empty()).then(|| pool.iter().sum::<f64>() / pool.len() as f64)
+}
+
+/// `POST /api/v1/sweeps`: plan a sweep and run it (or, with `dry_run`, only say what it would run).
+pub async fn submit(
+    State(s): State<Arc<Shared>>,
+    body: std::result::Result<Json<Submit>, JsonRejection>,
+) -> Result<Json<Value>> {
+    let Json(Submit { mut spec, dry_run }) = body?;
+    let name = spec
+        .name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "sweep".into());
+    let id = match &spec.sweep_id {
+        Some(id) => id.clone(),
+        None => format!(
+            "sweep_{}_{}",
+            name.chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                })
+                .collect::<String>(),
+            chrono::Utc::now().format("%Y%m%d_%H%M%S")
+        ),
+    };
+    check_id(&id)?;
+    spec.name = Some(name);
+    spec.sweep_id = Some(id.clone());
+    let trials = crate::sweeps::plan::plan(&id, &spec).map_err(|e| Error::bad(e.to_string()))?;
+    let (kept, estimate, parallel) = {
+        let v = s.views();
+        let old = v.sweeps.sweeps.get(&id);
+        let kept: Vec<&str> = trials
+            .iter()
+            .filter(|t| {
+                spec.resume
+                    && old
+                        .and_then(|o| o.trials.get(&t.id))
+                        .is_some_and(|t| t.status == TrialStatus::Completed)
+            })
+            .map(|t| t.id.as_str())
+            .collect();
+        let kept: Vec<String> = kept.into_iter().map(String::from).collect();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let parallel = match spec.parallel {
+            labd_schemas::sweep::Parallel::Fixed(n) => n as f64,
+            labd_schemas::sweep::Parallel::Auto => {
+                (cores / spec.resources.cpus.max(0.01)).floor().max(1.0)
+            }
+        };
+        let todo = (trials.len() - kept.len()) as f64;
+        let estimate =
+            mean_trial_secs(&v, &id, &spec.command).map(|m| (todo / parallel).ceil() * m);
+        (kept, estimate, parallel)
+    };
+    if dry_run {
+        return Ok(Json(json!({
+            "sweep_id": id,
+            "dry_run": true,
+            "total": trials.len(),
+            "kept": kept.len(),
+            "to_run": trials.len() - kept.len(),
+            "parallel": parallel,
+            "estimate_secs": estimate,
+            "trials": trials.iter().map(|t| json!({
+                "id": t.id, "params": t.params, "repeat": t.repeat,
+                "kept": kept.contains(&t.id),
+            })).collect::<Vec<_>>(),
+        })));
+    }
+    let dir = s.config.sweeps_dir().join(&id);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
+    let retry_failed = spec.retry_failed;
+    let (old_failed, running_now): (Vec<String>, bool) = {
+        let v = s.views();
+        let old = v.sweeps.sweeps.get(&id);
+        (
+            old.map(|o| {
+                o.trials
+                    .values()
+                    .filter(|t| spec.resume && t.status.is_failed())
+                    .map(|t| t.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+            old.is_some_and(|o| o.state == SweepState::Running),
+        )
+    };
+    let mut kinds = vec![
+        EventKind::SweepCreated(Box::new(SweepCreated {
+            sweep: id.clone(),
+            spec: spec.clone(),
+            trials: trials.clone(),
+            dir: dir.to_string_lossy().into_owned(),
+        })),
+        EventKind::SweepChanged(SweepChanged {
+            sweep: id.clone(),
+            state: SweepState::Running,
+            reason: Some(if kept.is_empty() && !running_now {
+                "submitted".into()
+            } else {
+                format!("submitted again: {} completed trials kept", kept.len())
+            }),
+        }),
+    ];
+    for t in &trials {
+        if kept.contains(&t.id) {
+            continue;
+        }
+        let failed_before = old_failed.contains(&t.id);
+        if failed_before && !retry_failed {
+            continue;
+        }
+        kinds.push(EventKind::TrialChanged(TrialChanged {
+            sweep: id.clone(),
+            trial: t.id.clone(),
+            attempt: 0,
+            state: if failed_before {
+                TrialState::Retrying {
+                    reason: "submitted again with retry_failed".into(),
+                }
+            } else {
+                TrialState::Scheduled
+            },
+        }));
+    }
+    let scheduled = kinds.len() - 2;
+    append(&s, kinds, "POST /api/v1/sweeps").await?;
+    s.scheduler.wake();
+    tracing::info!(
+        "sweep {id}: {} trials planned, {scheduled} scheduled, {} kept",
+        trials.len(),
+        kept.len()
+    );
+    Ok(Json(json!({
+        "sweep_id": id,
+        "total": trials.len(),
+        "scheduled": scheduled,
+        "kept": kept.len(),
+        "estimate_secs": estimate,
+        "dir": dir,
+    })))
+}
+
+async fn append(s: &Shared, kinds: Vec<EventKind>, request: &str) -> Result<()> {
+    let now = now_micros();
+    let events = kinds
+        .into_iter()
+        .map(|k| {
+            Event::new(
+                now,
+                Source::Http {
+                    request: request.into(),
+                },
+                k,
+            )
+        })
+        .collect();
+    s.appender
+        .append_async(Batch {
+            events,
+            cursors: Vec::new(),
+        })
+        .await
+        .map_err(Error::internal)?;
+    Ok(())
+}
+
+/// Counts and an estimate of what is left.
+#[derive(Serialize)]
+pub struct Progress {
+    pub total: usize,
+    pub completed: usize,
+    pub running: usize,
+    pub failed: usize,
+    pub waiting: usize,
+    pub cancelled: usize,
+    /// Seconds left at the current pace (mean trial time × waiting / running), when known.
+    pub eta_secs: Option<f64>,
+    pub counts: BTreeMap<TrialStatus, usize>,
+}
+
+fn progress(v: &crate::views::Views, s: &Sweep) -> Progress {
+    let counts = s.counts();
+    let n = |st: TrialStatus| counts.get(&st).copied().unwrap_or(0);
+    let waiting = n(TrialStatus::Pending) + n(TrialStatus::Scheduled) + n(TrialStatus::Interrupted);
+    let running = n(TrialStatus::Running);
+    let eta_secs = (s.state == SweepState::Running)
+        .then(|| mean_trial_secs(v, &s.id, &s.spec.command))
+        .flatten()
+        .map(|m| ((waiting + running) as f64 / running.max(1) as f64) * m);
+    Progress {
+        total: s.trials.len(),
+        completed: n(TrialStatus::Completed),
+        running,
+        failed: n(TrialStatus::Failed) + n(TrialStatus::TimedOut),
+        waiting,
+        cancelled: n(TrialStatus::Cancelled),
+        eta_secs,
+        counts,
+    }
+}
+
+/// `GET /api/v1/sweeps`.
+pub async fn list(State(s): State<Arc<Shared>>) -> Json<Vec<Value>> {
+    let v = s.views();
+    Json(
+        v.sweeps
+            .sweeps
+            .values()
+            .map(|sw| {
+                json!({
+                    "id": sw.id, "name": sw.spec.name, "state": sw.state, "reason": sw.reason,
+                    "created": sw.created, "updated": sw.updated, "command": sw.spec.command,
+                    "tags": sw.spec.tags, "progress": progress(&v, sw),
+                })
+            })
+            .collect(),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct StatusQuery {
+    /// Leave out the trials (progress only).
+    #[serde(default)]
+    brief: bool,
+}
+
+/// `GET /api/v1/sweeps/{id}`: the sweep, its progress and every trial.
+pub async fn show(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    q: std::result::Result<Query<StatusQuery>, QueryRejection>,
+) -> Result<Json<Value>> {
+    let Query(q) = q?;
+    let v = s.views();
+    let sw = v
+        .sweeps
+        .sweeps
+        .get(&id)
+        .ok_or_else(|| Error::not_found(format!("no sweep {id:?}; see GET /api/v1/sweeps")))?;
+    let trials: Vec<&Trial> = if q.brief {
+        Vec::new()
+    } else {
+        sw.trials().collect()
+    };
+    Ok(Json(json!({
+        "id": sw.id, "name": sw.spec.name, "state": sw.state, "reason": sw.reason,
+        "created": sw.created, "updated": sw.updated, "dir": sw.dir, "spec": sw.spec,
+        "progress": progress(&v, sw),
+        "trials": trials,
+    })))
+}
+
+/// `POST /api/v1/sweeps/{id}/cancel`: no new trials start; running ones are stopped (SIGTERM to their group,
+/// SIGKILL after 5 s) and recorded as cancelled.
+pub async fn cancel(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<Value>> {
+    let state = s.views().sweeps.sweeps.get(&id).map(|sw| sw.state);
+    match state {
+        None => return Err(Error::not_found(format!("no sweep {id:?}"))),
+        Some(SweepState::Running) => {}
+        Some(other) => {
+            return Err(Error(
+                axum::http::StatusCode::CONFLICT,
+                format!("sweep {id} is {}, not running", other.as_str()),
+            ));
+        }
+    }
+    append(
+        &s,
+        vec![EventKind::SweepChanged(SweepChanged {
+            sweep: id.clone(),
+            state: SweepState::Cancelled,
+            reason: Some("cancelled".into()),
+        })],
+        &format!("POST /api/v1/sweeps/{id}/cancel"),
+    )
+    .await?;
+    let stopped = s.scheduler.cancel(&id).await;
+    Ok(Json(json!({"sweep_id": id, "stopping": stopped})))
+}
+
+#[derive(Deserialize)]
+pub struct ResumeQuery {
+    /// Run failed and timed-out trials again too.
+    #[serde(default)]
+    retry_failed: bool,
+}
+
+/// `POST /api/v1/sweeps/{id}/resume`: run what is left (cancelled and waiting trials; failed ones with
+/// `retry_failed`). Completed trials never run again.
+pub async fn resume(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    q: std::result::Result<Query<ResumeQuery>, QueryRejection>,
+) -> Result<Json<Value>> {
+    let Query(q) = q?;
+    let again: Vec<(String, u32)> = {
+        let v = s.views();
+        let sw = v
+            .sweeps
+            .sweeps
+            .get(&id)
+            .ok_or_else(|| Error::not_found(format!("no sweep {id:?}")))?;
+        sw.trials()
+            .filter(|t| {
+                t.status == TrialStatus::Cancelled || (q.retry_failed && t.status.is_failed())
+            })
+            .map(|t| (t.id.clone(), t.attempts))
+            .collect()
+    };
+    let mut kinds = vec![EventKind::SweepChanged(SweepChanged {
+        sweep: id.clone(),
+        state: SweepState::Running,
+        reason: Some("resumed".into()),
+    })];
+    for (trial, attempt) in &again {
+        kinds.push(EventKind::TrialChanged(TrialChanged {
+            sweep: id.clone(),
+            trial: trial.clone(),
+            attempt: *attempt,
+            state: TrialState::Retrying {
+                reason: "resumed".into(),
+            },
+        }));
+    }
+    append(&s, kinds, &format!("POST /api/v1/sweeps/{id}/resume")).await?;
+    s.scheduler.wake();
+    Ok(Json(json!({"sweep_id": id, "requeued": again.len()})))
+}

@@ -1,0 +1,706 @@
+//! The scheduler: one task that starts waiting trials of running sweeps as child processes, each in its own
+//! process group, while their resources fit; kills a group at its timeout; retries failures up to the limit;
+//! samples what trials use; and records every state change as an event. It decides from the sweeps view, which
+//! the events build, so after a crash or reboot it carries on from the log: completed trials stay completed,
+//! a trial that ended while labd was down is recorded from its exit file, and one that was cut off runs again.
+
+use super::plan::{Facts, expand};
+use super::resources::{Grant, Host, Ledger};
+use crate::daemon::Shared;
+use crate::log::writer::Batch;
+use crate::views::sweeps::{Sweep, Trial, TrialStatus};
+use labd_schemas::sweep::{Parallel, SweepChanged, SweepState, TrialChanged, TrialState};
+use labd_schemas::time::now_micros;
+use labd_schemas::{Event, EventKind, Source};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Seconds between a SIGTERM to a trial's group and the SIGKILL that follows.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Messages to the scheduler.
+pub enum Msg {
+    /// Something changed (a sweep submitted or resumed): look again.
+    Wake,
+    /// Stop a sweep's running trials; answers how many were stopped.
+    Cancel(String, oneshot::Sender<usize>),
+    /// A trial's process ended.
+    Exited {
+        key: Key,
+        status: std::io::Result<std::process::ExitStatus>,
+    },
+}
+
+/// A trial: (sweep id, trial id).
+pub type Key = (String, String);
+
+/// The handle the API holds.
+#[derive(Clone)]
+pub struct Scheduler {
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl Scheduler {
+    pub fn new() -> (Scheduler, mpsc::UnboundedReceiver<Msg>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Scheduler { tx }, rx)
+    }
+
+    pub fn wake(&self) {
+        let _ = self.tx.send(Msg::Wake);
+    }
+
+    /// Stops a sweep's running trials; answers how many were running.
+    pub async fn cancel(&self, sweep: &str) -> usize {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Cancel(sweep.to_string(), tx)).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+}
+
+/// Why labd is ending a trial itself.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Ending {
+    TimedOut,
+    Cancelled,
+    Stopping,
+}
+
+struct Running {
+    attempt: u32,
+    pid: u32,
+    grant: Grant,
+    started: Instant,
+    deadline: Option<Instant>,
+    ending: Option<(Ending, Instant)>,
+    killed: bool,
+}
+
+/// The scheduler's loop, until labd stops; then it stops the running trials (they run again on the next
+/// start) and returns.
+pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>, me: Scheduler) {
+    let host = match tokio::task::spawn_blocking(Host::probe).await {
+        Ok(h) => Arc::new(std::sync::Mutex::new(h)),
+        Err(_) => return,
+    };
+    recover(&shared).await;
+    let mut running: HashMap<Key, Running> = HashMap::new();
+    let mut ledger = Ledger::default();
+    let mut stopping = shared.stopping.clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let heartbeat = shared.config.sweep_heartbeat;
+    let mut next_beat = Instant::now() + heartbeat;
+    let mut stop_requested = false;
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                None => return,
+                Some(Msg::Wake) => {}
+                Some(Msg::Cancel(sweep, done)) => {
+                    let mut n = 0;
+                    for ((s, _), r) in running.iter_mut() {
+                        if *s == sweep && r.ending.is_none() {
+                            terminate(r, Ending::Cancelled);
+                            n += 1;
+                        }
+                    }
+                    let _ = done.send(n);
+                }
+                Some(Msg::Exited { key, status }) => {
+                    if let Some(r) = running.remove(&key) {
+                        ledger.release(&r.grant);
+                        exited(&shared, &key, r, status).await;
+                    }
+                }
+            },
+            _ = tick.tick() => {
+                for r in running.values_mut() {
+                    match r.ending {
+                        None if r.deadline.is_some_and(|d| Instant::now() >= d) => {
+                            terminate(r, Ending::TimedOut)
+                        }
+                        Some((_, since)) if !r.killed && since.elapsed() >= GRACE => {
+                            kill_group(r.pid, libc::SIGKILL);
+                            r.killed = true;
+                        }
+                        _ => {}
+                    }
+                }
+                if Instant::now() >= next_beat && !running.is_empty() {
+                    next_beat = Instant::now() + heartbeat;
+                    beat(&shared, &running, &host).await;
+                }
+            }
+            _ = stopping.changed(), if !stop_requested => {
+                stop_requested = true;
+                for r in running.values_mut() {
+                    if r.ending.is_none() {
+                        terminate(r, Ending::Stopping);
+                    }
+                }
+            }
+        }
+        if stop_requested {
+            if running.is_empty() {
+                return;
+            }
+            continue;
+        }
+        start_waiting(&shared, &mut running, &mut ledger, &host, &me).await;
+        finish_sweeps(&shared, &running).await;
+    }
+}
+
+/// SIGTERM to the trial's group now, SIGKILL after the grace period.
+fn terminate(r: &mut Running, why: Ending) {
+    r.ending = Some((why, Instant::now()));
+    kill_group(r.pid, libc::SIGTERM);
+}
+
+fn kill_group(pgid: u32, signal: i32) {
+    // SAFETY: killpg has no memory effects; the group is the trial's own (process_group(0) at spawn).
+    unsafe {
+        libc::killpg(pgid as libc::pid_t, signal);
+    }
+}
+
+async fn append(shared: &Shared, events: Vec<EventKind>) {
+    if events.is_empty() {
+        return;
+    }
+    let now = now_micros();
+    let batch = Batch {
+        events: events
+            .into_iter()
+            .map(|k| Event::new(now, Source::Daemon, k))
+            .collect(),
+        cursors: Vec::new(),
+    };
+    if let Err(e) = shared.appender.append_async(batch).await {
+        tracing::error!("sweeps: recording trial events failed: {e}");
+    }
+}
+
+fn trial_event(sweep: &str, trial: &str, attempt: u32, state: TrialState) -> EventKind {
+    EventKind::TrialChanged(TrialChanged {
+        sweep: sweep.into(),
+        trial: trial.into(),
+        attempt,
+        state,
+    })
+}
+
+/// The folder of one attempt of a trial.
+pub fn attempt_dir(sweep_dir: &str, trial: &str, attempt: u32) -> PathBuf {
+    Path::new(sweep_dir)
+        .join(trial)
+        .join(format!("attempt-{attempt}"))
+}
+
+/// After a start: trials the log says were running. One that ended meanwhile is recorded from its exit file;
+/// one still alive (same pid and start time) is killed with its group; both others and it are marked
+/// interrupted, to run again.
+async fn recover(shared: &Shared) {
+    struct CutOff {
+        sweep: String,
+        trial: String,
+        attempt: u32,
+        dir: String,
+        pid: Option<u32>,
+        ticks: u64,
+        cancelled: bool,
+        started: Option<i64>,
+        retry: bool,
+    }
+    let found: Vec<CutOff> = {
+        let v = shared.views();
+        v.sweeps
+            .sweeps
+            .values()
+            .flat_map(|s| {
+                s.trials()
+                    .filter(|t| t.status == TrialStatus::Running)
+                    .map(|t| CutOff {
+                        sweep: s.id.clone(),
+                        trial: t.id.clone(),
+                        attempt: t.attempts,
+                        dir: s.dir.clone(),
+                        pid: t.pid,
+                        ticks: t.start_ticks,
+                        cancelled: s.state == SweepState::Cancelled,
+                        started: t.started,
+                        retry: t.failures < s.spec.max_retries,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let mut events = Vec::new();
+    for c in found {
+        let (sweep, trial, attempt) = (&c.sweep, &c.trial, c.attempt);
+        let adir = attempt_dir(&c.dir, trial, attempt);
+        if let Some((code, ended)) = read_exit_file(&adir) {
+            tracing::info!("sweeps: {sweep}/{trial} ended while labd was down (exit {code})");
+            let secs = match (c.started, ended) {
+                (Some(s), Some(e)) => ((e - s) as f64 / 1e6).max(0.0),
+                _ => 0.0,
+            };
+            events.push(trial_event(
+                sweep,
+                trial,
+                attempt,
+                TrialState::Exited {
+                    code: Some(code),
+                    signal: None,
+                    secs,
+                    recovered: true,
+                },
+            ));
+            if code != 0 && c.retry && !c.cancelled {
+                events.push(trial_event(
+                    sweep,
+                    trial,
+                    attempt,
+                    TrialState::Retrying {
+                        reason: format!("exited with code {code} while labd was down"),
+                    },
+                ));
+            }
+            continue;
+        }
+        if let Some(pid) = c.pid
+            && c.ticks != 0
+            && start_ticks(pid) == Some(c.ticks)
+        {
+            tracing::info!("sweeps: {sweep}/{trial} outlived labd; stopping its process group {pid}");
+            kill_group(pid, libc::SIGKILL);
+        }
+        events.push(trial_event(
+            sweep,
+            trial,
+            attempt,
+            if c.cancelled {
+                TrialState::Cancelled
+            } else {
+                TrialState::Interrupted {
+                    reason: "labd stopped while it ran".into(),
+                }
+            },
+        ));
+    }
+    append(shared, events).await;
+}
+
+/// The exit code the trial's wrapper wrote, and when (Unix microseconds, from the file's time).
+fn read_exit_file(dir: &Path) -> Option<(i32, Option<i64>)> {
+    let path = dir.join("exit_code");
+    let code = std::fs::read_to_string(&path).ok()?.trim().parse().ok()?;
+    let when = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_micros() as i64);
+    Some((code, when))
+}
+
+/// The start time of a process in clock ticks after boot (field 22 of `/proc/PID/stat`).
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// Starts the waiting trials of running sweeps, in order of submission and plan, while they fit.
+async fn start_waiting(
+    shared: &Arc<Shared>,
+    running: &mut HashMap<Key, Running>,
+    ledger: &mut Ledger,
+    host: &Arc<std::sync::Mutex<Host>>,
+    me: &Scheduler,
+) {
+    let candidates: Vec<(Sweep, Vec<Trial>)> = {
+        let v = shared.views();
+        let mut sweeps: Vec<&Sweep> = v
+            .sweeps
+            .sweeps
+            .values()
+            .filter(|s| s.state == SweepState::Running)
+            .collect();
+        sweeps.sort_by_key(|s| s.created);
+        sweeps
+            .into_iter()
+            .filter_map(|s| {
+                let waiting: Vec<Trial> = s
+                    .trials()
+                    .filter(|t| {
+                        t.status.is_waiting()
+                            && !running.contains_key(&(s.id.clone(), t.id.clone()))
+                    })
+                    .cloned()
+                    .collect();
+                (!waiting.is_empty()).then(|| {
+                    let mut head = s.clone();
+                    head.trials.clear();
+                    (head, waiting)
+                })
+            })
+            .collect()
+    };
+    if candidates.is_empty() {
+        return;
+    }
+    let (gpus, cores, ram_total) = {
+        let h = host.lock().unwrap_or_else(|p| p.into_inner());
+        (h.gpus(), h.cores, h.ram_total)
+    };
+    for (sweep, trials) in candidates {
+        let limit = match sweep.spec.parallel {
+            Parallel::Fixed(n) => n as usize,
+            Parallel::Auto => usize::MAX,
+        };
+        for t in trials {
+            let in_sweep = running.keys().filter(|(s, _)| *s == sweep.id).count();
+            if in_sweep >= limit {
+                break;
+            }
+            let Some(grant) = ledger.reserve(
+                &sweep.spec.resources,
+                cores,
+                ram_total,
+                &gpus,
+                !running.is_empty(),
+            ) else {
+                return;
+            };
+            let attempt = t.attempts + 1;
+            match launch(shared, &sweep, &t, attempt, &grant, me).await {
+                Ok(pid) => {
+                    running.insert(
+                        (sweep.id.clone(), t.id.clone()),
+                        Running {
+                            attempt,
+                            pid,
+                            grant,
+                            started: Instant::now(),
+                            deadline: sweep
+                                .spec
+                                .timeout
+                                .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0))),
+                            ending: None,
+                            killed: false,
+                        },
+                    );
+                }
+                Err(reason) => {
+                    ledger.release(&grant);
+                    tracing::warn!("sweeps: {}/{} could not start: {reason}", sweep.id, t.id);
+                    let mut events = vec![trial_event(
+                        &sweep.id,
+                        &t.id,
+                        attempt,
+                        TrialState::StartFailed {
+                            reason: reason.clone(),
+                        },
+                    )];
+                    if t.failures < sweep.spec.max_retries {
+                        events.push(trial_event(
+                            &sweep.id,
+                            &t.id,
+                            attempt,
+                            TrialState::Retrying { reason },
+                        ));
+                    }
+                    append(shared, events).await;
+                }
+            }
+        }
+    }
+}
+
+/// Prepares the attempt's folder and starts the trial's command in its own process group; records `started`
+/// (durably) before returning the pid.
+async fn launch(
+    shared: &Arc<Shared>,
+    sweep: &Sweep,
+    t: &Trial,
+    attempt: u32,
+    grant: &Grant,
+    me: &Scheduler,
+) -> Result<u32, String> {
+    let trial_dir = Path::new(&sweep.dir).join(&t.id);
+    let adir = attempt_dir(&sweep.dir, &t.id, attempt);
+    let config_path = trial_dir.join("config.json");
+    let run_log = adir.join("run.jsonl");
+    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+    std::fs::create_dir_all(&adir).map_err(|e| io(&adir.display().to_string(), e))?;
+    let config_text = serde_json::to_string_pretty(&t.config).map_err(|e| e.to_string())?;
+    std::fs::write(&config_path, config_text)
+        .map_err(|e| io(&config_path.display().to_string(), e))?;
+    // labd writes the run's first line: its name, config and tags; the trial appends its metrics.
+    let mut tags = sweep.spec.tags.clone();
+    tags.push(format!("sweep:{}", sweep.id));
+    let header = serde_json::json!({
+        "kind": "run",
+        "name": format!("{}-{}", sweep.spec.name.as_deref().unwrap_or(&sweep.id), t.id),
+        "config": t.config,
+        "tags": tags,
+        "sweep": sweep.id,
+        "trial": t.id,
+        "attempt": attempt,
+        "params": t.params,
+    });
+    std::fs::write(&run_log, format!("{header}\n"))
+        .map_err(|e| io(&run_log.display().to_string(), e))?;
+    let command = expand(
+        &sweep.spec.command,
+        &Facts {
+            config: &config_path.to_string_lossy(),
+            run_log: &run_log.to_string_lossy(),
+            trial_dir: &trial_dir.to_string_lossy(),
+            trial_id: &t.id,
+            sweep_id: &sweep.id,
+            params: &t.params,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    // The wrapper records the exit code in a file, so an exit while labd is down is not lost.
+    let script = format!(
+        "( {command}\n); c=$?; printf '%s\\n' \"$c\" > \"$LABD_ATTEMPT_DIR/exit_code.tmp\" && mv \"$LABD_ATTEMPT_DIR/exit_code.tmp\" \"$LABD_ATTEMPT_DIR/exit_code\"; exit $c"
+    );
+    let out = std::fs::File::create(adir.join("stdout.log")).map_err(|e| io("stdout.log", e))?;
+    let err = std::fs::File::create(adir.join("stderr.log")).map_err(|e| io("stderr.log", e))?;
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(script)
+        .current_dir(sweep.spec.workdir.as_deref().unwrap_or(&sweep.dir))
+        .envs(&sweep.spec.env)
+        .env("LABD_TRIAL_CONFIG", &config_path)
+        .env("LABD_RUN_LOG", &run_log)
+        .env("LABD_TRIAL_ID", &t.id)
+        .env("LABD_TRIAL_DIR", &trial_dir)
+        .env("LABD_ATTEMPT_DIR", &adir)
+        .env("LABD_SWEEP_ID", &sweep.id)
+        .env("LABD_ATTEMPT", attempt.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .kill_on_drop(false);
+    if grant.gpus.is_empty() {
+        if sweep.spec.resources.gpus == 0
+            && !std::env::var_os("CUDA_VISIBLE_DEVICES").is_some_and(|v| v.is_empty())
+        {
+            // Trials that asked for no GPU get none, so they cannot crowd the ones that did.
+            cmd.env("CUDA_VISIBLE_DEVICES", "");
+        }
+    } else {
+        let list: Vec<String> = grant.gpus.iter().map(u32::to_string).collect();
+        cmd.env("CUDA_VISIBLE_DEVICES", list.join(","));
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("/bin/sh: {e}"))?;
+    let pid = child.id().ok_or("the process ended at once")?;
+    let ticks = start_ticks(pid).unwrap_or(0);
+    let run_log_text = run_log.to_string_lossy().into_owned();
+    let key = (sweep.id.clone(), t.id.clone());
+    let tx = me.tx.clone();
+    tokio::spawn(async move {
+        let status = child.wait().await;
+        let _ = tx.send(Msg::Exited { key, status });
+    });
+    append(
+        shared,
+        vec![trial_event(
+            &sweep.id,
+            &t.id,
+            attempt,
+            TrialState::Started {
+                pid,
+                start_ticks: ticks,
+                gpus: grant.gpus.clone(),
+                run_log: run_log_text.clone(),
+            },
+        )],
+    )
+    .await;
+    tracing::info!(
+        "sweeps: {}/{} attempt {attempt} started (pid {pid}{})",
+        sweep.id,
+        t.id,
+        if grant.gpus.is_empty() {
+            String::new()
+        } else {
+            format!(", GPUs {:?}", grant.gpus)
+        }
+    );
+    // Have the new run log read now rather than at the next rescan.
+    let _ = shared
+        .ingest
+        .send(crate::daemon::IngestMsg::Changed(vec![run_log.clone()]));
+    Ok(pid)
+}
+
+/// Records how a trial ended, and queues a retry when one is left.
+async fn exited(
+    shared: &Shared,
+    key: &Key,
+    r: Running,
+    status: std::io::Result<std::process::ExitStatus>,
+) {
+    use std::os::unix::process::ExitStatusExt;
+    let (sweep, trial) = key;
+    let secs = r.started.elapsed().as_secs_f64();
+    let (max_retries, failures) = {
+        let v = shared.views();
+        let s = v.sweeps.sweeps.get(sweep);
+        (
+            s.map_or(0, |s| s.spec.max_retries),
+            s.and_then(|s| s.trials.get(trial))
+                .map_or(0, |t| t.failures),
+        )
+    };
+    let mut events = Vec::new();
+    let failed = match r.ending {
+        Some((Ending::TimedOut, _)) => {
+            events.push(trial_event(
+                sweep,
+                trial,
+                r.attempt,
+                TrialState::TimedOut { secs },
+            ));
+            Some(format!("timed out after {secs:.0} s"))
+        }
+        Some((Ending::Cancelled, _)) => {
+            events.push(trial_event(sweep, trial, r.attempt, TrialState::Cancelled));
+            None
+        }
+        Some((Ending::Stopping, _)) => {
+            events.push(trial_event(
+                sweep,
+                trial,
+                r.attempt,
+                TrialState::Interrupted {
+                    reason: "labd stopped".into(),
+                },
+            ));
+            None
+        }
+        None => {
+            let (code, signal) = match &status {
+                Ok(s) => (s.code(), s.signal()),
+                Err(_) => (None, None),
+            };
+            events.push(trial_event(
+                sweep,
+                trial,
+                r.attempt,
+                TrialState::Exited {
+                    code,
+                    signal,
+                    secs,
+                    recovered: false,
+                },
+            ));
+            (code != Some(0)).then(|| match code {
+                Some(c) => format!("exited with code {c}"),
+                None => format!("ended by signal {}", signal.unwrap_or(0)),
+            })
+        }
+    };
+    tracing::info!(
+        "sweeps: {sweep}/{trial} attempt {} ended after {secs:.1}s: {}",
+        r.attempt,
+        failed.as_deref().unwrap_or("ok")
+    );
+    if let Some(reason) = failed
+        && failures < max_retries
+    {
+        events.push(trial_event(
+            sweep,
+            trial,
+            r.attempt,
+            TrialState::Retrying { reason },
+        ));
+    }
+    append(shared, events).await;
+}
+
+/// Records usage samples of the running trials.
+async fn beat(
+    shared: &Shared,
+    running: &HashMap<Key, Running>,
+    host: &Arc<std::sync::Mutex<Host>>,
+) {
+    let keys: Vec<(Key, u32, Vec<u32>, u32)> = running
+        .iter()
+        .map(|(k, r)| (k.clone(), r.pid, r.grant.gpus.clone(), r.attempt))
+        .collect();
+    let roots: Vec<(u32, Vec<u32>)> = keys.iter().map(|(_, p, g, _)| (*p, g.clone())).collect();
+    let host = host.clone();
+    let Ok(usage) = tokio::task::spawn_blocking(move || {
+        host.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sample(&roots)
+    })
+    .await
+    else {
+        return;
+    };
+    let events = keys
+        .into_iter()
+        .zip(usage)
+        .map(|(((s, t), _, _, attempt), usage)| {
+            trial_event(&s, &t, attempt, TrialState::Heartbeat { usage })
+        })
+        .collect();
+    append(shared, events).await;
+}
+
+/// Marks sweeps finished whose trials have all ended.
+async fn finish_sweeps(shared: &Shared, running: &HashMap<Key, Running>) {
+    let done: Vec<(String, String)> = {
+        let v = shared.views();
+        v.sweeps
+            .sweeps
+            .values()
+            .filter(|s| s.state == SweepState::Running)
+            .filter(|s| !running.keys().any(|(id, _)| *id == s.id))
+            .filter(|s| {
+                s.trials
+                    .values()
+                    .all(|t| !t.status.is_waiting() && t.status != TrialStatus::Running)
+            })
+            .map(|s| {
+                let c = s.counts();
+                let n = |st| c.get(&st).copied().unwrap_or(0);
+                (
+                    s.id.clone(),
+                    format!(
+                        "{} completed, {} failed, {} timed out, {} cancelled",
+                        n(TrialStatus::Completed),
+                        n(TrialStatus::Failed),
+                        n(TrialStatus::TimedOut),
+                        n(TrialStatus::Cancelled)
+                    ),
+                )
+            })
+            .collect()
+    };
+    let events = done
+        .into_iter()
+        .map(|(sweep, reason)| {
+            tracing::info!("sweeps: {sweep} finished: {reason}");
+            EventKind::SweepChanged(SweepChanged {
+                sweep,
+                state: SweepState::Finished,
+                reason: Some(reason),
+            })
+        })
+        .collect();
+    append(shared, events).await;
+}

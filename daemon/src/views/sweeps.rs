@@ -1,0 +1,277 @@
+//! The sweeps view: every sweep's definition, its trials and where each stands, built from the sweep and trial
+//! events alone (so a restarted labd knows exactly what had completed, what was running and what is left).
+//! Trials are linked to the experiment their run log created.
+
+use crate::log::Seq;
+use labd_schemas::sweep::{SweepState, TrialPlan, TrialState, Usage};
+use labd_schemas::{Event, EventKind, ExperimentId, Source};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+/// Where a trial stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialStatus {
+    /// Planned, not started yet.
+    Pending,
+    /// Queued (first time or for a retry).
+    Scheduled,
+    Running,
+    Completed,
+    /// Exited non-zero or could not start, with no retry left.
+    Failed,
+    /// Killed at its timeout, with no retry left.
+    TimedOut,
+    Cancelled,
+    /// Running when labd stopped; it runs again.
+    Interrupted,
+}
+
+impl TrialStatus {
+    /// Waits to be started.
+    pub fn is_waiting(self) -> bool {
+        matches!(
+            self,
+            TrialStatus::Pending | TrialStatus::Scheduled | TrialStatus::Interrupted
+        )
+    }
+
+    /// Ended without success.
+    pub fn is_failed(self) -> bool {
+        matches!(self, TrialStatus::Failed | TrialStatus::TimedOut)
+    }
+}
+
+/// One trial.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    pub id: String,
+    pub params: BTreeMap<String, Value>,
+    pub repeat: u32,
+    pub config: Value,
+    pub status: TrialStatus,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// Attempts that failed (exited non-zero, could not start, timed out): retries are counted by these.
+    pub failures: u32,
+    pub exit_code: Option<i32>,
+    /// The experiment its run log created (the latest attempt's).
+    pub experiment_id: Option<ExperimentId>,
+    /// Unix microseconds.
+    pub started: Option<i64>,
+    pub ended: Option<i64>,
+    /// Seconds the last finished attempt ran.
+    pub secs: Option<f64>,
+    pub pid: Option<u32>,
+    pub start_ticks: u64,
+    pub gpus: Vec<u32>,
+    pub run_log: Option<String>,
+    /// Why it failed, was retried or interrupted (the latest).
+    pub reason: Option<String>,
+    /// The latest usage sample, and the peaks over the sweep.
+    pub usage: Option<Usage>,
+    pub peak_rss: u64,
+    pub peak_cpu: f64,
+}
+
+/// One sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sweep {
+    pub id: String,
+    pub spec: labd_schemas::sweep::SweepSpec,
+    pub dir: String,
+    pub state: SweepState,
+    pub reason: Option<String>,
+    /// Unix microseconds.
+    pub created: i64,
+    pub updated: i64,
+    /// Trial ids in plan order.
+    pub order: Vec<String>,
+    pub trials: HashMap<String, Trial>,
+}
+
+impl Sweep {
+    /// Trials in plan order.
+    pub fn trials(&self) -> impl Iterator<Item = &Trial> {
+        self.order.iter().filter_map(|id| self.trials.get(id))
+    }
+
+    /// How many trials are in each status.
+    pub fn counts(&self) -> BTreeMap<TrialStatus, usize> {
+        let mut c = BTreeMap::new();
+        for t in self.trials.values() {
+            *c.entry(t.status).or_insert(0) += 1;
+        }
+        c
+    }
+}
+
+/// The sweeps view.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sweeps {
+    pub sweeps: BTreeMap<String, Sweep>,
+    /// Run-log path → (sweep, trial), to link the experiment a trial's run log creates.
+    run_logs: HashMap<String, (String, String)>,
+}
+
+impl Sweeps {
+    pub fn apply(&mut self, _seq: Seq, event: &Event) {
+        match &event.kind {
+            EventKind::SweepCreated(c) => {
+                let old = self.sweeps.remove(&c.sweep);
+                let keep = c.spec.resume;
+                let trials: HashMap<String, Trial> = c
+                    .trials
+                    .iter()
+                    .map(|p| {
+                        let kept = old
+                            .as_ref()
+                            .filter(|_| keep)
+                            .and_then(|o| o.trials.get(&p.id))
+                            .cloned();
+                        (p.id.clone(), kept.unwrap_or_else(|| new_trial(p)))
+                    })
+                    .collect();
+                self.sweeps.insert(
+                    c.sweep.clone(),
+                    Sweep {
+                        id: c.sweep.clone(),
+                        spec: c.spec.clone(),
+                        dir: c.dir.clone(),
+                        state: SweepState::Running,
+                        reason: None,
+                        created: old.as_ref().map_or(event.time, |o| o.created),
+                        updated: event.time,
+                        order: c.trials.iter().map(|p| p.id.clone()).collect(),
+                        trials,
+                    },
+                );
+            }
+            EventKind::SweepChanged(c) => {
+                if let Some(s) = self.sweeps.get_mut(&c.sweep) {
+                    s.state = c.state;
+                    s.reason = c.reason.clone();
+                    s.updated = event.time;
+                }
+            }
+            EventKind::TrialChanged(c) => {
+                let Some(s) = self.sweeps.get_mut(&c.sweep) else {
+                    return;
+                };
+                s.updated = event.time;
+                let Some(t) = s.trials.get_mut(&c.trial) else {
+                    return;
+                };
+                match &c.state {
+                    TrialState::Scheduled => t.status = TrialStatus::Scheduled,
+                    TrialState::Started {
+                        pid,
+                        start_ticks,
+                        gpus,
+                        run_log,
+                    } => {
+                        t.status = TrialStatus::Running;
+                        t.attempts = c.attempt;
+                        t.started = Some(event.time);
+                        t.ended = None;
+                        t.exit_code = None;
+                        t.pid = Some(*pid);
+                        t.start_ticks = *start_ticks;
+                        t.gpus = gpus.clone();
+                        t.run_log = Some(run_log.clone());
+                        self.run_logs
+                            .insert(run_log.clone(), (c.sweep.clone(), c.trial.clone()));
+                    }
+                    TrialState::Heartbeat { usage } => {
+                        t.peak_rss = t.peak_rss.max(usage.rss);
+                        t.peak_cpu = t.peak_cpu.max(usage.cpu);
+                        t.usage = Some(usage.clone());
+                    }
+                    TrialState::Exited { code, secs, .. } => {
+                        t.exit_code = *code;
+                        t.secs = Some(*secs);
+                        t.ended = Some(event.time);
+                        t.pid = None;
+                        t.status = if *code == Some(0) {
+                            TrialStatus::Completed
+                        } else {
+                            t.reason = Some(match code {
+                                Some(c) => format!("exited with code {c}"),
+                                None => "killed by a signal".into(),
+                            });
+                            t.failures += 1;
+                            TrialStatus::Failed
+                        };
+                    }
+                    TrialState::StartFailed { reason } => {
+                        t.attempts = c.attempt;
+                        t.failures += 1;
+                        t.status = TrialStatus::Failed;
+                        t.reason = Some(reason.clone());
+                        t.ended = Some(event.time);
+                    }
+                    TrialState::TimedOut { secs } => {
+                        t.status = TrialStatus::TimedOut;
+                        t.failures += 1;
+                        t.secs = Some(*secs);
+                        t.ended = Some(event.time);
+                        t.pid = None;
+                        t.reason = Some(format!("timed out after {secs:.0} s"));
+                    }
+                    TrialState::Retrying { reason } => {
+                        t.status = TrialStatus::Scheduled;
+                        t.reason = Some(reason.clone());
+                    }
+                    TrialState::Cancelled => {
+                        t.status = TrialStatus::Cancelled;
+                        t.pid = None;
+                        t.ended = Some(event.time);
+                    }
+                    TrialState::Interrupted { reason } => {
+                        t.status = TrialStatus::Interrupted;
+                        t.pid = None;
+                        t.reason = Some(reason.clone());
+                    }
+                }
+            }
+            EventKind::ExperimentCreated(e) => {
+                if let Source::File { path, .. } = &event.source
+                    && let Some((sweep, trial)) = self.run_logs.get(path)
+                    && let Some(t) = self
+                        .sweeps
+                        .get_mut(sweep)
+                        .and_then(|s| s.trials.get_mut(trial))
+                {
+                    t.experiment_id = Some(e.exp.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn new_trial(p: &TrialPlan) -> Trial {
+    Trial {
+        id: p.id.clone(),
+        params: p.params.clone(),
+        repeat: p.repeat,
+        config: p.config.clone(),
+        status: TrialStatus::Pending,
+        attempts: 0,
+        failures: 0,
+        exit_code: None,
+        experiment_id: None,
+        started: None,
+        ended: None,
+        secs: None,
+        pid: None,
+        start_ticks: 0,
+        gpus: Vec::new(),
+        run_log: None,
+        reason: None,
+        usage: None,
+        peak_rss: 0,
+        peak_cpu: 0.0,
+    }
+}

@@ -1,0 +1,444 @@
+//! Sweeps: the definition labd receives (from a sweep file or the command line, resolved by labctl) and the
+//! facts it records about a sweep and its trials.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A sweep as labd runs it: everything resolved (the base config loaded, paths absolute).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// The sweep's id; labd makes one (`sweep_<name>_<time>`) when it is not given. Submitting a sweep whose id
+    /// exists resumes it: trials already completed (same resolved parameters, same trial id) are kept.
+    #[serde(default)]
+    pub sweep_id: Option<String>,
+    /// A short name for ids and tables (default: the sweep file's stem).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The config every trial starts from (nested JSON).
+    #[serde(default = "empty_object")]
+    pub base_config: Value,
+    /// Dot path (nested keys and list indices, `interventions.0.parameters.rate`) → values or a distribution.
+    pub sweep: BTreeMap<String, Space>,
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Trials of the random strategy.
+    #[serde(default)]
+    pub trials: Option<u32>,
+    /// Seed of the random strategy (the same seed draws the same trials).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Repeats of every configuration: each gets its own seed, written at `seed_key`.
+    #[serde(default)]
+    pub seeds: Option<Vec<Value>>,
+    /// `repeats: N` is `seeds: [0, 1, ..., N-1]`.
+    #[serde(default)]
+    pub repeats: Option<u32>,
+    /// Where a repeat's seed goes in the config (default `seed`).
+    #[serde(default)]
+    pub seed_key: Option<String>,
+    /// The command of a trial, run by `/bin/sh -c` in `workdir`, with placeholders `{config}`, `{run_log}`,
+    /// `{trial_id}`, `{trial_dir}`, `{sweep_id}` and `{param:<dot path>}`.
+    pub command: String,
+    /// Working directory of the trials (labctl sets the sweep file's folder).
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Extra environment variables of the trials.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub parallel: Parallel,
+    /// Seconds a trial may run before its process group is killed.
+    #[serde(default)]
+    pub timeout: Option<f64>,
+    /// Further attempts of a failed or timed-out trial.
+    #[serde(default)]
+    pub max_retries: u32,
+    /// Keep completed trials when the sweep is submitted again (the seed's `resume`); `false` runs all again.
+    #[serde(default = "yes")]
+    pub resume: bool,
+    /// On resume, run trials that had failed (after their retries) again.
+    #[serde(default)]
+    pub retry_failed: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub resources: Resources,
+    /// A free-form description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The values a parameter takes: a list (grid, or random choice), or a distribution (random only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Space {
+    Values(Vec<Value>),
+    Distribution(Distribution),
+}
+
+/// A distribution to draw a parameter from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Distribution {
+    /// One of these values, each as likely.
+    Choice(Vec<Value>),
+    /// Uniform in `[low, high)`.
+    Uniform([f64; 2]),
+    /// Log-uniform in `[low, high)` (both > 0).
+    LogUniform([f64; 2]),
+    /// An integer in `[low, high]`.
+    Int([i64; 2]),
+}
+
+/// How trials are chosen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Every combination of the listed values (Cartesian product).
+    #[default]
+    Grid,
+    /// `trials` draws, seeded by `seed`.
+    Random,
+}
+
+/// How many trials run at once: a number, or `auto` (from free CPU, RAM and GPU memory).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Parallel {
+    #[default]
+    Auto,
+    Fixed(u32),
+}
+
+impl Serialize for Parallel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Parallel::Auto => s.serialize_str("auto"),
+            Parallel::Fixed(n) => s.serialize_u32(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Parallel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(0) => Err(serde::de::Error::custom("parallel must be at least 1")),
+            Raw::N(n) => Ok(Parallel::Fixed(n.min(u32::MAX as u64) as u32)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl std::str::FromStr for Parallel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(Parallel::Auto),
+            n => match n.parse::<u32>() {
+                Ok(0) | Err(_) => Err(format!(
+                    "parallel {s:?}: use a number of at least 1, or auto"
+                )),
+                Ok(n) => Ok(Parallel::Fixed(n)),
+            },
+        }
+    }
+}
+
+/// What one trial needs; the scheduler starts a trial only when this much is free.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU cores.
+    #[serde(default = "one")]
+    pub cpus: f64,
+    /// Bytes of RAM (`"4G"`, `"512M"` or a number).
+    #[serde(default, with = "bytes")]
+    pub ram: Option<u64>,
+    /// Whole GPUs, pinned with `CUDA_VISIBLE_DEVICES`.
+    #[serde(default)]
+    pub gpus: u32,
+    /// Free memory each of its GPUs must have.
+    #[serde(default, with = "bytes")]
+    pub gpu_memory: Option<u64>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            cpus: 1.0,
+            ram: None,
+            gpus: 0,
+            gpu_memory: None,
+        }
+    }
+}
+
+/// Parses a size: a number of bytes, or a number with `K`, `M`, `G` or `T` (powers of 1024, optional `B`/`iB`).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let upper = t.to_ascii_uppercase();
+    let body = upper
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+        .trim_end();
+    let (num, scale) = match body.chars().last() {
+        Some('K') => (&body[..body.len() - 1], 1u64 << 10),
+        Some('M') => (&body[..body.len() - 1], 1 << 20),
+        Some('G') => (&body[..body.len() - 1], 1 << 30),
+        Some('T') => (&body[..body.len() - 1], 1 << 40),
+        _ => (body, 1),
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .map(|n| (n * scale as f64) as u64)
+        .ok_or_else(|| format!("{text:?} is not a size (e.g. 4G, 512M, 1073741824)"))
+}
+
+mod bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(n) => s.serialize_u64(*n),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            F(f64),
+            S(String),
+        }
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::N(n)) => Ok(Some(n)),
+            Some(Raw::F(f)) if f.is_finite() && f >= 0.0 => Ok(Some(f as u64)),
+            Some(Raw::F(f)) => Err(serde::de::Error::custom(format!("{f} is not a size"))),
+            Some(Raw::S(s)) => super::parse_bytes(&s)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// One planned trial: its parameters and the config it runs with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialPlan {
+    /// Deterministic from the sweep id and the resolved parameters.
+    pub id: String,
+    /// Dot path → value, the repeat's seed included (under `seed_key`) when there are repeats.
+    pub params: BTreeMap<String, Value>,
+    /// Which repeat (0-based) this is.
+    #[serde(default)]
+    pub repeat: u32,
+    /// The base config with the parameters written in.
+    pub config: Value,
+}
+
+/// A sweep was submitted (or submitted again: the new plan replaces the old one; trials with the same id keep
+/// their history).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepCreated {
+    pub sweep: String,
+    pub spec: SweepSpec,
+    pub trials: Vec<TrialPlan>,
+    /// Where the trials' folders are.
+    pub dir: String,
+}
+
+/// A sweep's own state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepState {
+    /// Trials are being run (or will be, once labd is up).
+    Running,
+    /// Every trial ended (completed, or failed after its retries).
+    Finished,
+    /// Stopped by `sweep cancel`; `sweep resume` runs what is left.
+    Cancelled,
+}
+
+impl SweepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SweepState::Running => "running",
+            SweepState::Finished => "finished",
+            SweepState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The sweep's state changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepChanged {
+    pub sweep: String,
+    pub state: SweepState,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// What a trial used, sampled while it ran.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Usage {
+    /// CPU of the trial's processes, in cores (1.0 = one core busy).
+    pub cpu: f64,
+    /// Resident memory of the trial's processes.
+    pub rss: u64,
+    /// Processes in the trial.
+    pub processes: u32,
+    /// Host CPU busy, 0..1 of all cores.
+    pub host_cpu: f64,
+    /// Host memory in use.
+    pub host_ram_used: u64,
+    pub host_ram_total: u64,
+    /// The trial's GPUs.
+    #[serde(default)]
+    pub gpus: Vec<GpuUsage>,
+}
+
+/// One GPU, sampled through NVML.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GpuUsage {
+    pub index: u32,
+    /// Utilization, 0..1.
+    pub util: f64,
+    pub memory_used: u64,
+    pub memory_total: u64,
+}
+
+/// A trial's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum TrialState {
+    /// Queued to run.
+    Scheduled,
+    /// Its process started.
+    Started {
+        pid: u32,
+        /// The process's start time in clock ticks after boot (`/proc/PID/stat`), to tell it from a later
+        /// process with the same pid.
+        #[serde(default)]
+        start_ticks: u64,
+        /// GPUs it was pinned to.
+        #[serde(default)]
+        gpus: Vec<u32>,
+        /// Its run log (watched by labd).
+        run_log: String,
+    },
+    /// Still running; what it uses.
+    Heartbeat { usage: Usage },
+    /// Its process exited: code 0 is success; `signal` when a signal ended it.
+    Exited {
+        #[serde(default)]
+        code: Option<i32>,
+        #[serde(default)]
+        signal: Option<i32>,
+        secs: f64,
+        /// Found from the exit file after labd restarted (the trial ended while labd was down).
+        #[serde(default)]
+        recovered: bool,
+    },
+    /// Its process could not start.
+    StartFailed { reason: String },
+    /// Killed after running past the timeout.
+    TimedOut { secs: f64 },
+    /// A failed attempt will be tried again.
+    Retrying { reason: String },
+    /// Stopped by `sweep cancel`.
+    Cancelled,
+    /// It was running when labd stopped or died; it will be run again.
+    Interrupted { reason: String },
+}
+
+/// A trial's state changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialChanged {
+    pub sweep: String,
+    pub trial: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub state: TrialState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn specs_read_lists_distributions_sizes_and_parallel() {
+        let spec: SweepSpec = serde_json::from_value(json!({
+            "sweep": {"optim.lr": [0.1, 0.01], "model.width": {"int": [64, 256]},
+                      "wd": {"log_uniform": [1e-5, 1e-2]}},
+            "command": "python train.py {config}",
+            "parallel": "auto",
+            "resources": {"cpus": 2, "ram": "4G", "gpu_memory": "512M"}
+        }))
+        .unwrap();
+        assert_eq!(
+            spec.sweep["optim.lr"],
+            Space::Values(vec![json!(0.1), json!(0.01)])
+        );
+        assert_eq!(
+            spec.sweep["model.width"],
+            Space::Distribution(Distribution::Int([64, 256]))
+        );
+        assert_eq!(spec.parallel, Parallel::Auto);
+        assert_eq!(spec.resources.ram, Some(4 << 30));
+        assert_eq!(spec.resources.gpu_memory, Some(512 << 20));
+        assert!(spec.resume, "resume by default");
+        let three: Parallel = serde_json::from_value(json!(3)).unwrap();
+        assert_eq!(three, Parallel::Fixed(3));
+        assert!(serde_json::from_value::<Parallel>(json!(0)).is_err());
+        assert!(serde_json::from_value::<Parallel>(json!("lots")).is_err());
+        assert_eq!(parse_bytes("1.5 GiB").unwrap(), 3 << 29);
+        assert!(parse_bytes("huge").is_err());
+        let bad =
+            serde_json::from_value::<SweepSpec>(json!({"sweep": {}, "command": "x", "paralel": 2}));
+        assert!(bad.unwrap_err().to_string().contains("paralel"));
+    }
+
+    #[test]
+    fn trial_states_are_tagged_and_flat() {
+        let e = TrialChanged {
+            sweep: "s".into(),
+            trial: "t".into(),
+            attempt: 2,
+            state: TrialState::Exited {
+                code: Some(3),
+                signal: None,
+                secs: 1.5,
+                recovered: false,
+            },
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["state"], "exited");
+        assert_eq!(v["code"], 3);
+        assert_eq!(serde_json::from_value::<TrialChanged>(v).unwrap(), e);
+    }
+}

@@ -1,0 +1,454 @@
+//! Sweeps run by the real daemon with real child processes: the example training script writes its run log and
+//! exits as its config says (a code, failures on early attempts, sleeping past a timeout).
+
+use labd_e2e::{Daemon, repo_root};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn train() -> String {
+    repo_root()
+        .join("sweeps/examples/train.py")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A daemon with a fast heartbeat, and a base config in `tmp`.
+fn setup(tmp: &Path) -> (Daemon, PathBuf) {
+    let base = tmp.join("base.json");
+    std::fs::write(
+        &base,
+        r#"{"optim": {"lr": 0.01}, "epochs": 2, "steps_per_epoch": 3, "seed": 0}"#,
+    )
+    .unwrap();
+    let d = Daemon::start(
+        &tmp.join("data"),
+        &tmp.join("inbox"),
+        &["--sweep-heartbeat", "0.3"],
+    );
+    (d, base)
+}
+
+fn status(d: &Daemon, id: &str) -> Value {
+    d.labctl_json(&["sweep", "status", id])
+}
+
+fn wait_state(d: &Daemon, id: &str, state: &str, secs: u64) -> Value {
+    d.wait_for(&format!("sweep {id} {state}"), secs, |d| {
+        status(d, id)["state"] == state
+    });
+    status(d, id)
+}
+
+fn trials(s: &Value) -> &Vec<Value> {
+    s["trials"].as_array().unwrap()
+}
+
+#[test]
+fn a_grid_with_repeats_runs_every_trial_once_and_links_its_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, base) = setup(tmp.path());
+    let cmd = format!(
+        "echo started >> {{trial_dir}}/starts; python3 {} {{config}}",
+        train()
+    );
+    let out = d.labctl(&[
+        "sweep",
+        "run",
+        "--base",
+        base.to_str().unwrap(),
+        "--param",
+        "optim.lr",
+        "0.1",
+        "0.01",
+        "--repeats",
+        "2",
+        "--command",
+        &cmd,
+        "--parallel",
+        "2",
+        "--id",
+        "grid",
+        "--tag",
+        "g",
+        "--wait",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("grid finished: 4/4 done"));
+    let s = status(&d, "grid");
+    assert_eq!(s["state"], "finished");
+    let ts = trials(&s);
+    assert_eq!(ts.len(), 4);
+    for t in ts {
+        for key in [
+            "id",
+            "params",
+            "status",
+            "attempts",
+            "exit_code",
+            "experiment_id",
+        ] {
+            assert!(t.get(key).is_some(), "trial has {key}: {t}");
+        }
+        assert_eq!(t["status"], "completed");
+        assert_eq!(t["attempts"], 1);
+        assert_eq!(t["exit_code"], 0);
+        let dir = Path::new(s["dir"].as_str().unwrap()).join(t["id"].as_str().unwrap());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("starts"))
+                .unwrap()
+                .lines()
+                .count(),
+            1
+        );
+        let config: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["optim"]["lr"], t["params"]["optim.lr"]);
+        assert_eq!(config["seed"], t["params"]["seed"]);
+    }
+    // The trials' runs flow into the registry with the sweep's tags and their config.
+    let exp = ts[0]["experiment_id"].as_str().unwrap().to_string();
+    d.wait_for("the trial's run", 10, |d| {
+        d.labctl_json(&["show", &exp])["status"] == "completed"
+    });
+    let run = d.labctl_json(&["show", &exp]);
+    assert_eq!(run["config"]["optim"]["lr"], ts[0]["params"]["optim.lr"]);
+    let tags: Vec<&str> = run["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tags.contains(&"g") && tags.contains(&"sweep:grid"),
+        "{tags:?}"
+    );
+    d.wait_for("every trial's points", 10, |d| {
+        d.labctl_json(&[
+            "summary",
+            "--metric",
+            "val/acc",
+            "--where",
+            "tag == \"sweep:grid\"",
+        ])
+        .as_array()
+        .is_some_and(|g| g.len() == 2 && g.iter().all(|g| g["count"] == 2))
+    });
+
+    // Submitted again with one more value: the completed trials are kept, only the new ones run.
+    let again = d.labctl_json(&[
+        "sweep",
+        "run",
+        "--base",
+        base.to_str().unwrap(),
+        "--param",
+        "optim.lr",
+        "0.1",
+        "0.01",
+        "0.001",
+        "--repeats",
+        "2",
+        "--command",
+        &cmd,
+        "--id",
+        "grid",
+    ]);
+    assert_eq!(
+        (again["kept"].as_u64(), again["scheduled"].as_u64()),
+        (Some(4), Some(2))
+    );
+    let s = wait_state(&d, "grid", "finished", 30);
+    assert_eq!(trials(&s).len(), 6);
+    assert!(
+        trials(&s)
+            .iter()
+            .all(|t| t["attempts"] == 1 && t["status"] == "completed")
+    );
+    // Every state change is an event: planned, scheduled, started, heartbeats with usage, exited.
+    let page = d.get("/events?limit=100000").1;
+    let kinds: Vec<&Value> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["event"]["kind"])
+        .collect();
+    let states: std::collections::BTreeSet<&str> = kinds
+        .iter()
+        .filter_map(|k| k["trial_changed"]["state"].as_str())
+        .collect();
+    for st in ["scheduled", "started", "exited"] {
+        assert!(states.contains(st), "{st} in {states:?}");
+    }
+    assert!(kinds.iter().any(|k| k["sweep_created"].is_object()));
+}
+
+#[test]
+fn failures_are_retried_timeouts_kill_the_whole_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, base) = setup(tmp.path());
+    // fail_attempts 1: the first attempt fails, the retry succeeds; exit_code 3: fails every time.
+    let cmd = format!("python3 {} {{config}}", train());
+    d.labctl_json(&[
+        "sweep",
+        "run",
+        "--base",
+        base.to_str().unwrap(),
+        "--param",
+        "fail_attempts",
+        "0",
+        "1",
+        "--param",
+        "exit_code",
+        "0",
+        "3",
+        "--command",
+        &cmd,
+        "--retries",
+        "1",
+        "--id",
+        "retry",
+    ]);
+    let s = wait_state(&d, "retry", "finished", 60);
+    let by = |fa: i64, code: i64| -> Value {
+        trials(&s)
+            .iter()
+            .find(|t| t["params"]["fail_attempts"] == fa && t["params"]["exit_code"] == code)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        (by(0, 0)["status"].clone(), by(0, 0)["attempts"].clone()),
+        ("completed".into(), 1.into())
+    );
+    assert_eq!(
+        (by(1, 0)["status"].clone(), by(1, 0)["attempts"].clone()),
+        ("completed".into(), 2.into())
+    );
+    assert_eq!(
+        (by(0, 3)["status"].clone(), by(0, 3)["attempts"].clone()),
+        ("failed".into(), 2.into())
+    );
+    assert_eq!(by(0, 3)["exit_code"], 3);
+    let out = d.labctl(&["sweep", "status", "retry"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("2 failed") && text.contains("completed"),
+        "{text}"
+    );
+
+    // A trial that forks a sleeper and outlives its timeout: the whole process group goes.
+    let marker = "31.4159";
+    let cmd = format!("sleep {marker} & sleep {marker}");
+    d.labctl_json(&[
+        "sweep",
+        "run",
+        "--param",
+        "x",
+        "1",
+        "--command",
+        &cmd,
+        "--timeout",
+        "1",
+        "--id",
+        "slow",
+    ]);
+    let s = wait_state(&d, "slow", "finished", 30);
+    assert_eq!(trials(&s)[0]["status"], "timed_out");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !sleeper_alive(marker),
+        "the trial's background process was killed with its group"
+    );
+}
+
+/// Whether a process with `marker` on its command line is alive.
+fn sleeper_alive(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(marker))
+            .unwrap_or(false)
+            && std::fs::read_to_string(e.path().join("stat"))
+                .map(|s| !s.contains(") Z "))
+                .unwrap_or(false)
+    })
+}
+
+#[test]
+fn kill9_mid_sweep_then_resume_runs_nothing_twice_that_had_completed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut d, base) = setup(tmp.path());
+    // Each trial takes about a second (6 steps × 0.15 s); four run two at a time.
+    let cmd = format!(
+        "echo started >> {{trial_dir}}/starts; python3 {} {{config}}",
+        train()
+    );
+    d.labctl_json(&[
+        "sweep",
+        "run",
+        "--base",
+        base.to_str().unwrap(),
+        "--param",
+        "optim.lr",
+        "0.1",
+        "0.01",
+        "0.001",
+        "0.0001",
+        "--param",
+        "sleep",
+        "0.15",
+        "--command",
+        &cmd,
+        "--parallel",
+        "2",
+        "--id",
+        "crash",
+    ]);
+    d.wait_for("the first trial to complete", 30, |d| {
+        status(d, "crash")["progress"]["completed"].as_u64() >= Some(1)
+    });
+    let before = status(&d, "crash");
+    let done_before: Vec<String> = trials(&before)
+        .iter()
+        .filter(|t| t["status"] == "completed")
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    d.kill9();
+    d.restart();
+    let s = wait_state(&d, "crash", "finished", 60);
+    assert_eq!(s["progress"]["completed"], 4, "{s}");
+    let dir = Path::new(s["dir"].as_str().unwrap());
+    for t in trials(&s) {
+        let id = t["id"].as_str().unwrap();
+        let starts = std::fs::read_to_string(dir.join(id).join("starts"))
+            .unwrap()
+            .lines()
+            .count();
+        if done_before.iter().any(|d| d == id) {
+            assert_eq!(
+                starts, 1,
+                "{id} had completed before the crash: it must not run again"
+            );
+            assert_eq!(t["attempts"], 1);
+        }
+    }
+    // The trials running at the crash either ended while labd was down (recorded from their exit file) or
+    // were still running at the restart (their group killed, run again).
+    let log = d.log();
+    if done_before.len() < 4 {
+        assert!(
+            log.contains("outlived labd") || log.contains("ended while labd was down"),
+            "{log}"
+        );
+    }
+}
+
+#[test]
+fn cancel_stops_running_trials_and_resume_runs_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, base) = setup(tmp.path());
+    let cmd = format!("python3 {} {{config}}", train());
+    d.labctl_json(&[
+        "sweep",
+        "run",
+        "--base",
+        base.to_str().unwrap(),
+        "--param",
+        "optim.lr",
+        "0.1",
+        "0.01",
+        "0.001",
+        "--param",
+        "sleep",
+        "0.3",
+        "--command",
+        &cmd,
+        "--parallel",
+        "1",
+        "--id",
+        "cancel",
+    ]);
+    d.wait_for("a running trial", 20, |d| {
+        status(d, "cancel")["progress"]["running"] == 1
+    });
+    let out = d.labctl_json(&["sweep", "cancel", "cancel"]);
+    assert_eq!(out["stopping"], 1);
+    let s = wait_state(&d, "cancel", "cancelled", 5);
+    d.wait_for("the running trial to stop", 10, |d| {
+        status(d, "cancel")["progress"]["running"] == 0
+    });
+    let s2 = status(&d, "cancel");
+    assert_eq!(s2["progress"]["cancelled"], 1, "{s2}");
+    assert_eq!(s["progress"]["completed"], 0);
+    let again = d.labctl(&["sweep", "cancel", "cancel"]);
+    assert_eq!(again.status.code(), Some(2), "cancelling twice is refused");
+    let r = d.labctl_json(&["sweep", "resume", "cancel"]);
+    assert_eq!(r["requeued"], 1);
+    let s = wait_state(&d, "cancel", "finished", 60);
+    assert_eq!(s["progress"]["completed"], 3, "{s}");
+}
+
+#[test]
+fn dry_runs_plan_random_sweeps_deterministically_and_bad_sweeps_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, _) = setup(tmp.path());
+    let file = tmp.path().join("rand.yaml");
+    std::fs::write(
+        &file,
+        "sweep:\n  optim.lr: {log_uniform: [1.0e-5, 1.0e-1]}\n  width: {int: [32, 256]}\n  act: [relu, gelu]\nstrategy: random\ntrials: 8\nseed: 42\nrepeats: 2\ncommand: echo {param:act}\n",
+    )
+    .unwrap();
+    let a = d.labctl_json(&[
+        "sweep",
+        "run",
+        file.to_str().unwrap(),
+        "--dry-run",
+        "--id",
+        "r1",
+    ]);
+    let b = d.labctl_json(&[
+        "sweep",
+        "run",
+        file.to_str().unwrap(),
+        "--dry-run",
+        "--id",
+        "r1",
+    ]);
+    assert_eq!(a["trials"], b["trials"]);
+    assert_eq!(a["total"], 16);
+    assert!(
+        d.labctl_json(&["sweep", "ls"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a dry run records nothing"
+    );
+    let bad = d.labctl(&[
+        "sweep",
+        "run",
+        "--param",
+        "lr",
+        "1",
+        "--command",
+        "run {confg}",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown placeholder {confg}"));
+    let bad = d.labctl(&[
+        "sweep",
+        "run",
+        "--param",
+        "lr",
+        "1",
+        "--command",
+        "x",
+        "--id",
+        "../etc",
+    ]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("sweep_id"));
+    let missing = d.labctl(&["sweep", "status", "nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
