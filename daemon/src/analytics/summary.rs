@@ -839,7 +839,7 @@ mod tests {
         assert!(
             bad.unwrap_err()
                 .to_string()
-                .contains("\"x\": reduction \"best\"")
+                .contains("\"x\": unknown reduction \"best\"")
         );
 
         let mut s = summarize(
