@@ -73,6 +73,13 @@ impl Client {
     }
 
     /// GET an API path whose answer is not JSON (CSV, Parquet downloads); errors keep the daemon's message.
+    /// GETs `path` and answers the body as text.
+    pub fn get_text(&self, path: &str, query: &[(&str, String)]) -> Result<String> {
+        let mut out = Vec::new();
+        self.download(path, query, &mut out)?;
+        String::from_utf8(out).with_context(|| format!("GET {path}: not UTF-8"))
+    }
+
     /// GETs `path` and copies the answer into `out` as it arrives (exports can be bigger than memory);
     /// answers the number of bytes.
     pub fn download(

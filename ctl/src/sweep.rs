@@ -5,9 +5,9 @@ use crate::client::Client;
 use crate::table;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use labd_schemas::sweep::{Parallel, SweepSpec};
 #[cfg(test)]
 use labd_schemas::sweep::Space;
+use labd_schemas::sweep::{Parallel, SweepSpec};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -80,6 +80,35 @@ pub enum SweepCmd {
     },
     /// Stop a sweep: no new trials; running ones are stopped and recorded as cancelled.
     Cancel { id: String },
+    /// Compare a sweep's parameter values on a metric: tables per parameter, the best configuration over
+    /// repeats, thresholds.
+    Analyze {
+        id: String,
+        /// Metric key, `<split>/<name>`.
+        #[arg(long)]
+        metric: String,
+        /// How a run's curve becomes one number (default: the metric's configured default, else last).
+        #[arg(long)]
+        reduce: Option<String>,
+        /// Only this parameter.
+        #[arg(long)]
+        param: Option<String>,
+        /// min or max (default: min for losses, errors and times).
+        #[arg(long)]
+        goal: Option<String>,
+        /// Relative change between adjacent values that counts as a threshold (0.5 = 50 %).
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// Absolute change that counts too.
+        #[arg(long)]
+        threshold_abs: Option<f64>,
+        /// `md`: print the Markdown report (the default output is that report too; --json for the data).
+        #[arg(long)]
+        report: Option<String>,
+        /// Write the plot-ready series (JSON) to this file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
 }
 
 /// One word of `--param` (clap gathers them; `main` regroups them by occurrence).
@@ -449,6 +478,46 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
                 crate::print_json(&a)?;
             } else {
                 println!("sweep {id} resumed: {} trials queued again", a["requeued"]);
+            }
+            Ok(0)
+        }
+        SweepCmd::Analyze {
+            id,
+            metric,
+            reduce,
+            param,
+            goal,
+            threshold,
+            threshold_abs,
+            report,
+            plot,
+        } => {
+            if report
+                .as_deref()
+                .is_some_and(|r| r != "md" && r != "markdown")
+            {
+                bail!("--report {:?}: use md", report.as_deref().unwrap_or(""));
+            }
+            let mut q = vec![("metric", metric.clone())];
+            q.extend(reduce.clone().map(|r| ("reduce", r)));
+            q.extend(param.clone().map(|p| ("param", p)));
+            q.extend(goal.clone().map(|g| ("goal", g)));
+            q.extend(threshold.map(|t| ("threshold", t.to_string())));
+            q.extend(threshold_abs.map(|t| ("threshold_abs", t.to_string())));
+            let path = format!("/sweeps/{}/analysis", crate::enc(id));
+            if let Some(file) = plot {
+                let a: Value = c.get(&path, &q)?;
+                std::fs::write(file, serde_json::to_vec_pretty(&a["plot"])?)
+                    .with_context(|| format!("writing {}", file.display()))?;
+                eprintln!("wrote the plot series to {}", file.display());
+            }
+            if json {
+                let a: Value = c.get(&path, &q)?;
+                crate::print_json(&a)?;
+            } else {
+                q.push(("format", "md".into()));
+                let text = c.get_text(&path, &q)?;
+                print!("{text}");
             }
             Ok(0)
         }

@@ -139,6 +139,56 @@ fn a_grid_with_repeats_runs_every_trial_once_and_links_its_run() {
         .is_some_and(|g| g.len() == 2 && g.iter().all(|g| g["count"] == 2))
     });
 
+    // Analysis: the best configuration by its mean over the two seeds, a table per parameter, thresholds.
+    let a = d.labctl_json(&[
+        "sweep",
+        "analyze",
+        "grid",
+        "--metric",
+        "val/acc",
+        "--threshold",
+        "0.01",
+    ]);
+    assert_eq!(a["goal"], "max");
+    assert_eq!(a["trials_used"], 4);
+    assert_eq!(
+        a["best"]["params"]["optim.lr"], 0.01,
+        "train.py learns best near lr = 0.01"
+    );
+    assert_eq!(a["best"]["count"], 2);
+    let rows = a["params"][0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        a["params"][0]["thresholds"].as_array().unwrap().len(),
+        1,
+        "{a}"
+    );
+    assert_eq!(a["plot"][0]["x"], serde_json::json!([0.01, 0.1]));
+    let md = String::from_utf8(
+        d.labctl(&[
+            "sweep",
+            "analyze",
+            "grid",
+            "--metric",
+            "train/loss",
+            "--reduce",
+            "min",
+            "--report",
+            "md",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        md.contains("## Best configuration") && md.contains("| optim.lr | n | mean"),
+        "{md}"
+    );
+    assert!(md.contains("lower is better"));
+    let bad = d.labctl(&[
+        "sweep", "analyze", "grid", "--metric", "val/acc", "--param", "wd",
+    ]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a parameter of sweep grid"));
+
     // Submitted again with one more value: the completed trials are kept, only the new ones run.
     let again = d.labctl_json(&[
         "sweep",
@@ -389,6 +439,11 @@ fn cancel_stops_running_trials_and_resume_runs_the_rest() {
     assert_eq!(r["requeued"], 1);
     let s = wait_state(&d, "cancel", "finished", 60);
     assert_eq!(s["progress"]["completed"], 3, "{s}");
+    // Trials that ran long enough were sampled: their process tree's CPU and memory.
+    assert!(
+        trials(&s).iter().any(|t| t["peak_rss"].as_u64() > Some(0)),
+        "heartbeats recorded usage: {s}"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! - [`params`]: flattening configs, noise keys, varying keys.
 //! - [`stats`]: standard error and 95% intervals (Student's t).
 //! - [`summary`]: one value per run (a reduction), grouped and aggregated with Polars.
+//! - [`sweep`]: a sweep's per-parameter tables, best configuration, thresholds and report.
 
 pub mod band;
 pub mod complete;
@@ -14,3 +15,4 @@ pub mod display;
 pub mod params;
 pub mod stats;
 pub mod summary;
+pub mod sweep;

@@ -123,7 +123,8 @@ impl Reduce {
         )
     }
 
-    fn of(&self, r: &Record, metric: &str, curves: Option<&Curves>) -> Option<f64> {
+    /// The number a run gives (None when it lacks the metric, or the curve store is needed and not given).
+    pub fn of(&self, r: &Record, metric: &str, curves: Option<&Curves>) -> Option<f64> {
         let m = r.metrics.get(metric)?;
         let series = || curves.and_then(|c| c.series(&r.id, metric));
         match self {

@@ -103,6 +103,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/sweeps/{id}", get(sweeps::show))
         .route("/api/v1/sweeps/{id}/cancel", post(sweeps::cancel))
         .route("/api/v1/sweeps/{id}/resume", post(sweeps::resume))
+        .route("/api/v1/sweeps/{id}/analysis", get(sweeps::analysis))
         .fallback(|| async { Error::not_found("no such endpoint; see GET /api/v1/openapi.json") })
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
         .layer(middleware::from_fn_with_state(

@@ -398,3 +398,86 @@ pub async fn resume(
     s.scheduler.wake();
     Ok(Json(json!({"sweep_id": id, "requeued": again.len()})))
 }
+
+#[derive(Deserialize)]
+pub struct AnalysisQuery {
+    metric: String,
+    /// The reduction (default: the metric's from `[reductions]`, else `last`).
+    reduce: Option<String>,
+    /// `min` or `max` (default: min for losses, errors and times, else max).
+    goal: Option<String>,
+    /// Only this parameter.
+    param: Option<String>,
+    /// Relative change between adjacent values that counts as a threshold (default 0.5 = 50 %).
+    threshold: Option<f64>,
+    /// Absolute change that counts too.
+    threshold_abs: Option<f64>,
+    /// `json` (default) or `md` (a Markdown report).
+    format: Option<String>,
+}
+
+/// `GET /api/v1/sweeps/{id}/analysis?metric=&reduce=&goal=&param=&threshold=&format=json|md`.
+pub async fn analysis(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    q: std::result::Result<Query<AnalysisQuery>, QueryRejection>,
+) -> Result<axum::response::Response> {
+    use crate::analytics::sweep::{Ask, Goal, analyze, report};
+    use axum::response::IntoResponse;
+    let Query(q) = q?;
+    let reduce: crate::analytics::summary::Reduce = match q.reduce.as_deref() {
+        Some(r) if !r.trim().is_empty() => r.parse()?,
+        _ => s.config.reductions.of(&q.metric),
+    };
+    let goal = match q.goal.as_deref() {
+        None => Goal::guess(&q.metric),
+        Some("min") => Goal::Min,
+        Some("max") => Goal::Max,
+        Some(other) => return Err(Error::bad(format!("goal {other:?}: use min or max"))),
+    };
+    let md = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("md" | "markdown") => true,
+        Some(other) => return Err(Error::bad(format!("format {other:?}: use json or md"))),
+    };
+    let relative = q.threshold.unwrap_or(0.5);
+    if !(relative.is_finite() && relative >= 0.0) {
+        return Err(Error::bad("threshold must be a number ≥ 0 (0.5 = 50 %)"));
+    }
+    let answer = tokio::task::spawn_blocking(move || -> Result<_> {
+        let v = s.views();
+        let sw = v
+            .sweeps
+            .sweeps
+            .get(&id)
+            .ok_or_else(|| Error::not_found(format!("no sweep {id:?}")))?;
+        if reduce.needs_curves() && !v.curves_ready() {
+            return Err(Error(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "this reduction needs the curve store, which is warming up after start; try again in a moment".into(),
+            ));
+        }
+        let ask = Ask {
+            metric: &q.metric,
+            reduce,
+            goal,
+            param: q.param.as_deref(),
+            relative,
+            absolute: q.threshold_abs,
+        };
+        Ok(analyze(sw, &v, &ask)?)
+    })
+    .await
+    .map_err(Error::internal)??;
+    if md {
+        return Ok((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8",
+            )],
+            report(&answer),
+        )
+            .into_response());
+    }
+    Ok(Json(answer).into_response())
+}

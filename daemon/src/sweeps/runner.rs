@@ -277,7 +277,9 @@ async fn recover(shared: &Shared) {
             && c.ticks != 0
             && start_ticks(pid) == Some(c.ticks)
         {
-            tracing::info!("sweeps: {sweep}/{trial} outlived labd; stopping its process group {pid}");
+            tracing::info!(
+                "sweeps: {sweep}/{trial} outlived labd; stopping its process group {pid}"
+            );
             kill_group(pid, libc::SIGKILL);
         }
         events.push(trial_event(
