@@ -237,6 +237,43 @@ fn a_grid_with_repeats_runs_every_trial_once_and_links_its_run() {
 }
 
 #[test]
+fn fast_trials_each_run_exactly_once() {
+    // Trials that end before their start is even committed must not be started again.
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, _) = setup(tmp.path());
+    let values: Vec<String> = (0..60).map(|i| i.to_string()).collect();
+    let mut args = vec![
+        "sweep",
+        "run",
+        "--command",
+        "echo x >> {trial_dir}/starts",
+        "--parallel",
+        "4",
+        "--id",
+        "fast",
+        "--param",
+        "i",
+    ];
+    args.extend(values.iter().map(String::as_str));
+    d.labctl_json(&args);
+    let s = wait_state(&d, "fast", "finished", 60);
+    assert_eq!(s["progress"]["completed"], 60, "{s}");
+    let dir = Path::new(s["dir"].as_str().unwrap());
+    for t in trials(&s) {
+        assert_eq!(t["attempts"], 1, "{t}");
+        let starts =
+            std::fs::read_to_string(dir.join(t["id"].as_str().unwrap()).join("starts")).unwrap();
+        assert_eq!(
+            starts.lines().count(),
+            1,
+            "{} ran {} times",
+            t["id"],
+            starts.lines().count()
+        );
+    }
+}
+
+#[test]
 fn failures_are_retried_timeouts_kill_the_whole_group() {
     let tmp = tempfile::tempdir().unwrap();
     let (d, base) = setup(tmp.path());

@@ -138,6 +138,16 @@ pub async fn submit(
         })));
     }
     let dir = s.config.sweeps_dir().join(&id);
+    let exists = s.views().sweeps.sweeps.contains_key(&id);
+    if exists && !spec.resume && dir.exists() {
+        // Run everything again from scratch: the old trials' folders are kept aside, not mixed in.
+        let aside = dir.with_file_name(format!(
+            "{id}.before-{}",
+            chrono::Utc::now().format("%Y%m%d_%H%M%S")
+        ));
+        std::fs::rename(&dir, &aside)
+            .map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
+    }
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
     let retry_failed = spec.retry_failed;

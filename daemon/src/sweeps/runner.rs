@@ -90,16 +90,23 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>, me: 
     };
     recover(&shared).await;
     let mut running: HashMap<Key, Running> = HashMap::new();
+    // The latest attempt started of each trial: events are recorded without waiting, so the view can lag; a
+    // trial is started again only once the view has caught up with its last start.
+    let mut launched: HashMap<Key, u32> = HashMap::new();
     let mut ledger = Ledger::default();
     let mut stopping = shared.stopping.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let heartbeat = shared.config.sweep_heartbeat;
     let mut next_beat = Instant::now() + heartbeat;
     let mut stop_requested = false;
+    let (rec, recording) = Recorder::start(shared.clone(), me.clone());
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
-                None => return,
+                None => {
+                    rec.close(recording).await;
+                    return;
+                }
                 Some(Msg::Wake) => {}
                 Some(Msg::Cancel(sweep, done)) => {
                     let mut n = 0;
@@ -114,7 +121,9 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>, me: 
                 Some(Msg::Exited { key, status }) => {
                     if let Some(r) = running.remove(&key) {
                         ledger.release(&r.grant);
-                        exited(&shared, &key, r, status).await;
+                        // Recorded without waiting: the next trial starts meanwhile. Should labd die before
+                        // the commit, the exit file tells the next start how the trial ended.
+                        rec.record(exited(&shared, &key, r, status));
                     }
                 }
             },
@@ -133,7 +142,7 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>, me: 
                 }
                 if Instant::now() >= next_beat && !running.is_empty() {
                     next_beat = Instant::now() + heartbeat;
-                    beat(&shared, &running, &host).await;
+                    beat(&rec, &running, &host).await;
                 }
             }
             _ = stopping.changed(), if !stop_requested => {
@@ -147,12 +156,56 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>, me: 
         }
         if stop_requested {
             if running.is_empty() {
+                rec.close(recording).await;
                 return;
             }
             continue;
         }
-        start_waiting(&shared, &mut running, &mut ledger, &host, &me).await;
+        start_waiting(
+            &shared,
+            &rec,
+            &mut running,
+            &mut launched,
+            &mut ledger,
+            &host,
+            &me,
+        )
+        .await;
         finish_sweeps(&shared, &running).await;
+    }
+}
+
+/// Records the scheduler's events in the order it makes them, without making it wait for the commits: one
+/// task appends whatever has queued as one batch, then wakes the scheduler (the view has the news by then).
+struct Recorder {
+    tx: mpsc::UnboundedSender<Vec<EventKind>>,
+}
+
+impl Recorder {
+    fn start(shared: Arc<Shared>, me: Scheduler) -> (Recorder, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<EventKind>>();
+        let task = tokio::spawn(async move {
+            while let Some(mut events) = rx.recv().await {
+                while let Ok(more) = rx.try_recv() {
+                    events.extend(more);
+                }
+                append(&shared, events).await;
+                me.wake();
+            }
+        });
+        (Recorder { tx }, task)
+    }
+
+    fn record(&self, events: Vec<EventKind>) {
+        if !events.is_empty() {
+            let _ = self.tx.send(events);
+        }
+    }
+
+    /// Waits until everything recorded is committed.
+    async fn close(self, task: tokio::task::JoinHandle<()>) {
+        drop(self.tx);
+        let _ = task.await;
     }
 }
 
@@ -202,9 +255,10 @@ pub fn attempt_dir(sweep_dir: &str, trial: &str, attempt: u32) -> PathBuf {
         .join(format!("attempt-{attempt}"))
 }
 
-/// After a start: trials the log says were running. One that ended meanwhile is recorded from its exit file;
-/// one still alive (same pid and start time) is killed with its group; both others and it are marked
-/// interrupted, to run again.
+/// After a start: trials the log says were running, and trials whose start was not committed yet (their
+/// attempt folder has a pid file). One that ended meanwhile is recorded from its exit file; one still alive
+/// (same pid and start time) is killed with its group; both it and the others are marked interrupted, to run
+/// again. Completed trials are never touched.
 async fn recover(shared: &Shared) {
     struct CutOff {
         sweep: String,
@@ -216,25 +270,39 @@ async fn recover(shared: &Shared) {
         cancelled: bool,
         started: Option<i64>,
         retry: bool,
+        /// The start was never recorded: record it now, from the pid file.
+        unrecorded: bool,
     }
     let found: Vec<CutOff> = {
         let v = shared.views();
         v.sweeps
             .sweeps
             .values()
+            .filter(|s| s.state != SweepState::Finished)
             .flat_map(|s| {
                 s.trials()
-                    .filter(|t| t.status == TrialStatus::Running)
-                    .map(|t| CutOff {
-                        sweep: s.id.clone(),
-                        trial: t.id.clone(),
-                        attempt: t.attempts,
-                        dir: s.dir.clone(),
-                        pid: t.pid,
-                        ticks: t.start_ticks,
-                        cancelled: s.state == SweepState::Cancelled,
-                        started: t.started,
-                        retry: t.failures < s.spec.max_retries,
+                    .filter_map(|t| {
+                        let base = |attempt, pid, ticks, unrecorded| CutOff {
+                            sweep: s.id.clone(),
+                            trial: t.id.clone(),
+                            attempt,
+                            dir: s.dir.clone(),
+                            pid,
+                            ticks,
+                            cancelled: s.state == SweepState::Cancelled,
+                            started: t.started,
+                            retry: t.failures < s.spec.max_retries,
+                            unrecorded,
+                        };
+                        if t.status == TrialStatus::Running {
+                            return Some(base(t.attempts, t.pid, t.start_ticks, false));
+                        }
+                        if !t.status.is_waiting() {
+                            return None;
+                        }
+                        let next = t.attempts + 1;
+                        let (pid, ticks) = read_pid_file(&attempt_dir(&s.dir, &t.id, next))?;
+                        Some(base(next, Some(pid), ticks, true))
                     })
                     .collect::<Vec<_>>()
             })
@@ -244,10 +312,23 @@ async fn recover(shared: &Shared) {
     for c in found {
         let (sweep, trial, attempt) = (&c.sweep, &c.trial, c.attempt);
         let adir = attempt_dir(&c.dir, trial, attempt);
+        if c.unrecorded {
+            events.push(trial_event(
+                sweep,
+                trial,
+                attempt,
+                TrialState::Started {
+                    pid: c.pid.unwrap_or(0),
+                    start_ticks: c.ticks,
+                    gpus: Vec::new(),
+                    run_log: adir.join("run.jsonl").to_string_lossy().into_owned(),
+                },
+            ));
+        }
         if let Some((code, ended)) = read_exit_file(&adir) {
             tracing::info!("sweeps: {sweep}/{trial} ended while labd was down (exit {code})");
             let secs = match (c.started, ended) {
-                (Some(s), Some(e)) => ((e - s) as f64 / 1e6).max(0.0),
+                (Some(s), Some(e)) if !c.unrecorded => ((e - s) as f64 / 1e6).max(0.0),
                 _ => 0.0,
             };
             events.push(trial_event(
@@ -298,6 +379,13 @@ async fn recover(shared: &Shared) {
     append(shared, events).await;
 }
 
+/// The pid and start time a trial's attempt wrote when it started.
+fn read_pid_file(dir: &Path) -> Option<(u32, u64)> {
+    let text = std::fs::read_to_string(dir.join("pid")).ok()?;
+    let mut it = text.split_whitespace();
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
 /// The exit code the trial's wrapper wrote, and when (Unix microseconds, from the file's time).
 fn read_exit_file(dir: &Path) -> Option<(i32, Option<i64>)> {
     let path = dir.join("exit_code");
@@ -321,12 +409,16 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
 /// Starts the waiting trials of running sweeps, in order of submission and plan, while they fit.
 async fn start_waiting(
     shared: &Arc<Shared>,
+    rec: &Recorder,
     running: &mut HashMap<Key, Running>,
+    launched: &mut HashMap<Key, u32>,
     ledger: &mut Ledger,
     host: &Arc<std::sync::Mutex<Host>>,
     me: &Scheduler,
 ) {
-    let candidates: Vec<(Sweep, Vec<Trial>)> = {
+    // Only as many waiting trials per sweep as could start now, and no clone of a sweep's whole table: this
+    // runs after every event.
+    let candidates: Vec<(Head, Vec<Trial>)> = {
         let v = shared.views();
         let mut sweeps: Vec<&Sweep> = v
             .sweeps
@@ -335,21 +427,38 @@ async fn start_waiting(
             .filter(|s| s.state == SweepState::Running)
             .collect();
         sweeps.sort_by_key(|s| s.created);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         sweeps
             .into_iter()
             .filter_map(|s| {
+                let in_sweep = running.keys().filter(|(id, _)| *id == s.id).count();
+                let slots = match s.spec.parallel {
+                    Parallel::Fixed(n) => (n as usize).saturating_sub(in_sweep),
+                    Parallel::Auto => cores.max(1),
+                };
+                let mut key = (s.id.clone(), String::new());
                 let waiting: Vec<Trial> = s
                     .trials()
                     .filter(|t| {
-                        t.status.is_waiting()
-                            && !running.contains_key(&(s.id.clone(), t.id.clone()))
+                        if !t.status.is_waiting() {
+                            return false;
+                        }
+                        key.1.clone_from(&t.id);
+                        !running.contains_key(&key)
+                            && launched.get(&key).is_none_or(|&a| t.attempts >= a)
                     })
+                    .take(slots)
                     .cloned()
                     .collect();
                 (!waiting.is_empty()).then(|| {
-                    let mut head = s.clone();
-                    head.trials.clear();
-                    (head, waiting)
+                    (
+                        Head {
+                            id: s.id.clone(),
+                            dir: s.dir.clone(),
+                            spec: s.spec.clone(),
+                        },
+                        waiting,
+                    )
                 })
             })
             .collect()
@@ -381,8 +490,9 @@ async fn start_waiting(
                 return;
             };
             let attempt = t.attempts + 1;
-            match launch(shared, &sweep, &t, attempt, &grant, me).await {
+            match launch(shared, rec, &sweep, &t, attempt, &grant, me) {
                 Ok(pid) => {
+                    launched.insert((sweep.id.clone(), t.id.clone()), attempt);
                     running.insert(
                         (sweep.id.clone(), t.id.clone()),
                         Running {
@@ -400,6 +510,7 @@ async fn start_waiting(
                     );
                 }
                 Err(reason) => {
+                    launched.insert((sweep.id.clone(), t.id.clone()), attempt);
                     ledger.release(&grant);
                     tracing::warn!("sweeps: {}/{} could not start: {reason}", sweep.id, t.id);
                     let mut events = vec![trial_event(
@@ -418,18 +529,26 @@ async fn start_waiting(
                             TrialState::Retrying { reason },
                         ));
                     }
-                    append(shared, events).await;
+                    rec.record(events);
                 }
             }
         }
     }
 }
 
-/// Prepares the attempt's folder and starts the trial's command in its own process group; records `started`
-/// (durably) before returning the pid.
-async fn launch(
+/// What starting a trial needs of its sweep.
+pub struct Head {
+    pub id: String,
+    pub dir: String,
+    pub spec: labd_schemas::sweep::SweepSpec,
+}
+
+/// Prepares the attempt's folder and starts the trial's command in its own process group; writes its pid
+/// file (so a restart finds it even if `started` was not committed yet) and records `started`.
+fn launch(
     shared: &Arc<Shared>,
-    sweep: &Sweep,
+    rec: &Recorder,
+    sweep: &Head,
     t: &Trial,
     attempt: u32,
     grant: &Grant,
@@ -508,6 +627,9 @@ async fn launch(
     let mut child = cmd.spawn().map_err(|e| format!("/bin/sh: {e}"))?;
     let pid = child.id().ok_or("the process ended at once")?;
     let ticks = start_ticks(pid).unwrap_or(0);
+    if let Err(e) = std::fs::write(adir.join("pid"), format!("{pid} {ticks}\n")) {
+        tracing::warn!("sweeps: {}: {e}", adir.join("pid").display());
+    }
     let run_log_text = run_log.to_string_lossy().into_owned();
     let key = (sweep.id.clone(), t.id.clone());
     let tx = me.tx.clone();
@@ -515,21 +637,17 @@ async fn launch(
         let status = child.wait().await;
         let _ = tx.send(Msg::Exited { key, status });
     });
-    append(
-        shared,
-        vec![trial_event(
-            &sweep.id,
-            &t.id,
-            attempt,
-            TrialState::Started {
-                pid,
-                start_ticks: ticks,
-                gpus: grant.gpus.clone(),
-                run_log: run_log_text.clone(),
-            },
-        )],
-    )
-    .await;
+    rec.record(vec![trial_event(
+        &sweep.id,
+        &t.id,
+        attempt,
+        TrialState::Started {
+            pid,
+            start_ticks: ticks,
+            gpus: grant.gpus.clone(),
+            run_log: run_log_text.clone(),
+        },
+    )]);
     tracing::info!(
         "sweeps: {}/{} attempt {attempt} started (pid {pid}{})",
         sweep.id,
@@ -548,12 +666,12 @@ async fn launch(
 }
 
 /// Records how a trial ended, and queues a retry when one is left.
-async fn exited(
+fn exited(
     shared: &Shared,
     key: &Key,
     r: Running,
     status: std::io::Result<std::process::ExitStatus>,
-) {
+) -> Vec<EventKind> {
     use std::os::unix::process::ExitStatusExt;
     let (sweep, trial) = key;
     let secs = r.started.elapsed().as_secs_f64();
@@ -629,15 +747,11 @@ async fn exited(
             TrialState::Retrying { reason },
         ));
     }
-    append(shared, events).await;
+    events
 }
 
 /// Records usage samples of the running trials.
-async fn beat(
-    shared: &Shared,
-    running: &HashMap<Key, Running>,
-    host: &Arc<std::sync::Mutex<Host>>,
-) {
+async fn beat(rec: &Recorder, running: &HashMap<Key, Running>, host: &Arc<std::sync::Mutex<Host>>) {
     let keys: Vec<(Key, u32, Vec<u32>, u32)> = running
         .iter()
         .map(|(k, r)| (k.clone(), r.pid, r.grant.gpus.clone(), r.attempt))
@@ -660,7 +774,7 @@ async fn beat(
             trial_event(&s, &t, attempt, TrialState::Heartbeat { usage })
         })
         .collect();
-    append(shared, events).await;
+    rec.record(events);
 }
 
 /// Marks sweeps finished whose trials have all ended.
