@@ -590,9 +590,10 @@ fn launch(
         },
     )
     .map_err(|e| e.to_string())?;
-    // The wrapper records the exit code in a file, so an exit while labd is down is not lost.
+    // The wrapper records the exit code in a file, so an exit while labd is down is not lost. (One short
+    // write by a shell builtin: a file cut short by a crash does not parse, and the trial then runs again.)
     let script = format!(
-        "( {command}\n); c=$?; printf '%s\\n' \"$c\" > \"$LABD_ATTEMPT_DIR/exit_code.tmp\" && mv \"$LABD_ATTEMPT_DIR/exit_code.tmp\" \"$LABD_ATTEMPT_DIR/exit_code\"; exit $c"
+        "( {command}\n); c=$?; printf '%s\\n' \"$c\" > \"$LABD_ATTEMPT_DIR/exit_code\"; exit $c"
     );
     let out = std::fs::File::create(adir.join("stdout.log")).map_err(|e| io("stdout.log", e))?;
     let err = std::fs::File::create(adir.join("stderr.log")).map_err(|e| io("stderr.log", e))?;
