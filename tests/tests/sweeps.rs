@@ -541,6 +541,12 @@ fn dry_runs_plan_random_sweeps_deterministically_and_bad_sweeps_are_refused() {
         "../etc",
     ]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("sweep_id"));
+    // The example sweep files stay valid.
+    for name in ["lr.yaml", "random.yaml"] {
+        let f = repo_root().join("sweeps/examples").join(name);
+        let plan = d.labctl_json(&["sweep", "run", f.to_str().unwrap(), "--dry-run"]);
+        assert!(plan["total"].as_u64() >= Some(9), "{name}: {plan}");
+    }
     let missing = d.labctl(&["sweep", "status", "nope"]);
     assert_eq!(missing.status.code(), Some(2));
 }
