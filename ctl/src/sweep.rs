@@ -56,6 +56,18 @@ pub enum SweepCmd {
         /// A tag of the sweep's runs (repeatable).
         #[arg(long)]
         tag: Vec<String>,
+        /// CPU cores one trial needs.
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// RAM one trial needs (4G, 512M, bytes).
+        #[arg(long)]
+        ram: Option<String>,
+        /// GPUs one trial needs (pinned with CUDA_VISIBLE_DEVICES).
+        #[arg(long)]
+        gpus: Option<u32>,
+        /// Free memory each of its GPUs must have (shares a GPU between trials).
+        #[arg(long)]
+        gpu_memory: Option<String>,
         /// List the trials and an estimate of the time; run nothing.
         #[arg(long)]
         dry_run: bool,
@@ -181,6 +193,10 @@ fn spec(cmd: &SweepCmd) -> Result<SweepSpec> {
         timeout,
         retries,
         tag,
+        cpus,
+        ram,
+        gpus,
+        gpu_memory,
         ..
     } = cmd
     else {
@@ -233,6 +249,24 @@ fn spec(cmd: &SweepCmd) -> Result<SweepSpec> {
     set("max_retries", retries.map(Value::from));
     if !tag.is_empty() {
         set("tags", Some(json!(tag)));
+    }
+    if cpus.is_some() || ram.is_some() || gpus.is_some() || gpu_memory.is_some() {
+        let r = map
+            .entry("resources")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(r) = r else {
+            bail!("the sweep file's `resources` is not a mapping");
+        };
+        for (k, v) in [
+            ("cpus", cpus.map(Value::from)),
+            ("ram", ram.clone().map(Value::String)),
+            ("gpus", gpus.map(Value::from)),
+            ("gpu_memory", gpu_memory.clone().map(Value::String)),
+        ] {
+            if let Some(v) = v {
+                r.insert(k.into(), v);
+            }
+        }
     }
     if !map.contains_key("workdir") {
         let here = std::env::current_dir()?;
@@ -340,6 +374,14 @@ fn print_status(s: &Value) {
                         },
                         t["secs"].as_f64().map_or("-".into(), |s| format!("{s:.1}")),
                         t["experiment_id"].as_str().unwrap_or("-").into(),
+                        match t["peak_rss"].as_u64() {
+                            Some(b) if b > 0 => format!(
+                                "{:.0} MB, {:.1} cores",
+                                b as f64 / 1e6,
+                                t["peak_cpu"].as_f64().unwrap_or(0.0)
+                            ),
+                            _ => "-".into(),
+                        },
                         params_text(&t["params"]),
                     ]
                 })
@@ -568,6 +610,10 @@ mod tests {
             timeout: None,
             retries: None,
             tag: vec![],
+            cpus: None,
+            ram: None,
+            gpus: None,
+            gpu_memory: None,
             dry_run: false,
             wait: false,
         };
@@ -601,6 +647,10 @@ mod tests {
             timeout: None,
             retries: None,
             tag: vec![],
+            cpus: None,
+            ram: None,
+            gpus: None,
+            gpu_memory: None,
             dry_run: false,
             wait: false,
         };

@@ -72,6 +72,10 @@ fn a_grid_with_repeats_runs_every_trial_once_and_links_its_run() {
         "--tag",
         "g",
         "--wait",
+        "--cpus",
+        "1",
+        "--ram",
+        "64M",
     ]);
     assert!(
         out.status.success(),
@@ -81,6 +85,7 @@ fn a_grid_with_repeats_runs_every_trial_once_and_links_its_run() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("grid finished: 4/4 done"));
     let s = status(&d, "grid");
     assert_eq!(s["state"], "finished");
+    assert_eq!(s["spec"]["resources"]["ram"], 64 << 20);
     let ts = trials(&s);
     assert_eq!(ts.len(), 4);
     for t in ts {

@@ -466,9 +466,9 @@ async fn start_waiting(
     if candidates.is_empty() {
         return;
     }
-    let (gpus, cores, ram_total) = {
-        let h = host.lock().unwrap_or_else(|p| p.into_inner());
-        (h.gpus(), h.cores, h.ram_total)
+    let (gpus, cores, ram_total, mut ram_free) = {
+        let mut h = host.lock().unwrap_or_else(|p| p.into_inner());
+        (h.gpus(), h.cores, h.ram_total, h.ram_available())
     };
     for (sweep, trials) in candidates {
         let limit = match sweep.spec.parallel {
@@ -480,6 +480,12 @@ async fn start_waiting(
             if in_sweep >= limit {
                 break;
             }
+            // What the host has free now counts too (other work uses it): a trial that names its RAM starts
+            // only when that much is available beside the running ones.
+            let need_ram = sweep.spec.resources.ram.unwrap_or(0);
+            if !running.is_empty() && need_ram > 0 && ram_free > 0 && need_ram > ram_free {
+                return;
+            }
             let Some(grant) = ledger.reserve(
                 &sweep.spec.resources,
                 cores,
@@ -489,6 +495,7 @@ async fn start_waiting(
             ) else {
                 return;
             };
+            ram_free = ram_free.saturating_sub(need_ram);
             let attempt = t.attempts + 1;
             match launch(shared, rec, &sweep, &t, attempt, &grant, me) {
                 Ok(pid) => {
