@@ -546,6 +546,31 @@ fn dry_runs_plan_random_sweeps_deterministically_and_bad_sweeps_are_refused() {
         "../etc",
     ]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("sweep_id"));
+    // A random sweep runs like a grid: the drawn values reach the trials' configs.
+    let drawn = d.labctl_json(&[
+        "sweep",
+        "run",
+        "--strategy",
+        "random",
+        "--trials",
+        "3",
+        "--seed",
+        "5",
+        "--param",
+        "act",
+        "relu",
+        "gelu",
+        "--command",
+        "test -f {config}",
+        "--id",
+        "rnd",
+    ]);
+    assert_eq!(drawn["total"].as_u64().map(|n| n <= 3), Some(true));
+    let s = wait_state(&d, "rnd", "finished", 30);
+    for t in trials(&s) {
+        assert_eq!(t["status"], "completed");
+        assert_eq!(t["config"]["act"], t["params"]["act"]);
+    }
     // The example sweep files stay valid.
     for name in ["lr.yaml", "random.yaml"] {
         let f = repo_root().join("sweeps/examples").join(name);
@@ -554,4 +579,47 @@ fn dry_runs_plan_random_sweeps_deterministically_and_bad_sweeps_are_refused() {
     }
     let missing = d.labctl(&["sweep", "status", "nope"]);
     assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn stopping_labd_interrupts_running_trials_which_run_again_on_the_next_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut d, base) = setup(tmp.path());
+    let marker = "27.1828";
+    // The first attempt sleeps long (and holds a marked sleeper); later attempts finish at once.
+    let cmd = format!(
+        "if [ \"$LABD_ATTEMPT\" = 1 ]; then sleep {marker} & sleep {marker}; fi; python3 {} {{config}}",
+        train()
+    );
+    d.labctl_json(&[
+        "sweep",
+        "run",
+        "--base",
+        base.to_str().unwrap(),
+        "--param",
+        "optim.lr",
+        "0.1",
+        "--command",
+        &cmd,
+        "--id",
+        "stop",
+    ]);
+    d.wait_for("the trial to run", 20, |d| {
+        status(d, "stop")["progress"]["running"] == 1
+    });
+    let t = std::time::Instant::now();
+    assert!(
+        d.stop().success(),
+        "labd exits cleanly with a trial running"
+    );
+    assert!(t.elapsed() < Duration::from_secs(15), "and promptly");
+    assert!(
+        !sleeper_alive(marker),
+        "the trial's whole group was stopped"
+    );
+    d.restart();
+    let s = wait_state(&d, "stop", "finished", 60);
+    let t = &trials(&s)[0];
+    assert_eq!(t["status"], "completed", "{s}");
+    assert_eq!(t["attempts"], 2, "interrupted once, then run again");
 }
