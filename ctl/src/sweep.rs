@@ -596,27 +596,7 @@ mod tests {
             "sweep_id: lr-test\nbase_config: base.json\nsweep:\n  optim.lr: [0.1, 0.01]\n  interventions.0.rate: {uniform: [0, 1]}\nstrategy: random\ntrials: 4\nparallel: 2\ntimeout: 60\nmax_retries: 1\nresume: true\ntags: [a, b]\ncommand: python train.py --config {config}\nresources:\n  ram: 2G\n",
         )
         .unwrap();
-        let cmd = SweepCmd::Run {
-            file: Some(file),
-            param: vec![vec!["epochs".into(), "5".into(), "10".into()]],
-            base: None,
-            command: None,
-            id: None,
-            parallel: None,
-            strategy: None,
-            trials: None,
-            seed: None,
-            repeats: None,
-            timeout: None,
-            retries: None,
-            tag: vec![],
-            cpus: None,
-            ram: None,
-            gpus: None,
-            gpu_memory: None,
-            dry_run: false,
-            wait: false,
-        };
+        let cmd = run_file(file, vec![vec!["epochs".into(), "5".into(), "10".into()]]);
         let s = spec(&cmd).unwrap();
         assert_eq!(s.sweep_id.as_deref(), Some("lr-test"));
         assert_eq!(s.name.as_deref(), Some("lr"));
@@ -633,9 +613,16 @@ mod tests {
             "sweep: {lr: [1]}\ncommand: x\nparalel: 2\n",
         )
         .unwrap();
-        let bad = SweepCmd::Run {
-            file: Some(dir.join("bad.yaml")),
-            param: vec![],
+        let bad = run_file(dir.join("bad.yaml"), vec![]);
+        let e = format!("{:#}", spec(&bad).unwrap_err());
+        assert!(e.contains("paralel"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn run_file(file: PathBuf, param: Vec<Vec<String>>) -> SweepCmd {
+        SweepCmd::Run {
+            file: Some(file),
+            param,
             base: None,
             command: None,
             id: None,
@@ -653,10 +640,7 @@ mod tests {
             gpu_memory: None,
             dry_run: false,
             wait: false,
-        };
-        let e = format!("{:#}", spec(&bad).unwrap_err());
-        assert!(e.contains("paralel"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     fn tempfile_dir() -> PathBuf {

@@ -246,6 +246,14 @@ async fn append(s: &Shared, kinds: Vec<EventKind>, request: &str) -> Result<()> 
     Ok(())
 }
 
+/// The sweep `id`, or 404.
+fn find<'a>(v: &'a crate::views::Views, id: &str) -> Result<&'a Sweep> {
+    v.sweeps
+        .sweeps
+        .get(id)
+        .ok_or_else(|| Error::not_found(format!("no sweep {id:?}; see GET /api/v1/sweeps")))
+}
+
 /// Counts and an estimate of what is left.
 #[derive(Serialize)]
 pub struct Progress {
@@ -314,11 +322,7 @@ pub async fn show(
 ) -> Result<Json<Value>> {
     let Query(q) = q?;
     let v = s.views();
-    let sw = v
-        .sweeps
-        .sweeps
-        .get(&id)
-        .ok_or_else(|| Error::not_found(format!("no sweep {id:?}; see GET /api/v1/sweeps")))?;
+    let sw = find(&v, &id)?;
     let trials: Vec<&Trial> = if q.brief {
         Vec::new()
     } else {
@@ -377,11 +381,7 @@ pub async fn resume(
     let Query(q) = q?;
     let again: Vec<(String, u32)> = {
         let v = s.views();
-        let sw = v
-            .sweeps
-            .sweeps
-            .get(&id)
-            .ok_or_else(|| Error::not_found(format!("no sweep {id:?}")))?;
+        let sw = find(&v, &id)?;
         sw.trials()
             .filter(|t| {
                 t.status == TrialStatus::Cancelled || (q.retry_failed && t.status.is_failed())
@@ -456,11 +456,7 @@ pub async fn analysis(
     }
     let answer = tokio::task::spawn_blocking(move || -> Result<_> {
         let v = s.views();
-        let sw = v
-            .sweeps
-            .sweeps
-            .get(&id)
-            .ok_or_else(|| Error::not_found(format!("no sweep {id:?}")))?;
+        let sw = find(&v, &id)?;
         if reduce.needs_curves() && !v.curves_ready() {
             return Err(Error(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,

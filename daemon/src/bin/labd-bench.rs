@@ -468,20 +468,26 @@ mod ureq_agent {
         Agent
     }
 
+    /// Connects to `url`'s host and sends a GET for its path.
+    fn request(url: &str) -> anyhow::Result<TcpStream> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| anyhow::anyhow!("not http: {url}"))?;
+        let (host, path) = rest
+            .split_once('/')
+            .map(|(h, p)| (h, format!("/{p}")))
+            .unwrap_or((rest, "/".into()));
+        let mut s = TcpStream::connect(host)?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
+        Ok(s)
+    }
+
     impl Agent {
         pub fn get(&self, url: &str) -> anyhow::Result<String> {
-            let rest = url
-                .strip_prefix("http://")
-                .ok_or_else(|| anyhow::anyhow!("not http: {url}"))?;
-            let (host, path) = rest
-                .split_once('/')
-                .map(|(h, p)| (h, format!("/{p}")))
-                .unwrap_or((rest, "/".into()));
-            let mut s = TcpStream::connect(host)?;
-            write!(
-                s,
-                "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-            )?;
+            let mut s = request(url)?;
             let mut buf = Vec::new();
             s.read_to_end(&mut buf)?;
             let text = String::from_utf8_lossy(&buf);
@@ -496,25 +502,13 @@ mod ureq_agent {
 
         /// GETs `url` and reads the answer as it streams, keeping none of it; answers the bytes read.
         pub fn drain(&self, url: &str) -> anyhow::Result<u64> {
-            let rest = url
-                .strip_prefix("http://")
-                .ok_or_else(|| anyhow::anyhow!("not http: {url}"))?;
-            let (host, path) = rest
-                .split_once('/')
-                .map(|(h, p)| (h, format!("/{p}")))
-                .unwrap_or((rest, "/".into()));
-            let mut s = TcpStream::connect(host)?;
-            write!(
-                s,
-                "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-            )?;
+            let mut s = request(url)?;
             let mut buf = vec![0u8; 1 << 16];
-            let mut total = 0u64;
             let n = s.read(&mut buf)?;
             if !buf[..n].starts_with(b"HTTP/1.1 200") {
                 anyhow::bail!("{url}: {}", String::from_utf8_lossy(&buf[..n.min(200)]));
             }
-            total += n as u64;
+            let mut total = n as u64;
             loop {
                 let n = s.read(&mut buf)?;
                 if n == 0 {
