@@ -406,6 +406,14 @@ impl Ingestor {
                 take_unterminated: (finished || quiet) && binary_at.is_none(),
                 ids: &mut unique,
             };
+            // A file's format is settled by its first bytes and kept with its cursor.
+            let format = if from == 0 && cursor.line == 0 {
+                let f = format.sniff(&data);
+                cursor.format = f.name().into();
+                f
+            } else {
+                Format::from_name(&cursor.format).unwrap_or(format)
+            };
             let mut out = sources::read(format, &mut cursor, &data, &mut ctx);
             let consumed = out.consumed;
             self.buf = data;

@@ -20,6 +20,16 @@ pub fn spell(v: f64) -> Option<&'static str> {
     }
 }
 
+/// A non-finite value from its JSON spelling (`NaN`, `Infinity`, `-Infinity`, also `inf`, `-inf`, `nan`).
+pub fn parse_special(text: &str) -> Option<f64> {
+    match text.trim() {
+        "NaN" | "nan" | "NAN" => Some(f64::NAN),
+        "Infinity" | "inf" | "+inf" | "Inf" => Some(f64::INFINITY),
+        "-Infinity" | "-inf" | "-Inf" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
 /// `#[serde(with = "crate::floats::map")]` for `BTreeMap<String, f64>`.
 pub mod map {
     use super::*;

@@ -86,6 +86,9 @@ pub struct FileCursor {
     /// The last line was taken without its newline; a newline arriving next ends it, not a new line.
     #[serde(default)]
     pub after_unterminated: bool,
+    /// A source's own counters that must survive between reads (e.g. rows seen per split).
+    #[serde(default)]
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// The event log: a redb database. Cheap to clone; reads may run on any thread, writes go through the

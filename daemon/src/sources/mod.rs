@@ -1,6 +1,8 @@
 //! Input formats: bytes in, events out. Each source is pure: it is handed the file's new bytes and its cursor
 //! and returns events; it does no I/O of its own. [`Format`] picks the source for a path.
 
+pub mod drgen;
+pub mod lines;
 pub mod runlog;
 
 use crate::log::FileCursor;
@@ -12,6 +14,8 @@ use std::path::Path;
 pub enum Format {
     /// The labd run log (`*.jsonl`, `*.ndjson`).
     RunLog,
+    /// dr_gen's JSONL logs: `json_out.jsonl`, or a `.jsonl` file whose first line is dr_gen's.
+    DrGen,
 }
 
 impl Format {
@@ -22,15 +26,39 @@ impl Format {
         if name.starts_with('.') || name.ends_with('~') {
             return None;
         }
+        if name == "json_out.jsonl" {
+            return Some(Format::DrGen);
+        }
         if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
             return Some(Format::RunLog);
         }
         None
     }
 
+    /// Refines the format by the file's first bytes (a `.jsonl` file whose first line is dr_gen's is dr_gen's).
+    pub fn sniff(self, head: &[u8]) -> Format {
+        let first = head.split(|b| *b == b'\n').next().unwrap_or_default();
+        match (self, std::str::from_utf8(first)) {
+            (Format::RunLog, Ok(line)) if drgen::sniff(line.trim_start_matches('\u{feff}')) => {
+                Format::DrGen
+            }
+            (f, _) => f,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Format::RunLog => "runlog",
+            Format::DrGen => "drgen",
+        }
+    }
+
+    /// The format a stored cursor names.
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name {
+            "runlog" => Some(Format::RunLog),
+            "drgen" => Some(Format::DrGen),
+            _ => None,
         }
     }
 }
@@ -67,5 +95,6 @@ pub struct Output {
 pub fn read(format: Format, cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Output {
     match format {
         Format::RunLog => runlog::read(cursor, data, ctx),
+        Format::DrGen => drgen::read(cursor, data, ctx),
     }
 }

@@ -14,105 +14,29 @@ use serde_json::Value;
 
 /// Reads complete lines from `data`, advancing `cursor` (line count, current run, skipping state).
 pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Output {
-    let mut out = Output::default();
-    let mut pos = 0usize;
-    if cursor.line == 0 && data.starts_with(b"\xEF\xBB\xBF") {
-        // A UTF-8 byte order mark (Windows tools write one) is not part of the first line.
-        pos = 3;
-    }
-    if std::mem::take(&mut cursor.after_unterminated) && data.first() == Some(&b'\n') {
-        pos = 1;
-    }
-    while pos < data.len() {
-        let rest = &data[pos..];
-        if cursor.skipping {
-            match memchr::memchr(b'\n', rest) {
-                Some(i) => {
-                    pos += i + 1;
-                    cursor.skipping = false;
-                }
-                None => pos = data.len(),
-            }
-            continue;
-        }
-        let (line, next) = match memchr::memchr(b'\n', rest) {
-            Some(i) => (&rest[..i], pos + i + 1),
-            None => {
-                if rest.len() > ctx.max_line {
-                    cursor.line += 1;
-                    error(
-                        &mut out,
-                        ctx,
-                        cursor.line,
-                        format!(
-                            "line is longer than the limit of {} bytes; skipped",
-                            ctx.max_line
-                        ),
-                    );
-                    cursor.skipping = true;
-                    pos = data.len();
-                    continue;
-                }
-                if ctx.take_unterminated && parse_text(rest).is_some() {
-                    cursor.after_unterminated = true;
-                    (rest, data.len())
-                } else {
-                    break;
-                }
-            }
-        };
-        cursor.line += 1;
-        pos = next;
-        if line.len() > ctx.max_line {
-            error(
-                &mut out,
-                ctx,
-                cursor.line,
-                format!(
-                    "line is {} bytes, over the limit of {} bytes; skipped",
-                    line.len(),
-                    ctx.max_line
-                ),
-            );
-            continue;
-        }
-        let Ok(text) = std::str::from_utf8(line) else {
-            error(&mut out, ctx, cursor.line, "line is not valid UTF-8".into());
-            continue;
-        };
-        let text = text.trim();
-        if text.is_empty() {
-            continue;
-        }
-        match parse_line(text) {
-            Err(e) => error(&mut out, ctx, cursor.line, e.0),
+    super::lines::read(
+        cursor,
+        data,
+        ctx,
+        |text| parse_line(text).is_ok(),
+        |cursor, text, ctx, out| match parse_line(text) {
+            Err(e) => error(out, ctx, cursor.line, e.0),
             Ok(parsed) => {
                 for problem in parsed.problems {
                     error(
-                        &mut out,
+                        out,
                         ctx,
                         cursor.line,
                         format!("{problem}; the rest of the line was kept"),
                     );
                 }
-                apply_line(cursor, parsed.line, ctx, &mut out);
+                apply_line(cursor, parsed.line, ctx, out);
             }
-        }
-    }
-    out.consumed = pos as u64;
-    out
+        },
+    )
 }
 
-/// Parses a candidate unterminated tail; `Some` when it is a whole, valid line.
-fn parse_text(bytes: &[u8]) -> Option<()> {
-    let text = std::str::from_utf8(bytes).ok()?.trim();
-    if text.is_empty() {
-        return None;
-    }
-    parse_line(text).ok().map(|_| ())
-}
-
-fn source(ctx: &Context<'_>, line: u64) -> Source {
+pub(super) fn source(ctx: &Context<'_>, line: u64) -> Source {
     Source::File {
         path: ctx.path.to_string(),
         first_line: line,
@@ -120,7 +44,7 @@ fn source(ctx: &Context<'_>, line: u64) -> Source {
     }
 }
 
-fn error(out: &mut Output, ctx: &Context<'_>, line: u64, reason: String) {
+pub(super) fn error(out: &mut Output, ctx: &Context<'_>, line: u64, reason: String) {
     out.events.push(Event::new(
         ctx.now,
         source(ctx, line),

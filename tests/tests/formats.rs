@@ -1,0 +1,88 @@
+//! Logs that other tools write, dropped into a watched folder, flow into the same registry and analytics.
+
+use labd_e2e::Daemon;
+use serde_json::Value;
+
+fn find<'a>(rows: &'a [Value], name: &str) -> Option<&'a Value> {
+    rows.iter().find(|r| r["name"] == name)
+}
+
+#[test]
+fn dr_gen_logs_in_both_forms_become_runs_with_epochs_per_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    // The per-run form, written as training goes: config first, then one line per split per epoch.
+    let run = inbox.join("resnet_lr0.1_s0/json_out.jsonl");
+    std::fs::create_dir_all(run.parent().unwrap()).unwrap();
+    let mut text = String::from(
+        "{\"type\":\"dict_config\",\"value\":{\"optim\":{\"lr\":0.1},\"model\":{\"name\":\"resnet18\"},\"seed\":0}}\n{\"type\":\"str\",\"value\":\"Loaded dataset\"}\n",
+    );
+    for (e, loss) in [2.0, 1.5].iter().enumerate() {
+        text.push_str(&format!(
+            "{{\"title\":\"agg_train\",\"data_name\":\"train\",\"agg_stats\":{{\"loss\":{loss},\"acc\":{}}}}}\n{{\"title\":\"agg_val\",\"data_name\":\"val\",\"agg_stats\":{{\"loss\":{},\"acc\":{}}}}}\n",
+            0.3 + e as f64 * 0.2,
+            loss + 0.1,
+            0.25 + e as f64 * 0.2
+        ));
+    }
+    std::fs::write(&run, &text).unwrap();
+    d.wait_for("the dr_gen run", 10, |d| {
+        find(&d.ls(), "resnet_lr0.1_s0").is_some_and(|r| r["points"] == 8)
+    });
+    let id = find(&d.ls(), "resnet_lr0.1_s0").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let show = d.labctl_json(&["show", &id]);
+    assert_eq!(show["config"]["optim"]["lr"], 0.1);
+    assert_eq!(show["status"], "running");
+    assert_eq!(show["metrics"]["val/acc"]["last"], 0.45);
+    assert_eq!(
+        show["metrics"]["train/loss"]["last_epoch"], 1.0,
+        "{}",
+        show["metrics"]
+    );
+    // More epochs arrive; the epoch count goes on across reads; the training time ends the run.
+    let more = "{\"title\":\"agg_train\",\"data_name\":\"train\",\"agg_stats\":{\"loss\":1.0,\"acc\":0.8}}\n{\"type\":\"str\",\"value\":\"Training time 0:01:23\"}\n";
+    let mut f = std::fs::OpenOptions::new().append(true).open(&run).unwrap();
+    std::io::Write::write_all(&mut f, more.as_bytes()).unwrap();
+    d.wait_for("the run to end", 10, |d| {
+        find(&d.ls(), "resnet_lr0.1_s0").is_some_and(|r| r["status"] == "completed")
+    });
+    let show = d.labctl_json(&["show", &id]);
+    assert_eq!(show["metrics"]["train/loss"]["last_epoch"], 2.0);
+    assert_eq!(
+        show["summaries"]["timing"]["training_time_s"], 83.0,
+        "{}",
+        show["summaries"]
+    );
+
+    // The one-run-per-line form: every line a whole run.
+    std::fs::write(
+        inbox.join("results.jsonl"),
+        "{\"run_id\":\"a\",\"hyperparameters\":{\"lr\":0.1,\"seed\":0},\"metrics\":{\"train/loss\":[3,2,1],\"val/acc\":[0.2,0.4,0.6]},\"metadata\":{\"gpu\":\"a100\"}}\n\
+         {\"run_id\":\"b\",\"hyperparameters\":{\"lr\":0.1,\"seed\":1},\"metrics\":{\"train/loss\":[3,2,1.2],\"val/acc\":[0.2,0.4,0.5]}}\n\
+         {\"run_id\":\"c\",\"hyperparameters\":{\"lr\":0.01,\"seed\":0},\"metrics\":{\"train/loss\":[3,2.5,2],\"val/acc\":[0.1,0.2,0.3]}}\n",
+    )
+    .unwrap();
+    d.wait_for("the three imported runs", 10, |d| {
+        ["a", "b", "c"]
+            .iter()
+            .all(|n| find(&d.ls(), n).is_some_and(|r| r["status"] == "completed"))
+    });
+    let groups = d.labctl_json(&[
+        "summary",
+        "--metric",
+        "val/acc",
+        "--where",
+        "name in [\"a\", \"b\", \"c\"]",
+        "--by",
+        "lr",
+    ]);
+    let g = groups.as_array().unwrap();
+    assert_eq!(g.len(), 2, "{groups}");
+    assert_eq!(g[1]["lr"], 0.1);
+    assert_eq!(g[1]["count"], 2);
+    assert!((g[1]["mean"].as_f64().unwrap() - 0.55).abs() < 1e-12);
+}
