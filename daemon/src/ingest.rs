@@ -22,6 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How much of a file's head is hashed to notice it being rewritten in place.
 const HEAD_BYTES: u64 = 4096;
+/// Largest file of a format read whole (`trainer_state.json`, ...).
+const WHOLE_FILE_LIMIT: u64 = 256 << 20;
 /// Batches in flight to the writer while the next chunk is parsed.
 const IN_FLIGHT: usize = 2;
 /// Events gathered (across files) before a batch goes to the writer.
@@ -60,6 +62,9 @@ pub struct Ingestor {
     opts: Options,
     /// Cursors as of the batches sent (committed or in flight).
     cursors: HashMap<String, FileCursor>,
+    /// State of runs that span files, and the version of each as last sent.
+    runs: sources::Runs,
+    run_sent: HashMap<String, u64>,
     pending: VecDeque<Pending>,
     /// The batch being gathered (sent at [`BATCH_EVENTS`] or on flush).
     open: Batch,
@@ -76,19 +81,38 @@ impl Ingestor {
         host: String,
         opts: Options,
     ) -> Result<Self, LogError> {
-        let cursors = log.cursors()?.into_iter().collect();
-        Ok(Ingestor {
+        let mut me = Ingestor {
             log,
             appender,
             ids,
             host,
             opts,
-            cursors,
+            cursors: HashMap::new(),
+            runs: sources::Runs::default(),
+            run_sent: HashMap::new(),
             pending: VecDeque::new(),
             open: Batch::default(),
             reported: HashSet::new(),
             buf: Vec::new(),
-        })
+        };
+        me.reload()?;
+        Ok(me)
+    }
+
+    /// Takes the stored cursors (files and runs) as the truth again, after a start or a failed batch.
+    fn reload(&mut self) -> Result<(), LogError> {
+        self.cursors.clear();
+        self.runs = sources::Runs::default();
+        self.run_sent.clear();
+        for (key, cursor) in self.log.cursors()? {
+            if key.starts_with(sources::RUN_PREFIX) {
+                self.run_sent.insert(key.clone(), cursor.offset);
+                self.runs.map.insert(key, cursor);
+            } else {
+                self.cursors.insert(key, cursor);
+            }
+        }
+        Ok(())
     }
 
     /// Discovers every file under `roots` and reads what is new. `finished`: the files are complete (take a
@@ -177,7 +201,7 @@ impl Ingestor {
             }
         }
         if let Some(e) = failed {
-            self.cursors = self.log.cursors()?.into_iter().collect();
+            self.reload()?;
             return Err(e);
         }
         Ok(())
@@ -202,7 +226,7 @@ impl Ingestor {
         while self.pending.len() > IN_FLIGHT {
             if let Some(Err(e)) = self.pending.pop_front().map(wait) {
                 self.flush().ok();
-                self.cursors = self.log.cursors()?.into_iter().collect();
+                self.reload()?;
                 return Err(e);
             }
         }
@@ -314,6 +338,9 @@ impl Ingestor {
                 return Ok(0);
             }
         };
+        if format.whole_file() {
+            return self.load_whole(path, &key, format, &meta, finished, report);
+        }
         // The stored read position every batch of this file must start from, in order.
         let mut prior = self.cursors.get(&key).map(|c| c.offset);
         let mut cursor = self
@@ -405,6 +432,7 @@ impl Ingestor {
                 max_line: self.opts.max_line,
                 take_unterminated: (finished || quiet) && binary_at.is_none(),
                 ids: &mut unique,
+                runs: &mut self.runs,
             };
             // A file's format is settled by its first bytes and kept with its cursor.
             let format = if from == 0 && cursor.line == 0 {
@@ -473,6 +501,113 @@ impl Ingestor {
         Ok(consumed_total)
     }
 
+    /// Reads a file of a format that is rewritten whole (not appended to): the whole file each time its
+    /// content changed; the source keeps, with the run, what it has read already. A file it cannot parse yet
+    /// waits while it is being written, and is reported once it is quiet.
+    fn load_whole(
+        &mut self,
+        path: &Path,
+        key: &str,
+        format: Format,
+        meta: &std::fs::Metadata,
+        finished: bool,
+        report: &mut IngestReport,
+    ) -> Result<u64, LogError> {
+        let mut prior = self.cursors.get(key).map(|c| c.offset);
+        let mut cursor = self
+            .cursors
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| FileCursor {
+                format: format.name().into(),
+                ..Default::default()
+            });
+        let size = meta.len();
+        if size > WHOLE_FILE_LIMIT {
+            self.problem(
+                path,
+                format!(
+                    "{size} bytes is more than the {WHOLE_FILE_LIMIT} read whole for a {} file; skipped",
+                    format.name()
+                ),
+                Severity::Error,
+            )?;
+            return Ok(0);
+        }
+        let data = match std::fs::read(path) {
+            Ok(d) => d,
+            Err(e) => {
+                self.problem(path, format!("cannot read: {e}"), Severity::Warning)?;
+                return Ok(0);
+            }
+        };
+        let hash = head_hash(&data);
+        if cursor.head_len == data.len() as u64 && cursor.head_hash == hash {
+            return Ok(0);
+        }
+        let quiet = meta
+            .modified()
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .is_some_and(|d| d >= self.opts.settle);
+        let now = now_micros();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ids = self.ids.clone();
+        let mut unique = |id| ids.unique(id);
+        let mut ctx = Context {
+            path: key,
+            default_name: &stem,
+            host: &self.host,
+            now,
+            max_line: self.opts.max_line,
+            take_unterminated: finished || quiet,
+            ids: &mut unique,
+            runs: &mut self.runs,
+        };
+        let out = sources::read(format, &mut cursor, &data, &mut ctx);
+        if out.consumed == 0 && out.events.is_empty() {
+            return Ok(0);
+        }
+        let errors = out
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::IngestError(_)))
+            .count() as u64;
+        cursor.dev = meta.dev();
+        cursor.inode = meta.ino();
+        cursor.offset = data.len() as u64;
+        cursor.size = data.len() as u64;
+        cursor.head_len = data.len() as u64;
+        cursor.head_hash = hash;
+        cursor.errors += errors;
+        cursor.updated = now;
+        report.points += out.points;
+        report.errors += errors;
+        report.files += 1;
+        let mut events = out.events;
+        events.push(Event::new(
+            now,
+            Source::File {
+                path: key.to_string(),
+                first_line: 0,
+                last_line: 0,
+            },
+            EventKind::FileIngested(FileIngested {
+                path: key.to_string(),
+                from: 0,
+                to: data.len() as u64,
+                lines: 0,
+                restarted: None,
+            }),
+        ));
+        report.events += events.len() as u64;
+        self.send(key, &mut prior, &cursor, events)?;
+        Ok(data.len() as u64)
+    }
+
     /// Stores `cursor` for `key` with `events`, expecting the stored position to be `prior`, which then
     /// becomes the cursor's offset.
     fn send(
@@ -484,13 +619,28 @@ impl Ingestor {
     ) -> Result<(), LogError> {
         self.cursors.insert(key.to_string(), cursor.clone());
         let expected = prior.replace(cursor.offset);
+        let mut moves = vec![CursorMove {
+            path: key.to_string(),
+            expected,
+            cursor: cursor.clone(),
+        }];
+        // Runs the source changed move with the file: their offset counts their versions.
+        for run in std::mem::take(&mut self.runs.touched) {
+            let Some(state) = self.runs.map.get_mut(&run) else {
+                continue;
+            };
+            let expected = self.run_sent.get(&run).copied();
+            state.offset = expected.map_or(1, |v| v + 1);
+            self.run_sent.insert(run.clone(), state.offset);
+            moves.push(CursorMove {
+                path: run,
+                expected,
+                cursor: state.clone(),
+            });
+        }
         self.submit(Batch {
             events,
-            cursors: vec![CursorMove {
-                path: key.to_string(),
-                expected,
-                cursor: cursor.clone(),
-            }],
+            cursors: moves,
         })
     }
 

@@ -86,3 +86,98 @@ fn dr_gen_logs_in_both_forms_become_runs_with_epochs_per_split() {
     assert_eq!(g[1]["count"], 2);
     assert!((g[1]["mean"].as_f64().unwrap() - 0.55).abs() < 1e-12);
 }
+
+/// A `trainer_state.json` as the Trainer writes it, with its `log_history` up to `upto` (train every 5
+/// steps, eval every 10, the final summary at 20).
+fn trainer_state(upto: i64) -> String {
+    let mut history = Vec::new();
+    for step in (5..=upto).step_by(5) {
+        history.push(format!(
+            "{{\"epoch\": {}, \"grad_norm\": 1.5, \"learning_rate\": 5e-05, \"loss\": {}, \"step\": {step}}}",
+            step as f64 / 10.0,
+            3.0 - step as f64 / 10.0
+        ));
+        if step % 10 == 0 {
+            history.push(format!(
+                "{{\"epoch\": {}, \"eval_accuracy\": {}, \"eval_loss\": {}, \"eval_runtime\": 0.5, \"step\": {step}}}",
+                step as f64 / 10.0,
+                0.5 + step as f64 / 100.0,
+                2.0 - step as f64 / 20.0
+            ));
+        }
+    }
+    if upto >= 20 {
+        history.push(
+            "{\"epoch\": 2.0, \"step\": 20, \"train_loss\": 2.1, \"train_runtime\": 12.5}".into(),
+        );
+    }
+    format!(
+        "{{\n  \"epoch\": {},\n  \"global_step\": {upto},\n  \"log_history\": [\n    {}\n  ],\n  \"logging_steps\": 5,\n  \"max_steps\": 20,\n  \"num_train_epochs\": 2,\n  \"train_batch_size\": 8\n}}\n",
+        upto as f64 / 10.0,
+        history.join(",\n    ")
+    )
+}
+
+#[test]
+fn trainer_states_rewritten_at_each_checkpoint_are_one_run_read_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let out = inbox.join("bert-sst2");
+    let mut d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    std::fs::create_dir_all(out.join("checkpoint-10")).unwrap();
+    std::fs::write(
+        out.join("checkpoint-10/trainer_state.json"),
+        trainer_state(10),
+    )
+    .unwrap();
+    d.wait_for("the first checkpoint", 10, |d| {
+        find(&d.ls(), "bert-sst2").is_some_and(|r| r["points"] == 2 * 3 + 3)
+    });
+    // A half-written copy waits; the whole one adds only what is new.
+    std::fs::create_dir_all(out.join("checkpoint-20")).unwrap();
+    let full = trainer_state(20);
+    std::fs::write(
+        out.join("checkpoint-20/trainer_state.json"),
+        &full[..full.len() / 2],
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    std::fs::write(out.join("checkpoint-20/trainer_state.json"), &full).unwrap();
+    // The Trainer's last copy, in the output folder, repeats everything.
+    std::fs::write(out.join("trainer_state.json"), &full).unwrap();
+    d.wait_for("the run to complete", 10, |d| {
+        find(&d.ls(), "bert-sst2").is_some_and(|r| r["status"] == "completed")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let rows = d.ls();
+    assert_eq!(
+        rows.iter().filter(|r| r["name"] == "bert-sst2").count(),
+        1,
+        "one run"
+    );
+    let run = find(&rows, "bert-sst2").unwrap();
+    // 4 train entries × 3 values + 2 eval entries × 3 values, each once.
+    assert_eq!(run["points"], 4 * 3 + 2 * 3, "{run}");
+    let id = run["id"].as_str().unwrap().to_string();
+    let show = d.labctl_json(&["show", &id]);
+    assert_eq!(show["config"]["max_steps"], 20);
+    assert_eq!(show["metrics"]["eval/accuracy"]["last"], 0.7);
+    assert_eq!(show["metrics"]["train/loss"]["points"], 4);
+    assert_eq!(show["summaries"]["train"]["train_runtime"], 12.5);
+    // After a restart nothing is read again.
+    d.kill9();
+    d.restart();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(find(&d.ls(), "bert-sst2").unwrap()["points"], 18);
+    // A broken copy is reported once it is quiet, and nothing else breaks.
+    std::fs::create_dir_all(out.join("checkpoint-30")).unwrap();
+    std::fs::write(
+        out.join("checkpoint-30/trainer_state.json"),
+        "{\"log_history\": [",
+    )
+    .unwrap();
+    d.wait_for("the broken copy to be reported", 15, |d| {
+        String::from_utf8_lossy(&d.labctl(&["errors"]).stdout)
+            .contains("not a whole trainer_state.json")
+    });
+}

@@ -123,6 +123,7 @@ pub async fn create(
             max_line: usize::MAX,
             take_unterminated: true,
             ids: &mut unique,
+            runs: &mut crate::sources::Runs::default(),
         };
         create_experiment(run, &mut ctx, http_source(&uri))
     };

@@ -284,7 +284,11 @@ pub async fn ingest_state(State(s): State<Arc<Shared>>) -> Result<Json<IngestSta
     };
     let mut files = Vec::with_capacity(cursors.len());
     let mut lag_bytes = 0;
-    for (path, c) in cursors {
+    // Runs that span files keep their state among the cursors; they are not files.
+    for (path, c) in cursors
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with(crate::sources::RUN_PREFIX))
+    {
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(c.size);
         let lag = if c.dead.is_some() {
             0

@@ -352,6 +352,7 @@ mod tests {
             max_line: 1 << 20,
             take_unterminated: false,
             ids: &mut ids,
+            runs: &mut crate::sources::Runs::default(),
         };
         let mut cursor = FileCursor::default();
         let out = read(&mut cursor, text.as_bytes(), &mut ctx);

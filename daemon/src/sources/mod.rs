@@ -2,12 +2,37 @@
 //! and returns events; it does no I/O of its own. [`Format`] picks the source for a path.
 
 pub mod drgen;
+pub mod hf;
 pub mod lines;
 pub mod runlog;
 
 use crate::log::FileCursor;
 use labd_schemas::{Event, ExperimentId};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+
+/// Prefix of the stored cursors that belong to runs rather than files.
+pub const RUN_PREFIX: &str = "run\u{0}";
+
+/// State kept per run across files, for runs that span several files (the Trainer's checkpoints, a
+/// TensorBoard folder): the run's experiment and what of it was read. Stored like file cursors, under
+/// [`RUN_PREFIX`] and the run's key, and moved in the same batch as the events read.
+#[derive(Debug, Default)]
+pub struct Runs {
+    /// Stored key → state.
+    pub map: HashMap<String, FileCursor>,
+    /// Keys changed since the last batch.
+    pub touched: BTreeSet<String>,
+}
+
+impl Runs {
+    /// The state of run `key` (created empty), marked as changed.
+    pub fn get(&mut self, key: &str) -> &mut FileCursor {
+        let stored = format!("{RUN_PREFIX}{key}");
+        self.touched.insert(stored.clone());
+        self.map.entry(stored).or_default()
+    }
+}
 
 /// The formats labd reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -16,6 +41,8 @@ pub enum Format {
     RunLog,
     /// dr_gen's JSONL logs: `json_out.jsonl`, or a `.jsonl` file whose first line is dr_gen's.
     DrGen,
+    /// The Hugging Face Trainer's `trainer_state.json` (rewritten whole at every save).
+    HfTrainerState,
 }
 
 impl Format {
@@ -28,6 +55,9 @@ impl Format {
         }
         if name == "json_out.jsonl" {
             return Some(Format::DrGen);
+        }
+        if name == "trainer_state.json" {
+            return Some(Format::HfTrainerState);
         }
         if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
             return Some(Format::RunLog);
@@ -50,7 +80,14 @@ impl Format {
         match self {
             Format::RunLog => "runlog",
             Format::DrGen => "drgen",
+            Format::HfTrainerState => "hf_trainer_state",
         }
+    }
+
+    /// Whether files of this format are rewritten whole (read whole each time they change) rather than
+    /// appended to (read from where the last read stopped).
+    pub fn whole_file(self) -> bool {
+        matches!(self, Format::HfTrainerState)
     }
 
     /// The format a stored cursor names.
@@ -58,6 +95,7 @@ impl Format {
         match name {
             "runlog" => Some(Format::RunLog),
             "drgen" => Some(Format::DrGen),
+            "hf_trainer_state" => Some(Format::HfTrainerState),
             _ => None,
         }
     }
@@ -78,6 +116,8 @@ pub struct Context<'a> {
     pub take_unterminated: bool,
     /// Makes a proposed experiment id unique.
     pub ids: &'a mut dyn FnMut(ExperimentId) -> ExperimentId,
+    /// State of runs that span files.
+    pub runs: &'a mut Runs,
 }
 
 /// What a source made of some bytes.
@@ -96,5 +136,6 @@ pub fn read(format: Format, cursor: &mut FileCursor, data: &[u8], ctx: &mut Cont
     match format {
         Format::RunLog => runlog::read(cursor, data, ctx),
         Format::DrGen => drgen::read(cursor, data, ctx),
+        Format::HfTrainerState => hf::read(cursor, data, ctx),
     }
 }

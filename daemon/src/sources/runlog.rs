@@ -190,6 +190,7 @@ mod tests {
             max_line: 200,
             take_unterminated,
             ids: &mut ids,
+            runs: &mut crate::sources::Runs::default(),
         };
         read(cursor, data, &mut ctx)
     }
