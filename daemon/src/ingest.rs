@@ -388,7 +388,7 @@ impl Ingestor {
             }
         };
         let restarted = (!events.is_empty()).then(|| "file replaced or truncated".to_string());
-        let chunk = self.opts.chunk.max(self.opts.max_line + 1);
+        let mut chunk = self.opts.chunk.max(self.opts.max_line + 1);
         let mut consumed_total = 0;
         loop {
             let from = cursor.offset;
@@ -406,8 +406,13 @@ impl Ingestor {
             }
             let mut data = std::mem::take(&mut self.buf);
             let at_end = (data.len() as u64) < chunk as u64;
-            // A NUL byte makes the file binary: the complete lines before it are still read.
-            let binary_at = memchr::memchr(0, &data).map(|at| {
+            // A NUL byte makes a text file binary: the complete lines before it are still read.
+            let nul = if format.binary() {
+                None
+            } else {
+                memchr::memchr(0, &data)
+            };
+            let binary_at = nul.map(|at| {
                 let line_start = memchr::memrchr(b'\n', &data[..at]).map_or(0, |i| i + 1);
                 data.truncate(line_start);
                 from + at as u64
@@ -444,6 +449,7 @@ impl Ingestor {
             };
             let mut out = sources::read(format, &mut cursor, &data, &mut ctx);
             let consumed = out.consumed;
+            let wants = out.wants;
             self.buf = data;
             if consumed > 0 || !out.events.is_empty() {
                 self.fill_artifacts(path, &mut out.events);
@@ -491,6 +497,19 @@ impl Ingestor {
             if !events.is_empty() {
                 report.events += events.len() as u64;
                 self.send(&key, &mut prior, &cursor, std::mem::take(&mut events))?;
+            }
+            if cursor.dead.is_some() {
+                break;
+            }
+            // A record longer than a chunk: read again from here with room for it, once the file holds it.
+            if consumed == 0
+                && let Some(wants) = wants
+                && wants > chunk as u64
+                && wants <= sources::tensorboard::MAX_RECORD + 16
+                && size >= from + wants
+            {
+                chunk = wants as usize;
+                continue;
             }
             if at_end || binary_at.is_some() || consumed == 0 {
                 // Caught up (a partial last line, if any, waits for the rest), or the file is dead.

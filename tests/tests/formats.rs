@@ -181,3 +181,96 @@ fn trainer_states_rewritten_at_each_checkpoint_are_one_run_read_once() {
             .contains("not a whole trainer_state.json")
     });
 }
+
+/// Copies a fixture folder (files written by the real libraries, `tests/fixtures/formats/`) to `to`.
+fn copy_fixture(rel: &str, to: &std::path::Path) {
+    let from = labd_e2e::repo_root()
+        .join("tests/fixtures/formats")
+        .join(rel);
+    let mut stack = vec![(from, to.to_path_buf())];
+    while let Some((src, dst)) = stack.pop() {
+        std::fs::create_dir_all(&dst).unwrap();
+        for e in std::fs::read_dir(&src).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push((p.clone(), dst.join(e.file_name())));
+            } else {
+                std::fs::copy(&p, dst.join(e.file_name())).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn tensorboard_folders_written_by_tensorboard_are_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    copy_fixture("tensorboard", &inbox.join("tb"));
+    d.wait_for("both runs", 10, |d| {
+        let rows = d.ls();
+        find(&rows, "run_a").is_some_and(|r| r["points"] == 40 && r["status"] == "completed")
+            && find(&rows, "run_b").is_some_and(|r| r["points"] == 40)
+    });
+    let rows = d.ls();
+    assert_eq!(
+        rows.iter().filter(|r| r["name"] == "run_a").count(),
+        1,
+        "two files, one run"
+    );
+    let id = find(&rows, "run_a").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let show = d.labctl_json(&["show", &id]);
+    assert_eq!(show["config"]["lr"], 0.01);
+    assert_eq!(show["config"]["optimizer"], "adam");
+    assert_eq!(show["metrics"]["train/loss"]["last"], 2.0 - 0.0625 * 19.0);
+    assert_eq!(show["metrics"]["val/acc"]["max_step"], 19);
+    let points = d.labctl_json(&["metric", &id, "train/loss", "--limit", "1", "--offset", "5"]);
+    assert_eq!(points["points"][0]["value"], 1.6875);
+    // The broken copies: the damaged one is reported and left, the others never stop anything.
+    d.wait_for("the damaged file to be reported", 10, |d| {
+        String::from_utf8_lossy(&d.labctl(&["errors"]).stdout).contains("checksum fails")
+    });
+    let rows = d.ls();
+    let broken = find(&rows, "broken").expect("the broken folder's readable records are a run");
+    assert!(broken["points"].as_u64().unwrap() >= 2 * 3);
+}
+
+#[test]
+fn fixtures_of_the_trainer_and_dr_gen_import_as_their_libraries_wrote_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    copy_fixture("huggingface", &inbox.join("bert-run"));
+    copy_fixture("drgen", &inbox.join("drgen"));
+    d.wait_for("the Trainer's run to complete", 10, |d| {
+        find(&d.ls(), "bert-run").is_some_and(|r| r["status"] == "completed")
+    });
+    let rows = d.ls();
+    assert_eq!(rows.iter().filter(|r| r["name"] == "bert-run").count(), 1);
+    let id = find(&rows, "bert-run").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let show = d.labctl_json(&["show", &id]);
+    assert_eq!(show["metrics"]["eval/loss"]["last"], 0.4);
+    assert_eq!(
+        show["metrics"]["eval/loss"]["points"], 4,
+        "each eval entry once"
+    );
+    assert_eq!(show["summaries"]["train"]["train_runtime"], 12.3456);
+    d.wait_for("the dr_gen runs", 10, |d| {
+        let rows = d.ls();
+        find(&rows, "run1").is_some_and(|r| r["status"] == "completed")
+            && ["r1", "r2", "r3"].iter().all(|n| find(&rows, n).is_some())
+    });
+    let id = find(&d.ls(), "run1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let show = d.labctl_json(&["show", &id]);
+    assert_eq!(show["metrics"]["train/loss"]["last"], 0.7);
+    assert_eq!(show["summaries"]["timing"]["training_time_s"], 83.0);
+}

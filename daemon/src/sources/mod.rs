@@ -5,6 +5,7 @@ pub mod drgen;
 pub mod hf;
 pub mod lines;
 pub mod runlog;
+pub mod tensorboard;
 
 use crate::log::FileCursor;
 use labd_schemas::{Event, ExperimentId};
@@ -43,6 +44,8 @@ pub enum Format {
     DrGen,
     /// The Hugging Face Trainer's `trainer_state.json` (rewritten whole at every save).
     HfTrainerState,
+    /// TensorBoard event files (`*tfevents*`).
+    TensorBoard,
 }
 
 impl Format {
@@ -58,6 +61,9 @@ impl Format {
         }
         if name == "trainer_state.json" {
             return Some(Format::HfTrainerState);
+        }
+        if tensorboard::is_event_file(name) {
+            return Some(Format::TensorBoard);
         }
         if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
             return Some(Format::RunLog);
@@ -81,7 +87,13 @@ impl Format {
             Format::RunLog => "runlog",
             Format::DrGen => "drgen",
             Format::HfTrainerState => "hf_trainer_state",
+            Format::TensorBoard => "tensorboard",
         }
+    }
+
+    /// Whether files of this format are binary (a NUL byte is data, not a sign of damage).
+    pub fn binary(self) -> bool {
+        matches!(self, Format::TensorBoard)
     }
 
     /// Whether files of this format are rewritten whole (read whole each time they change) rather than
@@ -96,6 +108,7 @@ impl Format {
             "runlog" => Some(Format::RunLog),
             "drgen" => Some(Format::DrGen),
             "hf_trainer_state" => Some(Format::HfTrainerState),
+            "tensorboard" => Some(Format::TensorBoard),
             _ => None,
         }
     }
@@ -129,6 +142,8 @@ pub struct Output {
     /// Lines consumed.
     pub lines: u64,
     pub points: u64,
+    /// Bytes the source needs from the start of `data` to go on (a record longer than what it was given).
+    pub wants: Option<u64>,
 }
 
 /// Runs the source of `format` over `data` (the file's bytes from `cursor.offset`).
@@ -137,5 +152,6 @@ pub fn read(format: Format, cursor: &mut FileCursor, data: &[u8], ctx: &mut Cont
         Format::RunLog => runlog::read(cursor, data, ctx),
         Format::DrGen => drgen::read(cursor, data, ctx),
         Format::HfTrainerState => hf::read(cursor, data, ctx),
+        Format::TensorBoard => tensorboard::read(cursor, data, ctx),
     }
 }

@@ -1,0 +1,638 @@
+//! TensorBoard event files (`*tfevents*`): TFRecord framing (length, masked CRC32C of the length, the record,
+//! masked CRC32C of the record) around `Event` protobufs, decoded with prost. Scalars come as `simple_value`
+//! or as scalar tensors (TF2 and `tensorboard.summary.Writer`); the hparams plugin's session start gives the
+//! run's config and its session end the run's status. As TensorBoard groups them, the files of one folder are
+//! one run (a restart writes a second file); the run's state is kept with the run ([`super::Runs`]).
+//!
+//! A half-written record waits for the rest. A record whose checksum fails ends the reading of its file, as
+//! TensorBoard's own loader does: the file is reported and left, the records before it kept.
+
+use super::runlog::{create_experiment, source};
+use super::{Context, Output};
+use crate::log::FileCursor;
+use labd_schemas::event::{IngestError, MetricsLogged, Severity, StatusChanged, SummaryRecorded};
+use labd_schemas::runlog::RunLine;
+use labd_schemas::{Event, EventKind, ExperimentId, RunStatus};
+use prost::Message;
+use serde_json::{Map, Value as Json};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Records longer than this are taken for damage (TensorBoard's own loader has no limit, but a scalar log's
+/// records are bytes to kilobytes; graphs and images reach megabytes).
+pub const MAX_RECORD: u64 = 64 << 20;
+
+/// The protobuf messages labd reads (the fields it needs; prost skips the others).
+mod pb {
+    use std::collections::BTreeMap;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Event {
+        #[prost(double, tag = "1")]
+        pub wall_time: f64,
+        #[prost(int64, tag = "2")]
+        pub step: i64,
+        #[prost(string, optional, tag = "3")]
+        pub file_version: Option<String>,
+        #[prost(message, optional, tag = "5")]
+        pub summary: Option<Summary>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Summary {
+        #[prost(message, repeated, tag = "1")]
+        pub value: Vec<Value>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Value {
+        #[prost(string, tag = "1")]
+        pub tag: String,
+        #[prost(float, optional, tag = "2")]
+        pub simple_value: Option<f32>,
+        #[prost(message, optional, tag = "8")]
+        pub tensor: Option<Tensor>,
+        #[prost(message, optional, tag = "9")]
+        pub metadata: Option<Metadata>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Metadata {
+        #[prost(message, optional, tag = "1")]
+        pub plugin_data: Option<PluginData>,
+        /// 1 = scalar.
+        #[prost(int32, tag = "4")]
+        pub data_class: i32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PluginData {
+        #[prost(string, tag = "1")]
+        pub plugin_name: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub content: Vec<u8>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Tensor {
+        #[prost(int32, tag = "1")]
+        pub dtype: i32,
+        #[prost(message, optional, tag = "2")]
+        pub shape: Option<Shape>,
+        #[prost(bytes = "vec", tag = "4")]
+        pub content: Vec<u8>,
+        #[prost(float, repeated, tag = "5")]
+        pub float_val: Vec<f32>,
+        #[prost(double, repeated, tag = "6")]
+        pub double_val: Vec<f64>,
+        #[prost(int32, repeated, tag = "7")]
+        pub int_val: Vec<i32>,
+        #[prost(int64, repeated, tag = "10")]
+        pub int64_val: Vec<i64>,
+        #[prost(int32, repeated, tag = "13")]
+        pub half_val: Vec<i32>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Shape {
+        #[prost(message, repeated, tag = "2")]
+        pub dim: Vec<Dim>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Dim {
+        #[prost(int64, tag = "1")]
+        pub size: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct HParamsPluginData {
+        #[prost(message, optional, tag = "3")]
+        pub session_start_info: Option<SessionStartInfo>,
+        #[prost(message, optional, tag = "4")]
+        pub session_end_info: Option<SessionEndInfo>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct SessionStartInfo {
+        #[prost(btree_map = "string, message", tag = "1")]
+        pub hparams: BTreeMap<String, PbValue>,
+        #[prost(string, tag = "4")]
+        pub group_name: String,
+        #[prost(double, tag = "5")]
+        pub start_time_secs: f64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct SessionEndInfo {
+        /// 1 success, 2 failure, 3 running.
+        #[prost(int32, tag = "1")]
+        pub status: i32,
+        #[prost(double, tag = "2")]
+        pub end_time_secs: f64,
+    }
+
+    /// `google.protobuf.Value` (the kinds hparams use).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PbValue {
+        #[prost(double, optional, tag = "2")]
+        pub number_value: Option<f64>,
+        #[prost(string, optional, tag = "3")]
+        pub string_value: Option<String>,
+        #[prost(bool, optional, tag = "4")]
+        pub bool_value: Option<bool>,
+    }
+}
+
+/// Whether a file name is a TensorBoard event file.
+pub fn is_event_file(name: &str) -> bool {
+    name.contains("tfevents")
+}
+
+/// TFRecord's masked CRC32C.
+fn masked_crc(bytes: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(bytes);
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+/// The value of a scalar tensor, if the tensor is one.
+fn tensor_scalar(t: &pb::Tensor) -> Option<f64> {
+    let elements: i64 = t
+        .shape
+        .as_ref()
+        .map_or(1, |s| s.dim.iter().map(|d| d.size).product());
+    if elements != 1 {
+        return None;
+    }
+    let le = |n: usize| t.content.get(..n);
+    match t.dtype {
+        // DT_FLOAT
+        1 => t
+            .float_val
+            .first()
+            .map(|v| *v as f64)
+            .or_else(|| le(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)),
+        // DT_DOUBLE
+        2 => t.double_val.first().copied().or_else(|| {
+            le(8).map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+        }),
+        // DT_INT32
+        3 => t
+            .int_val
+            .first()
+            .map(|v| *v as f64)
+            .or_else(|| le(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)),
+        // DT_INT64
+        9 => t.int64_val.first().map(|v| *v as f64).or_else(|| {
+            le(8).map(|b| {
+                i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f64
+            })
+        }),
+        // DT_BFLOAT16: the high half of an f32.
+        14 => t
+            .half_val
+            .first()
+            .map(|v| f32::from_bits((*v as u32 & 0xffff) << 16) as f64),
+        // DT_HALF
+        19 => t.half_val.first().map(|v| half_to_f64(*v as u16)),
+        _ => None,
+    }
+}
+
+/// IEEE 754 half precision → f64.
+fn half_to_f64(h: u16) -> f64 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let frac = (h & 0x3ff) as f64;
+    sign * match exp {
+        0 => frac * 2f64.powi(-24),
+        31 if frac == 0.0 => f64::INFINITY,
+        31 => f64::NAN,
+        e => (1.0 + frac / 1024.0) * 2f64.powi(e - 15),
+    }
+}
+
+fn problem(ctx: &Context<'_>, record: u64, severity: Severity, reason: String) -> Event {
+    Event::new(
+        ctx.now,
+        source(ctx, record),
+        EventKind::IngestError(IngestError {
+            path: ctx.path.to_string(),
+            line: Some(record),
+            severity,
+            reason,
+        }),
+    )
+}
+
+/// One decoded record, as far as labd is concerned.
+enum Fact {
+    Scalars {
+        step: i64,
+        wall_time: f64,
+        values: BTreeMap<String, f64>,
+    },
+    HParams(Map<String, Json>),
+    End(Option<RunStatus>),
+    Nothing,
+}
+
+fn facts(e: pb::Event) -> Vec<Fact> {
+    let Some(summary) = e.summary else {
+        return vec![Fact::Nothing];
+    };
+    let mut out = Vec::new();
+    let mut values = BTreeMap::new();
+    for v in summary.value {
+        let plugin = v
+            .metadata
+            .as_ref()
+            .and_then(|m| m.plugin_data.as_ref())
+            .map(|p| p.plugin_name.as_str())
+            .unwrap_or("");
+        if plugin == "hparams" {
+            let content = v
+                .metadata
+                .as_ref()
+                .and_then(|m| m.plugin_data.as_ref())
+                .map(|p| p.content.as_slice())
+                .unwrap_or_default();
+            if let Ok(data) = pb::HParamsPluginData::decode(content) {
+                if let Some(start) = data.session_start_info {
+                    let config = start
+                        .hparams
+                        .into_iter()
+                        .map(|(k, v)| {
+                            let j = match (v.number_value, v.string_value, v.bool_value) {
+                                (Some(n), _, _) => serde_json::Number::from_f64(n)
+                                    .map(|n| {
+                                        // Whole numbers stay integers (batch sizes, layer counts).
+                                        match n.as_f64() {
+                                            Some(f) if f.fract() == 0.0 && f.abs() < 9e15 => {
+                                                Json::from(f as i64)
+                                            }
+                                            _ => Json::Number(n),
+                                        }
+                                    })
+                                    .unwrap_or(Json::Null),
+                                (None, Some(s), _) => Json::String(s),
+                                (None, None, Some(b)) => Json::Bool(b),
+                                _ => Json::Null,
+                            };
+                            (k, j)
+                        })
+                        .collect();
+                    out.push(Fact::HParams(config));
+                }
+                if let Some(end) = data.session_end_info {
+                    out.push(Fact::End(match end.status {
+                        1 => Some(RunStatus::Completed),
+                        2 => Some(RunStatus::Failed),
+                        _ => None,
+                    }));
+                }
+            }
+            continue;
+        }
+        let scalar = match (&v.simple_value, &v.tensor) {
+            (Some(x), _) => Some(*x as f64),
+            (None, Some(t))
+                if plugin == "scalars"
+                    || v.metadata.as_ref().is_some_and(|m| m.data_class == 1) =>
+            {
+                tensor_scalar(t)
+            }
+            _ => None,
+        };
+        if let Some(x) = scalar {
+            values.insert(v.tag, x);
+        }
+    }
+    if !values.is_empty() {
+        out.push(Fact::Scalars {
+            step: e.step,
+            wall_time: e.wall_time,
+            values,
+        });
+    }
+    out
+}
+
+/// The run a file belongs to: its folder.
+fn run_key(ctx: &Context<'_>) -> (String, String) {
+    let dir = Path::new(ctx.path).parent().unwrap_or(Path::new("/"));
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(ctx.default_name)
+        .to_string();
+    (format!("tb:{}", dir.display()), name)
+}
+
+/// Reads the complete records in `data`.
+pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Output {
+    let mut out = Output::default();
+    let mut pos = 0usize;
+    let mut records: Vec<(u64, pb::Event)> = Vec::new();
+    while data.len() - pos >= 12 {
+        let header = &data[pos..pos + 12];
+        let len = u64::from_le_bytes(header[..8].try_into().unwrap_or_default());
+        let len_crc = u32::from_le_bytes(header[8..12].try_into().unwrap_or_default());
+        let record = cursor.line + 1;
+        if masked_crc(&header[..8]) != len_crc || len > MAX_RECORD {
+            kill(
+                cursor,
+                &mut out,
+                ctx,
+                record,
+                format!(
+                    "record {record} at byte offset {} has a damaged length",
+                    pos
+                ),
+            );
+            break;
+        }
+        let total = 12 + len as usize + 4;
+        if data.len() - pos < total {
+            // A half-written record: the rest is still coming.
+            out.wants = Some(total as u64);
+            break;
+        }
+        let body = &data[pos + 12..pos + 12 + len as usize];
+        let crc = u32::from_le_bytes(
+            data[pos + 12 + len as usize..pos + total]
+                .try_into()
+                .unwrap_or_default(),
+        );
+        if masked_crc(body) != crc {
+            kill(
+                cursor,
+                &mut out,
+                ctx,
+                record,
+                format!("record {record}'s checksum fails (data damaged)"),
+            );
+            break;
+        }
+        cursor.line = record;
+        pos += total;
+        match pb::Event::decode(body) {
+            Ok(e) => records.push((record, e)),
+            Err(e) => out.events.push(problem(
+                ctx,
+                record,
+                Severity::Error,
+                format!("record {record} is not a TensorBoard event: {e}; skipped"),
+            )),
+        }
+    }
+    out.consumed = pos as u64;
+    let decoded: Vec<(u64, Vec<Fact>)> = records.into_iter().map(|(n, e)| (n, facts(e))).collect();
+    let (key, name) = run_key(ctx);
+    for (record, fs) in &decoded {
+        for f in fs {
+            match f {
+                Fact::Nothing => {}
+                Fact::HParams(config) => match ctx.runs.get(&key).current_exp.clone() {
+                    None => {
+                        begin(ctx, &key, &name, config.clone(), *record, &mut out);
+                    }
+                    Some(exp) => out.events.push(Event::new(
+                        ctx.now,
+                        source(ctx, *record),
+                        EventKind::SummaryRecorded(SummaryRecorded {
+                            exp,
+                            group: "hparams".into(),
+                            values: Json::Object(config.clone()),
+                            extra: Map::new(),
+                        }),
+                    )),
+                },
+                Fact::Scalars {
+                    step,
+                    wall_time,
+                    values,
+                } => {
+                    let exp = match ctx.runs.get(&key).current_exp.clone() {
+                        Some(e) => e,
+                        None => {
+                            // The run's config, when hparams come later in what was just read.
+                            let config = decoded
+                                .iter()
+                                .flat_map(|(_, fs)| fs)
+                                .find_map(|f| match f {
+                                    Fact::HParams(c) => Some(c.clone()),
+                                    _ => None,
+                                })
+                                .unwrap_or_default();
+                            begin(ctx, &key, &name, config, *record, &mut out)
+                        }
+                    };
+                    // Tags `split/name` (`train/loss`) keep their split; others have none.
+                    let mut rows: BTreeMap<Option<String>, BTreeMap<String, f64>> = BTreeMap::new();
+                    for (tag, v) in values {
+                        let (split, metric) = match tag.split_once('/') {
+                            Some((s, m)) if !s.is_empty() && !m.is_empty() => {
+                                (Some(s.to_string()), m.to_string())
+                            }
+                            _ => (None, tag.clone()),
+                        };
+                        rows.entry(split).or_default().insert(metric, *v);
+                    }
+                    for (split, values) in rows {
+                        out.points += values.len() as u64;
+                        out.events.push(Event::new(
+                            ctx.now,
+                            source(ctx, *record),
+                            EventKind::MetricsLogged(MetricsLogged {
+                                exp: exp.clone(),
+                                split,
+                                step: Some(*step),
+                                epoch: None,
+                                wall_time: (*wall_time > 0.0).then_some(*wall_time),
+                                x: BTreeMap::new(),
+                                values,
+                                extra: Map::new(),
+                            }),
+                        ));
+                    }
+                }
+                Fact::End(status) => {
+                    if let (Some(status), Some(exp)) =
+                        (status, ctx.runs.get(&key).current_exp.clone())
+                    {
+                        out.events.push(Event::new(
+                            ctx.now,
+                            source(ctx, *record),
+                            EventKind::StatusChanged(StatusChanged {
+                                exp,
+                                status: *status,
+                                notes: Some("hparams session ended".into()),
+                                extra: Map::new(),
+                            }),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out.lines = cursor.line;
+    out
+}
+
+/// Creates the folder's run.
+fn begin(
+    ctx: &mut Context<'_>,
+    key: &str,
+    name: &str,
+    config: Map<String, Json>,
+    record: u64,
+    out: &mut Output,
+) -> ExperimentId {
+    let mut extra = Map::new();
+    extra.insert("source_format".into(), "tensorboard".into());
+    let (id, event) = create_experiment(
+        RunLine {
+            name: Some(name.to_string()),
+            config,
+            extra,
+            ..Default::default()
+        },
+        ctx,
+        source(ctx, record),
+    );
+    out.events.push(event);
+    let run = ctx.runs.get(key);
+    run.current_exp = Some(id.clone());
+    run.runs += 1;
+    id
+}
+
+/// Stops reading a damaged file, as TensorBoard does, keeping what came before.
+fn kill(cursor: &mut FileCursor, out: &mut Output, ctx: &Context<'_>, record: u64, reason: String) {
+    let reason = format!(
+        "{reason}; the records before it were read, the rest of the file is skipped (as TensorBoard does)"
+    );
+    out.events
+        .push(problem(ctx, record, Severity::Warning, reason.clone()));
+    cursor.dead = Some(reason);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::Runs;
+
+    fn fixture(rel: &str) -> (String, Vec<u8>) {
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/formats/tensorboard");
+        let path = std::fs::read_dir(dir.join(rel))
+            .map(|entries| {
+                let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+                files.sort();
+                files
+            })
+            .unwrap_or_else(|_| vec![dir.join(rel)]);
+        let p = path[0].clone();
+        (p.display().to_string(), std::fs::read(&p).unwrap())
+    }
+
+    fn read_file(path: &str, data: &[u8], runs: &mut Runs) -> (FileCursor, Output) {
+        let mut ids = |id: ExperimentId| id;
+        let mut ctx = Context {
+            path,
+            default_name: "x",
+            host: "h",
+            now: 1,
+            max_line: 1 << 20,
+            take_unterminated: false,
+            ids: &mut ids,
+            runs,
+        };
+        let mut cursor = FileCursor::default();
+        let out = read(&mut cursor, data, &mut ctx);
+        (cursor, out)
+    }
+
+    fn metrics(out: &Output) -> Vec<&MetricsLogged> {
+        out.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::MetricsLogged(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tensorboards_own_files_decode_with_hparams_and_both_scalar_kinds() {
+        let mut runs = Runs::default();
+        let (path, data) = fixture("logs/run_a");
+        let (cursor, out) = read_file(&path, &data, &mut runs);
+        assert!(cursor.dead.is_none(), "{:?}", cursor.dead);
+        assert_eq!(out.consumed, data.len() as u64, "every record read");
+        let EventKind::ExperimentCreated(c) = &out.events[0].kind else {
+            panic!("{:?}", out.events[0].kind)
+        };
+        assert_eq!(c.name, "run_a");
+        assert_eq!(c.config["lr"], 0.01);
+        assert_eq!(c.config["batch_size"], 32);
+        assert_eq!(c.config["optimizer"], "adam");
+        let m = metrics(&out);
+        assert_eq!(m.len(), 20, "steps 0..9, train and val rows");
+        let step5: Vec<_> = m.iter().filter(|m| m.step == Some(5)).collect();
+        let train = step5
+            .iter()
+            .find(|m| m.split.as_deref() == Some("train"))
+            .unwrap();
+        assert_eq!(train.values["loss"], 2.0 - 0.0625 * 5.0);
+        assert_eq!(train.wall_time, Some(1_700_000_000.0 + 7.5));
+        // run_b: scalar tensors from tensorboard.summary.Writer.
+        let (path, data) = fixture("logs/run_b");
+        let (_, out) = read_file(&path, &data, &mut runs);
+        let m = metrics(&out);
+        assert_eq!(m.len(), 40);
+        let acc = m
+            .iter()
+            .find(|m| m.step == Some(4) && m.split.as_deref() == Some("val"))
+            .unwrap();
+        assert_eq!(acc.values["acc"], 0.25 + 0.03125 * 4.0);
+    }
+
+    #[test]
+    fn a_half_written_record_waits_and_a_bad_checksum_ends_the_file() {
+        let mut runs = Runs::default();
+        let (path, data) = fixture("broken/events.out.tfevents.truncated");
+        let (cursor, out) = read_file(&path, &data, &mut runs);
+        assert!(cursor.dead.is_none());
+        assert!(
+            out.consumed < data.len() as u64 && out.wants.is_some(),
+            "the last record waits"
+        );
+        let (path, data) = fixture("broken/events.out.tfevents.corrupt_crc");
+        let (cursor, out) = read_file(&path, &data, &mut runs);
+        assert!(
+            cursor
+                .dead
+                .as_deref()
+                .is_some_and(|d| d.contains("checksum")),
+            "{:?}",
+            cursor.dead
+        );
+        assert!(out.events.iter().any(
+            |e| matches!(&e.kind, EventKind::IngestError(i) if i.severity == Severity::Warning)
+        ));
+        assert_eq!(
+            cursor.line, 3,
+            "the records before the damaged one were read"
+        );
+    }
+
+    #[test]
+    fn half_precision() {
+        assert_eq!(half_to_f64(0x3c00), 1.0);
+        assert_eq!(half_to_f64(0xc000), -2.0);
+        assert!(half_to_f64(0x7e00).is_nan());
+        assert_eq!(half_to_f64(0x7c00), f64::INFINITY);
+    }
+}
