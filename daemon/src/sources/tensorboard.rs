@@ -144,6 +144,34 @@ mod pb {
     }
 }
 
+/// One TFRecord-framed event of scalars, as TensorBoard's writers frame them (for benchmarks and tests).
+pub fn scalar_record(step: i64, wall_time: f64, values: &[(&str, f32)]) -> Vec<u8> {
+    let event = pb::Event {
+        wall_time,
+        step,
+        file_version: None,
+        summary: Some(pb::Summary {
+            value: values
+                .iter()
+                .map(|(tag, v)| pb::Value {
+                    tag: tag.to_string(),
+                    simple_value: Some(*v),
+                    tensor: None,
+                    metadata: None,
+                })
+                .collect(),
+        }),
+    };
+    let body = event.encode_to_vec();
+    let len = (body.len() as u64).to_le_bytes();
+    let mut out = Vec::with_capacity(body.len() + 16);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&masked_crc(&len).to_le_bytes());
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&masked_crc(&body).to_le_bytes());
+    out
+}
+
 /// Whether a file name is a TensorBoard event file.
 pub fn is_event_file(name: &str) -> bool {
     name.contains("tfevents")
