@@ -438,6 +438,7 @@ impl Ingestor {
                 take_unterminated: (finished || quiet) && binary_at.is_none(),
                 ids: &mut unique,
                 runs: &mut self.runs,
+                sidecars: &[],
             };
             // A file's format is settled by its first bytes and kept with its cursor.
             let format = if from == 0 && cursor.line == 0 {
@@ -576,6 +577,14 @@ impl Ingestor {
             .unwrap_or_default();
         let ids = self.ids.clone();
         let mut unique = |id| ids.unique(id);
+        let sidecars: Vec<(&'static str, String)> = format
+            .sidecars()
+            .iter()
+            .filter_map(|name| {
+                let p = path.parent()?.join(name);
+                std::fs::read_to_string(p).ok().map(|text| (*name, text))
+            })
+            .collect();
         let mut ctx = Context {
             path: key,
             default_name: &stem,
@@ -585,6 +594,7 @@ impl Ingestor {
             take_unterminated: finished || quiet,
             ids: &mut unique,
             runs: &mut self.runs,
+            sidecars: &sidecars,
         };
         let out = sources::read(format, &mut cursor, &data, &mut ctx);
         if out.consumed == 0 && out.events.is_empty() {

@@ -274,3 +274,65 @@ fn fixtures_of_the_trainer_and_dr_gen_import_as_their_libraries_wrote_them() {
     assert_eq!(show["metrics"]["train/loss"]["last"], 0.7);
     assert_eq!(show["summaries"]["timing"]["training_time_s"], 83.0);
 }
+
+#[test]
+fn lightning_csv_logs_are_runs_with_their_hparams_and_rewrites_add_only_new_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    copy_fixture("lightning/lightning_logs", &inbox.join("lightning_logs"));
+    d.wait_for("both versions", 10, |d| {
+        let rows = d.ls();
+        find(&rows, "lightning_logs-version_0").is_some()
+            && find(&rows, "lightning_logs-version_1").is_some()
+    });
+    let id = find(&d.ls(), "lightning_logs-version_0").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let show = d.labctl_json(&["show", &id]);
+    assert_eq!(show["config"]["batch_size"], 32);
+    assert_eq!(show["config"]["seed"], 0);
+    assert_eq!(show["metrics"]["val/acc"]["points"], 3);
+    assert_eq!(show["metrics"]["train/loss"]["points"], 12);
+    // Lightning rewrites the file under a wider header when a metric appears: only new rows are added.
+    let v1 = inbox.join("lightning_logs/version_1/metrics.csv");
+    let before = std::fs::read(&v1).unwrap();
+    let id1 = find(&d.ls(), "lightning_logs-version_1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let points = d.labctl_json(&["show", &id1])["metrics"]["train/loss"]["points"].clone();
+    let text = String::from_utf8(before).unwrap();
+    let wider = text.replacen(
+        "epoch,step,train_acc,",
+        "epoch,step,grad_norm,train_acc,",
+        1,
+    );
+    let wider: String = wider
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                format!("{l}\n")
+            } else {
+                format!("{},{}\n", &l[..l.find(',').unwrap()], {
+                    let rest = &l[l.find(',').unwrap() + 1..];
+                    let (step, tail) = rest.split_once(',').unwrap();
+                    format!("{step},,{tail}")
+                })
+            }
+        })
+        .collect::<String>()
+        + "3,16,1.5,0.7,0.2,,\n";
+    std::fs::write(&v1, wider).unwrap();
+    d.wait_for("the new row", 10, |d| {
+        d.labctl_json(&["show", &id1])["metrics"]["grad_norm"]["points"] == 1
+    });
+    let show = d.labctl_json(&["show", &id1]);
+    assert_eq!(
+        show["metrics"]["train/loss"]["points"].as_u64(),
+        points.as_u64().map(|p| p + 1),
+        "old rows not read again"
+    );
+}

@@ -124,6 +124,7 @@ pub async fn create(
             take_unterminated: true,
             ids: &mut unique,
             runs: &mut crate::sources::Runs::default(),
+            sidecars: &[],
         };
         create_experiment(run, &mut ctx, http_source(&uri))
     };

@@ -353,6 +353,7 @@ mod tests {
             take_unterminated: false,
             ids: &mut ids,
             runs: &mut crate::sources::Runs::default(),
+            sidecars: &[],
         };
         let mut cursor = FileCursor::default();
         let out = read(&mut cursor, text.as_bytes(), &mut ctx);

@@ -239,6 +239,7 @@ mod tests {
             take_unterminated: quiet,
             ids: &mut ids,
             runs,
+            sidecars: &[],
         };
         read(&mut FileCursor::default(), text.as_bytes(), &mut ctx)
     }

@@ -3,6 +3,7 @@
 
 pub mod drgen;
 pub mod hf;
+pub mod lightning;
 pub mod lines;
 pub mod runlog;
 pub mod tensorboard;
@@ -46,6 +47,8 @@ pub enum Format {
     HfTrainerState,
     /// TensorBoard event files (`*tfevents*`).
     TensorBoard,
+    /// PyTorch Lightning's CSVLogger: `metrics.csv` (with `hparams.yaml` beside it).
+    LightningCsv,
 }
 
 impl Format {
@@ -64,6 +67,9 @@ impl Format {
         }
         if tensorboard::is_event_file(name) {
             return Some(Format::TensorBoard);
+        }
+        if name == "metrics.csv" {
+            return Some(Format::LightningCsv);
         }
         if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
             return Some(Format::RunLog);
@@ -88,6 +94,15 @@ impl Format {
             Format::DrGen => "drgen",
             Format::HfTrainerState => "hf_trainer_state",
             Format::TensorBoard => "tensorboard",
+            Format::LightningCsv => "lightning_csv",
+        }
+    }
+
+    /// Files beside a file of this format that are read with it (their content goes to the source).
+    pub fn sidecars(self) -> &'static [&'static str] {
+        match self {
+            Format::LightningCsv => &["hparams.yaml"],
+            _ => &[],
         }
     }
 
@@ -99,7 +114,7 @@ impl Format {
     /// Whether files of this format are rewritten whole (read whole each time they change) rather than
     /// appended to (read from where the last read stopped).
     pub fn whole_file(self) -> bool {
-        matches!(self, Format::HfTrainerState)
+        matches!(self, Format::HfTrainerState | Format::LightningCsv)
     }
 
     /// The format a stored cursor names.
@@ -109,6 +124,7 @@ impl Format {
             "drgen" => Some(Format::DrGen),
             "hf_trainer_state" => Some(Format::HfTrainerState),
             "tensorboard" => Some(Format::TensorBoard),
+            "lightning_csv" => Some(Format::LightningCsv),
             _ => None,
         }
     }
@@ -131,6 +147,8 @@ pub struct Context<'a> {
     pub ids: &'a mut dyn FnMut(ExperimentId) -> ExperimentId,
     /// State of runs that span files.
     pub runs: &'a mut Runs,
+    /// Files beside this one that the format reads with it ([`Format::sidecars`]): name → content.
+    pub sidecars: &'a [(&'static str, String)],
 }
 
 /// What a source made of some bytes.
@@ -153,5 +171,6 @@ pub fn read(format: Format, cursor: &mut FileCursor, data: &[u8], ctx: &mut Cont
         Format::DrGen => drgen::read(cursor, data, ctx),
         Format::HfTrainerState => hf::read(cursor, data, ctx),
         Format::TensorBoard => tensorboard::read(cursor, data, ctx),
+        Format::LightningCsv => lightning::read(cursor, data, ctx),
     }
 }

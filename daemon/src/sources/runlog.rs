@@ -191,6 +191,7 @@ mod tests {
             take_unterminated,
             ids: &mut ids,
             runs: &mut crate::sources::Runs::default(),
+            sidecars: &[],
         };
         read(cursor, data, &mut ctx)
     }

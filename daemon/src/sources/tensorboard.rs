@@ -576,6 +576,7 @@ mod tests {
             take_unterminated: false,
             ids: &mut ids,
             runs,
+            sidecars: &[],
         };
         let mut cursor = FileCursor::default();
         let out = read(&mut cursor, data, &mut ctx);
