@@ -112,6 +112,27 @@ impl Client {
         std::io::copy(&mut body, out).with_context(|| format!("GET {path}: reading the answer"))
     }
 
+    /// POSTs raw bytes (a file to check) with a query.
+    pub fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<T> {
+        let mut req = self
+            .auth(self.agent.post(self.url(path)))
+            .header("Content-Type", "application/octet-stream");
+        for (k, v) in query {
+            req = req.query(*k, v);
+        }
+        self.answer(&format!("POST {path}"), req.send(body))
+    }
+
+    /// Whether labd answers at all.
+    pub fn reachable(&self) -> bool {
+        self.agent.get(self.url("/health")).call().is_ok()
+    }
+
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
         let req = self.auth(self.agent.post(self.url(path)));
         self.answer(&format!("POST {path}"), req.send_json(body))

@@ -688,7 +688,36 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Validate { file } => {
             let bytes = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;
-            let (problems, runs, points) = validate::check(&bytes);
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // labd checks every format with its own sources; a run log is checked here when labd is not up.
+            let run_log =
+                (name.ends_with(".jsonl") || name.ends_with(".ndjson")) && name != "json_out.jsonl";
+            let (problems, runs, points) = if run_log && !c.reachable() {
+                validate::check(&bytes)
+            } else {
+                let v: Value = c.post_bytes("/validate", &[("name", name)], &bytes)?;
+                let problems = v["problems"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|p| {
+                                (
+                                    p["line"].as_u64().unwrap_or(0),
+                                    p["problem"].as_str().unwrap_or("").to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (
+                    problems,
+                    v["runs"].as_u64().unwrap_or(0),
+                    v["points"].as_u64().unwrap_or(0),
+                )
+            };
             if json {
                 let list: Vec<Value> = problems
                     .iter()

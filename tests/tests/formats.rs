@@ -336,3 +336,43 @@ fn lightning_csv_logs_are_runs_with_their_hparams_and_rewrites_add_only_new_rows
         "old rows not read again"
     );
 }
+
+#[test]
+fn validate_checks_every_format_with_labds_own_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&tmp.path().join("data"), &tmp.path().join("inbox"), &[]);
+    let fixtures = labd_e2e::repo_root().join("tests/fixtures/formats");
+    let run = |rel: &str| -> (Option<i32>, Value) {
+        let f = fixtures.join(rel);
+        let out = d.labctl(&["validate", f.to_str().unwrap(), "--json"]);
+        (
+            out.status.code(),
+            serde_json::from_slice(&out.stdout).unwrap_or_default(),
+        )
+    };
+    let (code, v) = run("tensorboard/logs/run_b/events.out.tfevents.1700100000.fixturehost.4242.2");
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["points"], 40);
+    let (code, v) = run("tensorboard/broken/events.out.tfevents.corrupt_crc");
+    assert_eq!(code, Some(1));
+    assert!(v["problems"].to_string().contains("checksum fails"), "{v}");
+    let (code, v) = run("huggingface/broken/trainer_state.json");
+    assert_eq!(code, Some(1));
+    assert!(
+        v["problems"]
+            .to_string()
+            .contains("not a whole trainer_state.json"),
+        "{v}"
+    );
+    let (code, v) = run("lightning/broken/metrics.csv");
+    assert_eq!(code, Some(1));
+    assert!(v["problems"].to_string().contains("oops"), "{v}");
+    let (code, v) = run("drgen/run1/json_out.jsonl");
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["runs"], 1);
+    let other = tmp.path().join("notes.txt");
+    std::fs::write(&other, "hello").unwrap();
+    let out = d.labctl(&["validate", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("labd reads no file named"));
+}

@@ -12,6 +12,7 @@ pub mod export;
 pub mod push;
 pub mod read;
 pub mod sweeps;
+pub mod validate;
 
 use crate::daemon::Shared;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -99,6 +100,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/analytics/incomplete", get(analytics::incomplete))
         .route("/api/v1/analytics/curves", get(analytics::curves))
         .route("/api/v1/analytics/points", get(export::points))
+        .route("/api/v1/validate", post(validate::validate))
         .route("/api/v1/sweeps", get(sweeps::list).post(sweeps::submit))
         .route("/api/v1/sweeps/{id}", get(sweeps::show))
         .route("/api/v1/sweeps/{id}/cancel", post(sweeps::cancel))
