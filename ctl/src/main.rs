@@ -88,7 +88,13 @@ enum Cmd {
         limit: Option<u64>,
     },
     /// Ingest a file or folder on the daemon's host now.
-    Ingest { path: PathBuf },
+    Ingest {
+        path: PathBuf,
+        /// Read the files as this format (labd, drgen, tensorboard, lightning, hf) instead of judging each by
+        /// its name.
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Ingest problems, newest last.
     Errors {
         #[arg(long, default_value_t = 50)]
@@ -369,10 +375,10 @@ fn run(cli: Cli) -> Result<i32> {
                 );
             }
         }
-        Cmd::Ingest { path } => {
+        Cmd::Ingest { path, format } => {
             let abs =
                 std::fs::canonicalize(&path).with_context(|| format!("{}", path.display()))?;
-            let started: Value = c.post("/ingest", &json!({ "path": abs }))?;
+            let started: Value = c.post("/ingest", &json!({ "path": abs, "format": format }))?;
             let job = started["job"].as_u64().context("labd answered no job id")?;
             let result = c.wait_job(job, json)?;
             let report: IngestReport = serde_json::from_value(result)?;

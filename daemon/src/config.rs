@@ -91,13 +91,32 @@ pub enum Command {
     },
 }
 
+/// A watched folder in the TOML file: a path, or `{ path = "...", format = "tensorboard" }`.
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+enum WatchEntry {
+    Path(PathBuf),
+    WithFormat { path: PathBuf, format: String },
+}
+
+/// `PATH=FORMAT` on the command line: a watched folder whose files are read as FORMAT.
+fn split_format(p: &Path) -> (PathBuf, Option<String>) {
+    let text = p.to_string_lossy();
+    match text.rsplit_once('=') {
+        Some((path, f)) if crate::sources::Format::from_user(f).is_some() || f == "auto" => {
+            (PathBuf::from(path), Some(f.to_string()))
+        }
+        _ => (p.to_path_buf(), None),
+    }
+}
+
 /// The TOML file: the same settings as the flags.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
     #[serde(default)]
-    watch: Vec<PathBuf>,
+    watch: Vec<WatchEntry>,
     listen: Option<String>,
     token: Option<String>,
     once: Option<bool>,
@@ -120,6 +139,8 @@ struct FileConfig {
 pub struct Config {
     pub data_dir: PathBuf,
     pub watch: Vec<PathBuf>,
+    /// Watched folders whose files are read as one format (not judged by name), from `{path, format}` entries.
+    pub formats: Vec<(PathBuf, crate::sources::Format)>,
     pub listen: SocketAddr,
     pub token: Option<String>,
     pub once: bool,
@@ -147,6 +168,7 @@ impl Config {
         Config {
             data_dir: data_dir.to_path_buf(),
             watch: vec![data_dir.join("inbox")],
+            formats: Vec::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
             once: false,
@@ -212,18 +234,40 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("labd-data"));
         let data_dir = absolute(&data_dir)?;
         let mut config = Config::for_dir(&data_dir);
-        config.watch = if !cli.watch.is_empty() {
-            cli.watch.clone()
+        let entries: Vec<(PathBuf, Option<String>)> = if !cli.watch.is_empty() {
+            cli.watch.iter().map(|p| split_format(p)).collect()
         } else if !file.watch.is_empty() {
-            file.watch.iter().map(rel).collect()
+            file.watch
+                .iter()
+                .map(|w| match w {
+                    WatchEntry::Path(p) => (rel(p), None),
+                    WatchEntry::WithFormat { path, format } => (rel(path), Some(format.clone())),
+                })
+                .collect()
         } else {
-            vec![data_dir.join("inbox")]
+            vec![(data_dir.join("inbox"), None)]
         };
-        config.watch = config
-            .watch
-            .iter()
-            .map(|p| absolute(p))
-            .collect::<Result<_, _>>()?;
+        config.watch.clear();
+        for (path, format) in entries {
+            let path = absolute(&path)?;
+            match format.as_deref() {
+                None | Some("auto") => {}
+                Some(name) => {
+                    let f = crate::sources::Format::from_user(name).ok_or_else(|| {
+                        ConfigError::Invalid {
+                            setting: "watch",
+                            reason: format!(
+                                "{}: unknown format {name:?}; use {}",
+                                path.display(),
+                                crate::sources::Format::USER_NAMES
+                            ),
+                        }
+                    })?;
+                    config.formats.push((path.clone(), f));
+                }
+            }
+            config.watch.push(path);
+        }
         let listen = cli
             .listen
             .clone()
@@ -368,5 +412,39 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("wach"), "{err}");
+    }
+
+    #[test]
+    fn watched_folders_can_fix_their_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("labd.toml");
+        std::fs::write(
+            &file,
+            "watch = [\"runs\", { path = \"tb\", format = \"tensorboard\" }]\n",
+        )
+        .unwrap();
+        let cli = Cli {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::from_cli(&cli).unwrap();
+        assert_eq!(c.watch.len(), 2);
+        assert_eq!(
+            c.formats,
+            vec![(dir.path().join("tb"), crate::sources::Format::TensorBoard)]
+        );
+        std::fs::write(&file, "watch = [{ path = \"x\", format = \"excel\" }]\n").unwrap();
+        let err = Config::from_cli(&cli).unwrap_err().to_string();
+        assert!(err.contains("unknown format \"excel\""), "{err}");
+        let cli = Cli {
+            watch: vec![PathBuf::from("/data/logs=lightning"), PathBuf::from("/a=b")],
+            ..Default::default()
+        };
+        let c = Config::from_cli(&cli).unwrap();
+        assert_eq!(
+            c.watch,
+            vec![PathBuf::from("/data/logs"), PathBuf::from("/a=b")]
+        );
+        assert_eq!(c.formats.len(), 1);
     }
 }

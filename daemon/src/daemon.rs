@@ -70,7 +70,8 @@ impl Shared {
 pub enum IngestMsg {
     Changed(Vec<PathBuf>),
     /// Ingest a path now (file or folder, as finished files).
-    Path(PathBuf, Job),
+    /// Ingest a path now; with a format, its files are read as that format.
+    Path(PathBuf, Job, Option<crate::sources::Format>),
     Stop,
 }
 
@@ -132,13 +133,14 @@ pub async fn run(
         )?
     };
     let (ingest_tx, ingest_rx) = std::sync::mpsc::channel();
-    let ingestor = Ingestor::new(
+    let mut ingestor = Ingestor::new(
         log.clone(),
         writer.appender(),
         ids.clone(),
         config.host.clone(),
         config.ingest.clone(),
     )?;
+    ingestor.formats = config.formats.clone();
 
     if config.once {
         let roots = config.watch.clone();
@@ -360,7 +362,7 @@ fn ingest_loop(
                 while let Ok(msg) = rx.recv_timeout(Duration::from_millis(50)) {
                     match msg {
                         IngestMsg::Changed(more) => paths.extend(more),
-                        IngestMsg::Path(p, job) => run_job(&mut ingestor, p, job),
+                        IngestMsg::Path(p, job, f) => run_job(&mut ingestor, p, job, f),
                         IngestMsg::Stop => stop = true,
                     }
                     if stop || Instant::now() > until {
@@ -372,7 +374,7 @@ fn ingest_loop(
                     break;
                 }
             }
-            Ok(IngestMsg::Path(p, job)) => run_job(&mut ingestor, p, job),
+            Ok(IngestMsg::Path(p, job, f)) => run_job(&mut ingestor, p, job, f),
             Ok(IngestMsg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
                 watch.retry_missing(&roots);
@@ -386,12 +388,19 @@ fn ingest_loop(
     }
 }
 
-fn run_job(ingestor: &mut Ingestor, path: PathBuf, job: Job) {
+fn run_job(
+    ingestor: &mut Ingestor,
+    path: PathBuf,
+    job: Job,
+    format: Option<crate::sources::Format>,
+) {
     tracing::info!("ingesting {} (job {})", path.display(), job.id());
     let result = if path.exists() {
-        ingestor
-            .scan(std::slice::from_ref(&path), true, Some(&job))
-            .map_err(|e| e.to_string())
+        match format {
+            Some(f) => ingestor.scan_as(&path, f, Some(&job)),
+            None => ingestor.scan(std::slice::from_ref(&path), true, Some(&job)),
+        }
+        .map_err(|e| e.to_string())
     } else {
         Err(format!("{} does not exist", path.display()))
     };

@@ -62,6 +62,8 @@ pub struct Ingestor {
     opts: Options,
     /// Cursors as of the batches sent (committed or in flight).
     cursors: HashMap<String, FileCursor>,
+    /// Folders whose files are read as one format (longest match wins), instead of judged by name.
+    pub formats: Vec<(PathBuf, Format)>,
     /// State of runs that span files, and the version of each as last sent.
     runs: sources::Runs,
     run_sent: HashMap<String, u64>,
@@ -88,6 +90,7 @@ impl Ingestor {
             host,
             opts,
             cursors: HashMap::new(),
+            formats: Vec::new(),
             runs: sources::Runs::default(),
             run_sent: HashMap::new(),
             pending: VecDeque::new(),
@@ -97,6 +100,37 @@ impl Ingestor {
         };
         me.reload()?;
         Ok(me)
+    }
+
+    /// The format a file is read as: its folder's, when one is set (and the file's name fits it), else judged
+    /// by its name; `None` for files labd does not read.
+    fn format_of(&self, path: &Path) -> Option<Format> {
+        match self.forced(path) {
+            Some(f) => f.accepts(path).then_some(f),
+            None => Format::detect(path),
+        }
+    }
+
+    /// The format set for the folder holding `path`, if any.
+    fn forced(&self, path: &Path) -> Option<Format> {
+        self.formats
+            .iter()
+            .filter(|(root, _)| path.starts_with(root))
+            .max_by_key(|(root, _)| root.as_os_str().len())
+            .map(|(_, f)| *f)
+    }
+
+    /// Reads `root` as `scan` does, with its files read as `format` (a one-off import of an old folder).
+    pub fn scan_as(
+        &mut self,
+        root: &Path,
+        format: Format,
+        job: Option<&Job>,
+    ) -> Result<IngestReport, LogError> {
+        self.formats.push((root.to_path_buf(), format));
+        let report = self.scan(std::slice::from_ref(&root.to_path_buf()), true, job);
+        self.formats.pop();
+        report
     }
 
     /// Takes the stored cursors (files and runs) as the truth again, after a start or a failed batch.
@@ -180,7 +214,7 @@ impl Ingestor {
                     }
                 }
                 Ok(m) => {
-                    if let Some(format) = Format::detect(path) {
+                    if let Some(format) = self.format_of(path) {
                         self.load_file(path, format, Some(m), false, &mut report)?;
                     }
                 }
@@ -253,7 +287,7 @@ impl Ingestor {
         if let Ok(m) = std::fs::metadata(root)
             && m.is_file()
         {
-            match Format::detect(root) {
+            match self.format_of(root) {
                 Some(f) => out.push((root.to_path_buf(), f, m)),
                 None => {
                     let reason =
@@ -295,7 +329,7 @@ impl Ingestor {
                 .collect();
             children.sort_by(|a, b| a.0.cmp(&b.0));
             for (path, file_type) in children.into_iter().rev() {
-                let format = Format::detect(&path);
+                let format = self.format_of(&path);
                 if file_type.is_some_and(|t| t.is_file()) && format.is_none() {
                     continue;
                 }
@@ -308,7 +342,7 @@ impl Ingestor {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        if Format::detect(&path).is_some() {
+                        if format.is_some() {
                             problems.push((path, format!("cannot read: {e}")));
                         }
                     }
@@ -427,6 +461,7 @@ impl Ingestor {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let forced = self.forced(path).is_some();
             let ids = self.ids.clone();
             let mut unique = |id| ids.unique(id);
             let mut ctx = Context {
@@ -440,8 +475,9 @@ impl Ingestor {
                 runs: &mut self.runs,
                 sidecars: &[],
             };
-            // A file's format is settled by its first bytes and kept with its cursor.
-            let format = if from == 0 && cursor.line == 0 {
+            // A file's format is settled by its first bytes (unless its folder's is set) and kept with its
+            // cursor.
+            let format = if from == 0 && cursor.line == 0 && !forced {
                 let f = format.sniff(&data);
                 cursor.format = f.name().into();
                 f

@@ -279,6 +279,10 @@ pub struct IngestState {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IngestRequest {
     pub path: String,
+    /// Read the files as this format (`labd`, `drgen`, `tensorboard`, `lightning`, `hf`) rather than judge
+    /// each by its name.
+    #[serde(default)]
+    pub format: Option<String>,
 }
 
 /// Answer to `POST /api/v1/ingest`.

@@ -376,3 +376,47 @@ fn validate_checks_every_format_with_labds_own_sources() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("labd reads no file named"));
 }
+
+#[test]
+fn a_folders_format_can_be_fixed_in_the_config_and_for_one_off_imports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let fixed = tmp.path().join("labd-logs");
+    std::fs::create_dir_all(&fixed).unwrap();
+    // Named like dr_gen's log, but this folder holds labd run logs.
+    std::fs::write(
+        fixed.join("json_out.jsonl"),
+        "{\"kind\":\"run\",\"name\":\"native\"}\n{\"kind\":\"metrics\",\"step\":1,\"values\":{\"loss\":1.0}}\n",
+    )
+    .unwrap();
+    // `--watch PATH=FORMAT` (in the TOML file: `{ path = "...", format = "labd" }`).
+    let fixed_arg = format!("{}=labd", fixed.display());
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &["--watch", &fixed_arg]);
+    d.wait_for("the run log read as one", 10, |d| {
+        find(&d.ls(), "native").is_some_and(|r| r["points"] == 1)
+    });
+
+    // A one-off import of an old folder, read as Lightning logs whatever the files are called.
+    let old = tmp.path().join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(
+        old.join("train_log.csv"),
+        "epoch,step,train_loss\n0,0,2.0\n0,1,1.5\n",
+    )
+    .unwrap();
+    let out = d.labctl(&["ingest", old.to_str().unwrap(), "--format", "lightning"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = d.ls();
+    let old_run = rows
+        .iter()
+        .find(|r| r["name"].as_str().is_some_and(|n| n.ends_with("-old")))
+        .expect("the old folder's run");
+    assert_eq!(old_run["points"], 2);
+    let bad = d.labctl(&["ingest", old.to_str().unwrap(), "--format", "excel"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown format \"excel\""));
+}

@@ -28,10 +28,19 @@ pub async fn ingest(
     // One file, one name: resolve symlinks and `..` as the watched folders are.
     let path = std::fs::canonicalize(&path)
         .map_err(|e| Error::not_found(format!("{} on the daemon's host: {e}", path.display())))?;
+    let format = match req.format.as_deref() {
+        None | Some("auto") => None,
+        Some(name) => Some(crate::sources::Format::from_user(name).ok_or_else(|| {
+            Error::bad(format!(
+                "unknown format {name:?}: use {}",
+                crate::sources::Format::USER_NAMES
+            ))
+        })?),
+    };
     let job = s.jobs.start("ingest");
     let id = job.id();
     s.ingest
-        .send(IngestMsg::Path(path, job))
+        .send(IngestMsg::Path(path, job, format))
         .map_err(|_| Error::internal("the ingest thread has stopped"))?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))))
 }

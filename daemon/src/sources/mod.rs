@@ -117,6 +117,38 @@ impl Format {
         matches!(self, Format::HfTrainerState | Format::LightningCsv)
     }
 
+    /// The format a user names (`labd`, `runlog`, `drgen`, `tensorboard`, `lightning`, `hf`, ...).
+    pub fn from_user(name: &str) -> Option<Format> {
+        Format::from_name(name).or(match name {
+            "labd" | "jsonl" => Some(Format::RunLog),
+            "dr_gen" => Some(Format::DrGen),
+            "hf" | "huggingface" | "trainer_state" | "transformers" => Some(Format::HfTrainerState),
+            "tb" | "tfevents" => Some(Format::TensorBoard),
+            "lightning" | "csv" => Some(Format::LightningCsv),
+            _ => None,
+        })
+    }
+
+    /// The names [`Format::from_user`] takes, for messages.
+    pub const USER_NAMES: &'static str =
+        "auto, labd, drgen, tensorboard, lightning, hf (trainer_state.json)";
+
+    /// Whether a file of this name can be read as this format when a folder's format is fixed.
+    pub fn accepts(self, path: &Path) -> bool {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return false;
+        };
+        if name.starts_with('.') || name.ends_with('~') {
+            return false;
+        }
+        match self {
+            Format::RunLog | Format::DrGen => name.ends_with(".jsonl") || name.ends_with(".ndjson"),
+            Format::HfTrainerState => name.ends_with(".json"),
+            Format::TensorBoard => tensorboard::is_event_file(name),
+            Format::LightningCsv => name.ends_with(".csv"),
+        }
+    }
+
     /// The format a stored cursor names.
     pub fn from_name(name: &str) -> Option<Format> {
         match name {
