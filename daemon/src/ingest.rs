@@ -20,6 +20,35 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+/// The files read with `path` (see [`Format::sidecars`]): name → content; missing ones are left out.
+fn sidecars(format: Format, path: &Path) -> Vec<(String, String)> {
+    let base = match format {
+        Format::MlflowMetric | Format::MlflowRun => sources::mlflow::run_dir(path),
+        _ => path.parent().map(Path::to_path_buf),
+    };
+    let Some(base) = base else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in format.sidecars() {
+        if let Some(folder) = name.strip_suffix('/') {
+            let Ok(entries) = std::fs::read_dir(base.join(folder)) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            files.sort();
+            for f in files.into_iter().filter(|f| f.is_file()) {
+                if let (Some(n), Ok(text)) = (f.file_name(), std::fs::read_to_string(&f)) {
+                    out.push((format!("{name}{}", n.to_string_lossy()), text));
+                }
+            }
+        } else if let Ok(text) = std::fs::read_to_string(base.join(name)) {
+            out.push((name.to_string(), text));
+        }
+    }
+    out
+}
+
 /// How much of a file's head is hashed to notice it being rewritten in place.
 const HEAD_BYTES: u64 = 4096;
 /// Largest file of a format read whole (`trainer_state.json`, ...).
@@ -461,6 +490,11 @@ impl Ingestor {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let stream_sidecars = if from == 0 && !format.sidecars().is_empty() {
+                sidecars(format, path)
+            } else {
+                Vec::new()
+            };
             let forced = self.forced(path).is_some();
             let ids = self.ids.clone();
             let mut unique = |id| ids.unique(id);
@@ -473,7 +507,7 @@ impl Ingestor {
                 take_unterminated: (finished || quiet) && binary_at.is_none(),
                 ids: &mut unique,
                 runs: &mut self.runs,
-                sidecars: &[],
+                sidecars: &stream_sidecars,
             };
             // A file's format is settled by its first bytes (unless its folder's is set) and kept with its
             // cursor.
@@ -613,14 +647,7 @@ impl Ingestor {
             .unwrap_or_default();
         let ids = self.ids.clone();
         let mut unique = |id| ids.unique(id);
-        let sidecars: Vec<(&'static str, String)> = format
-            .sidecars()
-            .iter()
-            .filter_map(|name| {
-                let p = path.parent()?.join(name);
-                std::fs::read_to_string(p).ok().map(|text| (*name, text))
-            })
-            .collect();
+        let sidecars = sidecars(format, path);
         let mut ctx = Context {
             path: key,
             default_name: &stem,

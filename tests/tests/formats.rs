@@ -420,3 +420,48 @@ fn a_folders_format_can_be_fixed_in_the_config_and_for_one_off_imports() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown format \"excel\""));
 }
+
+#[test]
+fn mlflows_file_store_written_by_mlflow_is_runs_with_params_status_and_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    copy_fixture("mlflow/mlruns", &inbox.join("mlruns"));
+    d.wait_for("both MLflow runs", 10, |d| {
+        let rows = d.ls();
+        find(&rows, "run-finished").is_some_and(|r| r["status"] == "completed" && r["points"] == 20)
+            && find(&rows, "run-failed")
+                .is_some_and(|r| r["status"] == "failed" && r["points"] == 20)
+    });
+    let id = find(&d.ls(), "run-finished").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let show = d.labctl_json(&["show", &id]);
+    assert_eq!(show["config"]["lr"], 0.01, "params as numbers");
+    assert_eq!(show["config"]["batch_size"], 32);
+    assert_eq!(show["metrics"]["loss"]["last"], 0.325);
+    assert_eq!(show["metrics"]["acc"]["last"], 0.86);
+    let page = d.labctl_json(&["metric", &id, "loss", "--offset", "5", "--limit", "1"]);
+    assert_eq!(page["points"][0]["value"], 0.625);
+    // MLflow appends a point: it is picked up, once.
+    let run_dir = std::fs::read_dir(inbox.join("mlruns/143683837611387251"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.join("meta.yaml").exists()
+                && std::fs::read_to_string(p.join("meta.yaml"))
+                    .unwrap()
+                    .contains("run-finished")
+        })
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(run_dir.join("metrics/loss"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"1700200099000 0.3 10\n").unwrap();
+    d.wait_for("the new point", 10, |d| {
+        find(&d.ls(), "run-finished").is_some_and(|r| r["points"] == 21)
+    });
+}

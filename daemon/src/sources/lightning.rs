@@ -245,7 +245,7 @@ mod tests {
         path: &str,
         data: &[u8],
         runs: &mut Runs,
-        sidecars: &[(&'static str, String)],
+        sidecars: &[(String, String)],
         quiet: bool,
     ) -> Output {
         let mut ids = |id: ExperimentId| id;
@@ -281,7 +281,7 @@ mod tests {
             "/l/lightning_logs/version_0/metrics.csv",
             &fixture("lightning_logs/version_0/metrics.csv"),
             &mut runs,
-            &[("hparams.yaml", yaml)],
+            &[("hparams.yaml".to_string(), yaml)],
             false,
         );
         let EventKind::ExperimentCreated(c) = &out.events[0].kind else {

@@ -5,6 +5,7 @@ pub mod drgen;
 pub mod hf;
 pub mod lightning;
 pub mod lines;
+pub mod mlflow;
 pub mod runlog;
 pub mod tensorboard;
 
@@ -49,6 +50,10 @@ pub enum Format {
     TensorBoard,
     /// PyTorch Lightning's CSVLogger: `metrics.csv` (with `hparams.yaml` beside it).
     LightningCsv,
+    /// MLflow's file store: a run's metric file, `mlruns/<experiment>/<run>/metrics/<key>`.
+    MlflowMetric,
+    /// MLflow's file store: a run's `meta.yaml` (its name, times, status).
+    MlflowRun,
 }
 
 impl Format {
@@ -70,6 +75,9 @@ impl Format {
         }
         if name == "metrics.csv" {
             return Some(Format::LightningCsv);
+        }
+        if let Some(kind) = mlflow::kind(path) {
+            return Some(kind);
         }
         if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
             return Some(Format::RunLog);
@@ -95,13 +103,19 @@ impl Format {
             Format::HfTrainerState => "hf_trainer_state",
             Format::TensorBoard => "tensorboard",
             Format::LightningCsv => "lightning_csv",
+            Format::MlflowMetric => "mlflow_metric",
+            Format::MlflowRun => "mlflow_run",
         }
     }
 
-    /// Files beside a file of this format that are read with it (their content goes to the source).
+    /// Files read with a file of this format (their content goes to the source as sidecars): names relative to
+    /// the file's folder, or, for MLflow, to the run's folder; a name ending in `/` is every file in that folder.
     pub fn sidecars(self) -> &'static [&'static str] {
         match self {
             Format::LightningCsv => &["hparams.yaml"],
+            Format::MlflowMetric | Format::MlflowRun => {
+                &["meta.yaml", "../meta.yaml", "params/", "tags/"]
+            }
             _ => &[],
         }
     }
@@ -114,7 +128,10 @@ impl Format {
     /// Whether files of this format are rewritten whole (read whole each time they change) rather than
     /// appended to (read from where the last read stopped).
     pub fn whole_file(self) -> bool {
-        matches!(self, Format::HfTrainerState | Format::LightningCsv)
+        matches!(
+            self,
+            Format::HfTrainerState | Format::LightningCsv | Format::MlflowRun
+        )
     }
 
     /// The format a user names (`labd`, `runlog`, `drgen`, `tensorboard`, `lightning`, `hf`, ...).
@@ -146,6 +163,7 @@ impl Format {
             Format::HfTrainerState => name.ends_with(".json"),
             Format::TensorBoard => tensorboard::is_event_file(name),
             Format::LightningCsv => name.ends_with(".csv"),
+            Format::MlflowMetric | Format::MlflowRun => mlflow::kind(path) == Some(self),
         }
     }
 
@@ -157,6 +175,8 @@ impl Format {
             "hf_trainer_state" => Some(Format::HfTrainerState),
             "tensorboard" => Some(Format::TensorBoard),
             "lightning_csv" => Some(Format::LightningCsv),
+            "mlflow_metric" => Some(Format::MlflowMetric),
+            "mlflow_run" => Some(Format::MlflowRun),
             _ => None,
         }
     }
@@ -179,8 +199,9 @@ pub struct Context<'a> {
     pub ids: &'a mut dyn FnMut(ExperimentId) -> ExperimentId,
     /// State of runs that span files.
     pub runs: &'a mut Runs,
-    /// Files beside this one that the format reads with it ([`Format::sidecars`]): name → content.
-    pub sidecars: &'a [(&'static str, String)],
+    /// Files beside this one that the format reads with it, as the ingestor found them: name (relative to
+    /// the file's folder, or to the run's for MLflow) → content.
+    pub sidecars: &'a [(String, String)],
 }
 
 /// What a source made of some bytes.
@@ -204,5 +225,7 @@ pub fn read(format: Format, cursor: &mut FileCursor, data: &[u8], ctx: &mut Cont
         Format::HfTrainerState => hf::read(cursor, data, ctx),
         Format::TensorBoard => tensorboard::read(cursor, data, ctx),
         Format::LightningCsv => lightning::read(cursor, data, ctx),
+        Format::MlflowMetric => mlflow::read_metric(cursor, data, ctx),
+        Format::MlflowRun => mlflow::read_run(cursor, data, ctx),
     }
 }
