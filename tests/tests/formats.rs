@@ -465,3 +465,49 @@ fn mlflows_file_store_written_by_mlflow_is_runs_with_params_status_and_metrics()
         find(&d.ls(), "run-finished").is_some_and(|r| r["points"] == 21)
     });
 }
+
+#[test]
+fn mlflows_sqlite_store_written_by_mlflow_is_runs_and_later_points_are_read_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    std::fs::create_dir_all(inbox.join("tracking")).unwrap();
+    let db = inbox.join("tracking/mlflow.db");
+    std::fs::copy(
+        labd_e2e::repo_root().join("tests/fixtures/formats/mlflow/sqlite/mlflow.db"),
+        &db,
+    )
+    .unwrap();
+    d.wait_for("both runs of the store", 10, |d| {
+        let rows = d.ls();
+        find(&rows, "run-finished").is_some_and(|r| r["status"] == "completed" && r["points"] == 20)
+            && find(&rows, "run-failed")
+                .is_some_and(|r| r["status"] == "failed" && r["points"] == 20)
+    });
+    let id = find(&d.ls(), "run-finished").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let show = d.labctl_json(&["show", &id]);
+    assert_eq!(show["config"]["batch_size"], 32);
+    assert_eq!(show["metrics"]["acc"]["last"], 0.86);
+    // MLflow logs one more point (written here with Python's sqlite3, as the tracking server would).
+    let script = format!(
+        "import sqlite3; c = sqlite3.connect({:?}); \
+         u = c.execute(\"select run_uuid from runs where name='run-finished'\").fetchone()[0]; \
+         c.execute(\"insert into metrics (key, value, timestamp, run_uuid, step, is_nan) values ('loss', 0.3, 1700200099000, ?, 10, 0)\", (u,)); \
+         c.commit()",
+        db.display().to_string()
+    );
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    d.wait_for("the new point, once", 10, |d| {
+        find(&d.ls(), "run-finished").is_some_and(|r| r["points"] == 21)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(find(&d.ls(), "run-finished").unwrap()["points"], 21);
+    assert_eq!(find(&d.ls(), "run-failed").unwrap()["points"], 20);
+}

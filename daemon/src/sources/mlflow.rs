@@ -44,7 +44,7 @@ fn metric_key(path: &str) -> Option<String> {
 }
 
 /// A parameter's value: MLflow stores text; numbers and booleans become numbers and booleans again.
-fn typed(text: &str) -> Value {
+pub fn typed(text: &str) -> Value {
     let t = text.trim();
     if let Ok(i) = t.parse::<i64>() {
         return Value::from(i);

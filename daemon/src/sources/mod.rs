@@ -6,6 +6,7 @@ pub mod hf;
 pub mod lightning;
 pub mod lines;
 pub mod mlflow;
+pub mod mlflow_sqlite;
 pub mod runlog;
 pub mod tensorboard;
 
@@ -54,6 +55,8 @@ pub enum Format {
     MlflowMetric,
     /// MLflow's file store: a run's `meta.yaml` (its name, times, status).
     MlflowRun,
+    /// MLflow's SQLite tracking store (`mlflow.db`).
+    MlflowSqlite,
 }
 
 impl Format {
@@ -75,6 +78,9 @@ impl Format {
         }
         if name == "metrics.csv" {
             return Some(Format::LightningCsv);
+        }
+        if name == "mlflow.db" {
+            return Some(Format::MlflowSqlite);
         }
         if let Some(kind) = mlflow::kind(path) {
             return Some(kind);
@@ -105,6 +111,7 @@ impl Format {
             Format::LightningCsv => "lightning_csv",
             Format::MlflowMetric => "mlflow_metric",
             Format::MlflowRun => "mlflow_run",
+            Format::MlflowSqlite => "mlflow_sqlite",
         }
     }
 
@@ -122,7 +129,7 @@ impl Format {
 
     /// Whether files of this format are binary (a NUL byte is data, not a sign of damage).
     pub fn binary(self) -> bool {
-        matches!(self, Format::TensorBoard)
+        matches!(self, Format::TensorBoard | Format::MlflowSqlite)
     }
 
     /// Whether files of this format are rewritten whole (read whole each time they change) rather than
@@ -130,7 +137,10 @@ impl Format {
     pub fn whole_file(self) -> bool {
         matches!(
             self,
-            Format::HfTrainerState | Format::LightningCsv | Format::MlflowRun
+            Format::HfTrainerState
+                | Format::LightningCsv
+                | Format::MlflowRun
+                | Format::MlflowSqlite
         )
     }
 
@@ -142,13 +152,14 @@ impl Format {
             "hf" | "huggingface" | "trainer_state" | "transformers" => Some(Format::HfTrainerState),
             "tb" | "tfevents" => Some(Format::TensorBoard),
             "lightning" | "csv" => Some(Format::LightningCsv),
+            "mlflow" | "sqlite" => Some(Format::MlflowSqlite),
             _ => None,
         })
     }
 
     /// The names [`Format::from_user`] takes, for messages.
     pub const USER_NAMES: &'static str =
-        "auto, labd, drgen, tensorboard, lightning, hf (trainer_state.json)";
+        "auto, labd, drgen, tensorboard, lightning, hf (trainer_state.json), mlflow (SQLite store)";
 
     /// Whether a file of this name can be read as this format when a folder's format is fixed.
     pub fn accepts(self, path: &Path) -> bool {
@@ -164,6 +175,7 @@ impl Format {
             Format::TensorBoard => tensorboard::is_event_file(name),
             Format::LightningCsv => name.ends_with(".csv"),
             Format::MlflowMetric | Format::MlflowRun => mlflow::kind(path) == Some(self),
+            Format::MlflowSqlite => name.ends_with(".db") || name.ends_with(".sqlite"),
         }
     }
 
@@ -177,6 +189,7 @@ impl Format {
             "lightning_csv" => Some(Format::LightningCsv),
             "mlflow_metric" => Some(Format::MlflowMetric),
             "mlflow_run" => Some(Format::MlflowRun),
+            "mlflow_sqlite" => Some(Format::MlflowSqlite),
             _ => None,
         }
     }
@@ -227,5 +240,6 @@ pub fn read(format: Format, cursor: &mut FileCursor, data: &[u8], ctx: &mut Cont
         Format::LightningCsv => lightning::read(cursor, data, ctx),
         Format::MlflowMetric => mlflow::read_metric(cursor, data, ctx),
         Format::MlflowRun => mlflow::read_run(cursor, data, ctx),
+        Format::MlflowSqlite => mlflow_sqlite::read(cursor, data, ctx),
     }
 }
