@@ -22,6 +22,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// The files read with `path` (see [`Format::sidecars`]): name → content; missing ones are left out.
 fn sidecars(format: Format, path: &Path) -> Vec<(String, String)> {
+    if format == Format::ExpManager {
+        return experiment_folders(path);
+    }
     let base = match format {
         Format::MlflowMetric | Format::MlflowRun => sources::mlflow::run_dir(path),
         _ => path.parent().map(Path::to_path_buf),
@@ -44,6 +47,48 @@ fn sidecars(format: Format, path: &Path) -> Vec<(String, String)> {
             }
         } else if let Ok(text) = std::fs::read_to_string(base.join(name)) {
             out.push((name.to_string(), text));
+        }
+    }
+    out
+}
+
+/// The experiment manager's folders beside its registry: each one's known files, and its checkpoints' names
+/// (as `<folder>/checkpoints/<name>` with no content).
+fn experiment_folders(registry: &Path) -> Vec<(String, String)> {
+    let Some(base) = registry.parent() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    let mut folders: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    folders.sort();
+    let mut out = Vec::new();
+    for dir in folders {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for file in sources::expmgr::FILES {
+            if let Ok(text) = std::fs::read_to_string(dir.join(file)) {
+                out.push((format!("{name}/{file}"), text));
+            }
+        }
+        if let Ok(ckpts) = std::fs::read_dir(dir.join("checkpoints")) {
+            let mut names: Vec<String> = ckpts
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            out.extend(
+                names
+                    .into_iter()
+                    .map(|c| (format!("{name}/checkpoints/{c}"), String::new())),
+            );
         }
     }
     out
@@ -631,7 +676,21 @@ impl Ingestor {
                 return Ok(0);
             }
         };
-        let hash = head_hash(&data);
+        // The files read with it count too: a change to one (an experiment's history beside its registry)
+        // is news even when this file is the same.
+        let sidecars = sidecars(format, path);
+        let hash = {
+            let mut h = Sha256::new();
+            h.update(&data);
+            for (name, text) in &sidecars {
+                h.update(name.as_bytes());
+                h.update([0]);
+                h.update(text.as_bytes());
+                h.update([0]);
+            }
+            let d = h.finalize();
+            u64::from_le_bytes(d[..8].try_into().unwrap_or_default())
+        };
         if cursor.head_len == data.len() as u64 && cursor.head_hash == hash {
             return Ok(0);
         }
@@ -647,7 +706,6 @@ impl Ingestor {
             .unwrap_or_default();
         let ids = self.ids.clone();
         let mut unique = |id| ids.unique(id);
-        let sidecars = sidecars(format, path);
         let mut ctx = Context {
             path: key,
             default_name: &stem,

@@ -511,3 +511,56 @@ fn mlflows_sqlite_store_written_by_mlflow_is_runs_and_later_points_are_read_once
     assert_eq!(find(&d.ls(), "run-finished").unwrap()["points"], 21);
     assert_eq!(find(&d.ls(), "run-failed").unwrap()["points"], 20);
 }
+
+#[test]
+fn the_experiment_managers_folders_import_with_their_ids_statuses_and_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    copy_fixture("expmgr/experiments", &inbox.join("experiments"));
+    d.wait_for("both experiments", 10, |d| {
+        let rows = d.ls();
+        find(&rows, "baseline_model")
+            .is_some_and(|r| r["status"] == "completed" && r["points"] == 9)
+            && find(&rows, "multi_layer_test")
+                .is_some_and(|r| r["status"] == "failed" && r["points"] == 6)
+    });
+    let show = d.labctl_json(&["show", "20241216_143052_baseline_a1b2c3d4"]);
+    assert_eq!(
+        show["id"], "20241216_143052_baseline_a1b2c3d4",
+        "the predecessor's id kept"
+    );
+    assert_eq!(show["config"]["optim"]["lr"], 2e-5);
+    assert_eq!(show["metrics"]["val/accuracy"]["last"], 0.83);
+    assert_eq!(show["metrics"]["train/loss"]["points"], 3);
+    assert_eq!(show["summaries"]["final"]["test_f1"], 0.79);
+    assert_eq!(show["summaries"]["bias"]["gmb_bpsn_auc"], 0.81);
+    assert_eq!(show["summaries"]["xai"]["sufficiency"], 0.12);
+    assert!(
+        show["artifacts"].to_string().contains("best_model"),
+        "{}",
+        show["artifacts"]
+    );
+    let failed = d.labctl_json(&["show", "20241217_091500_multilayer_0badc0de"]);
+    assert_eq!(
+        failed["status_notes"], "CUDA out of memory at epoch 2",
+        "{failed}"
+    );
+    // The manager is run again for the failed experiment: one more epoch, then completed.
+    let dir = inbox.join("experiments/20241217_091500_multilayer_0badc0de");
+    std::fs::write(
+        dir.join("metrics/training_history.json"),
+        r#"{"train_loss": [0.69, 0.45, 0.33], "val_loss": [0.62, 0.48, 0.46], "val_accuracy": [0.71, 0.8, 0.82]}"#,
+    )
+    .unwrap();
+    let registry = inbox.join("experiments/experiment_registry.json");
+    let text = std::fs::read_to_string(&registry)
+        .unwrap()
+        .replace("\"failed\"", "\"completed\"");
+    std::fs::write(&registry, text).unwrap();
+    d.wait_for("the rerun", 10, |d| {
+        let r = d.labctl_json(&["show", "20241217_091500_multilayer_0badc0de"]);
+        r["status"] == "completed" && r["metrics"]["train/loss"]["points"] == 3
+    });
+    assert_eq!(d.ls().len(), 2, "the same two runs");
+}

@@ -2,6 +2,7 @@
 //! and returns events; it does no I/O of its own. [`Format`] picks the source for a path.
 
 pub mod drgen;
+pub mod expmgr;
 pub mod hf;
 pub mod lightning;
 pub mod lines;
@@ -57,6 +58,8 @@ pub enum Format {
     MlflowRun,
     /// MLflow's SQLite tracking store (`mlflow.db`).
     MlflowSqlite,
+    /// The experiment manager's `experiment_registry.json` and the folders it lists.
+    ExpManager,
 }
 
 impl Format {
@@ -78,6 +81,9 @@ impl Format {
         }
         if name == "metrics.csv" {
             return Some(Format::LightningCsv);
+        }
+        if name == "experiment_registry.json" {
+            return Some(Format::ExpManager);
         }
         if name == "mlflow.db" {
             return Some(Format::MlflowSqlite);
@@ -112,6 +118,7 @@ impl Format {
             Format::MlflowMetric => "mlflow_metric",
             Format::MlflowRun => "mlflow_run",
             Format::MlflowSqlite => "mlflow_sqlite",
+            Format::ExpManager => "experiment_manager",
         }
     }
 
@@ -141,6 +148,7 @@ impl Format {
                 | Format::LightningCsv
                 | Format::MlflowRun
                 | Format::MlflowSqlite
+                | Format::ExpManager
         )
     }
 
@@ -153,13 +161,13 @@ impl Format {
             "tb" | "tfevents" => Some(Format::TensorBoard),
             "lightning" | "csv" => Some(Format::LightningCsv),
             "mlflow" | "sqlite" => Some(Format::MlflowSqlite),
+            "expmgr" | "experiments" => Some(Format::ExpManager),
             _ => None,
         })
     }
 
     /// The names [`Format::from_user`] takes, for messages.
-    pub const USER_NAMES: &'static str =
-        "auto, labd, drgen, tensorboard, lightning, hf (trainer_state.json), mlflow (SQLite store)";
+    pub const USER_NAMES: &'static str = "auto, labd, drgen, tensorboard, lightning, hf (trainer_state.json), mlflow (SQLite store), expmgr (experiment_registry.json)";
 
     /// Whether a file of this name can be read as this format when a folder's format is fixed.
     pub fn accepts(self, path: &Path) -> bool {
@@ -176,6 +184,7 @@ impl Format {
             Format::LightningCsv => name.ends_with(".csv"),
             Format::MlflowMetric | Format::MlflowRun => mlflow::kind(path) == Some(self),
             Format::MlflowSqlite => name.ends_with(".db") || name.ends_with(".sqlite"),
+            Format::ExpManager => name.ends_with(".json"),
         }
     }
 
@@ -190,6 +199,7 @@ impl Format {
             "mlflow_metric" => Some(Format::MlflowMetric),
             "mlflow_run" => Some(Format::MlflowRun),
             "mlflow_sqlite" => Some(Format::MlflowSqlite),
+            "experiment_manager" => Some(Format::ExpManager),
             _ => None,
         }
     }
@@ -241,5 +251,6 @@ pub fn read(format: Format, cursor: &mut FileCursor, data: &[u8], ctx: &mut Cont
         Format::MlflowMetric => mlflow::read_metric(cursor, data, ctx),
         Format::MlflowRun => mlflow::read_run(cursor, data, ctx),
         Format::MlflowSqlite => mlflow_sqlite::read(cursor, data, ctx),
+        Format::ExpManager => expmgr::read(cursor, data, ctx),
     }
 }
