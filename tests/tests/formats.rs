@@ -564,3 +564,30 @@ fn the_experiment_managers_folders_import_with_their_ids_statuses_and_files() {
     });
     assert_eq!(d.ls().len(), 2, "the same two runs");
 }
+
+#[test]
+fn the_same_run_imported_twice_is_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    copy_fixture("mlflow/mlruns", &inbox.join("first/mlruns"));
+    copy_fixture("expmgr/experiments", &inbox.join("first/experiments"));
+    d.wait_for("the runs", 10, |d| d.ls().len() == 4);
+    // A backup copy of the same stores, imported later.
+    let copy = tmp.path().join("backup");
+    copy_fixture("mlflow/mlruns", &copy.join("mlruns"));
+    copy_fixture("expmgr/experiments", &copy.join("experiments"));
+    let out = d.labctl(&["ingest", copy.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = d.ls();
+    assert_eq!(rows.len(), 4, "recognised, not duplicated: {rows:?}");
+    assert_eq!(
+        find(&rows, "run-finished").unwrap()["points"],
+        20,
+        "points not doubled"
+    );
+}

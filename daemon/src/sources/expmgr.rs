@@ -109,7 +109,9 @@ fn experiment(id: &str, e: &Map<String, Value>, ctx: &mut Context<'_>, out: &mut
         .and_then(|n| n.to_str())
         .unwrap_or(id)
         .to_string();
-    let key = format!("expmgr:{}#{id}", ctx.path);
+    // Keyed by the experiment's own id: the same experiment imported again (a copy of the folder) is the
+    // same run.
+    let key = format!("expmgr:{id}");
     let src = source(ctx, 0);
     let exp = match ctx.runs.get(&key).current_exp.clone() {
         Some(x) => x,

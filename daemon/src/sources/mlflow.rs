@@ -81,7 +81,14 @@ fn status_of(code: &Value) -> Option<RunStatus> {
 /// The run of the file being read, created from the sidecars (the run's meta, params and tags) if new.
 fn ensure_run(ctx: &mut Context<'_>, out: &mut Output) -> Option<(String, ExperimentId)> {
     let dir = run_dir(Path::new(ctx.path))?;
-    let key = format!("mlflow:{}", dir.display());
+    // Keyed by MLflow's run id: the same run found again (a copy of the store, or the same run in the SQLite
+    // store) is the same run.
+    let key = format!(
+        "mlflow-run:{}",
+        dir.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
     if let Some(exp) = ctx.runs.get(&key).current_exp.clone() {
         return Some((key, exp));
     }
@@ -163,7 +170,7 @@ fn ensure_run(ctx: &mut Context<'_>, out: &mut Output) -> Option<(String, Experi
 pub fn read_metric(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Output {
     let key = metric_key(ctx.path).unwrap_or_default();
     let (split, name) = super::lightning::split_name(&key);
-    let mut run: Option<ExperimentId> = None;
+    let mut run: Option<(String, ExperimentId)> = None;
     super::lines::read(
         cursor,
         data,
@@ -204,12 +211,12 @@ pub fn read_metric(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) 
                     format!("step {step:?} is not an integer"),
                 );
             };
-            let exp = match &run {
-                Some(e) => e.clone(),
+            let (run_key, exp) = match &run {
+                Some(r) => r.clone(),
                 None => match ensure_run(ctx, out) {
-                    Some((_, e)) => {
-                        run = Some(e.clone());
-                        e
+                    Some(r) => {
+                        run = Some(r.clone());
+                        r
                     }
                     None => {
                         return error(
@@ -221,6 +228,13 @@ pub fn read_metric(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) 
                     }
                 },
             };
+            // The run keeps how many lines of each metric it took: a copy of the file adds nothing.
+            let state = ctx.runs.get(&run_key);
+            let mark = format!("m:{key}");
+            if state.counters.get(&mark).is_some_and(|n| *n >= cursor.line) {
+                return;
+            }
+            state.counters.insert(mark, cursor.line);
             out.points += 1;
             out.events.push(Event::new(
                 ctx.now,

@@ -88,7 +88,8 @@ fn load(data: &[u8], ctx: &mut Context<'_>, out: &mut Output) -> rusqlite::Resul
          ORDER BY key, timestamp, step, value",
     )?;
     for run in runs {
-        let key = format!("mlflow-sqlite:{}#{}", ctx.path, run.uuid);
+        // Keyed by MLflow's run id, as in the file store: one run wherever it is found.
+        let key = format!("mlflow-run:{}", run.uuid);
         let exp = match ctx.runs.get(&key).current_exp.clone() {
             Some(e) => e,
             None => {
