@@ -1,5 +1,5 @@
 //! `labd-formats-bench`: how fast labd ingests the formats other tools write (issue #5). Writes a corpus of
-//! TensorBoard event files and one of Trainer `trainer_state.json` files, then times `labd --once` (parse, commit
+//! TensorBoard event files, one of Trainer `trainer_state.json` files and one of Lightning `metrics.csv` files, then times `labd --once` (parse, commit
 //! durably, exit) on each, against the physical limit of reading the same bytes and, for TensorBoard, against
 //! TensorBoard's own Rust loader (`tensorboard-data-server`, when `TB_DATA_SERVER` names its `server` binary or
 //! it is on the PATH).
@@ -94,15 +94,42 @@ fn main() -> Result<()> {
         hf_bytes += text.len() as u64;
         std::fs::write(run.join("trainer_state.json"), text)?;
     }
+    // Lightning's CSVLogger: one version folder per run, a train row every step, a val row every 10.
+    let csv = dir.join("csv");
+    let mut csv_bytes = 0u64;
+    let mut csv_points = 0u64;
+    for r in 0..runs / 5 {
+        let run = csv.join(format!("lightning_logs/version_{r}"));
+        std::fs::create_dir_all(&run)?;
+        let mut text = String::from("epoch,step,train_acc,train_loss,val_acc,val_loss\n");
+        for s in 0..steps {
+            let x = s as f64 / steps as f64;
+            text.push_str(&format!("{},{s},{:.6},{:.6},,\n", s / 100, x, 2.0 - x));
+            csv_points += 2;
+            if s % 10 == 9 {
+                text.push_str(&format!(
+                    "{},{s},,,{:.6},{:.6}\n",
+                    s / 100,
+                    x * 0.9,
+                    2.1 - x
+                ));
+                csv_points += 2;
+            }
+        }
+        csv_bytes += text.len() as u64;
+        std::fs::write(run.join("metrics.csv"), text)?;
+        std::fs::write(run.join("hparams.yaml"), format!("lr: 0.001\nseed: {r}\n"))?;
+    }
     sync();
 
     println!(
-        "labd-formats-bench: {runs} TensorBoard runs x {steps} steps x 4 scalars; {} Trainer runs x {steps} steps",
+        "labd-formats-bench: {runs} TensorBoard runs x {steps} steps x 4 scalars; {} Trainer runs and as many Lightning runs x {steps} steps",
         runs / 5
     );
     for (name, corpus, bytes, points) in [
         ("TensorBoard", &tb, tb_bytes, tb_points),
         ("trainer_state.json", &hf, hf_bytes, hf_points),
+        ("Lightning metrics.csv", &csv, csv_bytes, csv_points),
     ] {
         let read_secs = read_all(corpus)?;
         let (secs, got) = ingest(&labd, &dir.join(format!("data-{}", name.len())), corpus)?;
