@@ -439,6 +439,10 @@ fn mlflows_file_store_written_by_mlflow_is_runs_with_params_status_and_metrics()
         .to_string();
     let show = d.labctl_json(&["show", &id]);
     assert_eq!(show["config"]["lr"], 0.01, "params as numbers");
+    assert_eq!(
+        show["ended"], "2023-11-17T05:46:51.000000Z",
+        "MLflow's end time"
+    );
     assert_eq!(show["config"]["batch_size"], 32);
     assert_eq!(show["metrics"]["loss"]["last"], 0.325);
     assert_eq!(show["metrics"]["acc"]["last"], 0.86);
@@ -540,6 +544,10 @@ fn the_experiment_managers_folders_import_with_their_ids_statuses_and_files() {
         show["artifacts"].to_string().contains("best_model"),
         "{}",
         show["artifacts"]
+    );
+    assert_eq!(
+        show["ended"], "2024-12-16T15:45:30.000000Z",
+        "its own end time"
     );
     let failed = d.labctl_json(&["show", "20241217_091500_multilayer_0badc0de"]);
     assert_eq!(

@@ -81,6 +81,7 @@ fn line(cursor: &mut FileCursor, m: Map<String, Value>, ctx: &mut Context<'_>, o
         let run = RunLine {
             name: Some(run_name(ctx)),
             config,
+            extra: Map::from_iter([("source_format".to_string(), Value::from("drgen"))]),
             ..Default::default()
         };
         let (id, event) = create_experiment(run, ctx, src);
@@ -225,6 +226,7 @@ fn whole_run(
         extra.insert("metadata".into(), meta.clone());
     }
     extra.insert("run_id".into(), Value::String(name.clone()));
+    extra.insert("source_format".into(), Value::from("drgen"));
     let run = RunLine {
         name: Some(name),
         config,

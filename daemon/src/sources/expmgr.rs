@@ -243,7 +243,11 @@ fn experiment(id: &str, e: &Map<String, Value>, ctx: &mut Context<'_>, out: &mut
                     exp,
                     status,
                     notes: e.get("notes").and_then(Value::as_str).map(String::from),
-                    extra: Map::new(),
+                    extra: ["completed_at", "failed_at", "ended_at"]
+                        .iter()
+                        .find_map(|k| micros(e.get(*k)))
+                        .map(|us| Map::from_iter([("ended".to_string(), Value::from(us))]))
+                        .unwrap_or_default(),
                 }),
             ));
         }

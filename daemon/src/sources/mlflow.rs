@@ -298,7 +298,11 @@ pub fn read_run(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) ->
             exp,
             status,
             notes: Some("MLflow run status".into()),
-            extra: Map::new(),
+            extra: meta
+                .get("end_time")
+                .and_then(Value::as_i64)
+                .map(|ms| Map::from_iter([("ended".to_string(), Value::from(ms * 1000))]))
+                .unwrap_or_default(),
         }),
     ));
     out

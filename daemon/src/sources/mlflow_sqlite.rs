@@ -21,6 +21,7 @@ struct Run {
     experiment: String,
     status: String,
     start_time: Option<i64>,
+    end_time: Option<i64>,
 }
 
 fn problem(ctx: &Context<'_>, reason: String) -> Event {
@@ -67,7 +68,7 @@ fn load(data: &[u8], ctx: &mut Context<'_>, out: &mut Output) -> rusqlite::Resul
         .collect::<Result<_, _>>()?;
     let runs: Vec<Run> = db
         .prepare(
-            "SELECT run_uuid, COALESCE(name, ''), CAST(experiment_id AS TEXT), COALESCE(status, ''), start_time \
+            "SELECT run_uuid, COALESCE(name, ''), CAST(experiment_id AS TEXT), COALESCE(status, ''), start_time, end_time \
              FROM runs WHERE COALESCE(lifecycle_stage, 'active') != 'deleted' ORDER BY start_time, run_uuid",
         )?
         .query_map([], |r| {
@@ -77,6 +78,7 @@ fn load(data: &[u8], ctx: &mut Context<'_>, out: &mut Output) -> rusqlite::Resul
                 experiment: r.get(2)?,
                 status: r.get(3)?,
                 start_time: r.get(4)?,
+                end_time: r.get(5)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -209,7 +211,12 @@ fn load(data: &[u8], ctx: &mut Context<'_>, out: &mut Output) -> rusqlite::Resul
                         exp: exp.clone(),
                         status,
                         notes: Some("MLflow run status".into()),
-                        extra: Map::new(),
+                        extra: run
+                            .end_time
+                            .map(|ms| {
+                                Map::from_iter([("ended".to_string(), Value::from(ms * 1000))])
+                            })
+                            .unwrap_or_default(),
                     }),
                 ));
             }

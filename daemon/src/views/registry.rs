@@ -142,7 +142,13 @@ impl Registry {
             EventKind::StatusChanged(s) => {
                 r.status = s.status;
                 r.status_notes = s.notes.clone();
-                r.ended = s.status.is_final().then_some(event.time);
+                // An imported run says when it really ended (`ended`, Unix microseconds, in the event's extra).
+                r.ended = s.status.is_final().then(|| {
+                    s.extra
+                        .get("ended")
+                        .and_then(serde_json::Value::as_i64)
+                        .unwrap_or(event.time)
+                });
             }
             EventKind::ExperimentCreated(_)
             | EventKind::FileIngested(_)
