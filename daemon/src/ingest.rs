@@ -25,6 +25,20 @@ fn sidecars(format: Format, path: &Path) -> Vec<(String, String)> {
     if format == Format::ExpManager {
         return experiment_folders(path);
     }
+    if format == Format::TensorBoard {
+        // The names of the folder's event files (the run is known by the first).
+        let Some(Ok(entries)) = path.parent().map(std::fs::read_dir) else {
+            return Vec::new();
+        };
+        return entries
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                sources::tensorboard::is_event_file(&n)
+                    .then(|| (format!("tfevents:{n}"), String::new()))
+            })
+            .collect();
+    }
     let base = match format {
         Format::MlflowMetric | Format::MlflowRun => sources::mlflow::run_dir(path),
         _ => path.parent().map(Path::to_path_buf),
@@ -535,11 +549,12 @@ impl Ingestor {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let stream_sidecars = if from == 0 && !format.sidecars().is_empty() {
-                sidecars(format, path)
-            } else {
-                Vec::new()
-            };
+            let stream_sidecars =
+                if (from == 0 && !format.sidecars().is_empty()) || format == Format::TensorBoard {
+                    sidecars(format, path)
+                } else {
+                    Vec::new()
+                };
             let forced = self.forced(path).is_some();
             let ids = self.ids.clone();
             let mut unique = |id| ids.unique(id);

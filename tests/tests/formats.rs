@@ -580,11 +580,13 @@ fn the_same_run_imported_twice_is_one_run() {
     let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
     copy_fixture("mlflow/mlruns", &inbox.join("first/mlruns"));
     copy_fixture("expmgr/experiments", &inbox.join("first/experiments"));
-    d.wait_for("the runs", 10, |d| d.ls().len() == 4);
+    copy_fixture("tensorboard/logs", &inbox.join("first/tb"));
+    d.wait_for("the runs", 10, |d| d.ls().len() == 6);
     // A backup copy of the same stores, imported later.
     let copy = tmp.path().join("backup");
     copy_fixture("mlflow/mlruns", &copy.join("mlruns"));
     copy_fixture("expmgr/experiments", &copy.join("experiments"));
+    copy_fixture("tensorboard/logs", &copy.join("tb"));
     let out = d.labctl(&["ingest", copy.to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -592,10 +594,12 @@ fn the_same_run_imported_twice_is_one_run() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows = d.ls();
-    assert_eq!(rows.len(), 4, "recognised, not duplicated: {rows:?}");
+    assert_eq!(rows.len(), 6, "recognised, not duplicated: {rows:?}");
     assert_eq!(
         find(&rows, "run-finished").unwrap()["points"],
         20,
         "points not doubled"
     );
+    assert_eq!(find(&rows, "run_a").unwrap()["points"], 40);
+    assert_eq!(find(&rows, "run_b").unwrap()["points"], 40);
 }

@@ -347,14 +347,32 @@ fn facts(e: pb::Event) -> Vec<Fact> {
 }
 
 /// The run a file belongs to: its folder.
+/// The run a file belongs to, and its name (the folder's). A run is known by the name of the folder's first
+/// event file (`events.out.tfevents.<time>.<host>.<pid>...`, unique to the writer that made it), which the
+/// ingestor lists as sidecars: so a copy of the folder elsewhere is the same run. Without the list, the folder.
 fn run_key(ctx: &Context<'_>) -> (String, String) {
-    let dir = Path::new(ctx.path).parent().unwrap_or(Path::new("/"));
+    let path = Path::new(ctx.path);
+    let dir = path.parent().unwrap_or(Path::new("/"));
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or(ctx.default_name)
         .to_string();
-    (format!("tb:{}", dir.display()), name)
+    let own = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let first = ctx
+        .sidecars
+        .iter()
+        .filter_map(|(n, _)| n.strip_prefix("tfevents:"))
+        .chain(std::iter::once(own))
+        .filter(|n| !n.is_empty())
+        .min();
+    match first {
+        Some(f) => (format!("tb:{name}/{f}"), name),
+        None => (format!("tb:{}", dir.display()), name),
+    }
 }
 
 /// Reads the complete records in `data`.
@@ -417,6 +435,17 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
     out.consumed = pos as u64;
     let decoded: Vec<(u64, Vec<Fact>)> = records.into_iter().map(|(n, e)| (n, facts(e))).collect();
     let (key, name) = run_key(ctx);
+    // The run keeps how many records of each of its files it took: a copy of a file adds nothing.
+    let file = Path::new(ctx.path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mark = format!("f:{file}");
+    let taken = ctx.runs.get(&key).counters.get(&mark).copied().unwrap_or(0);
+    let decoded: Vec<(u64, Vec<Fact>)> = decoded.into_iter().filter(|(n, _)| *n > taken).collect();
+    if let Some((last, _)) = decoded.last() {
+        ctx.runs.get(&key).counters.insert(mark, *last);
+    }
     for (record, fs) in &decoded {
         for f in fs {
             match f {
