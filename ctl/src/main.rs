@@ -698,13 +698,26 @@ fn run(cli: Cli) -> Result<i32> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            // A few folders of the path go along: some formats are known by them (`mlruns/<exp>/<run>/...`).
+            let tail: Vec<String> = std::fs::canonicalize(&file)
+                .unwrap_or_else(|_| file.clone())
+                .iter()
+                .rev()
+                .take(6)
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .filter(|p| p != "/")
+                .collect();
             // labd checks every format with its own sources; a run log is checked here when labd is not up.
             let run_log =
                 (name.ends_with(".jsonl") || name.ends_with(".ndjson")) && name != "json_out.jsonl";
-            let (problems, runs, points) = if run_log && !c.reachable() {
-                validate::check(&bytes)
+            let (problems, runs, points, format) = if run_log && !c.reachable() {
+                let (p, r, n) = validate::check(&bytes);
+                (p, r, n, "runlog".to_string())
             } else {
-                let v: Value = c.post_bytes("/validate", &[("name", name)], &bytes)?;
+                let v: Value = c.post_bytes("/validate", &[("name", tail.join("/"))], &bytes)?;
                 let problems = v["problems"]
                     .as_array()
                     .map(|a| {
@@ -722,6 +735,7 @@ fn run(cli: Cli) -> Result<i32> {
                     problems,
                     v["runs"].as_u64().unwrap_or(0),
                     v["points"].as_u64().unwrap_or(0),
+                    v["format"].as_str().unwrap_or("").to_string(),
                 )
             };
             if json {
@@ -730,14 +744,14 @@ fn run(cli: Cli) -> Result<i32> {
                     .map(|(l, m)| json!({ "line": l, "problem": m }))
                     .collect();
                 print_json(
-                    &json!({ "file": file, "runs": runs, "points": points, "problems": list }),
+                    &json!({ "file": file, "format": format, "runs": runs, "points": points, "problems": list }),
                 )?;
             } else {
                 for (line, msg) in &problems {
                     println!("{}:{line}: {msg}", file.display());
                 }
                 println!(
-                    "{}: {runs} runs, {points} points, {} problems",
+                    "{} ({format}): {runs} runs, {points} points, {} problems",
                     file.display(),
                     problems.len()
                 );

@@ -367,6 +367,13 @@ fn validate_checks_every_format_with_labds_own_sources() {
     let (code, v) = run("lightning/broken/metrics.csv");
     assert_eq!(code, Some(1));
     assert!(v["problems"].to_string().contains("oops"), "{v}");
+    let (code, v) =
+        run("mlflow/mlruns/143683837611387251/5c6e433715ba4bdd977219d30e7a269f/metrics/loss");
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(
+        (v["format"].as_str(), v["points"].as_u64()),
+        (Some("mlflow_metric"), Some(10))
+    );
     let (code, v) = run("drgen/run1/json_out.jsonl");
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["runs"], 1);

@@ -21,11 +21,15 @@ pub struct ValidateQuery {
 
 /// Checks `bytes` as a finished file named `name`.
 pub fn check(name: &str, bytes: &[u8], host: &str) -> std::result::Result<Value, String> {
-    let file = std::path::Path::new(name)
-        .file_name()
-        .and_then(|n| n.to_str())
+    // The name may keep a few folders (`mlruns/1/<run>/metrics/loss`): some formats are known by them.
+    let rel: Vec<&str> = name
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != "." && *p != "..")
+        .collect();
+    let file = *rel
+        .last()
         .ok_or_else(|| format!("{name:?} names no file"))?;
-    let path = format!("/validate/{file}");
+    let path = format!("/validate/{}", rel.join("/"));
     let format = Format::detect(std::path::Path::new(&path))
         .ok_or_else(|| {
             format!("labd reads no file named {file:?} (run logs *.jsonl/*.ndjson, json_out.jsonl, trainer_state.json, *tfevents*, metrics.csv)")
