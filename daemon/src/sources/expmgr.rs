@@ -7,12 +7,11 @@
 //! what is new.
 
 use super::runlog::source;
-use super::{Context, Output};
+use super::{Context, Output, problem};
 use crate::log::FileCursor;
 use crate::views::config_hash;
 use labd_schemas::event::{
-    ArtifactRecorded, ExperimentCreated, IngestError, MetricsLogged, Severity, StatusChanged,
-    SummaryRecorded,
+    ArtifactRecorded, ExperimentCreated, MetricsLogged, Severity, StatusChanged, SummaryRecorded,
 };
 use labd_schemas::time::TimeValue;
 use labd_schemas::{Event, EventKind, ExperimentId, RunStatus};
@@ -27,19 +26,6 @@ pub const FILES: [&str; 5] = [
     "metrics/bias_metrics.json",
     "metrics/xai_metrics.json",
 ];
-
-fn problem(ctx: &Context<'_>, reason: String) -> Event {
-    Event::new(
-        ctx.now,
-        source(ctx, 0),
-        EventKind::IngestError(IngestError {
-            path: ctx.path.to_string(),
-            line: None,
-            severity: Severity::Error,
-            reason,
-        }),
-    )
-}
 
 fn micros(v: Option<&Value>) -> Option<i64> {
     let text = v?.as_str()?;
@@ -64,6 +50,8 @@ pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Out
             if ctx.take_unterminated {
                 out.events.push(problem(
                     ctx,
+                    None,
+                    Severity::Error,
                     format!("not a whole experiment_registry.json ({e})"),
                 ));
             } else {
@@ -75,6 +63,8 @@ pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Out
     let Some(list) = registry.get("experiments").and_then(Value::as_array) else {
         out.events.push(problem(
             ctx,
+            None,
+            Severity::Error,
             "no `experiments` list: not an experiment_registry.json".into(),
         ));
         return out;
@@ -84,6 +74,8 @@ pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Out
         let Some(id) = e.get("experiment_id").and_then(Value::as_str) else {
             out.events.push(problem(
                 ctx,
+                None,
+                Severity::Error,
                 "an entry without `experiment_id` was skipped".into(),
             ));
             continue;
@@ -177,6 +169,8 @@ fn experiment(id: &str, e: &Map<String, Value>, ctx: &mut Context<'_>, out: &mut
         let Ok(values) = serde_json::from_str::<Value>(text) else {
             out.events.push(problem(
                 ctx,
+                None,
+                Severity::Error,
                 format!("{folder}/{file} is not JSON; skipped"),
             ));
             continue;
@@ -263,6 +257,8 @@ fn history(key: &str, exp: &ExperimentId, folder: &str, ctx: &mut Context<'_>, o
     let Ok(h) = serde_json::from_str::<Value>(text) else {
         out.events.push(problem(
             ctx,
+            None,
+            Severity::Error,
             format!("{folder}/metrics/training_history.json is not JSON; skipped"),
         ));
         return;

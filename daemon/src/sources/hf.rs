@@ -10,9 +10,9 @@
 //! `train_batch_size`, ...) and, under hyperparameter search, `trial_params`.
 
 use super::runlog::{create_experiment, source};
-use super::{Context, Output};
+use super::{Context, Output, problem};
 use crate::log::FileCursor;
-use labd_schemas::event::{IngestError, MetricsLogged, Severity, StatusChanged, SummaryRecorded};
+use labd_schemas::event::{MetricsLogged, Severity, StatusChanged, SummaryRecorded};
 use labd_schemas::runlog::RunLine;
 use labd_schemas::{Event, EventKind, RunStatus};
 use serde_json::{Map, Value};
@@ -57,6 +57,8 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                 out.consumed = data.len() as u64;
                 out.events.push(problem(
                     ctx,
+                    None,
+                    Severity::Error,
                     format!(
                         "not a whole trainer_state.json ({e}); it is read again when it changes"
                     ),
@@ -69,6 +71,8 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
     let Some(Value::Array(history)) = state.get("log_history") else {
         out.events.push(problem(
             ctx,
+            None,
+            Severity::Error,
             "no `log_history` list: not a trainer_state.json".into(),
         ));
         return out;
@@ -201,19 +205,6 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
     }
     let _ = cursor;
     out
-}
-
-fn problem(ctx: &Context<'_>, reason: String) -> Event {
-    Event::new(
-        ctx.now,
-        source(ctx, 0),
-        EventKind::IngestError(IngestError {
-            path: ctx.path.to_string(),
-            line: None,
-            severity: Severity::Error,
-            reason,
-        }),
-    )
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@
 //! prefixes are read as splits too (`val_loss` → split `val`, metric `loss`); other names have no split.
 
 use super::runlog::{create_experiment, source};
-use super::{Context, Output};
+use super::{Context, Output, problem};
 use crate::log::FileCursor;
-use labd_schemas::event::{IngestError, MetricsLogged, Severity};
+use labd_schemas::event::{MetricsLogged, Severity};
 use labd_schemas::runlog::RunLine;
 use labd_schemas::{Event, EventKind};
 use serde_json::{Map, Value};
@@ -57,26 +57,17 @@ fn fields(line: &str) -> Vec<String> {
     out
 }
 
-fn problem(ctx: &Context<'_>, line: u64, reason: String) -> Event {
-    Event::new(
-        ctx.now,
-        source(ctx, line),
-        EventKind::IngestError(IngestError {
-            path: ctx.path.to_string(),
-            line: Some(line),
-            severity: Severity::Error,
-            reason,
-        }),
-    )
-}
-
 /// Reads the whole `metrics.csv`; rows after those the run has taken become metrics.
 pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Output {
     let mut out = Output::default();
     let Ok(text) = std::str::from_utf8(data) else {
         out.consumed = data.len() as u64;
-        out.events
-            .push(problem(ctx, 1, "not UTF-8 text: not a metrics.csv".into()));
+        out.events.push(problem(
+            ctx,
+            Some(1),
+            Severity::Error,
+            "not UTF-8 text: not a metrics.csv".into(),
+        ));
         return out;
     };
     // Complete lines only; a last line without newline waits unless the file is quiet or finished.
@@ -115,7 +106,8 @@ pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Out
                 }
             }
             if let Some(reason) = bad {
-                out.events.push(problem(ctx, 0, reason));
+                out.events
+                    .push(problem(ctx, Some(0), Severity::Error, reason));
             }
             let version = dir
                 .file_name()
@@ -191,7 +183,8 @@ pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Out
         if !bad.is_empty() {
             out.events.push(problem(
                 ctx,
-                number,
+                Some(number),
+                Severity::Error,
                 format!(
                     "{} not a number; the rest of the row was kept",
                     bad.join(", ")

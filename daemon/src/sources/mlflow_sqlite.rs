@@ -5,9 +5,9 @@
 //! table's time order), so points MLflow adds later are read once.
 
 use super::runlog::{create_experiment, source};
-use super::{Context, Output};
+use super::{Context, Output, problem};
 use crate::log::FileCursor;
-use labd_schemas::event::{IngestError, MetricsLogged, Severity, StatusChanged};
+use labd_schemas::event::{MetricsLogged, Severity, StatusChanged};
 use labd_schemas::runlog::RunLine;
 use labd_schemas::time::TimeValue;
 use labd_schemas::{Event, EventKind, RunStatus};
@@ -24,19 +24,6 @@ struct Run {
     end_time: Option<i64>,
 }
 
-fn problem(ctx: &Context<'_>, reason: String) -> Event {
-    Event::new(
-        ctx.now,
-        source(ctx, 0),
-        EventKind::IngestError(IngestError {
-            path: ctx.path.to_string(),
-            line: None,
-            severity: Severity::Error,
-            reason,
-        }),
-    )
-}
-
 /// Reads the whole store.
 pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Output {
     let mut out = Output {
@@ -47,6 +34,8 @@ pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Out
         Ok(()) => {}
         Err(e) if ctx.take_unterminated => out.events.push(problem(
             ctx,
+            None,
+            Severity::Error,
             format!("not an MLflow SQLite store ({e}); read again when it changes"),
         )),
         // Being written: wait for the file to settle.

@@ -12,6 +12,7 @@ pub mod runlog;
 pub mod tensorboard;
 
 use crate::log::FileCursor;
+use labd_schemas::event::Severity;
 use labd_schemas::{Event, ExperimentId};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -203,6 +204,20 @@ impl Format {
             _ => None,
         }
     }
+}
+
+/// An ingest problem in the file being read: at `line` (a line, a row or a record), or of the whole file.
+pub fn problem(ctx: &Context<'_>, line: Option<u64>, severity: Severity, reason: String) -> Event {
+    Event::new(
+        ctx.now,
+        runlog::source(ctx, line.unwrap_or(0)),
+        labd_schemas::EventKind::IngestError(labd_schemas::event::IngestError {
+            path: ctx.path.to_string(),
+            line,
+            severity,
+            reason,
+        }),
+    )
 }
 
 /// What a source needs to know besides the bytes.

@@ -8,9 +8,9 @@
 //! TensorBoard's own loader does: the file is reported and left, the records before it kept.
 
 use super::runlog::{create_experiment, source};
-use super::{Context, Output};
+use super::{Context, Output, problem};
 use crate::log::FileCursor;
-use labd_schemas::event::{IngestError, MetricsLogged, Severity, StatusChanged, SummaryRecorded};
+use labd_schemas::event::{MetricsLogged, Severity, StatusChanged, SummaryRecorded};
 use labd_schemas::runlog::RunLine;
 use labd_schemas::{Event, EventKind, ExperimentId, RunStatus};
 use prost::Message;
@@ -240,19 +240,6 @@ fn half_to_f64(h: u16) -> f64 {
     }
 }
 
-fn problem(ctx: &Context<'_>, record: u64, severity: Severity, reason: String) -> Event {
-    Event::new(
-        ctx.now,
-        source(ctx, record),
-        EventKind::IngestError(IngestError {
-            path: ctx.path.to_string(),
-            line: Some(record),
-            severity,
-            reason,
-        }),
-    )
-}
-
 /// One decoded record, as far as labd is concerned.
 enum Fact {
     Scalars {
@@ -426,7 +413,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
             Ok(e) => records.push((record, e)),
             Err(e) => out.events.push(problem(
                 ctx,
-                record,
+                Some(record),
                 Severity::Error,
                 format!("record {record} is not a TensorBoard event: {e}; skipped"),
             )),
@@ -570,8 +557,12 @@ fn kill(cursor: &mut FileCursor, out: &mut Output, ctx: &Context<'_>, record: u6
     let reason = format!(
         "{reason}; the records before it were read, the rest of the file is skipped (as TensorBoard does)"
     );
-    out.events
-        .push(problem(ctx, record, Severity::Warning, reason.clone()));
+    out.events.push(problem(
+        ctx,
+        Some(record),
+        Severity::Warning,
+        reason.clone(),
+    ));
     cursor.dead = Some(reason);
 }
 
