@@ -673,6 +673,21 @@ impl Ingestor {
                 ..Default::default()
             });
         let size = meta.len();
+        // Same size and time as when last read: nothing to do (the experiment manager's registry is looked at
+        // anyway, since the files beside it change without it).
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i64);
+        if format != Format::ExpManager
+            && mtime != 0
+            && cursor.mtime == mtime
+            && cursor.size == size
+            && cursor.head_len == size
+        {
+            return Ok(0);
+        }
         if size > WHOLE_FILE_LIMIT {
             self.problem(
                 path,
@@ -707,6 +722,9 @@ impl Ingestor {
             u64::from_le_bytes(d[..8].try_into().unwrap_or_default())
         };
         if cursor.head_len == data.len() as u64 && cursor.head_hash == hash {
+            // Touched, not changed: remember its time so the next look does not read it again.
+            cursor.mtime = mtime;
+            self.cursors.insert(key.to_string(), cursor);
             return Ok(0);
         }
         let quiet = meta
@@ -747,6 +765,7 @@ impl Ingestor {
         cursor.size = data.len() as u64;
         cursor.head_len = data.len() as u64;
         cursor.head_hash = hash;
+        cursor.mtime = mtime;
         cursor.errors += errors;
         cursor.updated = now;
         report.points += out.points;

@@ -89,6 +89,9 @@ pub struct FileCursor {
     /// A source's own counters that must survive between reads (e.g. rows seen per split).
     #[serde(default)]
     pub counters: std::collections::BTreeMap<String, u64>,
+    /// Modification time (Unix nanoseconds) when last read whole: an unchanged file is not read again.
+    #[serde(default)]
+    pub mtime: i64,
 }
 
 /// The event log: a redb database. Cheap to clone; reads may run on any thread, writes go through the
