@@ -9,7 +9,7 @@
 //! completed. The run's config is the Trainer's settings in the file (`max_steps`, `num_train_epochs`,
 //! `train_batch_size`, ...) and, under hyperparameter search, `trial_params`.
 
-use super::runlog::{create_experiment, source};
+use super::runlog::source;
 use super::{Context, Output, problem};
 use crate::log::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity, StatusChanged, SummaryRecorded};
@@ -106,21 +106,18 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                 .and_then(|n| n.to_str())
                 .unwrap_or(ctx.default_name)
                 .to_string();
-            let (id, event) = create_experiment(
+            super::begin_run(
+                ctx,
+                &key,
                 RunLine {
                     name: Some(name),
                     config,
                     extra,
                     ..Default::default()
                 },
-                ctx,
                 src.clone(),
-            );
-            out.events.push(event);
-            let run = ctx.runs.get(&key);
-            run.current_exp = Some(id.clone());
-            run.runs += 1;
-            id
+                &mut out,
+            )
         }
     };
     for entry in history {

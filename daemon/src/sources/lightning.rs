@@ -6,7 +6,7 @@
 //! Metric names: `split/name` keeps its split; `train_`, `val_`, `valid_`, `validation_`, `test_` and `eval_`
 //! prefixes are read as splits too (`val_loss` → split `val`, metric `loss`); other names have no split.
 
-use super::runlog::{create_experiment, source};
+use super::runlog::source;
 use super::{Context, Output, problem};
 use crate::log::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity};
@@ -120,21 +120,18 @@ pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Out
                 .unwrap_or("lightning_logs");
             let mut extra = Map::new();
             extra.insert("source_format".into(), "lightning_csv".into());
-            let (id, event) = create_experiment(
+            super::begin_run(
+                ctx,
+                &key,
                 RunLine {
                     name: Some(format!("{parent}-{version}")),
                     config,
                     extra,
                     ..Default::default()
                 },
-                ctx,
                 source(ctx, 1),
-            );
-            out.events.push(event);
-            let run = ctx.runs.get(&key);
-            run.current_exp = Some(id.clone());
-            run.runs += 1;
-            id
+                &mut out,
+            )
         }
     };
     let taken = ctx

@@ -4,7 +4,7 @@
 //! run's `meta.yaml` is read whole when it changes (its status: running, finished, failed, killed). The files
 //! of a run are one run, keyed by its folder; the run's files come to the source as sidecars.
 
-use super::runlog::{create_experiment, error, source};
+use super::runlog::{error, source};
 use super::{Context, Format, Output};
 use crate::log::FileCursor;
 use labd_schemas::event::{MetricsLogged, StatusChanged};
@@ -147,7 +147,9 @@ fn ensure_run(ctx: &mut Context<'_>, out: &mut Output) -> Option<(String, Experi
         .get("start_time")
         .and_then(Value::as_f64)
         .map(|ms| TimeValue::Seconds(ms / 1000.0));
-    let (exp, event) = create_experiment(
+    let exp = super::begin_run(
+        ctx,
+        &key,
         RunLine {
             name: Some(name),
             config,
@@ -156,13 +158,9 @@ fn ensure_run(ctx: &mut Context<'_>, out: &mut Output) -> Option<(String, Experi
             extra,
             ..Default::default()
         },
-        ctx,
         source(ctx, 0),
+        out,
     );
-    out.events.push(event);
-    let run = ctx.runs.get(&key);
-    run.current_exp = Some(exp.clone());
-    run.runs += 1;
     Some((key, exp))
 }
 

@@ -4,7 +4,7 @@
 //! store is read whole when it changes; each run keeps, per metric, how many points it has taken (in the
 //! table's time order), so points MLflow adds later are read once.
 
-use super::runlog::{create_experiment, source};
+use super::runlog::source;
 use super::{Context, Output, problem};
 use crate::log::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity, StatusChanged};
@@ -120,7 +120,9 @@ fn load(data: &[u8], ctx: &mut Context<'_>, out: &mut Output) -> rusqlite::Resul
                 } else {
                     run.name.clone()
                 };
-                let (id, event) = create_experiment(
+                super::begin_run(
+                    ctx,
+                    &key,
                     RunLine {
                         name: Some(name),
                         config,
@@ -131,14 +133,9 @@ fn load(data: &[u8], ctx: &mut Context<'_>, out: &mut Output) -> rusqlite::Resul
                         extra,
                         ..Default::default()
                     },
-                    ctx,
                     source(ctx, 0),
-                );
-                out.events.push(event);
-                let state = ctx.runs.get(&key);
-                state.current_exp = Some(id.clone());
-                state.runs += 1;
-                id
+                    out,
+                )
             }
         };
         // Points, per metric, after those already taken.

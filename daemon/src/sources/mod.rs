@@ -206,6 +206,23 @@ impl Format {
     }
 }
 
+/// Begins the run `key` (of a run that spans files): its `experiment_created` event goes to `out`, and the run
+/// remembers its experiment.
+pub fn begin_run(
+    ctx: &mut Context<'_>,
+    key: &str,
+    run: labd_schemas::runlog::RunLine,
+    src: labd_schemas::Source,
+    out: &mut Output,
+) -> ExperimentId {
+    let (id, event) = runlog::create_experiment(run, ctx, src);
+    out.events.push(event);
+    let state = ctx.runs.get(key);
+    state.current_exp = Some(id.clone());
+    state.runs += 1;
+    id
+}
+
 /// An ingest problem in the file being read: at `line` (a line, a row or a record), or of the whole file.
 pub fn problem(ctx: &Context<'_>, line: Option<u64>, severity: Severity, reason: String) -> Event {
     Event::new(

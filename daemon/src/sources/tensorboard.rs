@@ -7,7 +7,7 @@
 //! A half-written record waits for the rest. A record whose checksum fails ends the reading of its file, as
 //! TensorBoard's own loader does: the file is reported and left, the records before it kept.
 
-use super::runlog::{create_experiment, source};
+use super::runlog::source;
 use super::{Context, Output, problem};
 use crate::log::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity, StatusChanged, SummaryRecorded};
@@ -535,21 +535,18 @@ fn begin(
 ) -> ExperimentId {
     let mut extra = Map::new();
     extra.insert("source_format".into(), "tensorboard".into());
-    let (id, event) = create_experiment(
+    super::begin_run(
+        ctx,
+        key,
         RunLine {
             name: Some(name.to_string()),
             config,
             extra,
             ..Default::default()
         },
-        ctx,
         source(ctx, record),
-    );
-    out.events.push(event);
-    let run = ctx.runs.get(key);
-    run.current_exp = Some(id.clone());
-    run.runs += 1;
-    id
+        out,
+    )
 }
 
 /// Stops reading a damaged file, as TensorBoard does, keeping what came before.
