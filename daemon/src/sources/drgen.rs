@@ -345,21 +345,9 @@ mod tests {
     use super::*;
 
     fn read_all(path: &str, text: &str) -> (FileCursor, Output) {
-        let mut ids = |id: ExperimentId| id;
-        let mut ctx = Context {
-            path,
-            default_name: "runs",
-            host: "h",
-            now: 1,
-            max_line: 1 << 20,
-            take_unterminated: false,
-            ids: &mut ids,
-            runs: &mut crate::sources::Runs::default(),
-            sidecars: &[],
-        };
-        let mut cursor = FileCursor::default();
-        let out = read(&mut cursor, text.as_bytes(), &mut ctx);
-        (cursor, out)
+        let mut runs = crate::sources::Runs::default();
+        let format = crate::sources::Format::DrGen;
+        crate::sources::testing::read_as(format, path, text.as_bytes(), &mut runs, &[], false)
     }
 
     fn kinds(out: &Output) -> Vec<&'static str> {

@@ -366,23 +366,16 @@ mod tests {
         let data = std::fs::read(base.join("experiment_registry.json")).unwrap();
         let sidecars = fixture_sidecars(&base);
         let mut runs = Runs::default();
-        let mut ids = |id: ExperimentId| id;
-        let mut ctx = Context {
-            path: "/x/experiments/experiment_registry.json",
-            default_name: "experiment_registry",
-            host: "h",
-            now: 1,
-            max_line: 1 << 20,
-            take_unterminated: false,
-            ids: &mut ids,
-            runs: &mut runs,
-            sidecars: &sidecars,
+        let path = "/x/experiments/experiment_registry.json";
+        let format = crate::sources::Format::ExpManager;
+        let read_once = |runs: &mut Runs| {
+            crate::sources::testing::read_as(format, path, &data, runs, &sidecars, false).1
         };
-        let out = read(&mut FileCursor::default(), &data, &mut ctx);
+        let out = read_once(&mut runs);
         let tags: Vec<&str> = out.events.iter().map(|e| e.kind.tag()).collect();
         assert_eq!(out.points, 9 + 6, "{tags:?}");
         assert_eq!(tags.iter().filter(|t| **t == "summary_recorded").count(), 3);
-        let again = read(&mut FileCursor::default(), &data, &mut ctx);
+        let again = read_once(&mut runs);
         assert!(again.events.is_empty(), "nothing twice");
     }
 }

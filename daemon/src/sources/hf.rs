@@ -208,7 +208,6 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
 mod tests {
     use super::*;
     use crate::sources::Runs;
-    use labd_schemas::ExperimentId;
 
     fn state(entries: &str) -> String {
         format!(
@@ -217,19 +216,8 @@ mod tests {
     }
 
     fn read_at(path: &str, text: &str, runs: &mut Runs, quiet: bool) -> Output {
-        let mut ids = |id: ExperimentId| id;
-        let mut ctx = Context {
-            path,
-            default_name: "trainer_state",
-            host: "h",
-            now: 1,
-            max_line: 1 << 20,
-            take_unterminated: quiet,
-            ids: &mut ids,
-            runs,
-            sidecars: &[],
-        };
-        read(&mut FileCursor::default(), text.as_bytes(), &mut ctx)
+        let format = crate::sources::Format::HfTrainerState;
+        crate::sources::testing::read_as(format, path, text.as_bytes(), runs, &[], quiet).1
     }
 
     #[test]

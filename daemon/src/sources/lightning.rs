@@ -220,7 +220,6 @@ pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Out
 mod tests {
     use super::*;
     use crate::sources::Runs;
-    use labd_schemas::ExperimentId;
 
     fn fixture(rel: &str) -> Vec<u8> {
         std::fs::read(
@@ -238,19 +237,8 @@ mod tests {
         sidecars: &[(String, String)],
         quiet: bool,
     ) -> Output {
-        let mut ids = |id: ExperimentId| id;
-        let mut ctx = Context {
-            path,
-            default_name: "metrics",
-            host: "h",
-            now: 1,
-            max_line: 1 << 20,
-            take_unterminated: quiet,
-            ids: &mut ids,
-            runs,
-            sidecars,
-        };
-        read(&mut FileCursor::default(), data, &mut ctx)
+        let format = crate::sources::Format::LightningCsv;
+        crate::sources::testing::read_as(format, path, data, runs, sidecars, quiet).1
     }
 
     fn rows(out: &Output) -> Vec<&MetricsLogged> {

@@ -215,22 +215,10 @@ fn load(data: &[u8], ctx: &mut Context<'_>, out: &mut Output) -> rusqlite::Resul
 mod tests {
     use super::*;
     use crate::sources::Runs;
-    use labd_schemas::ExperimentId;
 
     fn read_db(data: &[u8], runs: &mut Runs, quiet: bool) -> Output {
-        let mut ids = |id: ExperimentId| id;
-        let mut ctx = Context {
-            path: "/x/mlflow.db",
-            default_name: "mlflow",
-            host: "h",
-            now: 1,
-            max_line: 1 << 20,
-            take_unterminated: quiet,
-            ids: &mut ids,
-            runs,
-            sidecars: &[],
-        };
-        read(&mut FileCursor::default(), data, &mut ctx)
+        let format = crate::sources::Format::MlflowSqlite;
+        crate::sources::testing::read_as(format, "/x/mlflow.db", data, runs, &[], quiet).1
     }
 
     #[test]

@@ -286,3 +286,41 @@ pub fn read(format: Format, cursor: &mut FileCursor, data: &[u8], ctx: &mut Cont
         Format::ExpManager => expmgr::read(cursor, data, ctx),
     }
 }
+
+/// Running a source the way the ingestor does, for the sources' tests.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+
+    /// Runs `format`'s source over `data`, the content of a fresh file at `path`; answers the file's cursor and
+    /// what the source made. `quiet`: the file is finished (a last line without newline is taken).
+    pub fn read_as(
+        format: Format,
+        path: &str,
+        data: &[u8],
+        runs: &mut Runs,
+        sidecars: &[(String, String)],
+        quiet: bool,
+    ) -> (FileCursor, Output) {
+        let mut ids = |id: ExperimentId| id;
+        let stem = Path::new(path)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("file")
+            .to_string();
+        let mut ctx = Context {
+            path,
+            default_name: &stem,
+            host: "h",
+            now: 1,
+            max_line: 1 << 20,
+            take_unterminated: quiet,
+            ids: &mut ids,
+            runs,
+            sidecars,
+        };
+        let mut cursor = FileCursor::default();
+        let out = read(format, &mut cursor, data, &mut ctx);
+        (cursor, out)
+    }
+}

@@ -583,21 +583,8 @@ mod tests {
     }
 
     fn read_file(path: &str, data: &[u8], runs: &mut Runs) -> (FileCursor, Output) {
-        let mut ids = |id: ExperimentId| id;
-        let mut ctx = Context {
-            path,
-            default_name: "x",
-            host: "h",
-            now: 1,
-            max_line: 1 << 20,
-            take_unterminated: false,
-            ids: &mut ids,
-            runs,
-            sidecars: &[],
-        };
-        let mut cursor = FileCursor::default();
-        let out = read(&mut cursor, data, &mut ctx);
-        (cursor, out)
+        let format = crate::sources::Format::TensorBoard;
+        crate::sources::testing::read_as(format, path, data, runs, &[], false)
     }
 
     fn metrics(out: &Output) -> Vec<&MetricsLogged> {
