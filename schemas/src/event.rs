@@ -112,6 +112,9 @@ pub enum EventKind {
     SweepCreated(Box<crate::sweep::SweepCreated>),
     SweepChanged(crate::sweep::SweepChanged),
     TrialChanged(crate::sweep::TrialChanged),
+    BenchStarted(Box<crate::bench::BenchStarted>),
+    BenchMeasured(crate::bench::BenchMeasured),
+    BenchChanged(crate::bench::BenchChanged),
 }
 
 impl EventKind {
@@ -128,7 +131,10 @@ impl EventKind {
             | EventKind::IngestError(_)
             | EventKind::SweepCreated(_)
             | EventKind::SweepChanged(_)
-            | EventKind::TrialChanged(_) => None,
+            | EventKind::TrialChanged(_)
+            | EventKind::BenchStarted(_)
+            | EventKind::BenchMeasured(_)
+            | EventKind::BenchChanged(_) => None,
         }
     }
 
@@ -146,6 +152,9 @@ impl EventKind {
             EventKind::SweepCreated(_) => "sweep_created",
             EventKind::SweepChanged(_) => "sweep_changed",
             EventKind::TrialChanged(_) => "trial_changed",
+            EventKind::BenchStarted(_) => "bench_started",
+            EventKind::BenchMeasured(_) => "bench_measured",
+            EventKind::BenchChanged(_) => "bench_changed",
         }
     }
 
@@ -421,6 +430,9 @@ mod tests {
             EventKind::SweepCreated(_) => 8,
             EventKind::SweepChanged(_) => 9,
             EventKind::TrialChanged(_) => 10,
+            EventKind::BenchStarted(_) => 11,
+            EventKind::BenchMeasured(_) => 12,
+            EventKind::BenchChanged(_) => 13,
         }
     }
 
@@ -540,6 +552,91 @@ mod tests {
                 },
             ),
         ]
+    }
+
+    /// The benchmark kinds, added to format version 1 later.
+    fn samples_v1_bench() -> Vec<Event> {
+        use crate::bench::*;
+        let mut build = Map::new();
+        build.insert("labd".into(), json!("0.1.0"));
+        build.insert("device".into(), json!("cpu"));
+        vec![
+            Event::new(
+                1_734_359_480_000_000,
+                Source::Http {
+                    request: "POST /api/v1/benchmarks".into(),
+                },
+                EventKind::BenchStarted(Box::new(BenchStarted {
+                    bench: "cmr-20241216-a1b2".into(),
+                    suite: "cmr".into(),
+                    name: "default".into(),
+                    config: json!({"model": {"layers": 4}, "cmr": {"hook_layers": [1, 2]}}),
+                    build,
+                    host: "gpu01".into(),
+                    planned: Some(42),
+                    started: 1_734_359_480_000_000,
+                    runner: Some("labd".into()),
+                })),
+            ),
+            Event::new(
+                1_734_359_481_000_000,
+                Source::File {
+                    path: "/var/lib/labd/benchmarks/cmr-20241216-a1b2/events.jsonl".into(),
+                    first_line: 2,
+                    last_line: 2,
+                },
+                EventKind::BenchMeasured(BenchMeasured {
+                    bench: "cmr-20241216-a1b2".into(),
+                    analysis: "overhead".into(),
+                    params: json!({"sequence_length": 512, "batch_size": 1})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    values: [
+                        ("baseline_time".to_string(), 0.0123),
+                        ("full_cmr_time".to_string(), 0.0141),
+                        ("hit_rate".to_string(), f64::NAN),
+                    ]
+                    .into(),
+                    samples: [("baseline_time".to_string(), vec![0.0122, 0.0124])].into(),
+                }),
+            ),
+            Event::new(
+                1_734_359_482_000_000,
+                Source::Daemon,
+                EventKind::BenchChanged(BenchChanged {
+                    bench: "cmr-20241216-a1b2".into(),
+                    status: BenchStatus::Completed,
+                    message: Some("42 measurements".into()),
+                }),
+            ),
+        ]
+    }
+
+    const SAMPLES_V1_BENCH: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/samples/events-v1-bench.msgpack"
+    );
+
+    #[test]
+    fn stored_bench_samples_keep_decoding() {
+        let samples = samples_v1_bench();
+        if std::env::var_os("LABD_WRITE_SAMPLES").is_some()
+            && !std::path::Path::new(SAMPLES_V1_BENCH).exists()
+        {
+            std::fs::write(SAMPLES_V1_BENCH, rmp_serde::to_vec_named(&samples).unwrap()).unwrap();
+        }
+        let bytes = std::fs::read(SAMPLES_V1_BENCH)
+            .expect("samples/events-v1-bench.msgpack (LABD_WRITE_SAMPLES=1 writes it once)");
+        let decoded: Vec<Event> =
+            rmp_serde::from_slice(&bytes).expect("stored bench events must keep decoding");
+        let kinds: Vec<usize> = decoded.iter().map(|e| has_sample(&e.kind)).collect();
+        assert_eq!(kinds, [11, 12, 13]);
+        // NaN never equals itself: compare the encodings instead.
+        assert_eq!(
+            rmp_serde::to_vec_named(&decoded).unwrap(),
+            rmp_serde::to_vec_named(&samples).unwrap()
+        );
     }
 
     const SAMPLES_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/events-v1.msgpack");

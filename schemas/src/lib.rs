@@ -9,8 +9,10 @@
 //! - [`ids`]: experiment ids and config hashes' textual forms.
 //! - [`floats`]: metric maps whose NaN and infinities survive JSON.
 //! - [`sweep`]: sweep definitions and the facts recorded about sweeps and trials.
+//! - [`bench`]: the facts recorded about benchmarks and their measurements, and the lines that state them.
 
 pub mod api;
+pub mod bench;
 pub mod event;
 pub mod floats;
 pub mod ids;

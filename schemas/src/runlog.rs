@@ -27,6 +27,12 @@ pub enum RunLogLine {
     Summary(SummaryLine),
     Artifact(ArtifactLine),
     Status(StatusLine),
+    /// Begins a benchmark (see [`crate::bench`]); does not touch the current run.
+    Bench(crate::bench::BenchLine),
+    /// One measurement of a benchmark.
+    BenchResult(crate::bench::BenchResultLine),
+    /// A benchmark's final status.
+    BenchEnd(crate::bench::BenchEndLine),
 }
 
 /// Begins a run; the lines after it belong to it until the next `run` line.
@@ -309,9 +315,120 @@ pub fn from_object(mut obj: Map<String, Value>) -> Result<Parsed, LineError> {
             notes: opt_string(&mut obj, "notes")?,
             extra: obj,
         }),
+        "bench" => RunLogLine::Bench(crate::bench::BenchLine {
+            bench: bench_id(&mut obj)?,
+            suite: opt_string(&mut obj, "suite")?,
+            name: opt_string(&mut obj, "name")?,
+            config: obj.remove("config").unwrap_or(Value::Null),
+            build: match obj.remove("build") {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(m)) => m,
+                Some(other) => {
+                    return Err(LineError(format!(
+                        "\"build\" must be an object, got {}",
+                        brief(&other)
+                    )));
+                }
+            },
+            planned: match obj.remove("planned") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().ok_or_else(|| {
+                    LineError(format!(
+                        "\"planned\" must be a non-negative integer, got {}",
+                        brief(&v)
+                    ))
+                })?),
+            },
+            time: opt_time(&mut obj, "time")?,
+            runner: opt_string(&mut obj, "runner")?,
+        }),
+        "bench_result" => {
+            let bench = bench_id(&mut obj)?;
+            let analysis = match opt_string(&mut obj, "analysis")? {
+                Some(a) if !a.trim().is_empty() => a,
+                _ => return Err(LineError("bench_result line without \"analysis\"".into())),
+            };
+            let params = match obj.remove("params") {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(m)) => m,
+                Some(other) => {
+                    return Err(LineError(format!(
+                        "\"params\" must be an object, got {}",
+                        brief(&other)
+                    )));
+                }
+            };
+            let mut values = BTreeMap::new();
+            match obj.remove("values") {
+                Some(Value::Object(m)) => {
+                    for (name, v) in m {
+                        match number(&v) {
+                            Some(n) => {
+                                values.insert(name, n);
+                            }
+                            None => problems.push(format!(
+                                "values.{name}: expected a number, got {}",
+                                brief(&v)
+                            )),
+                        }
+                    }
+                }
+                Some(other) => {
+                    return Err(LineError(format!(
+                        "\"values\" must be an object, got {}",
+                        brief(&other)
+                    )));
+                }
+                None => return Err(LineError("bench_result line without \"values\"".into())),
+            }
+            let mut samples = BTreeMap::new();
+            match obj.remove("samples") {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(m)) => {
+                    for (name, v) in m {
+                        let numbers: Option<Vec<f64>> = match &v {
+                            Value::Array(items) => {
+                                items.iter().map(|x| number(x).flatten()).collect()
+                            }
+                            _ => None,
+                        };
+                        match numbers {
+                            Some(n) => {
+                                samples.insert(name, n);
+                            }
+                            None => problems.push(format!(
+                                "samples.{name}: expected an array of numbers, got {}",
+                                brief(&v)
+                            )),
+                        }
+                    }
+                }
+                Some(other) => {
+                    return Err(LineError(format!(
+                        "\"samples\" must be an object, got {}",
+                        brief(&other)
+                    )));
+                }
+            }
+            RunLogLine::BenchResult(crate::bench::BenchResultLine {
+                bench,
+                analysis,
+                params,
+                values,
+                samples,
+            })
+        }
+        "bench_end" => RunLogLine::BenchEnd(crate::bench::BenchEndLine {
+            bench: bench_id(&mut obj)?,
+            status: match opt_string(&mut obj, "status")? {
+                Some(s) => s.parse().map_err(LineError)?,
+                None => return Err(LineError("bench_end line without \"status\"".into())),
+            },
+            message: opt_string(&mut obj, "message")?,
+        }),
         other => {
             return Err(LineError(format!(
-                "unknown kind {other:?} (expected run, metrics, message, summary, artifact or status)"
+                "unknown kind {other:?} (expected run, metrics, message, summary, artifact, status, bench, bench_result or bench_end)"
             )));
         }
     };
@@ -331,6 +448,16 @@ fn number(v: &Value) -> Option<Option<f64>> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+fn bench_id(obj: &mut Map<String, Value>) -> Result<String, LineError> {
+    match opt_string(obj, "bench")? {
+        Some(id) if crate::bench::valid_id(&id) => Ok(id),
+        Some(id) => Err(LineError(format!(
+            "\"bench\" {id:?} is not a valid id (letters, digits, '-', '_', '.'; at most 128)"
+        ))),
+        None => Err(LineError("missing \"bench\" (the benchmark's id)".into())),
     }
 }
 
@@ -554,6 +681,56 @@ mod tests {
         let parsed = parse_line(text).unwrap().line;
         let via_serde: RunLogLine = serde_json::from_str(text).unwrap();
         assert_eq!(parsed, via_serde);
+    }
+}
+
+#[cfg(test)]
+mod bench_lines {
+    use super::*;
+
+    #[test]
+    fn bench_lines_parse_and_name_what_is_wrong() {
+        let start = parse_line(
+            r#"{"kind":"bench","bench":"cmr-1","config":{"a":1},"planned":3,"build":{"torch":"2.13.0"}}"#,
+        )
+        .unwrap();
+        let RunLogLine::Bench(b) = start.line else {
+            panic!("{start:?}")
+        };
+        assert_eq!((b.bench.as_str(), b.planned), ("cmr-1", Some(3)));
+        let result = parse_line(
+            r#"{"kind":"bench_result","bench":"cmr-1","analysis":"overhead","params":{"sequence_length":64},"values":{"baseline_time":0.5,"x":"fast","y":NaN},"samples":{"baseline_time":[0.4,0.6],"z":[1,"a"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(result.problems.len(), 2, "{:?}", result.problems);
+        let RunLogLine::BenchResult(r) = result.line else {
+            panic!()
+        };
+        assert_eq!(r.values["baseline_time"], Some(0.5));
+        assert!(r.values["y"].unwrap().is_nan());
+        assert_eq!(r.samples["baseline_time"], [0.4, 0.6]);
+        let end =
+            parse_line(r#"{"kind":"bench_end","bench":"cmr-1","status":"completed"}"#).unwrap();
+        assert!(matches!(end.line, RunLogLine::BenchEnd(_)));
+        for (text, says) in [
+            (r#"{"kind":"bench"}"#, "missing \"bench\""),
+            (r#"{"kind":"bench","bench":"../x"}"#, "not a valid id"),
+            (
+                r#"{"kind":"bench_result","bench":"a","values":{}}"#,
+                "without \"analysis\"",
+            ),
+            (
+                r#"{"kind":"bench_result","bench":"a","analysis":"o"}"#,
+                "without \"values\"",
+            ),
+            (
+                r#"{"kind":"bench_end","bench":"a","status":"done"}"#,
+                "unknown benchmark status",
+            ),
+        ] {
+            let err = parse_line(text).unwrap_err().0;
+            assert!(err.contains(says), "{text}: {err}");
+        }
     }
 }
 
