@@ -6,9 +6,10 @@
 //! the [`datasets`] tests and writes every measurement as a benchmark line of the labd run log ([`emit`]), which
 //! labd ingests into its benchmarks view.
 //!
-//! Only [`config`], [`datasets`] and [`emit`] build without the `torch` feature.
+//! Only [`datasets`] and [`emit`] build without the `torch` feature; the configuration lives in
+//! `labd_schemas::cmr` (re-exported as [`config`]) so that labd can check one without this crate.
 
-pub mod config;
+pub use labd_schemas::cmr as config;
 pub mod datasets;
 pub mod emit;
 

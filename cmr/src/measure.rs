@@ -25,30 +25,8 @@ use tch::{Device, Tensor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MeasureError {
-    #[error(transparent)]
-    Model(#[from] crate::model::ModelError),
     #[error("writing results: {0}")]
     Write(#[from] std::io::Error),
-}
-
-/// Measurements a configuration plans, for progress.
-pub fn planned(cfg: &BenchConfig) -> u64 {
-    let r = &cfg.run;
-    let grid = (r.sequence_lengths.len() * r.batch_sizes.len()) as u64;
-    let mut n = 0;
-    for a in &r.analyses {
-        n += match a.as_str() {
-            "overhead" | "memory" => grid,
-            "layer" => cfg.cmr.hook_layers.len() as u64,
-            "retrieval" => Strategy::ALL.len() as u64,
-            "reconstruction" => Method::ALL.len() as u64,
-            "buffer" => r.buffer_steps as u64,
-            "components" => r.sequence_lengths.len() as u64,
-            "dataset" => cfg.datasets.kinds.len() as u64,
-            _ => 0,
-        };
-    }
-    n
 }
 
 pub struct Bench<'a, W: Write> {
@@ -125,20 +103,6 @@ fn pct(cmr: f64, base: f64) -> f64 {
 }
 
 impl<'a, W: Write> Bench<'a, W> {
-    pub fn new(
-        cfg: &'a BenchConfig,
-        device: Device,
-        out: Emitter<W>,
-    ) -> Result<Self, MeasureError> {
-        let model = Model::new(&cfg.model, device)?;
-        Ok(Bench {
-            cfg,
-            model,
-            device,
-            out,
-        })
-    }
-
     fn memory_now(&self) -> f64 {
         match self.device {
             Device::Cuda(_) => cuda_memory_used(),

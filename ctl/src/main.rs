@@ -1,6 +1,7 @@
 //! `labctl`: ask labd. Readable tables by default, `--json` for machines. Exit codes: 0 done, 1 the answer
 //! is "problems found" (`validate`), 2 could not do what was asked.
 
+mod bench;
 mod client;
 mod flatten;
 mod sweep;
@@ -59,6 +60,11 @@ enum Cmd {
     },
     /// Show one experiment.
     Show { id: String },
+    /// Benchmarks: run a CMR benchmark, ls, show, export, compare, cancel.
+    Bench {
+        #[command(subcommand)]
+        cmd: bench::BenchCmd,
+    },
     /// Parameter sweeps: run, ls, status, resume, cancel.
     Sweep {
         #[command(subcommand)]
@@ -266,6 +272,7 @@ fn run(cli: Cli) -> Result<i32> {
     let json = cli.json;
     match cli.command {
         Cmd::Sweep { cmd } => return sweep::run(&c, cmd, json),
+        Cmd::Bench { cmd } => return bench::run(&c, cmd, json),
         Cmd::Status => {
             let health: Health = c.get("/health", &[])?;
             let ingest: IngestState = c.get("/ingest", &[])?;
@@ -1182,6 +1189,27 @@ fn describe(r: &EventRecord) -> String {
             serde_json::to_value(&c.state)
                 .ok()
                 .and_then(|v| v["state"].as_str().map(String::from))
+                .unwrap_or_default()
+        ),
+        K::BenchStarted(b) => format!(
+            "benchmark {} ({}) started: {} measurements planned",
+            b.bench,
+            b.name,
+            b.planned.map_or("?".into(), |p| p.to_string())
+        ),
+        K::BenchMeasured(m) => format!(
+            "benchmark {}: {} {}",
+            m.bench,
+            m.analysis,
+            Value::Object(m.params.clone())
+        ),
+        K::BenchChanged(c) => format!(
+            "benchmark {} {}{}",
+            c.bench,
+            c.status.as_str(),
+            c.message
+                .as_deref()
+                .map(|m| format!(": {m}"))
                 .unwrap_or_default()
         ),
     };

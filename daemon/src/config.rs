@@ -61,6 +61,9 @@ pub struct Cli {
     /// Seconds between usage samples of running sweep trials (default 5).
     #[arg(long, env = "LABD_SWEEP_HEARTBEAT")]
     pub sweep_heartbeat: Option<f64>,
+    /// The CMR benchmark runner (built with `--features torch`); default: `labd-cmr` beside this binary.
+    #[arg(long, env = "LABD_CMR_RUNNER")]
+    pub cmr_runner: Option<PathBuf>,
     /// Longest line accepted in a log, in bytes (default 1 MiB).
     #[arg(long, env = "LABD_MAX_LINE_BYTES")]
     pub max_line_bytes: Option<usize>,
@@ -123,6 +126,7 @@ struct FileConfig {
     stale_after: Option<f64>,
     rescan: Option<f64>,
     sweep_heartbeat: Option<f64>,
+    cmr_runner: Option<PathBuf>,
     max_line_bytes: Option<usize>,
     max_body_bytes: Option<usize>,
     host: Option<String>,
@@ -159,6 +163,8 @@ pub struct Config {
     pub reductions: crate::analytics::summary::Reductions,
     /// How often running trials' usage is sampled and recorded.
     pub sweep_heartbeat: Duration,
+    /// The CMR benchmark runner; `None`: `labd-cmr` beside the labd binary.
+    pub cmr_runner: Option<PathBuf>,
 }
 
 impl Config {
@@ -182,6 +188,7 @@ impl Config {
             display: Default::default(),
             reductions: Default::default(),
             sweep_heartbeat: Duration::from_secs(5),
+            cmr_runner: None,
         }
     }
 
@@ -189,6 +196,11 @@ impl Config {
     /// Where sweeps keep their trials' folders (watched, so trials' run logs are ingested).
     pub fn sweeps_dir(&self) -> PathBuf {
         self.data_dir.join("sweeps")
+    }
+
+    /// Where benchmarks keep their configuration, runner log and result lines (watched like a drop folder).
+    pub fn benchmarks_dir(&self) -> PathBuf {
+        self.data_dir.join("benchmarks")
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -287,6 +299,9 @@ impl Config {
         }
         if let Some(s) = cli.rescan.or(file.rescan) {
             config.rescan = seconds("rescan", s)?;
+        }
+        if let Some(r) = cli.cmr_runner.clone().or(file.cmr_runner.clone()) {
+            config.cmr_runner = Some(r);
         }
         if let Some(s) = cli.sweep_heartbeat.or(file.sweep_heartbeat) {
             config.sweep_heartbeat = seconds("sweep_heartbeat", s)?;

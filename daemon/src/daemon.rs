@@ -57,6 +57,8 @@ pub struct Shared {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// The sweep scheduler.
     pub scheduler: crate::sweeps::runner::Scheduler,
+    /// Benchmark runners this labd started.
+    pub benches: crate::benchmarks::Running,
 }
 
 impl Shared {
@@ -177,9 +179,16 @@ pub async fn run(
         path: sweeps_dir.clone(),
         source,
     })?;
+    // So are the benchmarks' folders: the runner's result lines flow in as they are written.
+    let benchmarks_dir = config.benchmarks_dir();
+    std::fs::create_dir_all(&benchmarks_dir).map_err(|source| DaemonError::DataDir {
+        path: benchmarks_dir.clone(),
+        source,
+    })?;
     let ingest_thread = {
         let mut roots = config.watch.clone();
         roots.push(sweeps_dir);
+        roots.push(benchmarks_dir);
         let rescan = config.rescan;
         let tx = ingest_tx.clone();
         std::thread::Builder::new()
@@ -191,6 +200,7 @@ pub async fn run(
     let (scheduler, scheduler_rx) = crate::sweeps::runner::Scheduler::new();
     let shared = Arc::new(Shared {
         scheduler: scheduler.clone(),
+        benches: Default::default(),
         stopping: stop_rx,
         log: log.clone(),
         views: views.clone(),
@@ -203,6 +213,7 @@ pub async fn run(
         config,
     });
     let checkpoints = tokio::spawn(checkpoint_loop(shared.clone()));
+    crate::benchmarks::recover(&shared);
     let sweeps = tokio::spawn(crate::sweeps::runner::run(
         shared.clone(),
         scheduler_rx,

@@ -16,9 +16,11 @@
 //! - [`replay`]: rebuild the views, live or as of a past point.
 //! - [`jobs`]: progress of long operations.
 //! - [`sweeps`]: parameter sweeps: plan, schedule, run trials as child processes, resume.
+//! - [`benchmarks`]: benchmark jobs: run `labd-cmr` as a child whose result lines flow in through ingest.
 //! - [`api`]: the HTTP API (axum).
 pub mod analytics;
 pub mod api;
+pub mod benchmarks;
 pub mod config;
 pub mod daemon;
 pub mod filter;

@@ -9,10 +9,12 @@
 //! - [`ids`]: experiment ids and config hashes' textual forms.
 //! - [`floats`]: metric maps whose NaN and infinities survive JSON.
 //! - [`sweep`]: sweep definitions and the facts recorded about sweeps and trials.
+//! - [`cmr`]: the configuration of a CMR benchmark.
 //! - [`bench`]: the facts recorded about benchmarks and their measurements, and the lines that state them.
 
 pub mod api;
 pub mod bench;
+pub mod cmr;
 pub mod event;
 pub mod floats;
 pub mod ids;

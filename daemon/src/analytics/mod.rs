@@ -2,6 +2,7 @@
 //! aggregation with Polars.
 //!
 //! - [`band`]: a group's curve: mean and band across runs per x (Polars).
+//! - [`bench`]: a benchmark's summary CSV, report with recommendations, fits, per-dataset results, comparisons.
 //! - [`complete`]: curves that stop short, have gaps or restart.
 //! - [`display`]: display names of parameters and values for tables.
 //! - [`params`]: flattening configs, noise keys, varying keys.
@@ -10,6 +11,7 @@
 //! - [`sweep`]: a sweep's per-parameter tables, best configuration, thresholds and report.
 
 pub mod band;
+pub mod bench;
 pub mod complete;
 pub mod display;
 pub mod params;

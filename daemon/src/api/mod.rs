@@ -5,9 +5,11 @@
 //! - [`push`]: create runs and log metrics, messages, summaries, artifacts and status over HTTP.
 //! - [`admin`]: ingest a path, replay.
 //! - [`analytics`]: varying hyperparameters and grouped summaries.
+//! - [`benchmarks`]: start CMR benchmarks; their reports, summary CSV, datasets, comparisons.
 
 pub mod admin;
 pub mod analytics;
+pub mod benchmarks;
 pub mod export;
 pub mod push;
 pub mod read;
@@ -106,6 +108,22 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/sweeps/{id}/cancel", post(sweeps::cancel))
         .route("/api/v1/sweeps/{id}/resume", post(sweeps::resume))
         .route("/api/v1/sweeps/{id}/analysis", get(sweeps::analysis))
+        .route(
+            "/api/v1/benchmarks",
+            get(benchmarks::list).post(benchmarks::submit),
+        )
+        .route("/api/v1/benchmarks/{id}", get(benchmarks::show))
+        .route("/api/v1/benchmarks/{id}/report", get(benchmarks::report))
+        .route(
+            "/api/v1/benchmarks/{id}/summary.csv",
+            get(benchmarks::summary_csv),
+        )
+        .route(
+            "/api/v1/benchmarks/{id}/datasets",
+            get(benchmarks::datasets),
+        )
+        .route("/api/v1/benchmarks/{id}/compare", get(benchmarks::compare))
+        .route("/api/v1/benchmarks/{id}/cancel", post(benchmarks::cancel))
         .fallback(|| async { Error::not_found("no such endpoint; see GET /api/v1/openapi.json") })
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
         .layer(middleware::from_fn_with_state(

@@ -4,6 +4,7 @@
 use super::{Context, Output};
 use crate::log::FileCursor;
 use crate::views::config_hash;
+use labd_schemas::bench::{BenchChanged, BenchMeasured, BenchStarted};
 use labd_schemas::event::{
     ArtifactRecorded, ExperimentCreated, IngestError, MessageLogged, MetricsLogged, Severity,
     StatusChanged, SummaryRecorded,
@@ -92,6 +93,12 @@ pub fn create_experiment(
 fn apply_line(cursor: &mut FileCursor, line: RunLogLine, ctx: &mut Context<'_>, out: &mut Output) {
     let src = source(ctx, cursor.line);
     let line = match line {
+        RunLogLine::Bench(_) | RunLogLine::BenchResult(_) | RunLogLine::BenchEnd(_) => {
+            if let Some(kind) = bench_fact(line, ctx) {
+                out.events.push(Event::new(ctx.now, src, kind));
+            }
+            return;
+        }
         RunLogLine::Run(run) => {
             let (id, event) = create_experiment(run, ctx, src);
             out.events.push(event);
@@ -118,6 +125,43 @@ fn apply_line(cursor: &mut FileCursor, line: RunLogLine, ctx: &mut Context<'_>, 
     }
 }
 
+/// The fact a benchmark line states; `None` for the other lines.
+pub fn bench_fact(line: RunLogLine, ctx: &Context<'_>) -> Option<EventKind> {
+    Some(match line {
+        RunLogLine::Bench(b) => EventKind::BenchStarted(Box::new(BenchStarted {
+            name: b
+                .name
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| b.bench.clone()),
+            bench: b.bench,
+            suite: b.suite.unwrap_or_else(|| "cmr".into()),
+            config: b.config,
+            build: b.build,
+            host: ctx.host.to_string(),
+            planned: b.planned,
+            started: b.time.and_then(|t| t.to_micros().ok()).unwrap_or(ctx.now),
+            runner: b.runner,
+        })),
+        RunLogLine::BenchResult(r) => EventKind::BenchMeasured(BenchMeasured {
+            bench: r.bench,
+            analysis: r.analysis,
+            params: r.params,
+            values: r
+                .values
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect(),
+            samples: r.samples,
+        }),
+        RunLogLine::BenchEnd(e) => EventKind::BenchChanged(BenchChanged {
+            bench: e.bench,
+            status: e.status,
+            message: e.message,
+        }),
+        _ => return None,
+    })
+}
+
 /// Metric points a line carries.
 pub fn line_points(line: &RunLogLine) -> u64 {
     match line {
@@ -129,7 +173,10 @@ pub fn line_points(line: &RunLogLine) -> u64 {
 /// The fact a line states about run `exp`; `None` for a `run` line (see [`create_experiment`]).
 pub fn fact(exp: ExperimentId, line: RunLogLine) -> Option<EventKind> {
     Some(match line {
-        RunLogLine::Run(_) => return None,
+        RunLogLine::Run(_)
+        | RunLogLine::Bench(_)
+        | RunLogLine::BenchResult(_)
+        | RunLogLine::BenchEnd(_) => return None,
         RunLogLine::Metrics(m) => EventKind::MetricsLogged(MetricsLogged {
             exp,
             split: m.split,

@@ -3,6 +3,7 @@
 //! (a test checks it). The views' checkpoint (their state and the last sequence number applied) is saved in
 //! the log's database so a restart only catches up.
 
+pub mod benchmarks;
 pub mod curves;
 pub mod ingest;
 pub mod registry;
@@ -19,7 +20,7 @@ pub use ingest::IngestView;
 pub use registry::Registry;
 
 /// Bump when the checkpoint's layout changes: an old checkpoint is then ignored and the views rebuilt.
-const CHECKPOINT_VERSION: u32 = 3;
+const CHECKPOINT_VERSION: u32 = 4;
 /// Key of the views' checkpoint in the log database.
 pub const CHECKPOINT_KEY: &str = "views";
 
@@ -31,6 +32,7 @@ pub struct Views {
     pub registry: Registry,
     pub ingest: IngestView,
     pub sweeps: sweeps::Sweeps,
+    pub benchmarks: benchmarks::Benchmarks,
     /// Every metric's points in columns. Not checkpointed: rebuilt from the log in order (see `Curves`).
     #[serde(skip)]
     pub curves: Curves,
@@ -54,6 +56,7 @@ impl Views {
         self.registry.apply(seq, event);
         self.ingest.apply(seq, event);
         self.sweeps.apply(seq, event);
+        self.benchmarks.apply(seq, event);
         self.curves.apply(seq, event);
         self.applied = seq;
         self.events += 1;

@@ -155,7 +155,10 @@ impl Registry {
             | EventKind::IngestError(_)
             | EventKind::SweepCreated(_)
             | EventKind::SweepChanged(_)
-            | EventKind::TrialChanged(_) => {}
+            | EventKind::TrialChanged(_)
+            | EventKind::BenchStarted(_)
+            | EventKind::BenchMeasured(_)
+            | EventKind::BenchChanged(_) => {}
         }
     }
 

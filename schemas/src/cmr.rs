@@ -1,5 +1,6 @@
 //! A CMR benchmark's configuration: the model, the CMR components, what to measure and on what. Every field has
-//! a default, so `{}` is a valid configuration; unknown fields are errors that name the field.
+//! a default, so `{}` is a valid configuration; unknown fields are errors that name the field. Shared by labd
+//! (which checks a configuration when it is submitted) and the `labd-cmr` runner (which runs it).
 
 use serde::{Deserialize, Serialize};
 
@@ -464,6 +465,25 @@ impl BenchConfig {
 
     pub fn wants(&self, analysis: &str) -> bool {
         self.run.analyses.iter().any(|a| a == analysis)
+    }
+
+    /// Measurements the configuration plans, for progress.
+    pub fn planned(&self) -> u64 {
+        let r = &self.run;
+        let grid = (r.sequence_lengths.len() * r.batch_sizes.len()) as u64;
+        r.analyses
+            .iter()
+            .map(|a| match a.as_str() {
+                "overhead" | "memory" => grid,
+                "layer" => self.cmr.hook_layers.len() as u64,
+                "retrieval" => Strategy::ALL.len() as u64,
+                "reconstruction" => Method::ALL.len() as u64,
+                "buffer" => r.buffer_steps as u64,
+                "components" => r.sequence_lengths.len() as u64,
+                "dataset" => self.datasets.kinds.len() as u64,
+                _ => 0,
+            })
+            .sum()
     }
 }
 

@@ -1,0 +1,162 @@
+//! Benchmark endpoints: start a CMR benchmark, list and show benchmarks with their progress, their report,
+//! summary CSV and per-dataset results, compare two, cancel one.
+
+use super::{Error, Result};
+use crate::analytics::bench as analysis;
+use crate::daemon::Shared;
+use crate::views::benchmarks::Bench;
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use labd_schemas::cmr::BenchConfig;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submit {
+    /// The configuration (labd_schemas::cmr::BenchConfig as JSON); absent: the defaults.
+    #[serde(default)]
+    pub config: Option<Value>,
+    /// Overrides the configuration's name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `POST /api/v1/benchmarks`: check the configuration and start the runner.
+pub async fn submit(
+    State(s): State<Arc<Shared>>,
+    body: std::result::Result<Json<Submit>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>)> {
+    let Json(req) = body?;
+    let text = req.config.unwrap_or_else(|| json!({})).to_string();
+    let mut cfg = BenchConfig::from_json(&text).map_err(|e| Error::bad(format!("config: {e}")))?;
+    if let Some(name) = req.name.filter(|n| !n.trim().is_empty()) {
+        cfg.name = name;
+    }
+    let started = crate::benchmarks::start(&s, cfg)
+        .await
+        .map_err(|e| match e {
+            crate::benchmarks::BenchError::NoRunner(_) => {
+                Error(StatusCode::NOT_IMPLEMENTED, e.to_string())
+            }
+            other => Error::internal(other),
+        })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "bench": started.bench, "job": started.job, "planned": started.planned,
+            "dir": started.dir.display().to_string(),
+        })),
+    ))
+}
+
+fn brief(b: &Bench) -> Value {
+    json!({
+        "id": b.id, "suite": b.suite, "name": b.name, "status": b.status, "message": b.message,
+        "planned": b.planned, "measured": b.measurements.len(), "started": b.started, "ended": b.ended,
+        "runner": b.runner, "host": b.host, "device": b.build.get("device"),
+        "last": b.measurements.last().map(|m| json!({"analysis": m.analysis, "params": m.params})),
+    })
+}
+
+/// `GET /api/v1/benchmarks`: every benchmark, newest first.
+pub async fn list(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let v = s.views();
+    let mut all: Vec<&Bench> = v.benchmarks.benches.values().collect();
+    all.sort_by(|a, b| b.started.cmp(&a.started).then(a.id.cmp(&b.id)));
+    Json(json!({"benchmarks": all.into_iter().map(brief).collect::<Vec<_>>()}))
+}
+
+fn find<'a>(v: &'a crate::views::Views, id: &str) -> Result<&'a Bench> {
+    v.benchmarks
+        .benches
+        .get(id)
+        .ok_or_else(|| Error::not_found(format!("no benchmark {id:?}; see GET /api/v1/benchmarks")))
+}
+
+/// `GET /api/v1/benchmarks/{id}`: the benchmark with its configuration, build and every measurement.
+pub async fn show(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<Value>> {
+    let v = s.views();
+    let b = find(&v, &id)?;
+    let mut out = brief(b);
+    out["config"] = b.config.clone();
+    out["build"] = Value::Object(b.build.clone());
+    out["sources"] = json!(b.sources);
+    out["measurements"] = serde_json::to_value(&b.measurements).map_err(Error::internal)?;
+    Ok(Json(out))
+}
+
+/// `GET /api/v1/benchmarks/{id}/report`: `performance_analysis_report.json`.
+pub async fn report(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<Value>> {
+    let v = s.views();
+    Ok(Json(analysis::report(find(&v, &id)?)))
+}
+
+/// `GET /api/v1/benchmarks/{id}/summary.csv`: `performance_summary.csv`.
+pub async fn summary_csv(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
+    let v = s.views();
+    let csv = analysis::summary_csv(find(&v, &id)?);
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv))
+}
+
+/// `GET /api/v1/benchmarks/{id}/datasets`: per-dataset results.
+pub async fn datasets(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<Value>> {
+    let v = s.views();
+    Ok(Json(json!(analysis::dataset_results(find(&v, &id)?))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareQuery {
+    /// The other benchmark; default: the previous run of the same benchmark (same suite and name).
+    #[serde(default)]
+    pub with: Option<String>,
+}
+
+/// `GET /api/v1/benchmarks/{id}/compare?with=OTHER`: every figure both measured at the same point.
+pub async fn compare(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    q: std::result::Result<Query<CompareQuery>, QueryRejection>,
+) -> Result<Json<Value>> {
+    let Query(q) = q?;
+    let v = s.views();
+    let b = find(&v, &id)?;
+    let a = match &q.with {
+        Some(other) => find(&v, other)?,
+        None => analysis::previous(v.benchmarks.benches.values(), b).ok_or_else(|| {
+            Error::not_found(format!(
+                "benchmark {id:?} has no earlier run named {:?}; give one with ?with=ID",
+                b.name
+            ))
+        })?,
+    };
+    let rows = analysis::compare(a, b);
+    Ok(Json(json!({
+        "a": brief(a), "b": brief(b), "rows": rows,
+        "text": analysis::compare_text(a, b, &rows),
+    })))
+}
+
+/// `POST /api/v1/benchmarks/{id}/cancel`.
+pub async fn cancel(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<Value>> {
+    {
+        let v = s.views();
+        find(&v, &id)?;
+    }
+    if s.benches.cancel(&id) {
+        Ok(Json(json!({"bench": id, "cancelling": true})))
+    } else {
+        Err(Error(
+            StatusCode::CONFLICT,
+            format!("benchmark {id:?} is not running in this labd"),
+        ))
+    }
+}

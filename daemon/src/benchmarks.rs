@@ -1,0 +1,385 @@
+//! Benchmark jobs. labd runs the CMR benchmark runner (`labd-cmr`, built with the `torch` feature) as a child
+//! process in its own process group, in `<data>/benchmarks/<id>/`: the runner writes its measurements as
+//! benchmark lines to `events.jsonl` there, a watched folder, so they enter the log through the ingest pipeline
+//! like any dropped file (exactly once, live). labd follows the child, reports progress, and records the end
+//! itself when the runner could not (a crash, a kill, a cancel). Running the model in a child keeps libtorch out
+//! of the daemon, keeps the measured memory the benchmark's own, and lets a benchmark fail without labd.
+
+use crate::daemon::{IngestMsg, Shared};
+use crate::log::writer::Batch;
+use labd_schemas::bench::{BenchChanged, BenchStatus};
+use labd_schemas::cmr::BenchConfig;
+use labd_schemas::time::now_micros;
+use labd_schemas::{Event, EventKind, Source};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What to do when there is no runner.
+pub const HOW_TO_ENABLE: &str = "CMR benchmarks need the labd-cmr runner, which is built only with the `torch` \
+feature: `export LIBTORCH=$(scripts/libtorch.sh) && cargo build --release -p labd-cmr --features torch`, then put \
+target/release/labd-cmr beside labd or name it with --cmr-runner (LABD_CMR_RUNNER, or cmr_runner in the config \
+file). Results measured elsewhere can still be dropped into a watched folder as benchmark lines \
+(schemas/BENCHMARKS.md).";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{HOW_TO_ENABLE} (looked for {0})")]
+    NoRunner(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("starting {runner}: {source}")]
+    Spawn {
+        runner: String,
+        source: std::io::Error,
+    },
+    #[error("recording the benchmark: {0}")]
+    Log(#[from] crate::log::LogError),
+}
+
+/// Benchmarks this labd is running: id → the runner's process group.
+#[derive(Default)]
+pub struct Running {
+    children: Mutex<HashMap<String, (u32, bool)>>,
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, bool)>> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the runner of `id` to stop; false when it is not running here.
+    pub fn cancel(&self, id: &str) -> bool {
+        let mut map = self.lock();
+        match map.get_mut(id) {
+            Some((pgid, cancelled)) => {
+                *cancelled = true;
+                kill_group(*pgid, libc::SIGTERM);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+}
+
+fn kill_group(pgid: u32, signal: i32) {
+    // SAFETY: killpg has no memory effects; the group is the runner's own (process_group(0) at spawn).
+    unsafe {
+        libc::killpg(pgid as i32, signal);
+    }
+}
+
+/// The runner labd would start, or why there is none.
+pub fn runner_path(configured: Option<&Path>) -> Result<PathBuf, BenchError> {
+    let path = match configured {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.join("labd-cmr")))
+            .unwrap_or_else(|| PathBuf::from("labd-cmr")),
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(BenchError::NoRunner(path.display().to_string()))
+    }
+}
+
+/// A started benchmark.
+pub struct Started {
+    pub bench: String,
+    pub job: u64,
+    pub planned: u64,
+    pub dir: PathBuf,
+}
+
+fn new_id() -> String {
+    let now = chrono::Utc::now();
+    let nanos = now.timestamp_subsec_nanos();
+    format!("cmr-{}-{:04x}", now.format("%Y%m%d-%H%M%S"), nanos % 0xffff)
+}
+
+/// Starts the runner on `cfg`.
+pub async fn start(s: &Arc<Shared>, cfg: BenchConfig) -> Result<Started, BenchError> {
+    let runner = runner_path(s.config.cmr_runner.as_deref())?;
+    let id = new_id();
+    let dir = s.config.benchmarks_dir().join(&id);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BenchError::Io { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let config_path = dir.join("config.json");
+    let text = serde_json::to_string_pretty(&cfg).unwrap_or_default();
+    std::fs::write(&config_path, text).map_err(io(&config_path))?;
+    let log_path = dir.join("runner.log");
+    let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
+    let events = dir.join("events.jsonl");
+    let mut cmd = tokio::process::Command::new(&runner);
+    cmd.arg("run")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--out")
+        .arg(&events)
+        .arg("--bench")
+        .arg(&id)
+        .arg("--runner")
+        .arg("labd")
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .process_group(0);
+    // SAFETY: prctl in the child before exec, async-signal-safe; it ends the runner if labd dies.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let planned = cfg.planned();
+    // Recorded before the runner starts, so the benchmark is known at once; the runner's own `bench` line
+    // then adds what it measures with (device, libtorch).
+    let started_event = Event::new(
+        now_micros(),
+        Source::Daemon,
+        EventKind::BenchStarted(Box::new(labd_schemas::bench::BenchStarted {
+            bench: id.clone(),
+            suite: "cmr".into(),
+            name: cfg.name.clone(),
+            config: serde_json::to_value(&cfg).unwrap_or_default(),
+            build: Default::default(),
+            host: s.config.host.clone(),
+            planned: Some(planned),
+            started: now_micros(),
+            runner: Some("labd".into()),
+        })),
+    );
+    s.appender
+        .append_async(Batch {
+            events: vec![started_event],
+            cursors: Vec::new(),
+        })
+        .await?;
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(source) => {
+            record_end(
+                s,
+                &id,
+                BenchStatus::Failed,
+                format!("starting {}: {source}", runner.display()),
+            )
+            .await;
+            return Err(BenchError::Spawn {
+                runner: runner.display().to_string(),
+                source,
+            });
+        }
+    };
+    let pid = child.id().unwrap_or(0);
+    let job = s.jobs.start("benchmark");
+    job.set_total(planned, "measurements");
+    let job_id = job.id();
+    s.benches.lock().insert(id.clone(), (pid, false));
+    tracing::info!(
+        "benchmark {id}: started {} (pid {pid}), {planned} measurements planned, in {}",
+        runner.display(),
+        dir.display()
+    );
+    tokio::spawn(follow(
+        s.clone(),
+        id.clone(),
+        child,
+        job,
+        events,
+        log_path,
+        planned,
+    ));
+    Ok(Started {
+        bench: id,
+        job: job_id,
+        planned,
+        dir,
+    })
+}
+
+fn measured(s: &Shared, id: &str) -> (u64, Option<BenchStatus>) {
+    let v = s.views();
+    match v.benchmarks.benches.get(id) {
+        Some(b) => (b.measurements.len() as u64, Some(b.status)),
+        None => (0, None),
+    }
+}
+
+/// The last lines of the runner's log, for an error message.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..].join(" | ")
+}
+
+async fn follow(
+    s: Arc<Shared>,
+    id: String,
+    mut child: tokio::process::Child,
+    job: crate::jobs::Job,
+    events: PathBuf,
+    log_path: PathBuf,
+    planned: u64,
+) {
+    let mut reported = 0;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut stopping = s.stopping.clone();
+    let exit = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            _ = ticker.tick() => {
+                let (n, _) = measured(&s, &id);
+                if n > reported {
+                    job.advance(n - reported);
+                    reported = n;
+                    tracing::info!("benchmark {id}: {n}/{planned} measurements");
+                }
+            }
+            _ = stopping.changed() => {
+                // labd is stopping: the runner stops too; the next start records the benchmark as interrupted.
+                if let Some((pgid, _)) = s.benches.lock().get(&id) {
+                    kill_group(*pgid, libc::SIGTERM);
+                }
+                let _ = child.wait().await;
+                s.benches.lock().remove(&id);
+                job.finish(Err("labd stopped".into()));
+                return;
+            }
+        }
+    };
+    // Read what the runner wrote last before deciding how it ended.
+    let ingest = s.jobs.start("ingest");
+    if s.ingest
+        .send(IngestMsg::Path(events.clone(), ingest.clone(), None))
+        .is_ok()
+    {
+        for _ in 0..300 {
+            if ingest.state().finished {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let cancelled = s.benches.lock().remove(&id).is_some_and(|(_, c)| c);
+    let (n, status) = measured(&s, &id);
+    job.advance(n.saturating_sub(reported));
+    let outcome = match &exit {
+        Ok(e) if e.success() => None,
+        Ok(e) => Some(format!("labd-cmr exited with {e}")),
+        Err(e) => Some(format!("waiting for labd-cmr: {e}")),
+    };
+    let final_status = if status.is_some_and(BenchStatus::is_final) {
+        status
+    } else {
+        let (st, message) = if cancelled {
+            (BenchStatus::Cancelled, "cancelled".to_string())
+        } else {
+            let why = outcome
+                .clone()
+                .unwrap_or_else(|| "labd-cmr ended without a bench_end line".into());
+            (
+                BenchStatus::Failed,
+                format!("{why}; runner.log: {}", tail(&log_path, 3)),
+            )
+        };
+        record_end(&s, &id, st, message).await;
+        Some(st)
+    };
+    let st = final_status.unwrap_or(BenchStatus::Failed);
+    tracing::info!("benchmark {id}: {} ({n} measurements)", st.as_str());
+    if st == BenchStatus::Completed {
+        job.finish(Ok(
+            serde_json::json!({"bench": id, "status": st, "measurements": n}),
+        ));
+    } else {
+        let message = s
+            .views()
+            .benchmarks
+            .benches
+            .get(&id)
+            .and_then(|b| b.message.clone())
+            .unwrap_or_default();
+        job.finish(Err(format!("benchmark {id} {}: {message}", st.as_str())));
+    }
+}
+
+async fn record_end(s: &Arc<Shared>, id: &str, status: BenchStatus, message: String) {
+    let event = Event::new(
+        now_micros(),
+        Source::Daemon,
+        EventKind::BenchChanged(BenchChanged {
+            bench: id.to_string(),
+            status,
+            message: Some(message),
+        }),
+    );
+    if let Err(e) = s
+        .appender
+        .append_async(Batch {
+            events: vec![event],
+            cursors: Vec::new(),
+        })
+        .await
+    {
+        tracing::error!("benchmark {id}: recording its end: {e}");
+    }
+}
+
+/// After a start: benchmarks labd was running when it stopped are recorded as interrupted (their runner died
+/// with labd).
+pub fn recover(s: &Arc<Shared>) {
+    let running = s.benches.ids();
+    let stale: Vec<String> = s
+        .views()
+        .benchmarks
+        .running_by_labd()
+        .filter(|b| !running.contains(&b.id))
+        .map(|b| b.id.clone())
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    let events = stale
+        .iter()
+        .map(|id| {
+            tracing::warn!("benchmark {id} was running when labd stopped: recorded as interrupted");
+            Event::new(
+                now_micros(),
+                Source::Daemon,
+                EventKind::BenchChanged(BenchChanged {
+                    bench: id.clone(),
+                    status: BenchStatus::Interrupted,
+                    message: Some("labd stopped while it ran".into()),
+                }),
+            )
+        })
+        .collect();
+    let s = s.clone();
+    tokio::spawn(async move {
+        if let Err(e) = s
+            .appender
+            .append_async(Batch {
+                events,
+                cursors: Vec::new(),
+            })
+            .await
+        {
+            tracing::error!("recording interrupted benchmarks: {e}");
+        }
+    });
+}

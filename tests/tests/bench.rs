@@ -1,0 +1,225 @@
+//! CMR benchmarks through the real labd and labctl: a small benchmark run by the real `labd-cmr` (built with the
+//! `torch` feature), its exports and comparison; results dropped in from elsewhere; and the answer when labd has
+//! no runner.
+
+use labd_e2e::Daemon;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+/// The runner beside the test binaries, if it was built (`--features labd-cmr/torch`). The README's test command
+/// builds it and sets LABD_REQUIRE_TORCH=1, so there its absence is a failure, not a skip.
+fn runner() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join("labd-cmr");
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("LABD_REQUIRE_TORCH").is_none(),
+        "{} is missing: build with `--features labd-cmr/torch` (scripts/test.sh does)",
+        path.display()
+    );
+    eprintln!("skipping: labd-cmr was not built (needs --features labd-cmr/torch)");
+    None
+}
+
+const TINY: &str = r#"
+name: tiny
+model: {layers: 2, d_model: 32, heads: 4, vocab: 1024, max_seq_len: 256}
+cmr: {hook_layers: [0, 1]}
+run:
+  device: cpu
+  threads: 1
+  warmup: 1
+  repeats: 3
+  sequence_lengths: [32, 64, 128]
+  batch_sizes: [1, 2]
+  focus_sequence_length: 64
+  buffer_steps: 4
+datasets: {samples: 3}
+"#;
+
+#[test]
+fn a_small_cmr_benchmark_runs_through_labctl_and_exports_its_reports() {
+    let Some(_) = runner() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&tmp.path().join("data"), &tmp.path().join("inbox"), &[]);
+    let config = tmp.path().join("tiny.yaml");
+    std::fs::write(&config, TINY).unwrap();
+    let out = d.labctl(&["bench", "cmr", "--config", config.to_str().unwrap()]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}\n{}", d.log());
+    assert!(stderr.contains("measurements planned"), "{stderr}");
+    assert!(stdout.contains("recommendations:"), "{stdout}");
+
+    let list = d.labctl_json(&["bench", "ls"]);
+    let benches = list["benchmarks"].as_array().unwrap();
+    assert_eq!(benches.len(), 1);
+    let b = &benches[0];
+    let id = b["id"].as_str().unwrap().to_string();
+    assert_eq!(b["status"], "completed");
+    assert_eq!(b["runner"], "labd");
+    // 6 overhead + 6 memory + 2 layers + 4 strategies + 3 methods + 4 buffer steps + 3 components + 5 datasets
+    assert_eq!(b["planned"], 33);
+    assert_eq!(b["measured"], 33);
+
+    // Every measurement is an event in the log.
+    let events = d.get("/events?limit=100000").1;
+    let measured = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"]["kind"]["bench_measured"].is_object())
+        .count();
+    assert_eq!(measured, 33);
+
+    let dir = tmp.path().join("export");
+    let out = d.labctl(&["bench", "export", &id, "--out", dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(dir.join("performance_summary.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with(
+        "sequence_length,batch_size,baseline_time,full_cmr_time,overhead_percentage,memory_utilization"
+    ));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 6);
+    for r in &rows {
+        let base: f64 = r[2].parse().unwrap();
+        let cmr: f64 = r[3].parse().unwrap();
+        let pct: f64 = r[4].parse().unwrap();
+        assert!(base > 0.0 && cmr > 0.0);
+        assert!((pct - (cmr - base) / base * 100.0).abs() < 1e-6);
+    }
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("performance_analysis_report.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(!report["recommendations"].as_array().unwrap().is_empty());
+    let fits = &report["detailed_results"]["scalability"]["1"]["full_cmr"];
+    assert_eq!(fits.as_array().unwrap().len(), 3, "{fits}");
+    assert_eq!(
+        report["detailed_results"]["components"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    for kind in [
+        "conversation",
+        "long_context",
+        "question_answering",
+        "summarization",
+        "code_generation",
+    ] {
+        let ds: Value = serde_json::from_slice(
+            &std::fs::read(dir.join(format!("dataset_{kind}_results.json"))).unwrap(),
+        )
+        .unwrap();
+        let (acc, chance) = (
+            ds["retrieval_accuracy"].as_f64().unwrap(),
+            ds["chance"].as_f64().unwrap(),
+        );
+        assert!(acc >= 0.0 && acc <= 1.0 && chance < 1.0, "{kind}: {ds}");
+    }
+
+    // A second run of the same benchmark compares against the first by default.
+    let out = d.labctl(&["bench", "cmr", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success());
+    let list = d.labctl_json(&["bench", "ls"]);
+    let newest = list["benchmarks"][0]["id"].as_str().unwrap().to_string();
+    assert_ne!(newest, id);
+    let cmp = d.labctl_json(&["bench", "compare", &newest]);
+    assert_eq!(cmp["a"]["id"], id.as_str());
+    let rows = cmp["rows"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["value"] == "full_cmr_time" && r["analysis"] == "overhead")
+    );
+}
+
+#[test]
+fn results_dropped_in_as_benchmark_lines_land_in_the_same_view() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    std::fs::create_dir_all(&inbox).unwrap();
+    let mut text = String::from(
+        "{\"kind\":\"bench\",\"bench\":\"py-harness-1\",\"name\":\"python\",\"config\":{\"model\":\"gpt2\"},\"build\":{\"torch\":\"2.11\"},\"planned\":4}\n",
+    );
+    for (n, base, cmr) in [(64, 0.010, 0.012), (128, 0.020, 0.025), (256, 0.045, 0.060)] {
+        text.push_str(&format!(
+            "{{\"kind\":\"bench_result\",\"bench\":\"py-harness-1\",\"analysis\":\"overhead\",\"params\":{{\"sequence_length\":{n},\"batch_size\":1}},\"values\":{{\"baseline_time\":{base},\"full_cmr_time\":{cmr},\"overhead_percentage\":{},\"memory_utilization\":0.5}}}}\n",
+            (cmr - base) / base * 100.0
+        ));
+    }
+    text.push_str("{\"kind\":\"bench_result\",\"bench\":\"py-harness-1\",\"values\":{}}\n");
+    text.push_str("{\"kind\":\"bench_end\",\"bench\":\"py-harness-1\",\"status\":\"completed\"}\n");
+    std::fs::write(inbox.join("harness.jsonl"), text).unwrap();
+    d.wait_for("the dropped benchmark", 10, |d| {
+        d.get("/benchmarks/py-harness-1").1["status"] == "completed"
+    });
+    let (code, b) = d.get("/benchmarks/py-harness-1");
+    assert_eq!(code, 200);
+    assert_eq!(b["measured"], 3);
+    assert!(b["runner"].is_null());
+    // The bad line is an ingest error naming file and line.
+    let errors = d.get("/ingest/errors").1;
+    let text = errors.to_string();
+    assert!(
+        text.contains("harness.jsonl") && text.contains("without \\\"analysis\\\""),
+        "{text}"
+    );
+    let report = d.get("/benchmarks/py-harness-1/report").1;
+    assert_eq!(
+        report["summary"]["max_overhead"]["sequence_length"], 256,
+        "{report}"
+    );
+    assert_eq!(
+        report["detailed_results"]["scalability"]["1"]["full_cmr"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let csv = labd_e2e::request(
+        &d.addr,
+        "GET",
+        "/benchmarks/py-harness-1/summary.csv",
+        None,
+        None,
+    );
+    let csv = csv.1["text"].as_str().unwrap_or_default().to_string();
+    assert!(csv.contains("\n128,1,0.02,0.025,25"), "{csv}");
+    assert_eq!(d.get("/benchmarks/nope").0, 404);
+}
+
+#[test]
+fn without_a_runner_labctl_says_how_to_enable_benchmarks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        &tmp.path().join("data"),
+        &tmp.path().join("inbox"),
+        &["--cmr-runner", "/nonexistent/labd-cmr"],
+    );
+    let out = d.labctl(&["bench", "cmr"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`torch` feature") && err.contains("scripts/libtorch.sh"),
+        "{err}"
+    );
+    // A bad configuration is refused before anything runs, naming the field.
+    let (code, body) = d.post(
+        "/benchmarks",
+        &json!({"config": {"cmr": {"hook_layers": [7]}}}),
+    );
+    assert_eq!(code, 400);
+    assert!(body["error"].as_str().unwrap().contains("cmr.hook_layers"));
+}
