@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, end-to-end tests against the real binaries, and the
-# systemd unit. Installs what it needs (systemd-analyze) when it is missing. Used by .ci/run.
+# systemd unit, with the CMR benchmarks' `torch` feature on. Installs what it needs (libtorch from PyPI,
+# systemd-analyze) when it is missing. Used by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
+
+step "libtorch for the CMR benchmarks (scripts/libtorch.sh)"
+LIBTORCH="${LIBTORCH:-$(scripts/libtorch.sh)}"
+export LIBTORCH
+echo "LIBTORCH=$LIBTORCH"
+# The end-to-end benchmark test fails instead of skipping when labd-cmr was not built.
+export LABD_REQUIRE_TORCH=1
+features=(--features labd-cmr/torch)
 
 if cargo fmt --version >/dev/null 2>&1; then
   step "cargo fmt --check"
@@ -14,16 +23,18 @@ else
 fi
 if cargo clippy --version >/dev/null 2>&1; then
   step "cargo clippy"
-  cargo clippy --workspace --all-targets --locked -- -D warnings
+  cargo clippy --workspace --all-targets --locked "${features[@]}" -- -D warnings
+  # The benchmark crate also builds without libtorch (what labd users without the feature get).
+  cargo clippy -p labd-cmr --all-targets --locked -- -D warnings
 else
   echo "clippy is not installed: skipping lints"
 fi
 
 step "build (the end-to-end tests run these binaries)"
-cargo build --workspace --bins --locked
+cargo build --workspace --bins --locked "${features[@]}"
 
 step "tests"
-cargo test --workspace --locked
+cargo test --workspace --locked "${features[@]}"
 
 step "systemd unit"
 if ! command -v systemd-analyze >/dev/null 2>&1; then

@@ -284,10 +284,12 @@ mod tests {
     fn caps_budget_and_shapes_hold_through_many_passes() {
         tch::set_num_threads(1);
         let model = Model::new(&tiny(), Device::Cpu).unwrap();
-        let mut cfg = CmrConfig::default();
-        cfg.buffer = BufferConfig {
-            per_layer: 20,
-            total: 30,
+        let mut cfg = CmrConfig {
+            buffer: BufferConfig {
+                per_layer: 20,
+                total: 30,
+                ..Default::default()
+            },
             ..Default::default()
         };
         cfg.retrieval.budget = 5;

@@ -66,11 +66,10 @@ mod tests {
 
     #[test]
     fn variance_scores_the_spread_out_state_highest() {
-        let mut states = Tensor::zeros([1, 4, 8], (Kind::Float, Device::Cpu));
-        let _ = states.get(0).get(2).copy_(&Tensor::from_slice(&[
+        let states = Tensor::zeros([1, 4, 8], (Kind::Float, Device::Cpu));
+        states.get(0).get(2).copy_(&Tensor::from_slice(&[
             3.0f32, -3.0, 3.0, -3.0, 3.0, -3.0, 3.0, -3.0,
         ]));
-        let _ = &mut states;
         let cfg = ScorerConfig {
             kind: ScorerKind::Variance,
             ..Default::default()

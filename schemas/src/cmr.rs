@@ -393,7 +393,7 @@ impl BenchConfig {
                     .into(),
             );
         }
-        if m.d_model % m.heads != 0 {
+        if !m.d_model.is_multiple_of(m.heads) {
             return bad(
                 "model.heads",
                 format!(

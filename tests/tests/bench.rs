@@ -126,7 +126,7 @@ fn a_small_cmr_benchmark_runs_through_labctl_and_exports_its_reports() {
             ds["retrieval_accuracy"].as_f64().unwrap(),
             ds["chance"].as_f64().unwrap(),
         );
-        assert!(acc >= 0.0 && acc <= 1.0 && chance < 1.0, "{kind}: {ds}");
+        assert!((0.0..=1.0).contains(&acc) && chance < 1.0, "{kind}: {ds}");
     }
 
     // A second run of the same benchmark compares against the first by default.

@@ -132,7 +132,8 @@ pub fn fits(points: &[(f64, f64)]) -> Vec<Fit> {
     if distinct.len() < 3 {
         return Vec::new();
     }
-    let models: [(&'static str, fn(f64) -> f64); 3] = [
+    type Model = (&'static str, fn(f64) -> f64);
+    let models: [Model; 3] = [
         ("linear", |n| n),
         ("n_log_n", |n| n * n.ln()),
         ("quadratic", |n| n * n),

@@ -110,13 +110,11 @@ impl Benchmarks {
                 values: m.values.clone(),
                 samples: m.samples.clone(),
             }),
-            EventKind::BenchChanged(c) => {
-                // A final status stays final: a late `running` from a dropped file does not reopen it.
-                if !(bench.status.is_final() && !c.status.is_final()) {
-                    bench.status = c.status;
-                    bench.message = c.message.clone();
-                    bench.ended = c.status.is_final().then_some(event.time);
-                }
+            // A final status stays final: a late `running` from a dropped file does not reopen it.
+            EventKind::BenchChanged(c) if c.status.is_final() || !bench.status.is_final() => {
+                bench.status = c.status;
+                bench.message = c.message.clone();
+                bench.ended = c.status.is_final().then_some(event.time);
             }
             _ => {}
         }
