@@ -16,6 +16,8 @@ pub mod emit;
 #[cfg(feature = "torch")]
 pub mod buffer;
 #[cfg(feature = "torch")]
+pub mod check;
+#[cfg(feature = "torch")]
 pub mod measure;
 #[cfg(feature = "torch")]
 pub mod model;

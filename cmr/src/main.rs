@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! labd-cmr run --config bench.json --out events.jsonl [--bench ID]   # labd runs this as a job
+//! labd-cmr check --config bench.json                                 # the invariants, on its device
 //! labd-cmr defaults                                                   # the default configuration
 //! labd-cmr weights-layout --config bench.json                         # names and shapes for a safetensors file
 //! ```
@@ -39,6 +40,11 @@ enum Command {
         /// Who runs it (`labd` when the daemon does).
         #[arg(long)]
         runner: Option<String>,
+    },
+    /// Checks the components' invariants on the configuration's device (CUDA included).
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Prints the default configuration.
     Defaults,
@@ -164,6 +170,24 @@ fn main() -> Result<()> {
             bench,
             runner,
         } => run(config.as_deref(), &out, bench, runner),
+        Command::Check { config } => {
+            let cfg = load(config.as_deref())?;
+            let device = model::device(&cfg.run.device).map_err(anyhow::Error::msg)?;
+            if cfg.run.threads > 0 {
+                tch::set_num_threads(cfg.run.threads as i32);
+            }
+            println!("labd-cmr check on {device:?}");
+            let outcomes = labd_cmr::check::run(&cfg, device)?;
+            let failed = outcomes.iter().filter(|o| !o.ok).count();
+            for o in &outcomes {
+                println!("{} {}: {}", if o.ok { "ok  " } else { "FAIL" }, o.name, o.detail);
+            }
+            if failed > 0 {
+                bail!("{failed} of {} checks failed", outcomes.len());
+            }
+            println!("all {} checks passed", outcomes.len());
+            Ok(())
+        }
         Command::Defaults => {
             println!("{}", serde_json::to_string_pretty(&BenchConfig::default())?);
             Ok(())
