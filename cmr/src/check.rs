@@ -53,7 +53,11 @@ pub fn run(cfg: &BenchConfig, device: Device) -> Result<Vec<Outcome>, crate::mod
     out.push(Outcome {
         name: "a closed gate changes no output while CMR stores and retrieves",
         ok: equal && !cmr.buffer.is_empty() && cmr.requests > 0,
-        detail: format!("{} entries stored, {} retrievals", cmr.buffer.len(), cmr.requests),
+        detail: format!(
+            "{} entries stored, {} retrievals",
+            cmr.buffer.len(),
+            cmr.requests
+        ),
     });
 
     let mut small = cfg.cmr.clone();

@@ -180,7 +180,12 @@ fn main() -> Result<()> {
             let outcomes = labd_cmr::check::run(&cfg, device)?;
             let failed = outcomes.iter().filter(|o| !o.ok).count();
             for o in &outcomes {
-                println!("{} {}: {}", if o.ok { "ok  " } else { "FAIL" }, o.name, o.detail);
+                println!(
+                    "{} {}: {}",
+                    if o.ok { "ok  " } else { "FAIL" },
+                    o.name,
+                    o.detail
+                );
             }
             if failed > 0 {
                 bail!("{failed} of {} checks failed", outcomes.len());

@@ -139,22 +139,45 @@ impl<'a, W: Write> Bench<'a, W> {
         Ok(())
     }
 
-    /// Baseline and CMR times of one input; CMR's memory carries over between its passes.
+    /// Baseline and CMR times of one input, measured in alternating order (so that drift in the machine's speed
+    /// falls on both alike); CMR's memory carries over between its passes. Then one pass of each for its peak
+    /// memory.
     fn pair(&self, cmr_cfg: &CmrConfig, x: &Tensor) -> (Vec<f64>, Vec<f64>, Cmr, f64, f64) {
         let r = &self.cfg.run;
-        reset_peak_rss();
-        let mut peak_base = 0f64;
-        let base = time(self.device, r.warmup, r.repeats, || {
-            let _ = self.model.forward(x);
-            peak_base = peak_base.max(self.memory_now());
-        });
-        reset_peak_rss();
         let mut cmr = Cmr::new(cmr_cfg, &self.cfg.model, self.device);
-        let mut peak_cmr = 0f64;
-        let with = time(self.device, r.warmup, r.repeats, || {
+        for _ in 0..r.warmup {
+            let _ = self.model.forward(x);
             let _ = cmr.forward(&self.model, x);
-            peak_cmr = peak_cmr.max(self.memory_now());
-        });
+        }
+        sync(self.device);
+        let (mut base, mut with) = (Vec::new(), Vec::new());
+        for i in 0..r.repeats {
+            let mut one = |which: bool| {
+                let t = Instant::now();
+                if which {
+                    let _ = cmr.forward(&self.model, x);
+                } else {
+                    let _ = self.model.forward(x);
+                }
+                sync(self.device);
+                t.elapsed().as_secs_f64()
+            };
+            if i % 2 == 0 {
+                base.push(one(false));
+                with.push(one(true));
+            } else {
+                with.push(one(true));
+                base.push(one(false));
+            }
+        }
+        reset_peak_rss();
+        let _ = self.model.forward(x);
+        sync(self.device);
+        let peak_base = self.memory_now();
+        reset_peak_rss();
+        let _ = cmr.forward(&self.model, x);
+        sync(self.device);
+        let peak_cmr = self.memory_now();
         (base, with, cmr, peak_base, peak_cmr)
     }
 

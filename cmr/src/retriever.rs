@@ -48,91 +48,157 @@ pub fn retrieve(
     query: &Tensor,
     step: u64,
 ) -> Retrieved {
-    let candidates: Vec<(usize, f32, u64, usize)> = buffer
+    retrieve_rows(
+        cfg,
+        strategy,
+        buffer,
+        layer,
+        &[row],
+        &query.unsqueeze(0),
+        step,
+    )
+    .pop()
+    .unwrap_or_default()
+}
+
+/// Memories of `layer` for several sequences at once: `states[i]` (`[R, T, D]`) are the current states of the
+/// buffer's row `rows[i]`. The similarities of every row to every candidate are computed in one go on the
+/// device and read back once; each row then chooses among its own candidates.
+pub fn retrieve_rows(
+    cfg: &RetrievalConfig,
+    strategy: Strategy,
+    buffer: &MemoryBuffer,
+    layer: usize,
+    rows: &[usize],
+    states: &Tensor,
+    step: u64,
+) -> Vec<Retrieved> {
+    // (slot, relevance, step, position, row) of every memory an earlier pass stored.
+    let all: Vec<(usize, f32, u64, usize, usize)> = buffer
         .entries(layer)
-        .filter(|(_, e)| e.row == row && e.step < step)
-        .map(|(slot, e)| (slot, e.relevance, e.step, e.position))
+        .filter(|(_, e)| e.step < step && rows.contains(&e.row))
+        .map(|(slot, e)| (slot, e.relevance, e.step, e.position, e.row))
         .collect();
-    let n = candidates.len();
+    let n = all.len();
     if n == 0 {
-        return Retrieved::default();
+        return vec![Retrieved::default(); rows.len()];
     }
-    let slots: Vec<usize> = candidates.iter().map(|c| c.0).collect();
+    let slots: Vec<usize> = all.iter().map(|c| c.0).collect();
     let Some(keys) = buffer.states(layer, &slots) else {
-        return Retrieved::default();
+        return vec![Retrieved::default(); rows.len()];
     };
     let keys = unit(&keys);
-    let q = unit(query);
+    // [R, T, N] → best over the sequence's positions → [R, N].
     let similarity = to_vec(
-        &q.matmul(&keys.transpose(0, 1))
-            .amax([0i64].as_slice(), false),
+        &unit(states)
+            .matmul(&keys.transpose(0, 1))
+            .amax([1i64].as_slice(), false),
     );
-    let relevance: Vec<f64> = candidates.iter().map(|c| c.1 as f64).collect();
-    let budget = cfg.budget.min(n);
+    let context = matches!(strategy, Strategy::Contextual | Strategy::Hybrid).then(|| {
+        let c = unit(&states.mean_dim([1i64].as_slice(), false, Kind::Float));
+        to_vec(&c.matmul(&keys.transpose(0, 1)))
+    });
+    rows.iter()
+        .enumerate()
+        .map(|(r, &row)| {
+            let mine: Vec<usize> = (0..n).filter(|&i| all[i].4 == row).collect();
+            if mine.is_empty() {
+                return Retrieved::default();
+            }
+            let sim: Vec<f64> = mine.iter().map(|&i| similarity[r * n + i] as f64).collect();
+            let ctx: Vec<f64> = context
+                .as_ref()
+                .map(|c| mine.iter().map(|&i| c[r * n + i] as f64).collect())
+                .unwrap_or_default();
+            let relevance: Vec<f64> = mine.iter().map(|&i| all[i].1 as f64).collect();
+            let steps: Vec<u64> = mine.iter().map(|&i| all[i].2).collect();
+            let pairwise = |local: &[usize]| -> Vec<f32> {
+                let index: Vec<i64> = local.iter().map(|&j| mine[j] as i64).collect();
+                let k = keys.index_select(0, &Tensor::from_slice(&index).to_device(keys.device()));
+                to_vec(&k.matmul(&k.transpose(0, 1)))
+            };
+            let order = choose(
+                cfg, strategy, step, &sim, &ctx, &relevance, &steps, pairwise,
+            );
+            Retrieved {
+                slots: order.iter().map(|&j| all[mine[j]].0).collect(),
+                steps: order.iter().map(|&j| all[mine[j]].2).collect(),
+                positions: order.iter().map(|&j| all[mine[j]].3).collect(),
+                pool: mine.iter().map(|&i| (all[i].2, all[i].3)).collect(),
+                best_similarity: order
+                    .iter()
+                    .map(|&j| sim[j])
+                    .fold(f64::NEG_INFINITY, f64::max),
+                candidates: mine.len(),
+            }
+        })
+        .collect()
+}
 
-    let semantic = || similarity.iter().map(|&s| s as f64).collect::<Vec<f64>>();
-    let contextual = || {
-        let context = unit(&query.mean_dim([0i64].as_slice(), true, Kind::Float));
-        let s = to_vec(&context.matmul(&keys.transpose(0, 1)));
-        s.iter()
-            .zip(&relevance)
-            .map(|(&s, r)| s as f64 * (0.5 + 0.5 * r))
-            .collect::<Vec<f64>>()
+/// The order in which a row's candidates are retrieved (at most the budget), by strategy. `pairwise(local)`
+/// gives the candidates' pairwise cosine similarities, for diversity.
+#[allow(clippy::too_many_arguments)]
+fn choose(
+    cfg: &RetrievalConfig,
+    strategy: Strategy,
+    step: u64,
+    similarity: &[f64],
+    context: &[f64],
+    relevance: &[f64],
+    steps: &[u64],
+    pairwise: impl Fn(&[usize]) -> Vec<f32>,
+) -> Vec<usize> {
+    let n = similarity.len();
+    let budget = cfg.budget.min(n);
+    let contextual = || -> Vec<f64> {
+        context
+            .iter()
+            .zip(relevance)
+            .map(|(&s, r)| s * (0.5 + 0.5 * r))
+            .collect()
     };
-    let multi = || {
+    let multi = || -> Vec<usize> {
         let w = &cfg.weights;
         let base: Vec<f64> = (0..n)
             .map(|i| {
-                let age = step.saturating_sub(candidates[i].2) as f64;
+                let age = step.saturating_sub(steps[i]) as f64;
                 let recency = 0.5f64.powf(age / cfg.recency_half_life.max(1e-9));
-                w.relevance * relevance[i]
-                    + w.similarity * similarity[i] as f64
-                    + w.recency * recency
+                w.relevance * relevance[i] + w.similarity * similarity[i] + w.recency * recency
             })
             .collect();
-        // Maximal marginal relevance: each pick pays for its likeness to those already picked.
-        let pairwise = to_vec(&keys.matmul(&keys.transpose(0, 1)));
+        // Maximal marginal relevance among the best few: each pick pays for its likeness to those picked.
+        let pool = top(&base, (4 * budget).max(budget));
+        let pair = pairwise(&pool);
+        let m = pool.len();
         let mut chosen: Vec<usize> = Vec::with_capacity(budget);
-        let mut penalty = vec![f64::NEG_INFINITY; n];
+        let mut penalty = vec![0.0f64; m];
         while chosen.len() < budget {
-            let best = (0..n).filter(|i| !chosen.contains(i)).max_by(|&a, &b| {
-                let score = |i: usize| base[i] - w.diversity * penalty[i].max(0.0);
+            let best = (0..m).filter(|p| !chosen.contains(p)).max_by(|&a, &b| {
+                let score = |p: usize| base[pool[p]] - w.diversity * penalty[p];
                 score(a).total_cmp(&score(b)).then(b.cmp(&a))
             });
             let Some(best) = best else { break };
             chosen.push(best);
-            for (i, p) in penalty.iter_mut().enumerate() {
-                *p = p.max(pairwise[i * n + best] as f64);
+            for (p, pen) in penalty.iter_mut().enumerate() {
+                *pen = pen.max(pair[p * m + best] as f64);
             }
         }
-        chosen
+        chosen.into_iter().map(|p| pool[p]).collect()
     };
-    let order: Vec<usize> = match strategy {
-        Strategy::Semantic => top(&semantic(), budget),
+    match strategy {
+        Strategy::Semantic => top(similarity, budget),
         Strategy::Contextual => top(&contextual(), budget),
         Strategy::MultiCriteria => multi(),
         Strategy::Hybrid => {
             // Reciprocal-rank fusion of the three rankings.
             let mut fused = vec![0.0; n];
-            for ranking in [top(&semantic(), n), top(&contextual(), n), multi()] {
+            for ranking in [top(similarity, n), top(&contextual(), n), multi()] {
                 for (rank, &i) in ranking.iter().enumerate() {
                     fused[i] += 1.0 / (60.0 + rank as f64);
                 }
             }
             top(&fused, budget)
         }
-    };
-    let best_similarity = order
-        .iter()
-        .map(|&i| similarity[i] as f64)
-        .fold(f64::NEG_INFINITY, f64::max);
-    Retrieved {
-        slots: order.iter().map(|&i| slots[i]).collect(),
-        steps: order.iter().map(|&i| candidates[i].2).collect(),
-        positions: order.iter().map(|&i| candidates[i].3).collect(),
-        pool: candidates.iter().map(|c| (c.2, c.3)).collect(),
-        best_similarity,
-        candidates: n,
     }
 }
 
@@ -198,6 +264,38 @@ mod tests {
             9,
         );
         assert_eq!(none, Retrieved::default(), "another row has no memories");
+    }
+
+    #[test]
+    fn retrieving_for_several_rows_at_once_is_retrieving_for_each() {
+        let mut b = MemoryBuffer::new(&BufferConfig::default(), &[0], 16, Device::Cpu);
+        let states = Tensor::randn([2, 12, 16], (Kind::Float, Device::Cpu));
+        for step in 0..3u64 {
+            for row in 0..2 {
+                let items: Vec<Item> = (0..4)
+                    .map(|i| Item {
+                        row,
+                        position: i + step as usize,
+                        relevance: 0.1 * i as f32,
+                    })
+                    .collect();
+                let rows = states.get(row as i64).narrow(0, step as i64, 4);
+                b.insert(0, step, &rows, &items);
+            }
+        }
+        let query = Tensor::randn([2, 5, 16], (Kind::Float, Device::Cpu));
+        for strategy in Strategy::ALL {
+            let cfg = RetrievalConfig {
+                budget: 3,
+                ..Default::default()
+            };
+            let both = retrieve_rows(&cfg, strategy, &b, 0, &[0, 1], &query, 3);
+            for row in 0..2 {
+                let one = retrieve(&cfg, strategy, &b, 0, row, &query.get(row as i64), 3);
+                assert_eq!(one.slots, both[row].slots, "{strategy:?} row {row}");
+                assert_eq!(one.pool, both[row].pool);
+            }
+        }
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! memory persists from one forward pass to the next until [`Cmr::reset`]. Each component's time is measured.
 
 use crate::buffer::{Item, MemoryBuffer};
-use crate::config::{CmrConfig, ModelConfig, Strategy};
+use crate::config::{CmrConfig, ModelConfig};
 use crate::model::{Model, sync};
 use crate::reconstructor::Reconstructor;
-use crate::retriever::{Retrieved, retrieve};
+use crate::retriever::{Retrieved, retrieve_rows};
 use crate::scorer;
 use std::time::Instant;
 use tch::{Device, Tensor};
@@ -129,55 +129,71 @@ impl Cmr {
     }
 
     fn hook(&mut self, layer: usize, x: Tensor, attention: Option<Tensor>) -> Tensor {
+        if self.sync_timing {
+            // The layer's own work is the model's, not the scorer's.
+            sync(self.device);
+        }
         let started = Instant::now();
         let relevance = scorer::relevance(&self.cfg.scorer, &x, attention.as_ref());
         let relevance: Vec<f32> =
             Vec::try_from(relevance.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default();
         self.timers.scoring += self.lap(started);
         let size = x.size();
-        let (rows, t) = (size[0] as usize, size[1] as usize);
-        let strategy: Strategy = self.cfg.retrieval.strategy;
-        let gate = self.cfg.reconstruction.gate;
-        let mut out = Vec::with_capacity(rows);
-        for row in 0..rows {
-            let states = x.get(row as i64);
-            let started = Instant::now();
-            let retrieved = retrieve(
-                &self.cfg.retrieval,
-                strategy,
-                &self.buffer,
-                layer,
-                row,
-                &states,
-                self.step,
-            );
+        let (rows, t, d) = (size[0] as usize, size[1] as usize, size[2]);
+
+        // Retrieval for every sequence of the batch at once.
+        let started = Instant::now();
+        let all_rows: Vec<usize> = (0..rows).collect();
+        let retrieved = retrieve_rows(
+            &self.cfg.retrieval,
+            self.cfg.retrieval.strategy,
+            &self.buffer,
+            layer,
+            &all_rows,
+            &x,
+            self.step,
+        );
+        for r in &retrieved {
             self.requests += 1;
-            if retrieved.best_similarity >= self.cfg.retrieval.hit_similarity {
+            if r.best_similarity >= self.cfg.retrieval.hit_similarity {
                 self.hits += 1;
             }
-            self.buffer.touch(layer, &retrieved.slots);
-            self.timers.retrieval += self.lap(started);
+            self.buffer.touch(layer, &r.slots);
+        }
+        self.timers.retrieval += self.lap(started);
 
-            let started = Instant::now();
-            let take = retrieved
-                .slots
-                .len()
-                .min(self.cfg.reconstruction.max_memory_tokens);
+        // Reconstruction, per sequence that retrieved anything.
+        let started = Instant::now();
+        let gate = self.cfg.reconstruction.gate;
+        let mut out = Vec::with_capacity(rows);
+        let mut made = Vec::with_capacity(rows);
+        for (row, r) in retrieved.iter().enumerate() {
+            let states = x.get(row as i64);
+            let take = r.slots.len().min(self.cfg.reconstruction.max_memory_tokens);
             let memories = (take > 0)
-                .then(|| self.buffer.states(layer, &retrieved.slots[..take]))
+                .then(|| self.buffer.states(layer, &r.slots[..take]))
                 .flatten();
-            let reconstruction = memories.as_ref().map(|memories| {
-                self.reconstructor
-                    .reconstruct(&states, memories, &retrieved.steps[..take])
+            let reconstruction = memories
+                .as_ref()
+                .map(|m| self.reconstructor.reconstruct(&states, m, &r.steps[..take]));
+            out.push(match &reconstruction {
+                Some(rec) => &states * (1.0 - gate) + rec * gate,
+                None => states,
             });
-            let reweaved = match &reconstruction {
-                Some(r) => &states * (1.0 - gate) + r * gate,
-                None => states.shallow_clone(),
-            };
-            self.timers.reconstruction += self.lap(started);
-            out.push(reweaved);
+            made.push((reconstruction, memories));
+        }
+        let reweaved = if out.is_empty() {
+            x.shallow_clone()
+        } else {
+            Tensor::stack(&out, 0)
+        };
+        self.timers.reconstruction += self.lap(started);
 
-            let started = Instant::now();
+        // Store the relevant states of every sequence (as the layer made them, before reweaving) in one go.
+        let started = Instant::now();
+        let mut positions: Vec<i64> = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
+        for row in 0..rows {
             let mut chosen: Vec<(usize, f32)> = relevance[row * t..(row + 1) * t]
                 .iter()
                 .copied()
@@ -186,33 +202,36 @@ impl Cmr {
                 .collect();
             chosen.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             chosen.truncate(self.cfg.scorer.max_per_step);
-            if !chosen.is_empty() {
-                let positions: Vec<i64> = chosen.iter().map(|c| c.0 as i64).collect();
-                let index = Tensor::from_slice(&positions).to_device(self.device);
-                let items: Vec<Item> = chosen
-                    .iter()
-                    .map(|&(position, relevance)| Item {
-                        row,
-                        position,
-                        relevance,
-                    })
-                    .collect();
-                // The state as the layer made it, before reweaving.
-                self.buffer
-                    .insert(layer, self.step, &states.index_select(0, &index), &items);
+            for (position, relevance) in chosen {
+                positions.push((row * t + position) as i64);
+                items.push(Item {
+                    row,
+                    position,
+                    relevance,
+                });
             }
-            self.timers.buffer += self.lap(started);
-            if self.capture {
+        }
+        if !items.is_empty() {
+            let index = Tensor::from_slice(&positions).to_device(self.device);
+            let states = x.view([-1, d]).index_select(0, &index);
+            self.buffer.insert(layer, self.step, &states, &items);
+        }
+        self.timers.buffer += self.lap(started);
+
+        if self.capture {
+            for (row, (r, (reconstruction, memories))) in
+                retrieved.into_iter().zip(made).enumerate()
+            {
                 self.captured.push(Capture {
                     layer,
                     row,
-                    retrieved,
+                    retrieved: r,
                     reconstruction,
                     memories,
                 });
             }
         }
-        Tensor::stack(&out, 0)
+        reweaved
     }
 }
 
