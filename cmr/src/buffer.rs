@@ -3,7 +3,7 @@
 //! the model's device; what is known about each entry lives here in Rust.
 
 use crate::config::{BufferConfig, Eviction};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
 /// What is known about one stored state.
@@ -144,87 +144,70 @@ impl MemoryBuffer {
     }
 
     /// Stores `states[i]` (`[n, d]`, one per item) into `layer` at pass `step`, evicting as the caps require.
+    /// The victims of one call are chosen together, in one pass over the entries; when more items come than
+    /// the layer holds, the most relevant are kept.
     pub fn insert(&mut self, layer: usize, step: u64, states: &Tensor, items: &[Item]) {
-        if !self.layers.contains_key(&layer) || items.is_empty() {
+        let Some(per_layer) = self.layers.get(&layer).map(|s| s.slots.len()) else {
+            return;
+        };
+        if items.is_empty() {
             return;
         }
         self.clock += 1;
         let clock = self.clock;
-        // slot → index into `states`; a slot reused within this call keeps only its last item.
-        let mut writes: HashMap<usize, usize> = HashMap::new();
-        for (i, item) in items.iter().enumerate() {
-            let Some(slot) = self.free_slot(layer) else {
-                continue;
-            };
-            let entry = Entry {
+        let mut items: Vec<(usize, Item)> = items.iter().copied().enumerate().collect();
+        let room = per_layer.min(self.cfg.total);
+        if items.len() > room {
+            items.sort_by(|a, b| b.1.relevance.total_cmp(&a.1.relevance).then(a.0.cmp(&b.0)));
+            items.truncate(room);
+        }
+        let k = items.len();
+        let over_layer = (self.layer_len(layer) + k).saturating_sub(per_layer);
+        self.evict_n(Some(layer), over_layer);
+        let over_total = (self.len + k).saturating_sub(self.cfg.total);
+        self.evict_n(None, over_total);
+        let Some(store) = self.layers.get_mut(&layer) else {
+            return;
+        };
+        let free: Vec<usize> = store
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_none())
+            .map(|(i, _)| i)
+            .take(k)
+            .collect();
+        let mut slots = Vec::with_capacity(k);
+        let mut sources = Vec::with_capacity(k);
+        for (&slot, (i, item)) in free.iter().zip(&items) {
+            store.slots[slot] = Some(Entry {
                 layer,
                 row: item.row,
                 step,
                 position: item.position,
                 relevance: item.relevance,
                 last_used: clock,
-            };
-            if let Some(store) = self.layers.get_mut(&layer) {
-                store.slots[slot] = Some(entry);
-                self.len += 1;
-                self.stored += 1;
-                writes.insert(slot, i);
-            }
+            });
+            slots.push(slot as i64);
+            sources.push(*i as i64);
         }
-        if writes.is_empty() {
+        self.len += slots.len();
+        self.stored += items.len() as u64;
+        if slots.is_empty() {
             return;
         }
-        let (slots, sources): (Vec<i64>, Vec<i64>) = writes
-            .into_iter()
-            .map(|(s, i)| (s as i64, i as i64))
-            .unzip();
-        if let Some(store) = self.layers.get_mut(&layer) {
-            let device = store.states.device();
-            let slots = Tensor::from_slice(&slots).to_device(device);
-            let sources = Tensor::from_slice(&sources).to_device(device);
-            let rows = states.to_kind(Kind::Float).index_select(0, &sources);
-            let _ = store.states.index_copy_(0, &slots, &rows);
-        }
+        let device = store.states.device();
+        let slots = Tensor::from_slice(&slots).to_device(device);
+        let sources = Tensor::from_slice(&sources).to_device(device);
+        let rows = states.to_kind(Kind::Float).index_select(0, &sources);
+        let _ = store.states.index_copy_(0, &slots, &rows);
     }
 
-    /// A free slot of `layer`, evicting first when the layer or the whole buffer is full.
-    fn free_slot(&mut self, layer: usize) -> Option<usize> {
-        let layer_full = self.layers.get(&layer)?.slots.iter().all(Option::is_some);
-        if layer_full {
-            let victim = self.victim(Some(layer))?;
-            self.evict(victim);
-        } else if self.len >= self.cfg.total {
-            let victim = self.victim(None)?;
-            self.evict(victim);
+    /// Evicts the `n` entries the policy ranks lowest, within `layer` or from all layers.
+    fn evict_n(&mut self, layer: Option<usize>, n: usize) {
+        if n == 0 {
+            return;
         }
-        self.layers
-            .get(&layer)?
-            .slots
-            .iter()
-            .position(Option::is_none)
-    }
-
-    fn evict(&mut self, (layer, slot): (usize, usize)) {
-        if let Some(store) = self.layers.get_mut(&layer)
-            && store.slots[slot].take().is_some()
-        {
-            self.len -= 1;
-            self.evictions += 1;
-        }
-    }
-
-    /// The entry to evict, within `layer` or from all layers.
-    fn victim(&self, layer: Option<usize>) -> Option<(usize, usize)> {
-        let candidates = self
-            .layers
-            .iter()
-            .filter(|(l, _)| layer.is_none_or(|want| **l == want))
-            .flat_map(|(l, s)| {
-                s.slots
-                    .iter()
-                    .enumerate()
-                    .filter_map(move |(i, e)| e.as_ref().map(|e| (*l, i, e)))
-            });
         let (min_used, max_used) = self
             .layers
             .values()
@@ -233,8 +216,9 @@ impl MemoryBuffer {
                 (lo.min(e.last_used), hi.max(e.last_used))
             });
         let span = (max_used.saturating_sub(min_used)).max(1) as f64;
+        let eviction = self.cfg.eviction;
         let score = |e: &Entry| -> f64 {
-            match self.cfg.eviction {
+            match eviction {
                 Eviction::Lru => e.last_used as f64,
                 Eviction::Relevance => e.relevance as f64,
                 Eviction::Hybrid => {
@@ -242,16 +226,42 @@ impl MemoryBuffer {
                 }
             }
         };
-        candidates
-            .min_by(|a, b| {
-                score(a.2)
-                    .total_cmp(&score(b.2))
-                    // Ties: the oldest entry first.
-                    .then(a.2.last_used.cmp(&b.2.last_used))
-                    .then(a.2.step.cmp(&b.2.step))
-                    .then(a.2.position.cmp(&b.2.position))
+        // (score, last used, step, position, layer, slot): ties go to the oldest entry.
+        let mut ranked: Vec<(f64, u64, u64, usize, usize, usize)> = self
+            .layers
+            .iter()
+            .filter(|(l, _)| layer.is_none_or(|want| **l == want))
+            .flat_map(|(l, s)| {
+                s.slots.iter().enumerate().filter_map(move |(i, e)| {
+                    e.as_ref()
+                        .map(|e| (score(e), e.last_used, e.step, e.position, *l, i))
+                })
             })
-            .map(|(l, i, _)| (l, i))
+            .collect();
+        let n = n.min(ranked.len());
+        if n == 0 {
+            return;
+        }
+        let order = |a: &(f64, u64, u64, usize, usize, usize),
+                     b: &(f64, u64, u64, usize, usize, usize)| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.cmp(&b.1))
+                .then(a.2.cmp(&b.2))
+                .then(a.3.cmp(&b.3))
+                .then(a.4.cmp(&b.4))
+                .then(a.5.cmp(&b.5))
+        };
+        if n < ranked.len() {
+            ranked.select_nth_unstable_by(n - 1, order);
+        }
+        for &(_, _, _, _, l, slot) in &ranked[..n] {
+            if let Some(store) = self.layers.get_mut(&l)
+                && store.slots[slot].take().is_some()
+            {
+                self.len -= 1;
+                self.evictions += 1;
+            }
+        }
     }
 }
 

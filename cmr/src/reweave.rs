@@ -162,17 +162,30 @@ impl Cmr {
         }
         self.timers.retrieval += self.lap(started);
 
-        // Reconstruction, per sequence that retrieved anything.
+        // Reconstruction, per sequence that retrieved anything, from one gather of every row's memories.
         let started = Instant::now();
         let gate = self.cfg.reconstruction.gate;
+        let cap = self.cfg.reconstruction.max_memory_tokens;
+        let takes: Vec<usize> = retrieved.iter().map(|r| r.slots.len().min(cap)).collect();
+        let wanted: Vec<usize> = retrieved
+            .iter()
+            .zip(&takes)
+            .flat_map(|(r, &take)| r.slots[..take].iter().copied())
+            .collect();
+        let gathered = (!wanted.is_empty())
+            .then(|| self.buffer.states(layer, &wanted))
+            .flatten();
         let mut out = Vec::with_capacity(rows);
         let mut made = Vec::with_capacity(rows);
+        let mut offset = 0i64;
         for (row, r) in retrieved.iter().enumerate() {
             let states = x.get(row as i64);
-            let take = r.slots.len().min(self.cfg.reconstruction.max_memory_tokens);
-            let memories = (take > 0)
-                .then(|| self.buffer.states(layer, &r.slots[..take]))
-                .flatten();
+            let take = takes[row];
+            let memories = gathered
+                .as_ref()
+                .filter(|_| take > 0)
+                .map(|g| g.narrow(0, offset, take as i64));
+            offset += take as i64;
             let reconstruction = memories
                 .as_ref()
                 .map(|m| self.reconstructor.reconstruct(&states, m, &r.steps[..take]));
