@@ -223,3 +223,78 @@ fn without_a_runner_labctl_says_how_to_enable_benchmarks() {
     assert_eq!(code, 400);
     assert!(body["error"].as_str().unwrap().contains("cmr.hook_layers"));
 }
+
+/// A benchmark long enough to be caught running: many repeats of the overhead analysis only.
+const SLOW: &str = r#"{"name": "slow", "model": {"layers": 2, "d_model": 32, "heads": 4, "vocab": 1024, "max_seq_len": 256},
+  "cmr": {"hook_layers": [0, 1]},
+  "run": {"device": "cpu", "threads": 1, "warmup": 1, "repeats": 400, "sequence_lengths": [64, 128, 256],
+          "batch_sizes": [1, 2, 4, 8], "analyses": ["overhead"]}}"#;
+
+fn wait_measuring(d: &Daemon, id: &str) {
+    d.wait_for("the benchmark's first measurement", 60, |d| {
+        d.get(&format!("/benchmarks/{id}")).1["measured"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+    });
+}
+
+fn runner_alive(dir: &std::path::Path) -> bool {
+    // The runner is the process whose working directory is the benchmark's folder.
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|p| std::fs::read_link(p.path().join("cwd")).is_ok_and(|cwd| cwd == dir))
+}
+
+#[test]
+fn a_benchmark_can_be_cancelled_and_one_cut_off_by_a_crash_is_interrupted() {
+    let Some(_) = runner() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(&tmp.path().join("data"), &tmp.path().join("inbox"), &[]);
+    let config: Value = serde_json::from_str(SLOW).unwrap();
+
+    let (code, started) = d.post("/benchmarks", &json!({ "config": config }));
+    assert_eq!(code, 202, "{started}");
+    let id = started["bench"].as_str().unwrap().to_string();
+    let dir = std::path::PathBuf::from(started["dir"].as_str().unwrap());
+    wait_measuring(&d, &id);
+    let out = d.labctl(&["bench", "cancel", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_for("the cancelled benchmark", 20, |d| {
+        d.get(&format!("/benchmarks/{id}")).1["status"] == "cancelled"
+    });
+    let job = d.get(&format!("/jobs/{}", started["job"])).1;
+    assert_eq!(job["finished"], true, "{job}");
+    assert!(!runner_alive(&dir), "the runner is gone");
+    assert_eq!(
+        d.post(&format!("/benchmarks/{id}/cancel"), &json!({})).0,
+        409
+    );
+
+    // kill -9 labd while a benchmark runs: the runner dies with it, and the restarted labd records it as
+    // interrupted.
+    let (_, started) = d.post("/benchmarks", &json!({ "config": config }));
+    let id = started["bench"].as_str().unwrap().to_string();
+    let dir = std::path::PathBuf::from(started["dir"].as_str().unwrap());
+    wait_measuring(&d, &id);
+    d.kill9();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while runner_alive(&dir) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!runner_alive(&dir), "the runner died with labd");
+    d.restart();
+    d.wait_for("the interrupted benchmark", 20, |d| {
+        d.get(&format!("/benchmarks/{id}")).1["status"] == "interrupted"
+    });
+    let b = d.get(&format!("/benchmarks/{id}")).1;
+    assert!(
+        b["measured"].as_u64().unwrap() >= 1,
+        "what it measured is kept: {b}"
+    );
+}
