@@ -290,10 +290,10 @@ mod tests {
                 ..Default::default()
             };
             let both = retrieve_rows(&cfg, strategy, &b, 0, &[0, 1], &query, 3);
-            for row in 0..2 {
+            for (row, together) in both.iter().enumerate() {
                 let one = retrieve(&cfg, strategy, &b, 0, row, &query.get(row as i64), 3);
-                assert_eq!(one.slots, both[row].slots, "{strategy:?} row {row}");
-                assert_eq!(one.pool, both[row].pool);
+                assert_eq!(one.slots, together.slots, "{strategy:?} row {row}");
+                assert_eq!(one.pool, together.pool);
             }
         }
     }
