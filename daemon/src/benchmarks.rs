@@ -37,6 +37,8 @@ pub enum BenchError {
         runner: String,
         source: std::io::Error,
     },
+    #[error("benchmark {0} is running; wait for it to end or cancel it (labctl bench cancel {0})")]
+    Busy(String),
     #[error("recording the benchmark: {0}")]
     Log(#[from] crate::log::LogError),
 }
@@ -68,9 +70,27 @@ impl Running {
     pub fn ids(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
     }
+
+    /// Takes the one place for a running benchmark: two at once would time each other.
+    fn reserve(&self, id: &str) -> Result<(), BenchError> {
+        let mut map = self.lock();
+        if let Some(running) = map.keys().next() {
+            return Err(BenchError::Busy(running.clone()));
+        }
+        map.insert(id.to_string(), (0, false));
+        Ok(())
+    }
+
+    fn release(&self, id: &str) {
+        self.lock().remove(id);
+    }
 }
 
 fn kill_group(pgid: u32, signal: i32) {
+    // 0 would be labd's own group: a runner whose pid is not known yet is only marked.
+    if pgid == 0 {
+        return;
+    }
     // SAFETY: killpg has no memory effects; the group is the runner's own (process_group(0) at spawn).
     unsafe {
         libc::killpg(pgid as i32, signal);
@@ -111,6 +131,21 @@ fn new_id() -> String {
 pub async fn start(s: &Arc<Shared>, cfg: BenchConfig) -> Result<Started, BenchError> {
     let runner = runner_path(s.config.cmr_runner.as_deref())?;
     let id = new_id();
+    s.benches.reserve(&id)?;
+    let started = launch(s, cfg, &runner, &id).await;
+    if started.is_err() {
+        s.benches.release(&id);
+    }
+    started
+}
+
+async fn launch(
+    s: &Arc<Shared>,
+    cfg: BenchConfig,
+    runner: &Path,
+    id: &str,
+) -> Result<Started, BenchError> {
+    let id = id.to_string();
     let dir = s.config.benchmarks_dir().join(&id);
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -123,7 +158,7 @@ pub async fn start(s: &Arc<Shared>, cfg: BenchConfig) -> Result<Started, BenchEr
     let log_path = dir.join("runner.log");
     let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
     let events = dir.join("events.jsonl");
-    let mut cmd = tokio::process::Command::new(&runner);
+    let mut cmd = tokio::process::Command::new(runner);
     cmd.arg("run")
         .arg("--config")
         .arg(&config_path)
@@ -189,7 +224,15 @@ pub async fn start(s: &Arc<Shared>, cfg: BenchConfig) -> Result<Started, BenchEr
     let job = s.jobs.start("benchmark");
     job.set_total(planned, "measurements");
     let job_id = job.id();
-    s.benches.lock().insert(id.clone(), (pid, false));
+    {
+        let mut map = s.benches.lock();
+        let entry = map.entry(id.clone()).or_insert((pid, false));
+        entry.0 = pid;
+        if entry.1 {
+            // Cancelled while starting.
+            kill_group(pid, libc::SIGTERM);
+        }
+    }
     tracing::info!(
         "benchmark {id}: started {} (pid {pid}), {planned} measurements planned, in {}",
         runner.display(),

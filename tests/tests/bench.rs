@@ -259,6 +259,8 @@ fn a_benchmark_can_be_cancelled_and_one_cut_off_by_a_crash_is_interrupted() {
     let id = started["bench"].as_str().unwrap().to_string();
     let dir = std::path::PathBuf::from(started["dir"].as_str().unwrap());
     wait_measuring(&d, &id);
+    let (code, body) = d.post("/benchmarks", &json!({ "config": config }));
+    assert_eq!(code, 409, "one benchmark at a time: {body}");
     let out = d.labctl(&["bench", "cancel", &id]);
     assert!(
         out.status.success(),

@@ -37,12 +37,14 @@ pub async fn submit(
     if let Some(name) = req.name.filter(|n| !n.trim().is_empty()) {
         cfg.name = name;
     }
+
     let started = crate::benchmarks::start(&s, cfg)
         .await
         .map_err(|e| match e {
             crate::benchmarks::BenchError::NoRunner(_) => {
                 Error(StatusCode::NOT_IMPLEMENTED, e.to_string())
             }
+            crate::benchmarks::BenchError::Busy(_) => Error(StatusCode::CONFLICT, e.to_string()),
             other => Error::internal(other),
         })?;
     Ok((
