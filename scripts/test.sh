@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, end-to-end tests against the real binaries, and the
-# systemd unit, with the CMR benchmarks' `torch` feature on. Installs what it needs (libtorch from PyPI,
+# systemd unit, with the CMR benchmarks' `torch` feature on and the web view tested in a headless Chromium.
+# Installs what it needs (libtorch from PyPI, chromium, Playwright for Python,
 # systemd-analyze) when it is missing. Used by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,24 @@ echo "LIBTORCH=$LIBTORCH"
 # The end-to-end benchmark test fails instead of skipping when labd-cmr was not built.
 export LABD_REQUIRE_TORCH=1
 features=(--features labd-cmr/torch)
+
+step "browser for the web view's tests (Debian's chromium, Playwright for Python)"
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
+fi
+web_venv="${LABD_WEB_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/labd/web-venv}"
+if ! "$web_venv/bin/python" -c "import playwright.sync_api" >/dev/null 2>&1; then
+  rm -rf "$web_venv"
+  python3 -m venv "$web_venv"
+  "$web_venv/bin/pip" install -q --disable-pip-version-check -r tests/web/requirements.txt
+fi
+export LABD_WEB_PYTHON="$web_venv/bin/python"
+export CHROMIUM="${CHROMIUM:-$(command -v chromium || true)}"
+echo "chromium: $CHROMIUM ($("$CHROMIUM" --version 2>/dev/null || echo missing)); playwright in $web_venv"
+# The browser test fails instead of skipping when either is missing.
+export LABD_REQUIRE_BROWSER=1
 
 if cargo fmt --version >/dev/null 2>&1; then
   step "cargo fmt --check"

@@ -18,6 +18,7 @@
 //! - [`sweeps`]: parameter sweeps: plan, schedule, run trials as child processes, resume.
 //! - [`benchmarks`]: benchmark jobs: run `labd-cmr` as a child whose result lines flow in through ingest.
 //! - [`api`]: the HTTP API (axum).
+//! - [`web`]: the web view (embedded page, its script and uPlot), served beside the API.
 pub mod analytics;
 pub mod api;
 pub mod benchmarks;
@@ -33,6 +34,7 @@ pub mod sources;
 pub mod sweeps;
 pub mod views;
 pub mod watch;
+pub mod web;
 
 pub use config::Config;
 pub use daemon::run;

@@ -328,6 +328,10 @@ pub struct CurvesQuery {
     /// At most this many points per curve, shape kept (0: every point).
     #[serde(default = "default_points")]
     points: usize,
+    /// Only points with x at least this (a zoomed view asks for its range at full resolution).
+    from: Option<f64>,
+    /// Only points with x at most this.
+    to: Option<f64>,
 }
 
 fn default_axis() -> String {
@@ -367,7 +371,7 @@ pub struct CurvesAnswer {
     pub groups: Vec<GroupCurve>,
 }
 
-/// `GET /api/v1/analytics/curves?metric=&x=&ids=&where=&group=&points=`: curves of runs or of groups of runs,
+/// `GET /api/v1/analytics/curves?metric=&x=&ids=&where=&group=&points=&from=&to=`: curves of runs or of groups of runs,
 /// on a chosen x-axis, downsampled keeping each bucket's first, last, lowest and highest point.
 pub async fn curves(
     State(s): State<Arc<Shared>>,
@@ -404,7 +408,14 @@ pub async fn curves(
                 .filter(|r| r.metrics.contains_key(&q.metric))
                 .collect(),
         };
-        let pairs_of = |r: &Record| v.curves.series(&r.id, &q.metric).map(|s| s.pairs(&axis)).unwrap_or_default();
+        let (from, to) = (q.from.unwrap_or(f64::NEG_INFINITY), q.to.unwrap_or(f64::INFINITY));
+        let pairs_of = |r: &Record| {
+            let mut p = v.curves.series(&r.id, &q.metric).map(|s| s.pairs(&axis)).unwrap_or_default();
+            if from > f64::NEG_INFINITY || to < f64::INFINITY {
+                p.retain(|(x, _)| *x >= from && *x <= to);
+            }
+            p
+        };
         let thin = |p: Vec<(f64, f64)>| if q.points == 0 { p } else { downsample(&p, q.points) };
         let mut answer = CurvesAnswer { metric: q.metric.clone(), x: q.x.clone(), by: Vec::new(), runs: Vec::new(), groups: Vec::new() };
         match q.group.as_deref() {

@@ -14,6 +14,7 @@ pub mod export;
 pub mod push;
 pub mod read;
 pub mod sweeps;
+pub mod table;
 pub mod validate;
 
 use crate::daemon::Shared;
@@ -84,7 +85,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/experiments/{id}", get(read::show))
         .route("/api/v1/experiments/{id}/metrics", post(push::metrics))
         .route("/api/v1/experiments/{id}/metrics/{*key}", get(read::points))
-        .route("/api/v1/experiments/{id}/messages", post(push::messages))
+        .route(
+            "/api/v1/experiments/{id}/messages",
+            get(read::messages).post(push::messages),
+        )
+        .route("/api/v1/table", get(table::table))
+        .route("/api/v1/compare", get(read::compare))
         .route("/api/v1/experiments/{id}/summaries", post(push::summary))
         .route("/api/v1/experiments/{id}/artifacts", post(push::artifact))
         .route("/api/v1/experiments/{id}/status", post(push::status))
@@ -140,7 +146,8 @@ pub async fn serve(
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(shared))
+    let app = crate::web::router().merge(router(shared));
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

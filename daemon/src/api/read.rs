@@ -103,6 +103,109 @@ pub async fn show(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareQuery {
+    /// Comma-separated experiment ids.
+    ids: String,
+}
+
+/// `GET /api/v1/compare?ids=a,b,...`: several experiments in one answer, with their configs' flattened keys and
+/// the keys whose values differ between them (the web view's comparison; at most 1,000 runs).
+pub async fn compare(
+    State(s): State<Arc<Shared>>,
+    q: std::result::Result<Query<CompareQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>> {
+    let Query(q) = q?;
+    let ids: Vec<&str> = q
+        .ids
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .collect();
+    if ids.is_empty() || ids.len() > 1000 {
+        return Err(Error::bad(
+            "ids: give 1 to 1,000 comma-separated experiment ids",
+        ));
+    }
+    let now = now_micros();
+    let stale = s.config.stale_after.as_micros() as i64;
+    let v = s.views();
+    let mut runs = Vec::with_capacity(ids.len());
+    let mut flats = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let r = v
+            .registry
+            .get(id)
+            .ok_or_else(|| Error::not_found(format!("no experiment {id:?}")))?;
+        flats.push(crate::analytics::params::flatten(&r.config));
+        runs.push(r.detail(now, stale));
+    }
+    let keys: std::collections::BTreeSet<&String> = flats.iter().flat_map(|f| f.keys()).collect();
+    let differing: Vec<&String> = keys
+        .iter()
+        .copied()
+        .filter(|k| flats.iter().any(|f| f.get(*k) != flats[0].get(*k)))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "runs": runs, "keys": keys, "differing": differing,
+        "configs": flats,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesQuery {
+    /// The newest this many (default 200, at most 10,000).
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/experiments/{id}/messages?limit=`: the run's log messages, oldest first, read from the log
+/// ranges that hold its events.
+pub async fn messages(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    q: std::result::Result<Query<MessagesQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>> {
+    let Query(q) = q?;
+    let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
+    let ranges = {
+        let v = s.views();
+        let r = v
+            .registry
+            .get(&id)
+            .ok_or_else(|| Error::not_found(format!("no experiment {id:?}")))?;
+        r.ranges.clone()
+    };
+    let log = s.log.clone();
+    let out =
+        tokio::task::spawn_blocking(move || -> std::result::Result<_, crate::log::LogError> {
+            let mut found = std::collections::VecDeque::new();
+            let mut total = 0u64;
+            for (a, b) in ranges {
+                log.scan(a, b, |seq, e| {
+                    if let labd_schemas::EventKind::MessageLogged(m) = &e.kind
+                        && m.exp.as_str() == id
+                    {
+                        total += 1;
+                        found.push_back(serde_json::json!({
+                            "seq": seq, "time": labd_schemas::time::micros_to_rfc3339(e.time),
+                            "level": m.level, "text": m.text,
+                        }));
+                        if found.len() > limit {
+                            found.pop_front();
+                        }
+                    }
+                    true
+                })?;
+            }
+            Ok(serde_json::json!({"total": total, "messages": found}))
+        })
+        .await
+        .map_err(Error::internal)??;
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
 pub struct PageQuery {
     #[serde(default)]
     offset: u64,
