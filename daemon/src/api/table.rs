@@ -110,7 +110,8 @@ pub async fn table(
                 .map(|x| json!(x))
         };
         let flat_ref = &flat;
-        let by: Box<dyn Fn(&usize, &usize) -> Ordering> = if let Some(key) = sort.strip_prefix("param:") {
+        type By<'a> = Box<dyn Fn(&usize, &usize) -> Ordering + 'a>;
+        let by: By = if let Some(key) = sort.strip_prefix("param:") {
             let key = key.to_string();
             Box::new(move |a: &usize, b: &usize| cmp_opt(flat_ref[*a].get(&key), flat_ref[*b].get(&key)))
         } else if let Some(key) = sort.strip_prefix("metric:") {
