@@ -30,6 +30,15 @@ const fmt = (v) => {
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
 };
+// Axis labels: short, with k/M/G for large numbers.
+const short = (v) => {
+  if (v === null || v === undefined || !isFinite(v)) return '';
+  const a = Math.abs(v);
+  if (a >= 1e9) return +(v / 1e9).toPrecision(3) + 'G';
+  if (a >= 1e6) return +(v / 1e6).toPrecision(3) + 'M';
+  if (a >= 1e4) return +(v / 1e3).toPrecision(3) + 'k';
+  return a !== 0 && a < 1e-3 ? v.toExponential(1) : String(+v.toPrecision(4));
+};
 const time = (us) => (us ? new Date(us / 1000).toISOString().replace('T', ' ').slice(0, 19) : '');
 const pill = (s) => h('span', { class: 'pill ' + s }, s);
 const link = (href, text) => h('a', { href, 'data-link': true }, text);
@@ -239,6 +248,7 @@ function lineChart(card, title, series, opts = {}) {
     bands,
     legend: { show: series.length <= 12 && !bands.length },
     scales: { x: { time: false }, y: useLog ? { distr: 3 } : {} },
+    axes: [{ values: (u, vals) => vals.map(short) }, { values: (u, vals) => vals.map(short), size: 56 }],
     cursor: { drag: { x: true, y: false } },
     hooks: {
       setSelect: [(u) => {
@@ -544,7 +554,7 @@ async function viewSweep(app, id) {
       best ? h('p', {}, h('b', {}, 'Best: '), Object.entries(best.params).map(([k, v]) => `${k}=${fmt(v)}`).join(', '), ` — ${a.metric} ${fmt(best.mean)} (n=${best.count})`,
         a.overlapping ? h('span', { class: 'muted' }, ' — the runner-up\'s interval overlaps: not a sure ranking') : '') : h('p', { class: 'muted' }, 'no result yet'),
       charts,
-      (a.params || []).map((pa) => pa.thresholds.length ? h('p', {}, h('b', {}, pa.param + ' thresholds: '), pa.thresholds.map((t) => `${fmt(t.from)}→${fmt(t.to)}: ${fmt(t.change)}`).join('; ')) : null));
+      ...(a.params || []).map((pa) => pa.thresholds.length ? h('p', {}, h('b', {}, pa.param + ' thresholds: '), pa.thresholds.map((t) => `${fmt(t.from)}→${fmt(t.to)}: ${fmt(t.change)}`).join('; ')) : null).filter(Boolean));
     for (const series of a.plot || []) {
       const card = h('div', { class: 'card' });
       charts.append(card);

@@ -3,7 +3,7 @@ real labd: the experiments table shows the runs, a filter narrows them, a run pa
 the canvas's pixels, not the DOM), the compare page overlays two runs, a live point appears, an ingest error is
 visible. Screenshots go to --out. Run by tests/tests/web.rs, which starts labd on a corpus.
 
-Usage: test_ui.py --addr URL --live-log FILE --bad-log FILE --out DIR
+Usage: test_ui.py --addr URL --live-log FILE --bad-log FILE --inbox DIR --train sweeps/examples/train.py --out DIR
 """
 
 import argparse
@@ -33,10 +33,20 @@ COUNT_PIXELS = """([sel, colors]) => {
 }"""
 
 
-def check(cond, what):
+def check(cond, what, detail=""):
     if not cond:
-        raise AssertionError(what)
+        raise AssertionError(what + (": " + detail if detail else ""))
     print("ok:", what, flush=True)
+
+
+def poll(page, expr, timeout, what):
+    """Waits until the async expression `expr` evaluates truthy in the page."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if page.evaluate(expr):
+            return
+        time.sleep(0.3)
+    raise AssertionError("timed out waiting for " + what)
 
 
 def wait_ready(page, name, timeout=15000):
@@ -48,6 +58,8 @@ def main():
     ap.add_argument("--addr", required=True)
     ap.add_argument("--live-log", required=True)
     ap.add_argument("--bad-log", required=True)
+    ap.add_argument("--inbox", required=True)
+    ap.add_argument("--train", required=True)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -151,10 +163,52 @@ def main():
         check(drawn > 50, "the groups' mean curves are drawn")
         page.screenshot(path=os.path.join(a.out, "groups.png"), full_page=True)
 
-        for path, name in [("/sweeps", "sweeps"), ("/benchmarks", "benchmarks")]:
-            page.goto(a.addr + path)
-            wait_ready(page, name)
-            page.screenshot(path=os.path.join(a.out, name + ".png"), full_page=True)
+        # A sweep: its progress, trials, the metric against its parameter and the best configuration.
+        spec = {"sweep_id": "web", "base_config": {"optim": {"lr": 0.1}, "epochs": 2, "steps_per_epoch": 3, "seed": 0},
+                "sweep": {"optim.lr": [0.1, 0.01]}, "repeats": 2, "parallel": 2,
+                "command": f"python3 {a.train} {{config}}", "resources": {"cpus": 1, "ram": "64M"}}
+        status = page.evaluate(
+            "spec => fetch('/api/v1/sweeps', {method: 'POST', headers: {'content-type': 'application/json'},"
+            " body: JSON.stringify({spec})}).then(r => r.status)", spec)
+        check(status == 200, f"sweep submitted ({status})")
+        page.goto(a.addr + "/sweeps")
+        wait_ready(page, "sweeps")
+        poll(page, "fetch('/api/v1/sweeps/web?brief=true').then(r => r.json()).then(s => s.state === 'finished')",
+             60, "the sweep to finish")
+        page.goto(a.addr + "/sweeps/web")
+        wait_ready(page, "sweep", timeout=30000)
+        text = page.inner_text("main")
+        check("4/4 done" in text and "Best:" in text and "[object " not in text and "null" not in text, "the sweep's progress and best configuration are shown", text[:600])
+        drawn = page.evaluate(COUNT_PIXELS, ["main .grid", [BLUE]])[0]
+        check(drawn > 20, f"the metric is drawn against the parameter ({drawn} pixels)")
+        page.screenshot(path=os.path.join(a.out, "sweep.png"), full_page=True)
+
+        # A benchmark dropped in as benchmark lines: overhead and memory against sequence length.
+        lines = [{"kind": "bench", "bench": "web-bench", "name": "web", "planned": 6}]
+        for n in (64, 128, 256):
+            base, cmr = n * 1e-5, n * 1.2e-5
+            lines.append({"kind": "bench_result", "bench": "web-bench", "analysis": "overhead",
+                          "params": {"sequence_length": n, "batch_size": 1},
+                          "values": {"baseline_time": base, "full_cmr_time": cmr, "overhead_percentage": 20.0,
+                                     "memory_utilization": 0.5}})
+            lines.append({"kind": "bench_result", "bench": "web-bench", "analysis": "memory",
+                          "params": {"sequence_length": n, "batch_size": 1},
+                          "values": {"peak_memory_baseline": n * 1e5, "peak_memory_cmr": n * 1.1e5, "buffer_bytes": 1e5}})
+        lines.append({"kind": "bench_end", "bench": "web-bench", "status": "completed"})
+        with open(os.path.join(a.inbox, "bench.jsonl"), "w") as f:
+            f.write("".join(json.dumps(x) + "\n" for x in lines))
+        poll(page, "fetch('/api/v1/benchmarks/web-bench').then(r => r.json()).then(b => b.status === 'completed')",
+             10, "the dropped benchmark")
+        page.goto(a.addr + "/benchmarks")
+        wait_ready(page, "benchmarks")
+        check("web-bench" in page.inner_text("main"), "the benchmark is listed")
+        page.goto(a.addr + "/benchmarks/web-bench")
+        wait_ready(page, "benchmark")
+        blue, red = page.evaluate(COUNT_PIXELS, ["main .grid .card:first-child", [BLUE, RED]])
+        check(blue > 20 and red > 20, f"baseline and CMR time are drawn against sequence length ({blue}, {red})")
+        page.screenshot(path=os.path.join(a.out, "benchmark.png"), full_page=True)
+        body_texts = page.evaluate("document.body.innerText")
+        check("[object " not in body_texts, "no element rendered as text")
         check(not errors, f"no script errors ({errors})")
         browser.close()
     print("all web checks passed")
