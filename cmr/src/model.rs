@@ -240,7 +240,7 @@ pub fn sync(device: Device) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn tiny() -> ModelConfig {

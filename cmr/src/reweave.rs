@@ -251,21 +251,9 @@ impl Cmr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BufferConfig, ModelConfig};
+    use crate::config::BufferConfig;
+    use crate::model::tests::tiny;
     use tch::Kind;
-
-    fn tiny() -> ModelConfig {
-        ModelConfig {
-            layers: 3,
-            d_model: 32,
-            heads: 4,
-            vocab: 512,
-            max_seq_len: 128,
-            mlp_ratio: 2,
-            seed: 3,
-            weights: None,
-        }
-    }
 
     fn tokens(seed: i64, b: i64, t: i64) -> Tensor {
         tch::manual_seed(seed);
