@@ -355,6 +355,20 @@ impl Ingestor {
         Ok(())
     }
 
+    /// Where a file seen for the first time was renamed from, if it was: the key of a vanished file's
+    /// cursor with the same device, inode and first bytes.
+    fn renamed_from(&self, path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+        let (dev, ino) = (meta.dev(), meta.ino());
+        let (old, cursor) = self.cursors.iter().find(|(k, c)| {
+            c.inode == ino && c.dev == dev && c.dead.is_none() && !Path::new(k.as_str()).exists()
+        })?;
+        let mut head = vec![0u8; cursor.head_len as usize];
+        let same = File::open(path)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .is_ok_and(|_| head_hash(&head) == cursor.head_hash);
+        (same && meta.len() >= cursor.offset).then(|| old.clone())
+    }
+
     /// Reports a problem with a path once per process.
     fn problem(&mut self, path: &Path, reason: String, severity: Severity) -> Result<(), LogError> {
         let key = format!("{}\u{0}{reason}", path.display());
@@ -428,7 +442,13 @@ impl Ingestor {
                             out.push((path, f, m));
                         }
                     }
-                    Ok(_) => {}
+                    Ok(m) => {
+                        // FIFOs, sockets and devices: opening one could block the intake forever.
+                        if format.is_some() {
+                            let kind = file_kind(&m);
+                            problems.push((path, format!("{kind}, not a regular file; not read")));
+                        }
+                    }
                     Err(e) => {
                         if format.is_some() {
                             problems.push((path, format!("cannot read: {e}")));
@@ -462,6 +482,36 @@ impl Ingestor {
         };
         if format.whole_file() {
             return self.load_whole(path, &key, format, &meta, finished, report);
+        }
+        // A file renamed within the watched folders continues where its old name left off.
+        if !self.cursors.contains_key(&key)
+            && let Some(old) = self.renamed_from(path, &meta)
+            && let Some(cursor) = self.cursors.get(&old).cloned()
+        {
+            let reason = format!(
+                "renamed from {old}; continuing at byte {} (nothing is read twice)",
+                cursor.offset
+            );
+            tracing::info!("{key}: {reason}");
+            let mut gone = cursor.clone();
+            gone.dead = Some(format!("renamed to {key}"));
+            self.cursors.insert(old.clone(), gone.clone());
+            self.cursors.insert(key.clone(), cursor.clone());
+            self.submit(Batch {
+                events: vec![file_problem(&key, Severity::Warning, reason)],
+                cursors: vec![
+                    CursorMove {
+                        path: old,
+                        expected: Some(cursor.offset),
+                        cursor: gone,
+                    },
+                    CursorMove {
+                        path: key.clone(),
+                        expected: None,
+                        cursor,
+                    },
+                ],
+            })?;
         }
         // The stored read position every batch of this file must start from, in order.
         let mut prior = self.cursors.get(&key).map(|c| c.offset);
@@ -688,6 +738,10 @@ impl Ingestor {
         {
             return Ok(0);
         }
+        if size == 0 {
+            // Just created, not yet written: nothing to read, nothing wrong.
+            return Ok(0);
+        }
         if size > WHOLE_FILE_LIMIT {
             self.problem(
                 path,
@@ -893,6 +947,21 @@ impl Ingestor {
 }
 
 /// An ingest problem about a whole file (no line).
+/// What kind of file system entry `m` is, in words.
+fn file_kind(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "a special file"
+    }
+}
+
 fn file_problem(path: &str, severity: Severity, reason: String) -> Event {
     Event::new(
         now_micros(),

@@ -298,7 +298,7 @@ pub fn from_object(mut obj: Map<String, Value>) -> Result<Parsed, LineError> {
             sha256: opt_string(&mut obj, "sha256")?,
             size: match obj.remove("size") {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_u64().ok_or_else(|| {
+                Some(v) => Some(whole_number(&v).ok_or_else(|| {
                     LineError(format!(
                         "\"size\" must be a non-negative integer, got {}",
                         brief(&v)
@@ -332,7 +332,7 @@ pub fn from_object(mut obj: Map<String, Value>) -> Result<Parsed, LineError> {
             },
             planned: match obj.remove("planned") {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_u64().ok_or_else(|| {
+                Some(v) => Some(whole_number(&v).ok_or_else(|| {
                     LineError(format!(
                         "\"planned\" must be a non-negative integer, got {}",
                         brief(&v)
@@ -528,6 +528,15 @@ fn brief(v: &Value) -> String {
     } else {
         s
     }
+}
+
+/// A non-negative integer, also when written as a float with no fraction (`5.0`, as JSON Schema counts it).
+fn whole_number(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f <= 9_007_199_254_740_992.0)
+            .map(|f| f as u64)
+    })
 }
 
 /// Rewrites bare `NaN`, `Infinity` and `-Infinity` outside strings into quoted strings; `None` when there were

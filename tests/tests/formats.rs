@@ -1,6 +1,6 @@
 //! Logs that other tools write, dropped into a watched folder, flow into the same registry and analytics.
 
-use labd_e2e::Daemon;
+use labd_e2e::{Daemon, copy_fixture};
 use serde_json::Value;
 
 fn find<'a>(rows: &'a [Value], name: &str) -> Option<&'a Value> {
@@ -183,24 +183,6 @@ fn trainer_states_rewritten_at_each_checkpoint_are_one_run_read_once() {
 }
 
 /// Copies a fixture folder (files written by the real libraries, `tests/fixtures/formats/`) to `to`.
-fn copy_fixture(rel: &str, to: &std::path::Path) {
-    let from = labd_e2e::repo_root()
-        .join("tests/fixtures/formats")
-        .join(rel);
-    let mut stack = vec![(from, to.to_path_buf())];
-    while let Some((src, dst)) = stack.pop() {
-        std::fs::create_dir_all(&dst).unwrap();
-        for e in std::fs::read_dir(&src).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push((p.clone(), dst.join(e.file_name())));
-            } else {
-                std::fs::copy(&p, dst.join(e.file_name())).unwrap();
-            }
-        }
-    }
-}
-
 #[test]
 fn tensorboard_folders_written_by_tensorboard_are_runs() {
     let tmp = tempfile::tempdir().unwrap();

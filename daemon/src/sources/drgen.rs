@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 /// Whether the first line of a `.jsonl` file is dr_gen's (either form).
 pub fn sniff(first_line: &str) -> bool {
-    match serde_json::from_str::<Map<String, Value>>(first_line.trim()) {
+    match super::python_json::<Map<String, Value>>(first_line.trim().as_bytes()) {
         Ok(m) => is_config(&m) || is_run(&m),
         Err(_) => false,
     }
@@ -39,8 +39,8 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
         cursor,
         data,
         ctx,
-        |text| serde_json::from_str::<Map<String, Value>>(text).is_ok(),
-        |cursor, text, ctx, out| match serde_json::from_str::<Map<String, Value>>(text) {
+        |text| super::python_json::<Map<String, Value>>(text.as_bytes()).is_ok(),
+        |cursor, text, ctx, out| match super::python_json::<Map<String, Value>>(text.as_bytes()) {
             Ok(m) => line(cursor, m, ctx, out),
             Err(e) => error(out, ctx, cursor.line, format!("not a JSON object: {e}")),
         },
@@ -303,14 +303,7 @@ fn whole_run(
     ));
 }
 
-/// A metric value: a number, or the spellings `NaN`, `Infinity`, `-Infinity`.
-fn number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => labd_schemas::floats::parse_special(s),
-        _ => None,
-    }
-}
+use super::number;
 
 /// The numeric entries of an `agg_stats` object, and the keys that were not numbers.
 fn numbers(stats: &Map<String, Value>) -> (BTreeMap<String, f64>, Vec<String>) {

@@ -44,7 +44,7 @@ pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Out
         consumed: data.len() as u64,
         ..Default::default()
     };
-    let registry: Value = match serde_json::from_slice(data) {
+    let registry: Value = match super::python_json(data) {
         Ok(v) => v,
         Err(e) => {
             if ctx.take_unterminated {
@@ -69,8 +69,16 @@ pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Out
         ));
         return out;
     };
-    for entry in list {
-        let Some(e) = entry.as_object() else { continue };
+    for (i, entry) in list.iter().enumerate() {
+        let Some(e) = entry.as_object() else {
+            out.events.push(problem(
+                ctx,
+                None,
+                Severity::Error,
+                format!("entry {i} of `experiments` is not an object (it is {entry}); skipped"),
+            ));
+            continue;
+        };
         let Some(id) = e.get("experiment_id").and_then(Value::as_str) else {
             out.events.push(problem(
                 ctx,
@@ -109,7 +117,7 @@ fn experiment(id: &str, e: &Map<String, Value>, ctx: &mut Context<'_>, out: &mut
         Some(x) => x,
         None => {
             let config = side(ctx, &folder, "config.json")
-                .and_then(|t| serde_json::from_str::<Value>(t).ok())
+                .and_then(|t| super::python_json::<Value>(t.as_bytes()).ok())
                 .filter(Value::is_object)
                 .or_else(|| e.get("config").cloned())
                 .unwrap_or_else(|| Value::Object(Map::new()));
@@ -166,7 +174,7 @@ fn experiment(id: &str, e: &Map<String, Value>, ctx: &mut Context<'_>, out: &mut
         let Some(text) = side(ctx, &folder, file) else {
             continue;
         };
-        let Ok(values) = serde_json::from_str::<Value>(text) else {
+        let Ok(values) = super::python_json::<Value>(text.as_bytes()) else {
             out.events.push(problem(
                 ctx,
                 None,
@@ -254,7 +262,7 @@ fn history(key: &str, exp: &ExperimentId, folder: &str, ctx: &mut Context<'_>, o
     let Some(text) = side(ctx, folder, "metrics/training_history.json") else {
         return;
     };
-    let Ok(h) = serde_json::from_str::<Value>(text) else {
+    let Ok(h) = super::python_json::<Value>(text.as_bytes()) else {
         out.events.push(problem(
             ctx,
             None,
@@ -269,7 +277,7 @@ fn history(key: &str, exp: &ExperimentId, folder: &str, ctx: &mut Context<'_>, o
             for (name, series) in lists {
                 if let Value::Array(values) = series {
                     for (i, v) in values.iter().enumerate() {
-                        if let Some(x) = v.as_f64() {
+                        if let Some(x) = super::number(v) {
                             epochs.entry(i).or_default().insert(name.clone(), x);
                         }
                     }
@@ -285,7 +293,7 @@ fn history(key: &str, exp: &ExperimentId, folder: &str, ctx: &mut Context<'_>, o
                         .map_or(i, |e| e as usize);
                     for (name, v) in m {
                         if name != "epoch"
-                            && let Some(x) = v.as_f64()
+                            && let Some(x) = super::number(v)
                         {
                             epochs.entry(at).or_default().insert(name.clone(), x);
                         }

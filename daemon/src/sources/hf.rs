@@ -50,7 +50,7 @@ pub fn output_dir(path: &str) -> &Path {
 /// finished or quiet, when it is reported.
 pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Output {
     let mut out = Output::default();
-    let state: Map<String, Value> = match serde_json::from_slice(data) {
+    let state: Map<String, Value> = match super::python_json(data) {
         Ok(s) => s,
         Err(e) => {
             if ctx.take_unterminated {
@@ -178,7 +178,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                 } else {
                     k
                 };
-                v.as_f64().map(|x| (name.to_string(), x))
+                super::number(v).map(|x| (name.to_string(), x))
             })
             .collect();
         if values.is_empty() {

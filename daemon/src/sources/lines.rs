@@ -46,7 +46,7 @@ pub fn read(
                         ctx,
                         cursor.line,
                         format!(
-                            "line is longer than the limit of {} bytes; skipped",
+                            "line is longer than the limit of {} bytes (LABD_MAX_LINE_BYTES); skipped",
                             ctx.max_line
                         ),
                     );
@@ -74,7 +74,7 @@ pub fn read(
                 ctx,
                 cursor.line,
                 format!(
-                    "line is {} bytes, over the limit of {} bytes; skipped",
+                    "line is {} bytes, over the limit of {} bytes (LABD_MAX_LINE_BYTES); skipped",
                     line.len(),
                     ctx.max_line
                 ),

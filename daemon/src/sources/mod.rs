@@ -17,6 +17,32 @@ use labd_schemas::{Event, ExperimentId};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
+/// Parses JSON as Python's `json` module writes it: a leading byte order mark is skipped, and the bare `NaN`,
+/// `Infinity` and `-Infinity` it writes for non-finite floats are read as the strings `"NaN"`, ... (which
+/// [`number`] reads back as floats). Other errors are serde_json's, at their place in the original text.
+pub fn python_json<T: serde::de::DeserializeOwned>(data: &[u8]) -> Result<T, serde_json::Error> {
+    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    match serde_json::from_slice(data) {
+        Ok(v) => Ok(v),
+        Err(e) => match std::str::from_utf8(data)
+            .ok()
+            .and_then(labd_schemas::runlog::quote_non_finite)
+        {
+            Some(fixed) => serde_json::from_str(&fixed).map_err(|_| e),
+            None => Err(e),
+        },
+    }
+}
+
+/// A metric value: a number, or the spellings `NaN`, `Infinity`, `-Infinity`.
+pub fn number(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => labd_schemas::floats::parse_special(s),
+        _ => None,
+    }
+}
+
 /// Prefix of the stored cursors that belong to runs rather than files.
 pub const RUN_PREFIX: &str = "run\u{0}";
 
@@ -285,6 +311,55 @@ pub fn read(format: Format, cursor: &mut FileCursor, data: &[u8], ctx: &mut Cont
         Format::MlflowSqlite => mlflow_sqlite::read(cursor, data, ctx),
         Format::ExpManager => expmgr::read(cursor, data, ctx),
     }
+}
+
+/// Reads `data` as the ingestor reads a file written in two goes: first its first `split` bytes while the
+/// writer is still at it, then (from where the source stopped) the rest of the file, now finished. Checks
+/// what must hold whatever the bytes: the source consumes no more than it was given, and every event it
+/// makes can be stored and read back. For the fuzz targets (`fuzz/`) and tests.
+pub fn read_in_two(format: Format, data: &[u8], split: usize) -> Vec<Event> {
+    let mut runs = Runs::default();
+    let mut ids = |id: ExperimentId| id;
+    let mut cursor = FileCursor {
+        format: format.name().into(),
+        ..Default::default()
+    };
+    let mut events = Vec::new();
+    let split = split.min(data.len());
+    let whole = format.whole_file();
+    let mut offset = 0usize;
+    for (end, finished) in [(split, false), (data.len(), true)] {
+        // A whole-file format reads the file from its start each time; the others go on from the cursor.
+        let part = &data[if whole { 0 } else { offset }..end];
+        let mut ctx = Context {
+            path: "fuzz/file",
+            default_name: "file",
+            host: "h",
+            now: 1,
+            max_line: 1 << 16,
+            take_unterminated: finished,
+            ids: &mut ids,
+            runs: &mut runs,
+            sidecars: &[],
+        };
+        let out = read(format, &mut cursor, part, &mut ctx);
+        assert!(
+            out.consumed <= part.len() as u64,
+            "{}: consumed {} of {} bytes",
+            format.name(),
+            out.consumed,
+            part.len()
+        );
+        if !whole {
+            offset += out.consumed as usize;
+            cursor.offset = offset as u64;
+        }
+        events.extend(out.events);
+    }
+    let block = crate::log::block::encode(&events).expect("events encode");
+    let back = crate::log::block::decode(&block).expect("events decode");
+    assert_eq!(back.len(), events.len());
+    events
 }
 
 /// Running a source the way the ingestor does, for the sources' tests.
