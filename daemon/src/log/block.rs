@@ -7,9 +7,20 @@ use labd_schemas::Event;
 /// zstd level: 1 is fast and already removes the repeated field names.
 const LEVEL: i32 = 1;
 
+/// Largest block (uncompressed): far above 1024 events of a 1 MiB line each. A header that says more is
+/// damage, and is refused before anything is allocated for it.
+const MAX_RAW: usize = 1 << 30;
+
 /// Encodes events into a block.
 pub fn encode(events: &[Event]) -> Result<Vec<u8>, String> {
     let raw = rmp_serde::to_vec_named(events).map_err(|e| e.to_string())?;
+    if raw.len() > MAX_RAW {
+        return Err(format!(
+            "{} events take {} bytes, more than a block holds ({MAX_RAW})",
+            events.len(),
+            raw.len()
+        ));
+    }
     let packed = zstd::bulk::compress(&raw, LEVEL).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(4 + packed.len());
     out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
@@ -22,8 +33,22 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Event>, String> {
     let Some((len, packed)) = bytes.split_first_chunk::<4>() else {
         return Err("block shorter than its header".into());
     };
-    let raw = zstd::bulk::decompress(packed, u32::from_le_bytes(*len) as usize)
-        .map_err(|e| e.to_string())?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if len > MAX_RAW {
+        return Err(format!(
+            "block header says {len} bytes, more than any block holds (damaged)"
+        ));
+    }
+    match zstd::zstd_safe::get_frame_content_size(packed) {
+        Ok(Some(n)) if n != len as u64 => {
+            return Err(format!(
+                "block header says {len} bytes, its zstd frame {n} (damaged)"
+            ));
+        }
+        Ok(_) => {}
+        Err(_) => return Err("block is not a zstd frame (damaged)".into()),
+    }
+    let raw = zstd::bulk::decompress(packed, len).map_err(|e| e.to_string())?;
     rmp_serde::from_slice(&raw).map_err(|e| e.to_string())
 }
 
@@ -31,6 +56,22 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Event>, String> {
 mod tests {
     use super::*;
     use crate::log::testing::message;
+
+    /// Regression (fuzz target `event_block`): a damaged header claiming gigabytes was allocated before the
+    /// frame was looked at.
+    #[test]
+    fn a_damaged_length_is_refused_before_allocating() {
+        let mut block = encode(&[message("a", "one")]).unwrap();
+        block[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode(&block).unwrap_err().contains("damaged"));
+        block[..4].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(decode(&block).unwrap_err().contains("damaged"));
+        assert!(
+            decode(&[1, 0, 0, 0, 9, 9, 9])
+                .unwrap_err()
+                .contains("damaged")
+        );
+    }
 
     #[test]
     fn round_trip() {
