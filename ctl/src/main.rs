@@ -120,6 +120,10 @@ enum Cmd {
         /// Sequence number or RFC 3339 time.
         #[arg(long)]
         as_of: Option<String>,
+        /// Only check: rebuild the views from the whole log and compare them with the live ones (exit 1 when
+        /// they differ).
+        #[arg(long, conflicts_with = "as_of")]
+        verify: bool,
     },
     /// Check a run log against the format; prints each problem with its line.
     Validate { file: PathBuf },
@@ -438,15 +442,15 @@ fn run(cli: Cli) -> Result<i32> {
                 Ok(())
             })?;
         }
-        Cmd::Replay { as_of } => {
-            let started: Value = c.post("/replay", &json!({ "as_of": as_of }))?;
+        Cmd::Replay { as_of, verify } => {
+            let started: Value = c.post("/replay", &json!({ "as_of": as_of, "verify": verify }))?;
             let job = started["job"].as_u64().context("labd answered no job id")?;
             let report: ReplayReport = serde_json::from_value(c.wait_job(job, json)?)?;
             if json {
                 print_json(&report)?;
             } else {
                 println!("{report}");
-                if !report.live {
+                if !report.live && report.differing.is_none() {
                     let cells: Vec<Vec<String>> = report
                         .experiments
                         .iter()
@@ -460,6 +464,9 @@ fn run(cli: Cli) -> Result<i32> {
                         .collect();
                     table::print(&["ID", "STATUS", "POINTS"], &cells);
                 }
+            }
+            if report.differing.as_ref().is_some_and(|d| !d.is_empty()) {
+                return Ok(1);
             }
         }
         Cmd::Varying { filter, as_of } => {

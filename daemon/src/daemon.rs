@@ -102,8 +102,10 @@ pub async fn run(
     }
     let log_path = config.log_path();
     let once = config.once;
+    let min_free = config.min_free_bytes;
     let (log, views) = tokio::task::spawn_blocking(move || -> Result<_, LogError> {
         let log = EventLog::open(&log_path)?;
+        log.set_min_free(min_free);
         let started = Instant::now();
         let views = Views::load(&log, !once)?;
         tracing::info!(

@@ -125,6 +125,7 @@ pub fn replay(
         points: fresh.points,
         seconds,
         live: live_replaced,
+        differing: None,
         experiments: if live_replaced {
             Vec::new()
         } else {
@@ -135,6 +136,74 @@ pub fn replay(
                 .map(|r| r.row(now, stale))
                 .collect()
         },
+    })
+}
+
+/// Rebuilds the views from the log up to the live views' last event and compares them, view by view, with
+/// the live ones (which are left alone). The curves are compared once they are warm.
+pub fn verify(
+    log: &EventLog,
+    live: &RwLock<Views>,
+    job: Option<&Job>,
+) -> Result<ReplayReport, ReplayError> {
+    let started = Instant::now();
+    let snapshot = live.read().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(job) = job {
+        job.set_total(snapshot.applied, "events");
+    }
+    let mut fresh = Views::default();
+    fresh.curves.off = snapshot.curves.off || !snapshot.curves_ready();
+    let mut done = 0u64;
+    fresh.catch_up(log, snapshot.applied, |_, _| {
+        done += 1;
+        if done.is_multiple_of(65_536)
+            && let Some(job) = job
+        {
+            job.advance(65_536);
+        }
+        true
+    })?;
+    let mut differing = Vec::new();
+    let mut check = |name: &str, same: bool| {
+        if !same {
+            differing.push(name.to_string());
+        }
+    };
+    check("registry", fresh.registry == snapshot.registry);
+    check("ingest", fresh.ingest == snapshot.ingest);
+    check("sweeps", fresh.sweeps == snapshot.sweeps);
+    check("benchmarks", fresh.benchmarks == snapshot.benchmarks);
+    check(
+        "counts",
+        (fresh.applied, fresh.events, fresh.points)
+            == (snapshot.applied, snapshot.events, snapshot.points),
+    );
+    if !fresh.curves.off {
+        check("curves", fresh.curves == snapshot.curves);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if differing.is_empty() {
+        tracing::info!(
+            "verify: the live views equal a replay of {} events ({seconds:.2}s)",
+            fresh.events
+        );
+    } else {
+        tracing::error!(
+            "verify: the live views differ from a replay of the log in: {}",
+            differing.join(", ")
+        );
+    }
+    if let Some(job) = job {
+        job.advance(done % 65_536);
+    }
+    Ok(ReplayReport {
+        upto: fresh.applied,
+        events: fresh.events,
+        points: fresh.points,
+        seconds,
+        live: false,
+        experiments: Vec::new(),
+        differing: Some(differing),
     })
 }
 

@@ -50,12 +50,46 @@ pub struct Daemon {
     pub addr: String,
     pub token: Option<String>,
     extra: Vec<String>,
+    /// Run as this user and group id (tests that need permissions to apply while running as root).
+    uid: Option<u32>,
+    /// Environment variables set for the daemon.
+    envs: Vec<(String, String)>,
 }
 
 impl Daemon {
     /// Starts labd on `data_dir`, watching `watch`, and waits until it answers.
     pub fn start(data_dir: &Path, watch: &Path, extra: &[&str]) -> Daemon {
+        Daemon::start_as(data_dir, watch, extra, None)
+    }
+
+    /// Like [`Daemon::start`], as user and group `uid` when given.
+    pub fn start_as(data_dir: &Path, watch: &Path, extra: &[&str], uid: Option<u32>) -> Daemon {
+        Daemon::start_full(data_dir, watch, extra, uid, &[])
+    }
+
+    /// Like [`Daemon::start`], with environment variables for the daemon.
+    pub fn start_with_env(
+        data_dir: &Path,
+        watch: &Path,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Daemon {
+        Daemon::start_full(data_dir, watch, extra, None, envs)
+    }
+
+    fn start_full(
+        data_dir: &Path,
+        watch: &Path,
+        extra: &[&str],
+        uid: Option<u32>,
+        envs: &[(&str, &str)],
+    ) -> Daemon {
         let mut d = Daemon {
+            uid,
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             data_dir: data_dir.to_path_buf(),
             watch: watch.to_path_buf(),
@@ -69,9 +103,23 @@ impl Daemon {
         d
     }
 
+    /// Starts labd again on the same folders without waiting for it to answer (to kill it while it starts).
+    pub fn restart_nowait(&mut self) {
+        self.launch();
+    }
+
     fn spawn(&mut self) {
-        let log =
-            std::fs::File::create(self.data_dir.with_extension(format!("{}.log", self.port))).ok();
+        self.launch();
+        self.wait_ready();
+    }
+
+    fn launch(&mut self) {
+        // Appended to, so the log of a killed daemon stays for the next one's reader.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.with_extension(format!("{}.log", self.port)))
+            .ok();
         let mut cmd = Command::new(bin("labd"));
         cmd.arg("--data-dir")
             .arg(&self.data_dir)
@@ -83,12 +131,20 @@ impl Daemon {
             .arg("1")
             .args(&self.extra)
             .env("RUST_LOG", "info")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null());
+        if let Some(id) = self.uid {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(id).gid(id);
+        }
         match log {
             Some(f) => cmd.stderr(f),
             None => cmd.stderr(Stdio::null()),
         };
         self.child = Some(cmd.spawn().expect("starting labd"));
+    }
+
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if ureq::get(format!("{}/api/v1/health", self.addr))
@@ -113,6 +169,29 @@ impl Daemon {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.with_extension(format!("{}.log", self.port)))
             .unwrap_or_default()
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("labd is running").id()
+    }
+
+    /// The daemon's peak resident memory so far, in MiB (VmHWM).
+    pub fn peak_rss_mib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib / 1024)
+    }
+
+    /// Whether the daemon is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// SIGKILL, no chance to clean up.
@@ -321,4 +400,21 @@ pub fn write_run(path: &Path, name: &str, steps: usize, finish: bool) -> u64 {
     }
     std::fs::write(path, text).expect("writing run log");
     steps as u64 * 2
+}
+
+/// Copies the fixture folder `rel` (under `tests/fixtures/formats`) to `to`.
+pub fn copy_fixture(rel: &str, to: &std::path::Path) {
+    let from = repo_root().join("tests/fixtures/formats").join(rel);
+    let mut stack = vec![(from, to.to_path_buf())];
+    while let Some((src, dst)) = stack.pop() {
+        std::fs::create_dir_all(&dst).unwrap();
+        for e in std::fs::read_dir(&src).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push((p.clone(), dst.join(e.file_name())));
+            } else {
+                std::fs::copy(&p, dst.join(e.file_name())).unwrap();
+            }
+        }
+    }
 }
