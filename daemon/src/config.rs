@@ -70,6 +70,25 @@ pub struct Cli {
     /// Largest HTTP request body, in bytes (default 16 MiB).
     #[arg(long, env = "LABD_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Free bytes kept on the data directory's file system: below them intake pauses (and resumes once space
+    /// is freed) instead of failing a write (default 64 MiB; 0: no reserve).
+    #[arg(long, env = "LABD_MIN_FREE_BYTES")]
+    pub min_free_bytes: Option<u64>,
+    /// Seconds between saves of the views' checkpoint while running (default 30; a restart replays only what
+    /// came after the last one).
+    #[arg(long, env = "LABD_CHECKPOINT_EVERY")]
+    pub checkpoint_every: Option<f64>,
+    /// Seconds an HTTP client may take to send a request's headers, or to take a piece of the answer,
+    /// before its connection is closed (default 30).
+    #[arg(long, env = "LABD_CLIENT_TIMEOUT")]
+    pub client_timeout: Option<f64>,
+    /// Seconds a request may take, its body included, before it is answered 408 (default 120; the event tail
+    /// is exempt).
+    #[arg(long, env = "LABD_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<f64>,
+    /// Most HTTP connections open at once; more wait to be accepted (default 512).
+    #[arg(long, env = "LABD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Host name recorded with each run (default: this machine's).
     #[arg(long, env = "LABD_HOST")]
     pub host: Option<String>,
@@ -129,6 +148,11 @@ struct FileConfig {
     cmr_runner: Option<PathBuf>,
     max_line_bytes: Option<usize>,
     max_body_bytes: Option<usize>,
+    checkpoint_every: Option<f64>,
+    min_free_bytes: Option<u64>,
+    client_timeout: Option<f64>,
+    request_timeout: Option<f64>,
+    max_connections: Option<usize>,
     host: Option<String>,
     noise_keys: Option<Vec<String>>,
     #[serde(default)]
@@ -136,6 +160,22 @@ struct FileConfig {
     /// Metric name or glob → default reduction.
     #[serde(default)]
     reductions: std::collections::BTreeMap<String, String>,
+}
+
+/// The bearer token. Its `Debug` form hides it, so that it never reaches a log through the configuration.
+#[derive(Clone)]
+pub struct Token(pub String);
+
+impl Token {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<hidden>)")
+    }
 }
 
 /// The validated configuration of a daemon.
@@ -146,12 +186,20 @@ pub struct Config {
     /// Watched folders whose files are read as one format (not judged by name), from `{path, format}` entries.
     pub formats: Vec<(PathBuf, crate::sources::Format)>,
     pub listen: SocketAddr,
-    pub token: Option<String>,
+    pub token: Option<Token>,
     pub once: bool,
     pub stale_after: Duration,
     pub rescan: Duration,
     pub ingest: ingest::Options,
     pub max_body_bytes: usize,
+    /// Free bytes kept on the data directory's file system (intake pauses below them).
+    pub min_free_bytes: u64,
+    /// Longest wait for a client's headers or for a client to take a piece of an answer.
+    pub client_timeout: Duration,
+    /// Longest time for one request (the event tail is exempt).
+    pub request_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
     pub host: String,
     /// How often the views' checkpoint is saved while running.
     pub checkpoint_every: Duration,
@@ -182,6 +230,10 @@ impl Config {
             rescan: Duration::from_secs(5),
             ingest: ingest::Options::default(),
             max_body_bytes: 16 << 20,
+            min_free_bytes: crate::log::DEFAULT_MIN_FREE,
+            client_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(120),
+            max_connections: 512,
             host: hostname(),
             checkpoint_every: Duration::from_secs(30),
             noise: Default::default(),
@@ -292,7 +344,12 @@ impl Config {
                     value: listen.clone(),
                     reason: e.to_string(),
                 })?;
-        config.token = cli.token.clone().or(file.token).filter(|t| !t.is_empty());
+        config.token = cli
+            .token
+            .clone()
+            .or(file.token)
+            .filter(|t| !t.is_empty())
+            .map(Token);
         config.once = cli.once || file.once.unwrap_or(false);
         if let Some(s) = cli.stale_after.or(file.stale_after) {
             config.stale_after = seconds("stale_after", s)?;
@@ -317,6 +374,27 @@ impl Config {
         }
         if let Some(n) = cli.max_body_bytes.or(file.max_body_bytes) {
             config.max_body_bytes = n;
+        }
+        if let Some(s) = cli.checkpoint_every.or(file.checkpoint_every) {
+            config.checkpoint_every = seconds("checkpoint_every", s)?;
+        }
+        if let Some(n) = cli.min_free_bytes.or(file.min_free_bytes) {
+            config.min_free_bytes = n;
+        }
+        if let Some(s) = cli.client_timeout.or(file.client_timeout) {
+            config.client_timeout = seconds("client_timeout", s)?;
+        }
+        if let Some(s) = cli.request_timeout.or(file.request_timeout) {
+            config.request_timeout = seconds("request_timeout", s)?;
+        }
+        if let Some(n) = cli.max_connections.or(file.max_connections) {
+            if n == 0 {
+                return Err(ConfigError::Invalid {
+                    setting: "max_connections",
+                    reason: "0 would refuse every client (at least 1)".into(),
+                });
+            }
+            config.max_connections = n;
         }
         if let Some(h) = cli.host.clone().or(file.host) {
             config.host = h;
@@ -413,10 +491,14 @@ mod tests {
             Err(ConfigError::TokenRequired { .. })
         ));
         let cli = Cli {
-            token: Some("t".into()),
+            token: Some("s3cret-t0ken".into()),
             ..cli
         };
-        assert!(Config::from_cli(&cli).is_ok());
+        let config = Config::from_cli(&cli).unwrap();
+        assert!(
+            !format!("{config:?}").contains("s3cret-t0ken"),
+            "the token stays out of debug output"
+        );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("labd.toml");
         std::fs::write(&file, "wach = [\"runs\"]\n").unwrap();

@@ -84,6 +84,23 @@ impl Jobs {
         job
     }
 
+    /// Starts a job of `kind` unless one is running; answers the running one's id otherwise. For jobs that
+    /// each hold a copy of large state (a replay builds a second set of views).
+    pub fn start_exclusive(&self, kind: &str) -> Result<Job, u64> {
+        let running = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(Job::state)
+            .find(|s| s.kind == kind && !s.finished)
+            .map(|s| s.id);
+        match running {
+            Some(id) => Err(id),
+            None => Ok(self.start(kind)),
+        }
+    }
+
     pub fn get(&self, id: u64) -> Option<JobState> {
         self.jobs
             .lock()

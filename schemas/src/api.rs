@@ -19,6 +19,10 @@ pub struct Health {
     pub log_seq: u64,
     pub experiments: usize,
     pub uptime_s: f64,
+    /// Why intake is paused (`status` is then `degraded`): the last write to the event log failed, e.g. the
+    /// disk is full. Reads keep working; intake resumes by itself once writes succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// A run's status as shown: the last stored status, or `stale` for a running run whose sources went silent.
@@ -300,6 +304,9 @@ pub struct IngestReport {
 pub struct ReplayRequest {
     /// Build the views as of this point (sequence number or RFC 3339 time) without touching the live ones.
     pub as_of: Option<String>,
+    /// Rebuild the views from the whole log and compare them with the live ones, leaving those alone.
+    #[serde(default)]
+    pub verify: bool,
 }
 
 /// Answer to a replay.
@@ -314,6 +321,9 @@ pub struct ReplayReport {
     pub live: bool,
     /// The registry as replayed (for `as_of`), as list rows.
     pub experiments: Vec<ExperimentRow>,
+    /// For a verification: the views that differ from the replay (empty: all equal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differing: Option<Vec<String>>,
 }
 
 impl std::fmt::Display for ReplayReport {
@@ -327,7 +337,12 @@ impl std::fmt::Display for ReplayReport {
             self.upto,
             self.seconds,
             if self.live { "; views replaced" } else { "" }
-        )
+        )?;
+        match &self.differing {
+            Some(d) if d.is_empty() => write!(f, "; the live views equal it"),
+            Some(d) => write!(f, "; the live views DIFFER from it: {}", d.join(", ")),
+            None => Ok(()),
+        }
     }
 }
 

@@ -146,7 +146,8 @@ fn off_loopback_every_request_needs_the_token() {
                 "--data-dir",
             ])
             .arg(tmp.path().join("data"))
-            .stderr(std::process::Stdio::null())
+            .env("RUST_LOG", "debug")
+            .stderr(std::fs::File::create(tmp.path().join("labd.log")).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -195,6 +196,10 @@ fn off_loopback_every_request_needs_the_token() {
         .output()
         .unwrap();
     assert!(ls.status.success());
+    // Nothing secret in the logs, even at debug level.
+    let log = std::fs::read_to_string(tmp.path().join("labd.log")).unwrap();
+    assert!(log.contains("listening"), "{log}");
+    assert!(!log.contains("s3cret"), "the token is in the log: {log}");
 }
 
 #[test]
@@ -241,4 +246,97 @@ fn sigterm_stops_promptly_and_cleanly_with_a_tail_attached() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// Slow or stuck clients cannot hold labd: headers that never finish, a body that never arrives and an answer
+/// nobody reads all end within the configured times, and other clients are served meanwhile.
+#[test]
+fn slow_clients_are_cut_off_and_others_are_served() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let d = Daemon::start(
+        &tmp.path().join("data"),
+        &inbox,
+        &[
+            "--client-timeout",
+            "1",
+            "--request-timeout",
+            "2",
+            "--max-connections",
+            "8",
+        ],
+    );
+    let host = d.addr.trim_start_matches("http://").to_string();
+    let closed_within = |s: &mut std::net::TcpStream, secs: u64| -> (Duration, String) {
+        s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+        let t = Instant::now();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                // Closed by labd with our unread request bytes still in its buffer.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("connection still open after {secs} s: {e}"),
+            }
+        }
+        (t.elapsed(), String::from_utf8_lossy(&got).into_owned())
+    };
+    // Slowloris: half a request line, then nothing.
+    let mut loris = std::net::TcpStream::connect(&host).unwrap();
+    loris
+        .write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // An idle keep-alive connection that never sends a request.
+    let mut idle = std::net::TcpStream::connect(&host).unwrap();
+    // A body announced and never sent.
+    let mut body = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        body,
+        "POST /api/v1/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+    )
+    .unwrap();
+    // Other clients are served while those hang.
+    assert_eq!(d.get("/health").0, 200);
+    let (t, _) = closed_within(&mut loris, 10);
+    assert!(t < Duration::from_secs(5), "slowloris held {t:?}");
+    let (t, _) = closed_within(&mut idle, 10);
+    assert!(t < Duration::from_secs(5), "idle connection held {t:?}");
+    let (t, answer) = closed_within(&mut body, 10);
+    assert!(t < Duration::from_secs(6), "slow body held {t:?}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("LABD_REQUEST_TIMEOUT"), "{answer}");
+
+    // More clients than connections: the extra ones wait and are served once others leave.
+    let hogs: Vec<_> = (0..8)
+        .map(|_| std::net::TcpStream::connect(&host).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    assert_eq!(d.get("/health").0, 200, "served after the hogs time out");
+    assert!(t.elapsed() > Duration::from_millis(300), "the ninth waited");
+    drop(hogs);
+
+    // A client that asks for 20 MB of answers and reads none of them: labd gives up on it after the client
+    // timeout instead of holding the answers, and stays responsive.
+    let (_, run) = d.post(
+        "/experiments",
+        &json!({"name": "big", "config": {"blob": "x".repeat(100_000)}}),
+    );
+    let id = run["id"].as_str().unwrap().to_string();
+    let mut reader = std::net::TcpStream::connect(&host).unwrap();
+    let one = format!("GET /api/v1/experiments/{id} HTTP/1.1\r\nHost: x\r\n\r\n");
+    reader.write_all(one.repeat(200).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(d.get("/health").0, 200);
+    let (_, got) = closed_within(&mut reader, 10);
+    assert!(
+        got.len() < 200 * 100_000,
+        "labd wrote every answer ({} bytes) to a client that read none for 4 s",
+        got.len()
+    );
+    assert!(!d.log().contains("panicked"), "{}", d.log());
 }

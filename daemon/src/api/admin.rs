@@ -45,7 +45,7 @@ pub async fn ingest(
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))))
 }
 
-/// `POST /api/v1/replay {"as_of": null | SEQ | RFC3339}`.
+/// `POST /api/v1/replay {"as_of": null | SEQ | RFC3339, "verify": false}`.
 pub async fn replay(
     State(s): State<Arc<Shared>>,
     body: std::result::Result<Json<ReplayRequest>, JsonRejection>,
@@ -55,16 +55,30 @@ pub async fn replay(
         a.parse::<replay::AsOf>()
             .map_err(|e| Error::bad(e.to_string()))?;
     }
-    let job = s.jobs.start("replay");
+    let job = s.jobs.start_exclusive("replay").map_err(|running| {
+        Error(
+            StatusCode::CONFLICT,
+            format!("a replay is running (job {running}); wait for it to finish"),
+        )
+    })?;
     let id = job.id();
+    if req.verify && req.as_of.is_some() {
+        return Err(Error::bad(
+            "`verify` compares the live views with a replay of the whole log; it takes no `as_of`",
+        ));
+    }
     tokio::task::spawn_blocking(move || {
-        let result = replay::replay(
-            &s.log,
-            &s.views,
-            req.as_of.as_deref(),
-            s.config.stale_after,
-            Some(&job),
-        );
+        let result = if req.verify {
+            replay::verify(&s.log, &s.views, Some(&job))
+        } else {
+            replay::replay(
+                &s.log,
+                &s.views,
+                req.as_of.as_deref(),
+                s.config.stale_after,
+                Some(&job),
+            )
+        };
         job.finish(
             result
                 .map(|r| serde_json::to_value(r).unwrap_or_default())

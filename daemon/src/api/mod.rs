@@ -13,6 +13,7 @@ pub mod benchmarks;
 pub mod export;
 pub mod push;
 pub mod read;
+pub mod server;
 pub mod sweeps;
 pub mod table;
 pub mod validate;
@@ -69,7 +70,10 @@ impl From<QueryRejection> for Error {
 
 impl From<crate::log::LogError> for Error {
     fn from(e: crate::log::LogError) -> Self {
-        Error::internal(e)
+        match e {
+            crate::log::LogError::DiskFull(msg) => Error(StatusCode::INSUFFICIENT_STORAGE, msg),
+            e => Error::internal(e),
+        }
     }
 }
 
@@ -132,6 +136,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/benchmarks/{id}/cancel", post(benchmarks::cancel))
         .fallback(|| async { Error::not_found("no such endpoint; see GET /api/v1/openapi.json") })
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
+        .layer(middleware::from_fn_with_state(shared.clone(), time_limit))
         .layer(middleware::from_fn_with_state(
             shared.clone(),
             announced_size,
@@ -146,10 +151,29 @@ pub async fn serve(
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let limits = server::Limits {
+        client_timeout: shared.config.client_timeout,
+        max_connections: shared.config.max_connections,
+    };
     let app = crate::web::router().merge(router(shared));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, app, limits, shutdown).await
+}
+
+/// Answers 408 when a request (reading its body included) takes longer than `request_timeout`; the event
+/// tail, which streams for as long as the client listens, is exempt.
+async fn time_limit(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/api/v1/events/tail" {
+        return next.run(req).await;
+    }
+    let limit = shared.config.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => Error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request took longer than {limit:?} (LABD_REQUEST_TIMEOUT)"),
+        )
+        .into_response(),
+    }
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -158,7 +182,7 @@ async fn openapi() -> impl IntoResponse {
 
 /// Off loopback every request needs the token; on loopback, changes need it when one is set.
 async fn auth(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let Some(token) = shared.config.token.as_deref() else {
+    let Some(token) = shared.config.token.as_ref().map(|t| t.as_str()) else {
         return next.run(req).await;
     };
     let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -206,12 +230,27 @@ async fn announced_size(State(shared): State<Arc<Shared>>, req: Request, next: N
     next.run(req).await
 }
 
+/// Compares the SHA-256 digests of the two in constant time, so that neither the position of the first
+/// difference nor the token's length shows in the time taken.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tokens_compare_by_content_only() {
+        assert!(super::constant_time_eq(b"secret", b"secret"));
+        assert!(!super::constant_time_eq(b"secret", b"secreT"));
+        assert!(!super::constant_time_eq(b"secret", b"secret2"));
+        assert!(!super::constant_time_eq(b"", b"x"));
+    }
+
     /// Every route of the router is in the OpenAPI document, and the document names no route the router lacks.
     #[test]
     fn the_openapi_document_lists_exactly_the_routes() {

@@ -87,8 +87,7 @@ async fn append(
             events,
             cursors: vec![],
         })
-        .await
-        .map_err(Error::internal)?;
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(Pushed {

@@ -20,8 +20,10 @@ use std::sync::Arc;
 pub async fn health(State(s): State<Arc<Shared>>) -> Json<Health> {
     let log_seq = s.log.last_seq().unwrap_or(0);
     let v = s.views();
+    let problem = s.log.problem();
     Json(Health {
-        status: "ok".into(),
+        status: if problem.is_some() { "degraded" } else { "ok" }.into(),
+        problem,
         version: env!("CARGO_PKG_VERSION").into(),
         log_seq,
         last_seq: v.applied,

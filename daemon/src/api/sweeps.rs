@@ -95,7 +95,21 @@ pub async fn submit(
     check_id(&id)?;
     spec.name = Some(name);
     spec.sweep_id = Some(id.clone());
-    let trials = crate::sweeps::plan::plan(&id, &spec).map_err(|e| Error::bad(e.to_string()))?;
+    if let Some(w) = &spec.workdir
+        && !std::path::Path::new(w).is_dir()
+    {
+        return Err(Error::bad(format!(
+            "workdir {w:?} is not a folder on the daemon's host"
+        )));
+    }
+    // Up to 100,000 trials: planned off the async threads.
+    let trials = {
+        let (id, spec) = (id.clone(), spec.clone());
+        tokio::task::spawn_blocking(move || crate::sweeps::plan::plan(&id, &spec))
+            .await
+            .map_err(Error::internal)?
+            .map_err(|e| Error::bad(e.to_string()))?
+    };
     let (kept, estimate, parallel) = {
         let v = s.views();
         let old = v.sweeps.sweeps.get(&id);
@@ -141,10 +155,18 @@ pub async fn submit(
     let exists = s.views().sweeps.sweeps.contains_key(&id);
     if exists && !spec.resume && dir.exists() {
         // Run everything again from scratch: the old trials' folders are kept aside, not mixed in.
-        let aside = dir.with_file_name(format!(
-            "{id}.before-{}",
-            chrono::Utc::now().format("%Y%m%d_%H%M%S")
-        ));
+        let stamp = chrono::Utc::now().format("%Y%m%d_%H%M%S");
+        let aside = (0..)
+            .map(|n| {
+                let suffix = if n == 0 {
+                    String::new()
+                } else {
+                    format!("_{n}")
+                };
+                dir.with_file_name(format!("{id}.before-{stamp}{suffix}"))
+            })
+            .find(|p| !p.exists())
+            .unwrap_or_else(|| dir.with_file_name(format!("{id}.before-{stamp}")));
         std::fs::rename(&dir, &aside)
             .map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
     }
@@ -241,8 +263,7 @@ async fn append(s: &Shared, kinds: Vec<EventKind>, request: &str) -> Result<()> 
             events,
             cursors: Vec::new(),
         })
-        .await
-        .map_err(Error::internal)?;
+        .await?;
     Ok(())
 }
 

@@ -47,6 +47,13 @@ pub fn plan(sweep_id: &str, spec: &SweepSpec) -> Result<Vec<TrialPlan>, PlanErro
         }
         (Some(s), None) => s.clone(),
         (None, Some(0)) => return Err(PlanError::Spec("repeats must be at least 1".into())),
+        // Checked before the seeds are made: a huge count must not become a huge list.
+        (None, Some(n)) if (n as usize).saturating_mul(combos.len()) > MAX_TRIALS => {
+            return Err(PlanError::Spec(format!(
+                "{} trials is more than {MAX_TRIALS}; split the sweep",
+                (n as u128) * combos.len() as u128
+            )));
+        }
         (None, Some(n)) => (0..n).map(Value::from).collect(),
         (None, None) => Vec::new(),
     };
@@ -132,6 +139,11 @@ fn grid(spec: &SweepSpec) -> Result<Vec<BTreeMap<String, Value>>, PlanError> {
                 path: path.clone(),
                 reason: "has no values".into(),
             });
+        }
+        if combos.len().saturating_mul(values.len()) > MAX_TRIALS {
+            return Err(PlanError::Spec(format!(
+                "the grid has more than {MAX_TRIALS} trials; split the sweep"
+            )));
         }
         let mut next = Vec::with_capacity(combos.len() * values.len());
         for c in &combos {
@@ -381,6 +393,22 @@ mod tests {
 
     fn spec(v: Value) -> SweepSpec {
         serde_json::from_value(v).unwrap()
+    }
+
+    /// Regression (schemathesis): `repeats: 849864648` built the seeds' list before the cap was checked.
+    #[test]
+    fn huge_repeats_and_grids_are_refused_before_anything_is_built() {
+        let mut s = spec(json!({"command": "x", "sweep": {}, "repeats": 849_864_648u64}));
+        let t = std::time::Instant::now();
+        assert!(plan("s", &s).unwrap_err().to_string().contains("more than"));
+        s.repeats = None;
+        let many: Vec<Value> = (0..400).map(Value::from).collect();
+        s.sweep = ["a", "b", "c"]
+            .iter()
+            .map(|k| (k.to_string(), Space::Values(many.clone())))
+            .collect();
+        assert!(plan("s", &s).unwrap_err().to_string().contains("more than"));
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]
