@@ -173,11 +173,12 @@ async fn launch(
         .stdout(std::process::Stdio::null())
         .stderr(log)
         .process_group(0);
-    // SAFETY: prctl in the child before exec, async-signal-safe; it ends the runner if labd dies.
+    // SAFETY: prctl and the limits in the child before exec, async-signal-safe; the runner ends if labd dies.
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
+            // The OOM killer's first choice, before labd.
+            crate::limits::apply_in_child(Default::default())
         });
     }
     let planned = cfg.planned();

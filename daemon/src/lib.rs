@@ -28,6 +28,7 @@ pub mod filter;
 pub mod ids;
 pub mod ingest;
 pub mod jobs;
+pub mod limits;
 pub mod log;
 pub mod replay;
 pub mod sources;

@@ -65,6 +65,9 @@ pub struct SweepSpec {
     pub tags: Vec<String>,
     #[serde(default)]
     pub resources: Resources,
+    /// Hard limits on each trial, enforced by the kernel (a trial over them fails, labd goes on).
+    #[serde(default, skip_serializing_if = "Limits::is_none")]
+    pub limits: Limits,
     /// A free-form description.
     #[serde(default)]
     pub description: Option<String>,
@@ -175,6 +178,28 @@ pub struct Resources {
     /// Free memory each of its GPUs must have.
     #[serde(default, with = "bytes")]
     pub gpu_memory: Option<u64>,
+}
+
+/// Hard limits on a trial's processes, so that a runaway trial fails alone instead of taking the host, and
+/// labd with it, down. Whatever the limits, every trial is the kernel's first choice when memory runs out
+/// (its `oom_score_adj` is raised), and its whole process group is killed at its timeout.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Memory each of the trial's processes may allocate (`"8G"`, `RLIMIT_DATA`): allocations beyond fail
+    /// (Python raises `MemoryError`). GPU memory is not counted.
+    #[serde(default, with = "bytes")]
+    pub memory: Option<u64>,
+    /// Processes (and threads) the trial may start beyond those its user already runs (`RLIMIT_NPROC`, which
+    /// counts per user; the kernel does not apply it to root).
+    #[serde(default)]
+    pub processes: Option<u64>,
+}
+
+impl Limits {
+    pub fn is_none(&self) -> bool {
+        self.memory.is_none() && self.processes.is_none()
+    }
 }
 
 fn one() -> f64 {

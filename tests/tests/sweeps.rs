@@ -357,6 +357,92 @@ fn failures_are_retried_timeouts_kill_the_whole_group() {
     );
 }
 
+/// Runaway trials fail alone: one that allocates without end hits its memory limit, one that forks hundreds
+/// of processes is killed with its whole group at its timeout (and, run by a user other than root, cannot
+/// fork past its process limit); labd stays healthy and the next sweep runs.
+#[test]
+fn runaway_trials_fail_alone_and_labd_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, _) = setup(tmp.path());
+    let eat = "import sys\nx = []\nwhile True:\n    x.append(bytearray(32 << 20))\n";
+    std::fs::write(tmp.path().join("eat.py"), eat).unwrap();
+    let (s, v) = d.post(
+        "/sweeps",
+        &serde_json::json!({"spec": {
+            "sweep_id": "eater",
+            "sweep": {"x": [1]},
+            "command": format!("python3 {}", tmp.path().join("eat.py").display()),
+            "limits": {"memory": "256M"},
+            "timeout": 60,
+        }}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let s = wait_state(&d, "eater", "finished", 60);
+    let t = &trials(&s)[0];
+    assert_eq!(t["status"], "failed", "{t}");
+    let attempt_dir = Path::new(s["dir"].as_str().unwrap()).join(t["id"].as_str().unwrap());
+    let stderr: String = walk_files(&attempt_dir)
+        .into_iter()
+        .filter(|p| p.ends_with("stderr.log"))
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect();
+    assert!(stderr.contains("MemoryError"), "{stderr}");
+    // The trial ran as the OOM killer's first choice.
+    let marker = "16.1803";
+    let (s, v) = d.post(
+        "/sweeps",
+        &serde_json::json!({"spec": {
+            "sweep_id": "forker",
+            "sweep": {"x": [1]},
+            "command": format!("cat /proc/self/oom_score_adj > {}/oom; for i in $(seq 300); do sleep {marker} & done; wait", tmp.path().display()),
+            "limits": {"processes": 100},
+            "timeout": 2,
+        }}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let s = wait_state(&d, "forker", "finished", 60);
+    assert!(
+        ["timed_out", "failed"].contains(&trials(&s)[0]["status"].as_str().unwrap()),
+        "{s}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !sleeper_alive(marker),
+        "every forked process went with the group"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("oom"))
+            .unwrap()
+            .trim(),
+        "500"
+    );
+    assert_eq!(d.get("/health").1["status"], "ok");
+    // labd goes on: a plain sweep runs.
+    let (s, _) = d.post(
+        "/sweeps",
+        &serde_json::json!({"spec": {"sweep_id": "after", "sweep": {"x": [1]}, "command": "true"}}),
+    );
+    assert_eq!(s, 200);
+    let s = wait_state(&d, "after", "finished", 30);
+    assert_eq!(trials(&s)[0]["status"], "completed");
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 /// Whether a process with `marker` on its command line is alive.
 fn sleeper_alive(marker: &str) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().any(|e| {

@@ -12,7 +12,8 @@ use labd_schemas::Event;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Block of events: key = sequence number of the block's first event.
 pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -48,7 +49,17 @@ pub enum LogError {
     WriteFailed(String),
     #[error("the log writer has stopped")]
     WriterGone,
+    /// Refused before writing anything: the file system is nearly full.
+    #[error("{0}")]
+    DiskFull(String),
 }
+
+/// How a refusal for lack of space begins (it crosses the writer's channel as text).
+pub const DISK_FULL: &str = "disk full";
+
+/// The room kept free on the log's file system by default: intake pauses below it, before redb could hit a
+/// failed write (after which the database must be reopened).
+pub const DEFAULT_MIN_FREE: u64 = 64 << 20;
 
 fn storage<E: Into<redb::Error>>(e: E) -> LogError {
     LogError::Storage(e.into())
@@ -100,6 +111,14 @@ pub struct FileCursor {
 pub struct EventLog {
     db: Arc<Database>,
     path: PathBuf,
+    health: Arc<Health>,
+}
+
+/// The log's space reserve and its last write problem, shared by every clone.
+#[derive(Debug)]
+struct Health {
+    min_free: AtomicU64,
+    problem: Mutex<Option<String>>,
 }
 
 impl EventLog {
@@ -132,7 +151,56 @@ impl EventLog {
         Ok(EventLog {
             db: Arc::new(db),
             path: path.to_path_buf(),
+            health: Arc::new(Health {
+                min_free: AtomicU64::new(DEFAULT_MIN_FREE),
+                problem: Mutex::new(None),
+            }),
         })
+    }
+
+    /// Sets the free space writes keep on the log's file system (0: none).
+    pub fn set_min_free(&self, bytes: u64) {
+        self.health.min_free.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Refuses a write when the file system holding the log has less than the reserve free.
+    pub fn check_space(&self) -> Result<(), LogError> {
+        let min = self.health.min_free.load(Ordering::Relaxed);
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        match free_bytes(dir) {
+            Some(free) if min > 0 && free < min => Err(LogError::DiskFull(format!(
+                "{DISK_FULL}: {} MiB free on the file system of {}, below the reserve of {} MiB \
+                 (LABD_MIN_FREE_BYTES); intake is paused until space is freed, nothing committed is affected",
+                free >> 20,
+                dir.display(),
+                min >> 20
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The last write's problem, while it lasts (cleared by the next successful write).
+    pub fn problem(&self) -> Option<String> {
+        self.health
+            .problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records how a write went.
+    pub(crate) fn note_write(&self, problem: Option<String>) {
+        let mut slot = self
+            .health
+            .problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match (&*slot, &problem) {
+            (None, Some(p)) => tracing::error!("event log: {p}"),
+            (Some(_), None) => tracing::info!("event log: writes succeed again; intake resumes"),
+            _ => {}
+        }
+        *slot = problem;
     }
 
     pub fn path(&self) -> &Path {
@@ -230,6 +298,7 @@ impl EventLog {
 
     /// Saves a view's checkpoint (its own transaction; the view says in its bytes up to which seq it holds).
     pub fn save_checkpoint(&self, view: &str, bytes: &[u8]) -> Result<(), LogError> {
+        self.check_space()?;
         let txn = self.db.begin_write().map_err(storage)?;
         {
             let mut table = txn.open_table(CHECKPOINTS).map_err(storage)?;
@@ -254,6 +323,17 @@ impl EventLog {
     pub fn disk_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
+}
+
+/// Bytes available to an unprivileged writer on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: all-zero is a valid `statvfs`, filled in by the call below.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid place for the answer.
+    let ok = unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0;
+    ok.then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 #[cfg(test)]

@@ -112,7 +112,7 @@ impl Appender {
         let rx = self.submit(batch)?;
         rx.blocking_recv()
             .map_err(|_| LogError::WriterGone)?
-            .map_err(LogError::WriteFailed)
+            .map_err(refused)
     }
 
     /// Appends and waits for the commit, from async code.
@@ -121,9 +121,16 @@ impl Appender {
         let rx = tokio::task::spawn_blocking(move || this.submit(batch))
             .await
             .map_err(|_| LogError::WriterGone)??;
-        rx.await
-            .map_err(|_| LogError::WriterGone)?
-            .map_err(LogError::WriteFailed)
+        rx.await.map_err(|_| LogError::WriterGone)?.map_err(refused)
+    }
+}
+
+/// The error of a refused batch, from the writer's answer.
+fn refused(msg: String) -> LogError {
+    if msg.starts_with(super::DISK_FULL) {
+        LogError::DiskFull(msg)
+    } else {
+        LogError::WriteFailed(msg)
     }
 }
 
@@ -140,7 +147,9 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        match commit(&log, &group) {
+        let result = log.check_space().and_then(|()| commit(&log, &group));
+        log.note_write(result.as_ref().err().map(ToString::to_string));
+        match result {
             Ok(outcomes) => {
                 for (req, outcome) in group.into_iter().zip(outcomes) {
                     match outcome {
@@ -162,7 +171,6 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
                 }
             }
             Err(e) => {
-                tracing::error!("log commit failed: {e}");
                 let msg = e.to_string();
                 for req in group {
                     let _ = req.reply.send(Err(msg.clone()));

@@ -621,6 +621,11 @@ fn launch(
         .stderr(err)
         .process_group(0)
         .kill_on_drop(false);
+    let limits = crate::limits::ChildLimits::for_trial(&sweep.spec.limits);
+    // SAFETY: runs in the child between fork and exec; `apply_in_child` only makes system calls.
+    unsafe {
+        cmd.pre_exec(move || crate::limits::apply_in_child(limits));
+    }
     if grant.gpus.is_empty() {
         if sweep.spec.resources.gpus == 0
             && !std::env::var_os("CUDA_VISIBLE_DEVICES").is_some_and(|v| v.is_empty())
@@ -632,7 +637,10 @@ fn launch(
         let list: Vec<String> = grant.gpus.iter().map(u32::to_string).collect();
         cmd.env("CUDA_VISIBLE_DEVICES", list.join(","));
     }
-    let mut child = cmd.spawn().map_err(|e| format!("/bin/sh: {e}"))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        let dir = sweep.spec.workdir.as_deref().unwrap_or(&sweep.dir);
+        format!("starting /bin/sh in {dir}: {e}")
+    })?;
     let pid = child.id().ok_or("the process ended at once")?;
     let ticks = start_ticks(pid).unwrap_or(0);
     if let Err(e) = std::fs::write(adir.join("pid"), format!("{pid} {ticks}\n")) {
