@@ -7,6 +7,11 @@
 //! - idle CPU of that daemon with nothing to do.
 //!
 //! `cargo run --release -p labd --bin labd-bench -- [--runs N] [--steps N] [--metrics N] [--dir D]`
+//!
+//! With `--load [--clients N] [--window S]` it measures instead the latency of N clients querying (wrk) while
+//! a backlog is ingested, and the ingest rate with and without them (see `load.rs`).
+
+mod load;
 
 use anyhow::{Context, Result, bail};
 use std::io::{BufWriter, Write};
@@ -19,6 +24,9 @@ struct Args {
     steps: usize,
     metrics: usize,
     dir: PathBuf,
+    load: bool,
+    clients: u32,
+    window: u64,
 }
 
 fn args() -> Result<Args> {
@@ -27,6 +35,9 @@ fn args() -> Result<Args> {
         steps: 1000,
         metrics: 4,
         dir: std::env::temp_dir().join("labd-bench"),
+        load: false,
+        clients: 100,
+        window: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -36,7 +47,12 @@ fn args() -> Result<Args> {
             "--steps" => a.steps = value()?.parse()?,
             "--metrics" => a.metrics = value()?.parse()?,
             "--dir" => a.dir = PathBuf::from(value()?),
-            other => bail!("unknown flag {other}; flags: --runs --steps --metrics --dir"),
+            "--load" => a.load = true,
+            "--clients" => a.clients = value()?.parse()?,
+            "--window" => a.window = value()?.parse()?,
+            other => bail!(
+                "unknown flag {other}; flags: --runs --steps --metrics --dir --load --clients --window"
+            ),
         }
     }
     Ok(a)
@@ -66,6 +82,13 @@ fn main() -> Result<()> {
         t.elapsed().as_secs_f64()
     );
     sync();
+    if a.load {
+        let opts = load::Options {
+            connections: a.clients,
+            window_s: a.window,
+        };
+        return load::run(&labd, &a.dir, &corpus, (a.steps * a.metrics) as u64, &opts);
+    }
 
     // Ingest: drop to durable and queryable.
     let mut cmd = Command::new(&labd);
@@ -250,6 +273,21 @@ fn total_points(agent: &ureq_agent::Agent, base: &str) -> Result<u64> {
     }))
 }
 
+/// The ids of the first `n` runs the daemon lists.
+fn run_ids(agent: &ureq_agent::Agent, base: &str, n: usize) -> Result<Vec<String>> {
+    let rows: serde_json::Value =
+        serde_json::from_str(&agent.get(&format!("{base}/experiments"))?)?;
+    Ok(rows
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .take(n)
+                .filter_map(|r| r["id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 /// Starts a daemon on a fresh data folder watching an empty inbox, moves the corpus into the inbox, and times
 /// until every point is queryable; then reads 100 curves and measures idle CPU.
 fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Live> {
@@ -280,17 +318,7 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
         std::thread::sleep(Duration::from_millis(20));
     }
     let drop_secs = t.elapsed().as_secs_f64();
-    let rows: serde_json::Value =
-        serde_json::from_str(&agent.get(&format!("{base}/experiments"))?)?;
-    let ids: Vec<String> = rows
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .take(100)
-                .filter_map(|r| r["id"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let ids = run_ids(&agent, &base, 100)?;
     let t = Instant::now();
     let mut got = 0usize;
     for id in &ids {
@@ -332,17 +360,6 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
     let curve_ms = median_ms(&curve_url)?;
 
     // The streaming export of every point as CSV: its rate, and how far the daemon's RSS rises meanwhile.
-    let rss = |pid: u32| -> u64 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-            .unwrap_or(0)
-            * 1024
-    };
     let pid = child.id();
     let before = rss(pid);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -411,6 +428,19 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
         export_bytes,
         export_rise,
     })
+}
+
+/// A process's resident memory now, bytes.
+fn rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
 }
 
 /// Starts `labd` on `data`, watching `inbox`, on a loopback port.
