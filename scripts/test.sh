@@ -34,6 +34,18 @@ echo "chromium: $CHROMIUM ($("$CHROMIUM" --version 2>/dev/null || echo missing))
 # The browser test fails instead of skipping when either is missing.
 export LABD_REQUIRE_BROWSER=1
 
+step "schemathesis for fuzzing the HTTP API from its OpenAPI document"
+api_venv="${LABD_API_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/labd/api-venv}"
+if ! "$api_venv/bin/python" -c "import schemathesis" >/dev/null 2>&1; then
+  rm -rf "$api_venv"
+  python3 -m venv "$api_venv"
+  "$api_venv/bin/pip" install -q --disable-pip-version-check -r tests/api/requirements.txt
+fi
+export LABD_API_PYTHON="$api_venv/bin/python"
+export LABD_REQUIRE_API_FUZZ=1
+# The disk-full test mounts a tmpfs: as root it must run, not skip.
+if [ "$(id -u)" = 0 ]; then export LABD_REQUIRE_FAULTS=1; fi
+
 if cargo fmt --version >/dev/null 2>&1; then
   step "cargo fmt --check"
   cargo fmt --all -- --check
@@ -54,6 +66,9 @@ cargo build --workspace --bins --locked "${features[@]}"
 
 step "tests"
 cargo test --workspace --locked "${features[@]}"
+
+step "fuzzing every parser and the event decoders (scripts/fuzz.sh, a few seconds each)"
+scripts/fuzz.sh "${LABD_FUZZ_SECONDS:-10}"
 
 step "systemd unit"
 if ! command -v systemd-analyze >/dev/null 2>&1; then
