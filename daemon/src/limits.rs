@@ -37,7 +37,18 @@ pub fn apply_in_child(limits: ChildLimits) -> io::Result<()> {
         set(libc::RLIMIT_NPROC, n)?;
     }
     prefer_for_oom();
+    // labd ignores SIGXFSZ (see `ignore_file_size_signal`); ignored signals survive exec, so the child gets
+    // the default back.
+    // SAFETY: signal() with a valid signal number and SIG_DFL is async-signal-safe.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_DFL) };
     Ok(())
+}
+
+/// Makes a write past the file-size limit (RLIMIT_FSIZE) fail with an error, which the event log reports
+/// and recovers from, instead of killing labd with SIGXFSZ.
+pub fn ignore_file_size_signal() {
+    // SAFETY: signal() with a valid signal number and SIG_IGN, before any thread depends on the disposition.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
 }
 
 #[cfg(target_env = "gnu")]

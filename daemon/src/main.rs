@@ -33,6 +33,7 @@ fn tune_allocator() {
 
 fn main() -> anyhow::Result<()> {
     tune_allocator();
+    labd::limits::ignore_file_size_signal();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -1,4 +1,4 @@
-//! Faults of the machine: the data directory's disk fills up.
+//! Faults of the machine: the data directory's disk fills up; writes to the event log fail with I/O errors.
 //!
 //! The test mounts a small tmpfs for the data directory, so it needs root (CI runs as root); elsewhere it says
 //! so and passes, unless `LABD_REQUIRE_FAULTS=1`.
@@ -113,4 +113,72 @@ fn a_full_disk_pauses_intake_keeps_reads_and_resumes_when_space_returns() {
     assert_eq!(d.ls().len(), 2);
     drop(d);
     drop(mount);
+}
+
+/// Sets labd's soft file-size limit (RLIMIT_FSIZE; the hard one stays, so it can be raised again without
+/// privileges): writes past it fail with EFBIG, an I/O error like any other.
+fn limit_file_size(pid: u32, bytes: Option<u64>) {
+    let value = bytes.map_or("unlimited".to_string(), |b| b.to_string());
+    let ok = Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--fsize={value}:"))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "prlimit --fsize={value} failed");
+}
+
+#[test]
+fn an_io_error_pauses_intake_keeps_reads_and_labd_reopens_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let data = tmp.path().join("data");
+    let mut d = Daemon::start(&data, &inbox, &[]);
+    let a = write_run(&inbox.join("a.jsonl"), "a", 2000, true);
+    d.wait_for("run a", 20, |d| d.total_points() == a);
+
+    // Every write into the upper half of the database file now fails.
+    let size = std::fs::metadata(data.join("labd.redb")).unwrap().len();
+    limit_file_size(d.pid(), Some(size / 2));
+    let b = write_run(&inbox.join("b.jsonl"), "b", 200_000, true);
+    d.wait_for("intake paused with the reason", 20, |d| {
+        let (_, h) = d.get("/health");
+        h["status"] == "degraded"
+            && h["problem"]
+                .as_str()
+                .is_some_and(|p| p.contains("event log I/O error"))
+    });
+    let (_, h) = d.get("/health");
+    let problem = h["problem"].as_str().unwrap();
+    assert!(problem.contains("File too large"), "{problem}");
+
+    // Reads keep working, and what was committed is whole.
+    assert_eq!(d.total_points(), a);
+    let id = d.ls()[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        d.get(&format!("/experiments/{id}/metrics/train/loss")).0,
+        200
+    );
+    // A write over HTTP is refused with 503 and the reason.
+    let (s, e) = d.post("/experiments", &serde_json::json!({"name": "pushed"}));
+    assert_eq!(s, 503, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("I/O error"), "{e}");
+
+    // The fault goes away: labd reopens the log, intake resumes, and everything is there once.
+    limit_file_size(d.pid(), None);
+    d.wait_for("intake resumed and run b read", 60, |d| {
+        d.get("/health").1["status"] == "ok" && d.total_points() == a + b
+    });
+    assert!(
+        d.log().contains("reopened after an I/O error"),
+        "{}",
+        d.log()
+    );
+    let verify = d.labctl_json(&["replay", "--verify"]);
+    assert_eq!(verify["differing"], serde_json::json!([]), "{verify}");
+    d.kill9();
+    d.restart();
+    assert_eq!(d.total_points(), a + b);
+    assert_eq!(d.ls().len(), 2);
 }

@@ -72,6 +72,7 @@ impl From<crate::log::LogError> for Error {
     fn from(e: crate::log::LogError) -> Self {
         match e {
             crate::log::LogError::DiskFull(msg) => Error(StatusCode::INSUFFICIENT_STORAGE, msg),
+            e if e.is_io() => Error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             e => Error::internal(e),
         }
     }

@@ -13,7 +13,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// Block of events: key = sequence number of the block's first event.
 pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -52,10 +53,33 @@ pub enum LogError {
     /// Refused before writing anything: the file system is nearly full.
     #[error("{0}")]
     DiskFull(String),
+    /// A write failed with an I/O error (it crosses the writer's channel as text).
+    #[error("{0}")]
+    IoFailed(String),
+    /// The database is closed after an I/O error and not open again yet.
+    #[error("event log {path} is being reopened after an I/O error")]
+    Reopening { path: PathBuf },
+}
+
+impl LogError {
+    /// Whether this is a failed read or write of the database file, after which redb refuses every later
+    /// operation until the database is closed and opened again.
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            LogError::Storage(
+                redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
+            ) | LogError::Reopening { .. }
+                | LogError::IoFailed(_)
+        )
+    }
 }
 
 /// How a refusal for lack of space begins (it crosses the writer's channel as text).
 pub const DISK_FULL: &str = "disk full";
+
+/// How a write that failed with an I/O error is reported.
+pub const IO_FAILED: &str = "event log I/O error";
 
 /// The room kept free on the log's file system by default: intake pauses below it, before redb could hit a
 /// failed write (after which the database must be reopened).
@@ -109,7 +133,9 @@ pub struct FileCursor {
 /// [`writer::Writer`].
 #[derive(Clone)]
 pub struct EventLog {
-    db: Arc<Database>,
+    /// The open database; `None` while it is reopened after an I/O error. Readers clone the `Arc` for one
+    /// call, so a reopen waits for them only briefly.
+    db: Arc<RwLock<Option<Arc<Database>>>>,
     path: PathBuf,
     health: Arc<Health>,
 }
@@ -119,43 +145,81 @@ pub struct EventLog {
 struct Health {
     min_free: AtomicU64,
     problem: Mutex<Option<String>>,
+    /// Held while reopening, so two threads never race to open the file.
+    reopening: Mutex<()>,
+    /// An operation failed with an I/O error: the writer reopens the database.
+    failed: std::sync::atomic::AtomicBool,
 }
+
+/// How long a reopen waits for reads in flight to let go of the failed database.
+const REOPEN_WAIT: Duration = Duration::from_secs(10);
 
 impl EventLog {
     /// Opens (or creates) the log at `path`.
     pub fn open(path: &Path) -> Result<Self, LogError> {
-        // redb caches 1 GiB by default; views and checkpoints hold what labd reads often, so a small cache
-        // keeps the daemon's memory low at no measurable cost to ingestion.
-        let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(LogError::Locked {
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(e) => {
-                return Err(LogError::Open {
-                    path: path.to_path_buf(),
-                    source: e.into(),
-                });
-            }
-        };
-        let txn = db.begin_write().map_err(storage)?;
-        {
-            txn.open_table(EVENTS).map_err(storage)?;
-            txn.open_table(META).map_err(storage)?;
-            txn.open_table(CURSORS).map_err(storage)?;
-            txn.open_table(CHECKPOINTS).map_err(storage)?;
-        }
-        txn.commit().map_err(storage)?;
+        let db = open_db(path)?;
         Ok(EventLog {
-            db: Arc::new(db),
+            db: Arc::new(RwLock::new(Some(Arc::new(db)))),
             path: path.to_path_buf(),
             health: Arc::new(Health {
                 min_free: AtomicU64::new(DEFAULT_MIN_FREE),
                 problem: Mutex::new(None),
+                reopening: Mutex::new(()),
+                failed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
+    }
+
+    /// The open database, or why there is none.
+    pub(crate) fn db(&self) -> Result<Arc<Database>, LogError> {
+        let slot = self.db.read().unwrap_or_else(|p| p.into_inner());
+        slot.clone().ok_or_else(|| LogError::Reopening {
+            path: self.path.clone(),
+        })
+    }
+
+    /// Whether the database must be reopened: it is closed, or an operation failed with an I/O error.
+    pub fn needs_reopen(&self) -> bool {
+        self.health.failed.load(Ordering::Relaxed)
+            || self.db.read().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+
+    /// Passes `e` on, noting an I/O error for the writer to reopen the database.
+    pub(crate) fn noted(&self, e: LogError) -> LogError {
+        if e.is_io() {
+            self.health.failed.store(true, Ordering::Relaxed);
+        }
+        e
+    }
+
+    /// Closes the database after an I/O error and opens it again: redb then refuses every operation until
+    /// it is reopened, and reopening rolls back to the last durable commit (its repair). Waits for the
+    /// reads in flight to let go of the old database; on failure the log stays closed (reads and writes
+    /// answer [`LogError::Reopening`]) and the caller tries again later.
+    pub fn reopen(&self) -> Result<(), LogError> {
+        let _one = self
+            .health
+            .reopening
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let old = self.db.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(old) = old {
+            let deadline = Instant::now() + REOPEN_WAIT;
+            while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // Dropping the last handle closes the file (and releases its lock); if a read still holds
+            // it, the open below fails as "already open" and the next attempt succeeds.
+            drop(old);
+        }
+        let db = open_db(&self.path)?;
+        *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
+        self.health.failed.store(false, Ordering::Relaxed);
+        tracing::warn!(
+            "event log {} reopened after an I/O error",
+            self.path.display()
+        );
+        Ok(())
     }
 
     /// Sets the free space writes keep on the log's file system (0: none).
@@ -207,13 +271,9 @@ impl EventLog {
         &self.path
     }
 
-    pub(crate) fn db(&self) -> &Database {
-        &self.db
-    }
-
     /// Sequence number of the newest event; 0 when the log is empty.
     pub fn last_seq(&self) -> Result<Seq, LogError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db()?.begin_read().map_err(storage)?;
         let meta = txn.open_table(META).map_err(storage)?;
         Ok(meta
             .get("next_seq")
@@ -229,12 +289,21 @@ impl EventLog {
         &self,
         from: Seq,
         to: Seq,
+        f: impl FnMut(Seq, Event) -> bool,
+    ) -> Result<(), LogError> {
+        self.scan_inner(from, to, f).map_err(|e| self.noted(e))
+    }
+
+    fn scan_inner(
+        &self,
+        from: Seq,
+        to: Seq,
         mut f: impl FnMut(Seq, Event) -> bool,
     ) -> Result<(), LogError> {
         if from > to {
             return Ok(());
         }
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db()?.begin_read().map_err(storage)?;
         let events = txn.open_table(EVENTS).map_err(storage)?;
         // The block holding `from` starts at or before it.
         let start = match events.range(..=from).map_err(storage)?.next_back() {
@@ -271,7 +340,7 @@ impl EventLog {
 
     /// Every file cursor.
     pub fn cursors(&self) -> Result<Vec<(String, FileCursor)>, LogError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db()?.begin_read().map_err(storage)?;
         let table = txn.open_table(CURSORS).map_err(storage)?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(storage)? {
@@ -288,7 +357,7 @@ impl EventLog {
 
     /// A view's checkpoint, if one was saved.
     pub fn checkpoint(&self, view: &str) -> Result<Option<Vec<u8>>, LogError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db()?.begin_read().map_err(storage)?;
         let table = txn.open_table(CHECKPOINTS).map_err(storage)?;
         Ok(table
             .get(view)
@@ -299,18 +368,20 @@ impl EventLog {
     /// Saves a view's checkpoint (its own transaction; the view says in its bytes up to which seq it holds).
     pub fn save_checkpoint(&self, view: &str, bytes: &[u8]) -> Result<(), LogError> {
         self.check_space()?;
-        let txn = self.db.begin_write().map_err(storage)?;
-        {
-            let mut table = txn.open_table(CHECKPOINTS).map_err(storage)?;
-            table.insert(view, bytes).map_err(storage)?;
-        }
-        txn.commit().map_err(storage)?;
-        Ok(())
+        let write = || -> Result<(), LogError> {
+            let txn = self.db()?.begin_write().map_err(storage)?;
+            {
+                let mut table = txn.open_table(CHECKPOINTS).map_err(storage)?;
+                table.insert(view, bytes).map_err(storage)?;
+            }
+            txn.commit().map_err(storage)
+        };
+        write().map_err(|e| self.noted(e))
     }
 
     /// Bytes of the stored event blocks (what the events take, without redb's free and spare pages).
     pub fn stored_event_bytes(&self) -> Result<u64, LogError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db()?.begin_read().map_err(storage)?;
         let events = txn.open_table(EVENTS).map_err(storage)?;
         let mut total = 0;
         for entry in events.iter().map_err(storage)? {
@@ -323,6 +394,35 @@ impl EventLog {
     pub fn disk_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
+}
+
+/// Opens (or creates) the database at `path` with its tables.
+fn open_db(path: &Path) -> Result<Database, LogError> {
+    // redb caches 1 GiB by default; views and checkpoints hold what labd reads often, so a small cache
+    // keeps the daemon's memory low at no measurable cost to ingestion.
+    let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
+        Ok(db) => db,
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            return Err(LogError::Locked {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) => {
+            return Err(LogError::Open {
+                path: path.to_path_buf(),
+                source: e.into(),
+            });
+        }
+    };
+    let txn = db.begin_write().map_err(storage)?;
+    {
+        txn.open_table(EVENTS).map_err(storage)?;
+        txn.open_table(META).map_err(storage)?;
+        txn.open_table(CURSORS).map_err(storage)?;
+        txn.open_table(CHECKPOINTS).map_err(storage)?;
+    }
+    txn.commit().map_err(storage)?;
+    Ok(db)
 }
 
 /// Bytes available to an unprivileged writer on the file system holding `dir`.

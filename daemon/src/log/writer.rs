@@ -7,8 +7,9 @@ use super::{CURSORS, EVENTS, EventLog, FileCursor, LogError, META, Seq, block, s
 use labd_schemas::Event;
 use redb::ReadableTable;
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Most events in one stored block (bounds the work of reading a short range).
@@ -129,13 +130,29 @@ impl Appender {
 fn refused(msg: String) -> LogError {
     if msg.starts_with(super::DISK_FULL) {
         LogError::DiskFull(msg)
+    } else if msg.starts_with(super::IO_FAILED) {
+        LogError::IoFailed(msg)
     } else {
         LogError::WriteFailed(msg)
     }
 }
 
 fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
-    while let Ok(first) = rx.recv() {
+    // The last sequence number handed to `on_commit`: after a reopen, events that a failed commit did make
+    // durable are handed on from the log, so the views never miss one.
+    let mut handed = log.last_seq().unwrap_or(0);
+    let mut last_reopen: Option<Instant> = None;
+    loop {
+        let first = match rx.recv_timeout(REOPEN_EVERY) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => {
+                if log.needs_reopen() {
+                    reopen(&log, &mut last_reopen, &mut handed, &mut on_commit);
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let mut group = vec![first];
         let mut count = group[0].batch.events.len();
         while count < GROUP_EVENTS {
@@ -147,8 +164,13 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        if log.needs_reopen() {
+            reopen(&log, &mut last_reopen, &mut handed, &mut on_commit);
+        }
         let result = log.check_space().and_then(|()| commit(&log, &group));
-        log.note_write(result.as_ref().err().map(ToString::to_string));
+        if !result.as_ref().is_err_and(LogError::is_io) {
+            log.note_write(result.as_ref().err().map(ToString::to_string));
+        }
         match result {
             Ok(outcomes) => {
                 for (req, outcome) in group.into_iter().zip(outcomes) {
@@ -157,6 +179,7 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
                             let n = req.batch.events.len() as u64;
                             if n > 0 {
                                 on_commit(first, &req.batch.events);
+                                handed = first + n - 1;
                             }
                             let _ = req.reply.send(Ok(Committed {
                                 first,
@@ -171,11 +194,65 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
                 }
             }
             Err(e) => {
-                let msg = e.to_string();
+                let msg = if e.is_io() {
+                    format!(
+                        "{}: {e}; intake is paused while the log is reopened, nothing committed is affected",
+                        super::IO_FAILED
+                    )
+                } else {
+                    e.to_string()
+                };
+                if e.is_io() && !matches!(e, LogError::Reopening { .. }) {
+                    log.note_write(Some(msg.clone()));
+                }
                 for req in group {
                     let _ = req.reply.send(Err(msg.clone()));
                 }
+                if e.is_io() {
+                    reopen(&log, &mut last_reopen, &mut handed, &mut on_commit);
+                }
             }
+        }
+    }
+}
+
+/// How often a closed log is tried again.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// Reopens the log after an I/O error (at most once per [`REOPEN_EVERY`]) and hands on the events a failed
+/// commit made durable after all.
+fn reopen(log: &EventLog, last: &mut Option<Instant>, handed: &mut Seq, on_commit: &mut OnCommit) {
+    if last.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
+        return;
+    }
+    *last = Some(Instant::now());
+    if let Err(e) = log.reopen() {
+        tracing::error!("event log: reopening after an I/O error failed ({e}); trying again");
+        return;
+    }
+    let end = match log.last_seq() {
+        Ok(end) => end,
+        Err(e) => {
+            tracing::error!("event log: reading the reopened log failed: {e}");
+            return;
+        }
+    };
+    if end > *handed {
+        tracing::warn!(
+            "event log: events {}..={end} were committed although their commit reported an error; the views take them",
+            *handed + 1
+        );
+        let mut events = Vec::new();
+        let from = *handed + 1;
+        if log
+            .scan(from, end, |_, e| {
+                events.push(e);
+                true
+            })
+            .is_ok()
+        {
+            on_commit(from, &events);
+            *handed = end;
         }
     }
 }
@@ -183,7 +260,7 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
 /// Writes the group in one durable transaction; answers, per request, the sequence number of its first event
 /// or why it was rejected (a cursor expectation that does not hold).
 fn commit(log: &EventLog, group: &[Request]) -> Result<Vec<Result<Seq, String>>, LogError> {
-    let txn = log.db().begin_write().map_err(storage)?;
+    let txn = log.db()?.begin_write().map_err(storage)?;
     let mut outcomes = Vec::with_capacity(group.len());
     {
         let mut meta = txn.open_table(META).map_err(storage)?;
