@@ -242,7 +242,7 @@ fn write_script(agent: &Agent, base: &str, dir: &Path) -> Result<PathBuf> {
     let mut paths = vec![
         "/api/v1/health".to_string(),
         "/api/v1/table?limit=50".into(),
-        "/api/v1/table?limit=50&offset=100&sort=-started".into(),
+        "/api/v1/table?limit=50&offset=100&sort=started&desc=true".into(),
         "/api/v1/analytics/varying".into(),
     ];
     for id in ids.iter().take(50) {
