@@ -45,6 +45,10 @@ export LABD_API_PYTHON="$api_venv/bin/python"
 export LABD_REQUIRE_API_FUZZ=1
 # The disk-full test mounts a tmpfs: as root it must run, not skip.
 if [ "$(id -u)" = 0 ]; then export LABD_REQUIRE_FAULTS=1; fi
+# Trial cgroups: as root on a host with writable v1 memory/pids hierarchies (CI's kind), they must be made.
+if [ "$(id -u)" = 0 ] && { [ -w /sys/fs/cgroup/memory ] || [ -w /sys/fs/cgroup/pids ]; }; then
+  export LABD_REQUIRE_CGROUPS=1
+fi
 
 if cargo fmt --version >/dev/null 2>&1; then
   step "cargo fmt --check"

@@ -22,6 +22,7 @@
 pub mod analytics;
 pub mod api;
 pub mod benchmarks;
+pub mod cgroups;
 pub mod config;
 pub mod daemon;
 pub mod filter;

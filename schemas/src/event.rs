@@ -542,6 +542,7 @@ mod tests {
                     signal: None,
                     secs: 12.5,
                     recovered: true,
+                    oom_kills: 0,
                 },
             ),
             changed(2, TrialState::Cancelled),

@@ -386,6 +386,9 @@ pub enum TrialState {
         /// Found from the exit file after labd restarted (the trial ended while labd was down).
         #[serde(default)]
         recovered: bool,
+        /// Processes of the trial the kernel killed for lack of memory (counted by its cgroup, where it has one).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        oom_kills: u64,
     },
     /// Its process could not start.
     StartFailed { reason: String },
@@ -408,6 +411,10 @@ pub struct TrialChanged {
     pub attempt: u32,
     #[serde(flatten)]
     pub state: TrialState,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]
@@ -459,6 +466,7 @@ mod tests {
                 signal: None,
                 secs: 1.5,
                 recovered: false,
+                oom_kills: 0,
             },
         };
         let v = serde_json::to_value(&e).unwrap();

@@ -427,6 +427,75 @@ fn runaway_trials_fail_alone_and_labd_goes_on() {
     assert_eq!(trials(&s)[0]["status"], "completed");
 }
 
+#[test]
+fn trials_with_limits_get_a_cgroup_where_labd_may_make_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, _) = setup(tmp.path());
+    d.wait_for("the cgroup decision in the log", 20, |d| {
+        d.log().contains("cgroup")
+    });
+    if !d.log().contains("trials with limits get their own cgroup") {
+        assert!(
+            std::env::var("LABD_REQUIRE_CGROUPS").is_err(),
+            "no cgroups for trials and LABD_REQUIRE_CGROUPS is set: {}",
+            d.log()
+        );
+        eprintln!("skipped: labd may not make cgroups here (needs root or a delegated cgroup)");
+        return;
+    }
+    // Shared memory escapes RLIMIT_DATA, not the cgroup: the kernel kills the trial at 256 MiB.
+    let eat = "import mmap\nm = mmap.mmap(-1, 1 << 30)\nfor i in range(0, 1 << 30, 4096):\n    m[i] = 1\nprint('touched 1 GiB')\n";
+    std::fs::write(tmp.path().join("shm.py"), eat).unwrap();
+    let (s, v) = d.post(
+        "/sweeps",
+        &serde_json::json!({"spec": {
+            "sweep_id": "shm",
+            "sweep": {"x": [1]},
+            "command": format!("python3 {}", tmp.path().join("shm.py").display()),
+            "limits": {"memory": "256M"},
+            "timeout": 60,
+        }}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let s = wait_state(&d, "shm", "finished", 60);
+    let t = &trials(&s)[0];
+    assert_eq!(t["status"], "failed", "{t}");
+    assert!(
+        t["reason"].as_str().unwrap().contains("out of memory"),
+        "{t}"
+    );
+    // The process count is the trial's own, exact: forks past it fail at once (no timeout needed).
+    let marker = "27.1828";
+    let (s, v) = d.post(
+        "/sweeps",
+        &serde_json::json!({"spec": {
+            "sweep_id": "forks",
+            "sweep": {"x": [1]},
+            "command": format!("for i in $(seq 300); do sleep {marker} & done; wait"),
+            "limits": {"processes": 50},
+            "timeout": 30,
+        }}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let s = wait_state(&d, "forks", "finished", 30);
+    let t = &trials(&s)[0];
+    assert_eq!(t["status"], "failed", "{t}");
+    let dir = Path::new(s["dir"].as_str().unwrap()).join(t["id"].as_str().unwrap());
+    let stderr: String = walk_files(&dir)
+        .into_iter()
+        .filter(|p| p.ends_with("stderr.log"))
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect();
+    assert!(stderr.to_lowercase().contains("fork"), "{stderr}");
+    // What the trial left running went with its group.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !sleeper_alive(marker),
+        "leftovers were killed with the group"
+    );
+    assert_eq!(d.get("/health").1["status"], "ok");
+}
+
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

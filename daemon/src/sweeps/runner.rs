@@ -27,10 +27,11 @@ pub enum Msg {
     Wake,
     /// Stop a sweep's running trials; answers how many were stopped.
     Cancel(String, oneshot::Sender<usize>),
-    /// A trial's process ended.
+    /// A trial's process ended (and `oom_kills` of its processes were killed for lack of memory).
     Exited {
         key: Key,
         status: std::io::Result<std::process::ExitStatus>,
+        oom_kills: u64,
     },
 }
 
@@ -88,6 +89,8 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>, me: 
         Ok(h) => Arc::new(std::sync::Mutex::new(h)),
         Err(_) => return,
     };
+    // Whether trials with limits get a cgroup (said once, in the log, at start).
+    let _ = tokio::task::spawn_blocking(crate::cgroups::init).await;
     recover(&shared).await;
     let mut running: HashMap<Key, Running> = HashMap::new();
     // The latest attempt started of each trial: events are recorded without waiting, so the view can lag; a
@@ -118,12 +121,12 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>, me: 
                     }
                     let _ = done.send(n);
                 }
-                Some(Msg::Exited { key, status }) => {
+                Some(Msg::Exited { key, status, oom_kills }) => {
                     if let Some(r) = running.remove(&key) {
                         ledger.release(&r.grant);
                         // Recorded without waiting: the next trial starts meanwhile. Should labd die before
                         // the commit, the exit file tells the next start how the trial ended.
-                        rec.record(exited(&shared, &key, r, status));
+                        rec.record(exited(&shared, &key, r, status, oom_kills));
                     }
                 }
             },
@@ -340,6 +343,7 @@ async fn recover(shared: &Shared) {
                     signal: None,
                     secs,
                     recovered: true,
+                    oom_kills: 0,
                 },
             ));
             if code != 0 && c.retry && !c.cancelled {
@@ -622,9 +626,17 @@ fn launch(
         .process_group(0)
         .kill_on_drop(false);
     let limits = crate::limits::ChildLimits::for_trial(&sweep.spec.limits);
-    // SAFETY: runs in the child between fork and exec; `apply_in_child` only makes system calls.
+    let group = trial_cgroup(sweep, &t.id, attempt);
+    let procs = group
+        .as_ref()
+        .map(crate::cgroups::Cgroup::procs_files)
+        .unwrap_or_default();
+    // SAFETY: runs in the child between fork and exec; both calls only make system calls.
     unsafe {
-        cmd.pre_exec(move || crate::limits::apply_in_child(limits));
+        cmd.pre_exec(move || {
+            crate::cgroups::join_in_child(&procs)?;
+            crate::limits::apply_in_child(limits)
+        });
     }
     if grant.gpus.is_empty() {
         if sweep.spec.resources.gpus == 0
@@ -651,7 +663,22 @@ fn launch(
     let tx = me.tx.clone();
     tokio::spawn(async move {
         let status = child.wait().await;
-        let _ = tx.send(Msg::Exited { key, status });
+        // The group goes with the trial: what is left in it is killed.
+        let oom_kills = match group {
+            Some(g) => tokio::task::spawn_blocking(move || {
+                let n = g.oom_kills();
+                g.remove();
+                n
+            })
+            .await
+            .unwrap_or(0),
+            None => 0,
+        };
+        let _ = tx.send(Msg::Exited {
+            key,
+            status,
+            oom_kills,
+        });
     });
     rec.record(vec![trial_event(
         &sweep.id,
@@ -681,12 +708,38 @@ fn launch(
     Ok(pid)
 }
 
+/// The cgroup of a trial attempt that has limits, where labd can make one.
+fn trial_cgroup(sweep: &Head, trial: &str, attempt: u32) -> Option<crate::cgroups::Cgroup> {
+    let limits = &sweep.spec.limits;
+    if limits.memory.is_none() && limits.processes.is_none() {
+        return None;
+    }
+    let groups = crate::cgroups::init()?;
+    let name = format!("{}-{trial}-{attempt}", sweep.id);
+    match groups.create(&name, limits.memory, limits.processes) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::warn!(
+                "sweeps: {}/{trial}: no cgroup ({e}); rlimits only",
+                sweep.id
+            );
+            None
+        }
+    }
+}
+
+/// Why a trial failed when the kernel killed its processes for lack of memory.
+pub fn out_of_memory(oom_kills: u64) -> String {
+    format!("out of memory: the kernel killed {oom_kills} of its processes at limits.memory")
+}
+
 /// Records how a trial ended, and queues a retry when one is left.
 fn exited(
     shared: &Shared,
     key: &Key,
     r: Running,
     status: std::io::Result<std::process::ExitStatus>,
+    oom_kills: u64,
 ) -> Vec<EventKind> {
     use std::os::unix::process::ExitStatusExt;
     let (sweep, trial) = key;
@@ -740,11 +793,19 @@ fn exited(
                     signal,
                     secs,
                     recovered: false,
+                    oom_kills,
                 },
             ));
-            (code != Some(0)).then(|| match code {
-                Some(c) => format!("exited with code {c}"),
-                None => format!("ended by signal {}", signal.unwrap_or(0)),
+            (code != Some(0)).then(|| {
+                let how = match code {
+                    Some(c) => format!("exited with code {c}"),
+                    None => format!("ended by signal {}", signal.unwrap_or(0)),
+                };
+                if oom_kills > 0 {
+                    format!("{how}: {}", out_of_memory(oom_kills))
+                } else {
+                    how
+                }
             })
         }
     };

@@ -188,7 +188,12 @@ impl Sweeps {
                         t.peak_cpu = t.peak_cpu.max(usage.cpu);
                         t.usage = Some(usage.clone());
                     }
-                    TrialState::Exited { code, secs, .. } => {
+                    TrialState::Exited {
+                        code,
+                        secs,
+                        oom_kills,
+                        ..
+                    } => {
                         t.exit_code = *code;
                         t.secs = Some(*secs);
                         t.ended = Some(event.time);
@@ -196,9 +201,17 @@ impl Sweeps {
                         t.status = if *code == Some(0) {
                             TrialStatus::Completed
                         } else {
-                            t.reason = Some(match code {
+                            let how = match code {
                                 Some(c) => format!("exited with code {c}"),
                                 None => "killed by a signal".into(),
+                            };
+                            t.reason = Some(if *oom_kills > 0 {
+                                format!(
+                                    "{how}: {}",
+                                    crate::sweeps::runner::out_of_memory(*oom_kills)
+                                )
+                            } else {
+                                how
                             });
                             t.failures += 1;
                             TrialStatus::Failed
