@@ -187,11 +187,12 @@ pub struct Resources {
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Memory each of the trial's processes may allocate (`"8G"`, `RLIMIT_DATA`): allocations beyond fail
-    /// (Python raises `MemoryError`). GPU memory is not counted.
+    /// (Python raises `MemoryError`). GPU memory is not counted. Where labd makes the trial a cgroup (see
+    /// `cgroups.rs` in the daemon), also the memory of the whole trial (`memory.max`): the kernel kills it beyond.
     #[serde(default, with = "bytes")]
     pub memory: Option<u64>,
     /// Processes (and threads) the trial may start beyond those its user already runs (`RLIMIT_NPROC`, which
-    /// counts per user; the kernel does not apply it to root).
+    /// counts per user; the kernel does not apply it to root). In a cgroup, exactly the trial's own (`pids.max`).
     #[serde(default)]
     pub processes: Option<u64>,
 }
