@@ -304,8 +304,23 @@ async fn recover(shared: &Shared) {
                             return None;
                         }
                         let next = t.attempts + 1;
-                        let (pid, ticks) = read_pid_file(&attempt_dir(&s.dir, &t.id, next))?;
-                        Some(base(next, Some(pid), ticks, true))
+                        let adir = attempt_dir(&s.dir, &t.id, next);
+                        // An attempt whose folder exists was (or was about to be) started before labd
+                        // died: it is recorded, so the next attempt gets a folder of its own and a run log
+                        // that was read already is never written over.
+                        if !adir.is_dir() {
+                            return None;
+                        }
+                        let (pid, ticks) = match read_pid_file(&adir) {
+                            Some((pid, ticks)) => (Some(pid), ticks),
+                            // Died between starting it and writing its pid file: its processes name
+                            // their folder in their environment.
+                            None => match attempt_processes(&adir).first() {
+                                Some(&pid) => (Some(pid), start_ticks(pid).unwrap_or(0)),
+                                None => (None, 0),
+                            },
+                        };
+                        Some(base(next, pid, ticks, true))
                     })
                     .collect::<Vec<_>>()
             })
@@ -328,7 +343,23 @@ async fn recover(shared: &Shared) {
                 },
             ));
         }
-        if let Some((code, ended)) = read_exit_file(&adir) {
+        let mut exit = read_exit_file(&adir);
+        if exit.is_none() {
+            if let Some(pid) = c.pid
+                && c.ticks != 0
+                && start_ticks(pid) == Some(c.ticks)
+            {
+                tracing::info!(
+                    "sweeps: {sweep}/{trial} outlived labd; stopping its process group {pid}"
+                );
+                kill_group(pid, libc::SIGKILL);
+            }
+            // Whatever else it started, in any process group, goes too; then look again: it may have ended
+            // (and written its exit code) between the first look and the kill.
+            stop_attempt_processes(&adir).await;
+            exit = read_exit_file(&adir);
+        }
+        if let Some((code, ended)) = exit {
             tracing::info!("sweeps: {sweep}/{trial} ended while labd was down (exit {code})");
             let secs = match (c.started, ended) {
                 (Some(s), Some(e)) if !c.unrecorded => ((e - s) as f64 / 1e6).max(0.0),
@@ -358,15 +389,6 @@ async fn recover(shared: &Shared) {
             }
             continue;
         }
-        if let Some(pid) = c.pid
-            && c.ticks != 0
-            && start_ticks(pid) == Some(c.ticks)
-        {
-            tracing::info!(
-                "sweeps: {sweep}/{trial} outlived labd; stopping its process group {pid}"
-            );
-            kill_group(pid, libc::SIGKILL);
-        }
         events.push(trial_event(
             sweep,
             trial,
@@ -381,6 +403,48 @@ async fn recover(shared: &Shared) {
         ));
     }
     append(shared, events).await;
+}
+
+/// The live processes started for an attempt, whatever their process group: their environment holds
+/// `LABD_ATTEMPT_DIR=<adir>` (processes of other users are not readable and not labd's).
+fn attempt_processes(adir: &Path) -> Vec<u32> {
+    let needle = format!("LABD_ATTEMPT_DIR={}", adir.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+                && alive(*pid)
+        })
+        .collect()
+}
+
+/// Whether a process exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.get(s.rfind(')')? + 2..).map(|r| !r.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// SIGKILL to every process of an attempt, and waits (up to 2 s) until they are gone.
+async fn stop_attempt_processes(adir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = attempt_processes(adir);
+        if left.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for pid in left {
+            // SAFETY: kill has no memory effects; the process is one this attempt started.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The pid and start time a trial's attempt wrote when it started.
