@@ -21,8 +21,13 @@ fn kill_9_during_ingestion_then_restart_counts_every_point_once() {
     }
     let mut d = Daemon::start(&data, &inbox, &[]);
     let mut seen = Vec::new();
-    for round in 0..3 {
-        std::thread::sleep(std::time::Duration::from_millis(150 + 100 * round));
+    for _ in 0..3 {
+        // Kill as soon as ingestion has moved on since the last start (fixed sleeps miss it on a busy machine).
+        let before = d.total_points();
+        let t = std::time::Instant::now();
+        while d.total_points() == before && t.elapsed() < std::time::Duration::from_secs(30) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         d.kill9();
         d.restart();
         seen.push(d.total_points());
@@ -301,13 +306,37 @@ fn crash_loop_loses_nothing_counts_nothing_twice_and_reruns_no_completed_trial()
     for (name, runs) in &expected {
         assert_eq!(got.get(name), Some(runs), "run {name} (seed {seed})");
     }
-    // The other runs are the sweep's trials: one completed run each.
-    let trial_runs: usize = got
-        .iter()
-        .filter(|(n, _)| !expected.contains_key(*n))
-        .map(|(_, v)| v.iter().filter(|(_, s)| s == "completed").count())
-        .sum();
-    assert_eq!(trial_runs, lrs.len(), "{got:?}");
+    // The other runs are the sweep's trials' attempts. Each trial exited 0 exactly once, and its run (the
+    // last attempt's) is complete. An attempt that labd's restart killed may have logged "completed" just
+    // before: its run keeps what the script logged, but the attempt did not exit and counts as interrupted.
+    let rows: HashMap<String, serde_json::Value> = d
+        .ls()
+        .into_iter()
+        .map(|r| (r["id"].as_str().unwrap().to_string(), r))
+        .collect();
+    let trials = sweep_status(&d)["trials"].as_array().unwrap().clone();
+    assert_eq!(trials.len(), lrs.len());
+    for t in &trials {
+        let id = t["id"].as_str().unwrap();
+        let exits_ok = (1..=t["attempts"].as_u64().unwrap())
+            .filter(|a| {
+                std::fs::read_to_string(sweep_dir.join(id).join(format!("attempt-{a}/exit_code")))
+                    .is_ok_and(|c| c.trim() == "0")
+            })
+            .count();
+        assert_eq!(
+            exits_ok, 1,
+            "trial {id} exited 0 {exits_ok} times (seed {seed}): {t}"
+        );
+        let run = &rows[t["experiment_id"].as_str().unwrap()];
+        assert_eq!(
+            run["status"], "completed",
+            "trial {id} (seed {seed}): {run}"
+        );
+        assert_eq!(run["points"], 10, "trial {id} (seed {seed}): {run}");
+    }
+    let trial_runs = got.len() - expected.len();
+    assert!(trial_runs >= lrs.len(), "{got:?}");
     eprintln!(
         "crash loop: {cycles} kills (+{nowait_kills} during start-up) survived; {} runs, {} points, {} trials",
         got.len(),

@@ -8,6 +8,7 @@ use labd_schemas::{Event, EventKind, ExperimentId, Source};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 /// Where a trial stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -113,6 +114,10 @@ pub struct Sweeps {
     pub sweeps: BTreeMap<String, Sweep>,
     /// Run-log path → (sweep, trial), to link the experiment a trial's run log creates.
     run_logs: HashMap<String, (String, String)>,
+    /// Experiments created from a run log in a sweep's folder before its attempt's start was recorded (after
+    /// a crash, ingest may read it first): linked when the start arrives.
+    #[serde(default)]
+    early: HashMap<String, ExperimentId>,
 }
 
 impl Sweeps {
@@ -180,6 +185,8 @@ impl Sweeps {
                         t.start_ticks = *start_ticks;
                         t.gpus = gpus.clone();
                         t.run_log = Some(run_log.clone());
+                        // The trial's run is this attempt's, once its run log creates one.
+                        t.experiment_id = self.early.remove(run_log);
                         self.run_logs
                             .insert(run_log.clone(), (c.sweep.clone(), c.trial.clone()));
                     }
@@ -249,14 +256,30 @@ impl Sweeps {
                 }
             }
             EventKind::ExperimentCreated(e) => {
-                if let Source::File { path, .. } = &event.source
-                    && let Some((sweep, trial)) = self.run_logs.get(path)
-                    && let Some(t) = self
-                        .sweeps
-                        .get_mut(sweep)
-                        .and_then(|s| s.trials.get_mut(trial))
-                {
-                    t.experiment_id = Some(e.exp.clone());
+                let Source::File { path, .. } = &event.source else {
+                    return;
+                };
+                match self.run_logs.get(path) {
+                    // Only the latest attempt's run is the trial's (an older attempt's log may be read late).
+                    Some((sweep, trial)) => {
+                        if let Some(t) = self
+                            .sweeps
+                            .get_mut(sweep)
+                            .and_then(|s| s.trials.get_mut(trial))
+                            && t.run_log.as_deref() == Some(path.as_str())
+                        {
+                            t.experiment_id = Some(e.exp.clone());
+                        }
+                    }
+                    None => {
+                        if self
+                            .sweeps
+                            .values()
+                            .any(|s| Path::new(path).starts_with(&s.dir))
+                        {
+                            self.early.insert(path.clone(), e.exp.clone());
+                        }
+                    }
                 }
             }
             _ => {}
