@@ -102,7 +102,8 @@ impl Cgroups {
         }
     }
 
-    /// Removes the empty trial groups a stopped labd left behind.
+    /// Removes the empty trial groups a labd that is gone left behind (groups are named after the labd that
+    /// made them, so several labd processes on one host, as in tests, keep apart).
     fn sweep_leftovers(&self) {
         let bases: Vec<&PathBuf> = match self {
             Cgroups::V2 { parent } => vec![parent],
@@ -110,23 +111,30 @@ impl Cgroups {
         };
         for base in bases {
             for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
-                let name = e.file_name();
-                let ours = matches!(self, Cgroups::V1 { .. })
-                    || name.to_string_lossy().starts_with("trial-");
-                if ours && e.path().is_dir() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let owner = name
+                    .strip_prefix("trial-")
+                    .unwrap_or(&name)
+                    .strip_prefix("labd")
+                    .and_then(|rest| rest.split('-').next())
+                    .and_then(|pid| pid.parse::<u32>().ok());
+                let gone = owner.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                if gone && e.path().is_dir() {
                     let _ = std::fs::remove_dir(e.path());
                 }
             }
         }
     }
 
-    /// Makes the group(s) of one trial with its limits. `name` must be a safe file name.
+    /// Makes the group(s) of one trial with its limits, named `labd<pid>-<name>`. `name` must be a safe file
+    /// name.
     pub fn create(
         &self,
         name: &str,
         memory: Option<u64>,
         processes: Option<u64>,
     ) -> io::Result<Cgroup> {
+        let name = &format!("labd{}-{name}", std::process::id());
         let mut group = Cgroup {
             v2: matches!(self, Cgroups::V2 { .. }),
             dirs: Vec::new(),
@@ -355,12 +363,15 @@ mod tests {
             }
         );
         let g = c.create("s-t-1", Some(1 << 28), Some(64)).unwrap();
+        let me = format!("labd{}-s-t-1", std::process::id());
         let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
         assert_eq!(
-            read("memory/jobs/a/labd-trials/s-t-1/memory.limit_in_bytes"),
+            read(&format!(
+                "memory/jobs/a/labd-trials/{me}/memory.limit_in_bytes"
+            )),
             "268435456"
         );
-        assert_eq!(read("pids/labd-trials/s-t-1/pids.max"), "64");
+        assert_eq!(read(&format!("pids/labd-trials/{me}/pids.max")), "64");
         assert_eq!(g.procs_files().len(), 2);
         // Only what has a limit gets a group.
         let only = c.create("s-t-2", None, Some(8)).unwrap();
@@ -396,8 +407,9 @@ mod tests {
             "+memory +pids"
         );
         c.create("s-t-1", Some(1 << 20), None).unwrap();
+        let me = format!("trial-labd{}-s-t-1", std::process::id());
         assert_eq!(
-            std::fs::read_to_string(svc.join("trial-s-t-1/memory.max")).unwrap(),
+            std::fs::read_to_string(svc.join(me).join("memory.max")).unwrap(),
             "1048576"
         );
         std::fs::write(svc.join("cgroup.controllers"), "cpu").unwrap();
