@@ -279,6 +279,12 @@ fn warm_curves(log: &EventLog, views: &RwLock<Views>) {
             + 1;
         let last = match log.last_seq() {
             Ok(l) => l,
+            Err(e) if e.is_io() => {
+                // The log is being reopened after an I/O error: wait for it.
+                tracing::warn!("curve store warm-up: {e}; trying again");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
             Err(e) => {
                 tracing::error!("curve store warm-up: {e}");
                 return;
@@ -289,6 +295,11 @@ fn warm_curves(log: &EventLog, views: &RwLock<Views>) {
         }
         let chunk = match log.read(from, last, 65_536) {
             Ok(c) => c,
+            Err(e) if e.is_io() => {
+                tracing::warn!("curve store warm-up: {e}; trying again");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
             Err(e) => {
                 tracing::error!("curve store warm-up: {e}");
                 return;

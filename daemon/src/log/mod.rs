@@ -149,6 +149,8 @@ struct Health {
     reopening: Mutex<()>,
     /// An operation failed with an I/O error: the writer reopens the database.
     failed: std::sync::atomic::AtomicBool,
+    /// Bumped by each reopen: an error from a read begun on an earlier database says nothing of this one.
+    generation: AtomicU64,
 }
 
 /// How long a reopen waits for reads in flight to let go of the failed database.
@@ -166,6 +168,7 @@ impl EventLog {
                 problem: Mutex::new(None),
                 reopening: Mutex::new(()),
                 failed: std::sync::atomic::AtomicBool::new(false),
+                generation: AtomicU64::new(0),
             }),
         })
     }
@@ -184,12 +187,28 @@ impl EventLog {
             || self.db.read().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
-    /// Passes `e` on, noting an I/O error for the writer to reopen the database.
-    pub(crate) fn noted(&self, e: LogError) -> LogError {
-        if e.is_io() {
-            self.health.failed.store(true, Ordering::Relaxed);
+    /// Passes `e`, from an operation begun on database `generation`, on; a failed read or write of the
+    /// current database is noted for the writer to reopen it. (Reads cut off by a reopen fail with
+    /// `DatabaseClosed` or `Reopening`: those say nothing of the new database.)
+    pub(crate) fn noted(&self, generation: u64, e: LogError) -> LogError {
+        let failed_io = matches!(
+            e,
+            LogError::Storage(redb::Error::Io(_) | redb::Error::PreviousIo)
+        );
+        if failed_io && generation == self.health.generation.load(Ordering::Relaxed) {
+            self.flag_failed();
         }
         e
+    }
+
+    /// Notes that the database must be reopened.
+    pub(crate) fn flag_failed(&self) {
+        self.health.failed.store(true, Ordering::Relaxed);
+    }
+
+    /// The current database's generation (see [`EventLog::noted`]).
+    pub(crate) fn generation(&self) -> u64 {
+        self.health.generation.load(Ordering::Relaxed)
     }
 
     /// Closes the database after an I/O error and opens it again: redb then refuses every operation until
@@ -213,6 +232,7 @@ impl EventLog {
             drop(old);
         }
         let db = open_db(&self.path)?;
+        self.health.generation.fetch_add(1, Ordering::Relaxed);
         *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
         self.health.failed.store(false, Ordering::Relaxed);
         tracing::warn!(
@@ -291,7 +311,9 @@ impl EventLog {
         to: Seq,
         f: impl FnMut(Seq, Event) -> bool,
     ) -> Result<(), LogError> {
-        self.scan_inner(from, to, f).map_err(|e| self.noted(e))
+        let generation = self.generation();
+        self.scan_inner(from, to, f)
+            .map_err(|e| self.noted(generation, e))
     }
 
     fn scan_inner(
@@ -376,7 +398,8 @@ impl EventLog {
             }
             txn.commit().map_err(storage)
         };
-        write().map_err(|e| self.noted(e))
+        let generation = self.generation();
+        write().map_err(|e| self.noted(generation, e))
     }
 
     /// Bytes of the stored event blocks (what the events take, without redb's free and spare pages).

@@ -178,6 +178,11 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
                         Ok(first) => {
                             let n = req.batch.events.len() as u64;
                             if n > 0 {
+                                // Events before this batch that the views have not had (a commit
+                                // reported failed but durable, whose hand-off after the reopen failed).
+                                if first > handed + 1 {
+                                    hand_on(&log, &mut handed, first - 1, &mut on_commit);
+                                }
                                 on_commit(first, &req.batch.events);
                                 handed = first + n - 1;
                             }
@@ -204,6 +209,8 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
                 };
                 if e.is_io() && !matches!(e, LogError::Reopening { .. }) {
                     log.note_write(Some(msg.clone()));
+                    // Reopened below, or by the next tick should the rate limit skip it now.
+                    log.flag_failed();
                 }
                 for req in group {
                     let _ = req.reply.send(Err(msg.clone()));
@@ -230,30 +237,38 @@ fn reopen(log: &EventLog, last: &mut Option<Instant>, handed: &mut Seq, on_commi
         tracing::error!("event log: reopening after an I/O error failed ({e}); trying again");
         return;
     }
-    let end = match log.last_seq() {
-        Ok(end) => end,
-        Err(e) => {
-            tracing::error!("event log: reading the reopened log failed: {e}");
-            return;
+    match log.last_seq() {
+        Ok(end) if end > *handed => {
+            tracing::warn!(
+                "event log: events {}..={end} were committed although their commit reported an error; the views take them",
+                *handed + 1
+            );
+            hand_on(log, handed, end, on_commit);
         }
-    };
-    if end > *handed {
-        tracing::warn!(
-            "event log: events {}..={end} were committed although their commit reported an error; the views take them",
-            *handed + 1
-        );
-        let mut events = Vec::new();
-        let from = *handed + 1;
-        if log
-            .scan(from, end, |_, e| {
-                events.push(e);
-                true
-            })
-            .is_ok()
-        {
+        Ok(_) => {}
+        // The next commit hands the gap on (see `run`).
+        Err(e) => tracing::error!("event log: reading the reopened log failed: {e}"),
+    }
+}
+
+/// Hands the committed events after `handed` up to `upto` to the views, from the log.
+fn hand_on(log: &EventLog, handed: &mut Seq, upto: Seq, on_commit: &mut OnCommit) {
+    let from = *handed + 1;
+    let mut events = Vec::new();
+    match log.scan(from, upto, |_, e| {
+        events.push(e);
+        true
+    }) {
+        Ok(()) if events.len() as u64 == upto + 1 - from => {
             on_commit(from, &events);
-            *handed = end;
+            *handed = upto;
         }
+        Ok(()) => tracing::error!(
+            "event log: events {from}..={upto} are not all in the log; the views miss them"
+        ),
+        Err(e) => tracing::error!(
+            "event log: reading events {from}..={upto} for the views failed: {e}; the views miss them"
+        ),
     }
 }
 
