@@ -289,7 +289,14 @@ impl Cgroup {
     }
 
     /// Kills what is left in the group and removes it (best effort; a leftover is removed at the next start).
+    /// Dropping the group does the same.
     pub fn remove(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
         for dir in &self.dirs {
             for _ in 0..100 {
                 match std::fs::remove_dir(dir) {

@@ -229,16 +229,20 @@ async fn append(shared: &Shared, events: Vec<EventKind>) {
     if events.is_empty() {
         return;
     }
+    if let Err(e) = shared.appender.append_async(batch_of(events)).await {
+        tracing::error!("sweeps: recording trial events failed: {e}");
+    }
+}
+
+/// A batch of daemon events, stamped now.
+fn batch_of(events: Vec<EventKind>) -> Batch {
     let now = now_micros();
-    let batch = Batch {
+    Batch {
         events: events
             .into_iter()
             .map(|k| Event::new(now, Source::Daemon, k))
             .collect(),
         cursors: Vec::new(),
-    };
-    if let Err(e) = shared.appender.append_async(batch).await {
-        tracing::error!("sweeps: recording trial events failed: {e}");
     }
 }
 
@@ -276,7 +280,7 @@ async fn recover(shared: &Shared) {
         /// The start was never recorded: record it now, from the pid file.
         unrecorded: bool,
     }
-    let found: Vec<CutOff> = {
+    let mut found: Vec<CutOff> = {
         let v = shared.views();
         v.sweeps
             .sweeps
@@ -313,12 +317,7 @@ async fn recover(shared: &Shared) {
                         }
                         let (pid, ticks) = match read_pid_file(&adir) {
                             Some((pid, ticks)) => (Some(pid), ticks),
-                            // Died between starting it and writing its pid file: its processes name
-                            // their folder in their environment.
-                            None => match attempt_processes(&adir).first() {
-                                Some(&pid) => (Some(pid), start_ticks(pid).unwrap_or(0)),
-                                None => (None, 0),
-                            },
+                            None => (None, 0),
                         };
                         Some(base(next, pid, ticks, true))
                     })
@@ -326,6 +325,19 @@ async fn recover(shared: &Shared) {
             })
             .collect()
     };
+    // An attempt without a pid file: labd died between starting it and writing that file. Its processes
+    // name their folder in their environment (read off the views' lock and the async threads: reading
+    // another process's environment can block).
+    for c in found.iter_mut().filter(|c| c.unrecorded && c.pid.is_none()) {
+        let adir = attempt_dir(&c.dir, &c.trial, c.attempt);
+        let pids = tokio::task::spawn_blocking(move || attempt_processes(&adir))
+            .await
+            .unwrap_or_default();
+        if let Some(&pid) = pids.first() {
+            c.pid = Some(pid);
+            c.ticks = start_ticks(pid).unwrap_or(0);
+        }
+    }
     let mut events = Vec::new();
     for c in found {
         let (sweep, trial, attempt) = (&c.sweep, &c.trial, c.attempt);
@@ -402,7 +414,24 @@ async fn recover(shared: &Shared) {
             },
         ));
     }
-    append(shared, events).await;
+    // Trials must not start before this is recorded: an attempt recorded nowhere would be started again in
+    // the same folder. While the log refuses writes (disk full, I/O error), wait for it.
+    // (Not for ever: after a minute trials go on, and `launch` clears what a stale attempt left.)
+    for tries in 1..=60 {
+        if events.is_empty() {
+            break;
+        }
+        match shared.appender.append_async(batch_of(events.clone())).await {
+            Ok(_) => break,
+            Err(e) if tries < 60 => {
+                if tries == 1 {
+                    tracing::error!("sweeps: recording the recovery failed ({e}); trying again");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => tracing::error!("sweeps: recording the recovery failed ({e}); giving up"),
+        }
+    }
 }
 
 /// The live processes started for an attempt, whatever their process group: their environment holds
@@ -435,7 +464,10 @@ fn alive(pid: u32) -> bool {
 async fn stop_attempt_processes(adir: &Path) {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let left = attempt_processes(adir);
+        let dir = adir.to_path_buf();
+        let left = tokio::task::spawn_blocking(move || attempt_processes(&dir))
+            .await
+            .unwrap_or_default();
         if left.is_empty() || Instant::now() > deadline {
             return;
         }
@@ -635,6 +667,10 @@ fn launch(
     let run_log = adir.join("run.jsonl");
     let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
     std::fs::create_dir_all(&adir).map_err(|e| io(&adir.display().to_string(), e))?;
+    // An attempt recorded nowhere may have left these: they must not speak for this one.
+    for stale in ["exit_code", "pid"] {
+        let _ = std::fs::remove_file(adir.join(stale));
+    }
     let config_text = serde_json::to_string_pretty(&t.config).map_err(|e| e.to_string())?;
     std::fs::write(&config_path, config_text)
         .map_err(|e| io(&config_path.display().to_string(), e))?;

@@ -225,6 +225,10 @@ impl Sweeps {
                         };
                     }
                     TrialState::StartFailed { reason } => {
+                        // Its run log (header only) is no trial's run.
+                        let log = crate::sweeps::runner::attempt_dir(&s.dir, &c.trial, c.attempt)
+                            .join("run.jsonl");
+                        self.early.remove(&*log.to_string_lossy());
                         t.attempts = c.attempt;
                         t.failures += 1;
                         t.status = TrialStatus::Failed;
