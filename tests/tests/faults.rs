@@ -74,45 +74,50 @@ fn a_full_disk_pauses_intake_keeps_reads_and_resumes_when_space_returns() {
     assert!(free_bytes(&mount.0) < 16 << 20);
 
     let b = write_run(&inbox.join("b.jsonl"), "b", 3000, true);
-    d.wait_for("intake paused with the reason", 20, |d| {
-        let (_, h) = d.get("/health");
-        h["status"] == "degraded"
-            && h["problem"]
-                .as_str()
-                .is_some_and(|p| p.contains("disk full"))
-    });
-    let (_, h) = d.get("/health");
-    let problem = h["problem"].as_str().unwrap();
+    let problem = paused(&d, "disk full", a, 507);
     assert!(problem.contains("LABD_MIN_FREE_BYTES"), "{problem}");
     assert!(d.log().contains("disk full"), "the log says it too");
 
-    // Reads keep working, and what was committed is whole.
-    assert_eq!(d.total_points(), a);
-    let rows = d.ls();
-    let id = rows[0]["id"].as_str().unwrap().to_string();
+    // Space returns: intake resumes by itself, and everything is there once.
+    std::fs::remove_file(&filler).unwrap();
+    resumed_whole(&mut d, a + b);
+    drop(d);
+    drop(mount);
+}
+
+/// Waits until intake is paused with `reason`, then checks that reads work, that what was committed (`points`)
+/// is whole and that a push is refused with `status` and the reason. Answers the problem `/health` gives.
+fn paused(d: &Daemon, reason: &str, points: u64, status: u16) -> String {
+    d.wait_for("intake paused with the reason", 20, |d| {
+        let (_, h) = d.get("/health");
+        h["status"] == "degraded" && h["problem"].as_str().is_some_and(|p| p.contains(reason))
+    });
+    let problem = d.get("/health").1["problem"].as_str().unwrap().to_string();
+    assert_eq!(d.total_points(), points);
+    let id = d.ls()[0]["id"].as_str().unwrap().to_string();
     assert_eq!(d.get(&format!("/experiments/{id}")).0, 200);
     assert_eq!(
         d.get(&format!("/experiments/{id}/metrics/train/loss")).0,
         200
     );
-    // A write over HTTP is refused with 507 and the reason.
     let (s, e) = d.post("/experiments", &serde_json::json!({"name": "pushed"}));
-    assert_eq!(s, 507, "{e}");
-    assert!(e["error"].as_str().unwrap().contains("disk full"), "{e}");
+    assert_eq!(s, status, "{e}");
+    assert!(e["error"].as_str().unwrap().contains(reason), "{e}");
+    problem
+}
 
-    // Space returns: intake resumes by itself, and everything is there once.
-    std::fs::remove_file(&filler).unwrap();
-    d.wait_for("intake resumed and run b read", 30, |d| {
-        d.get("/health").1["status"] == "ok" && d.total_points() == a + b
+/// Once the fault is gone: intake resumes by itself, and the two runs' `points` are there once, in live views
+/// equal to a replay and after a kill -9.
+fn resumed_whole(d: &mut Daemon, points: u64) {
+    d.wait_for("intake resumed and run b read", 60, |d| {
+        d.get("/health").1["status"] == "ok" && d.total_points() == points
     });
     let verify = d.labctl_json(&["replay", "--verify"]);
     assert_eq!(verify["differing"], serde_json::json!([]), "{verify}");
     d.kill9();
     d.restart();
-    assert_eq!(d.total_points(), a + b);
+    assert_eq!(d.total_points(), points);
     assert_eq!(d.ls().len(), 2);
-    drop(d);
-    drop(mount);
 }
 
 /// Sets labd's soft file-size limit (RLIMIT_FSIZE; the hard one stays, so it can be raised again without
@@ -142,43 +147,15 @@ fn an_io_error_pauses_intake_keeps_reads_and_labd_reopens_the_log() {
     let size = std::fs::metadata(data.join("labd.redb")).unwrap().len();
     limit_file_size(d.pid(), Some(size / 2));
     let b = write_run(&inbox.join("b.jsonl"), "b", 200_000, true);
-    d.wait_for("intake paused with the reason", 20, |d| {
-        let (_, h) = d.get("/health");
-        h["status"] == "degraded"
-            && h["problem"]
-                .as_str()
-                .is_some_and(|p| p.contains("event log I/O error"))
-    });
-    let (_, h) = d.get("/health");
-    let problem = h["problem"].as_str().unwrap();
+    let problem = paused(&d, "event log I/O error", a, 503);
     assert!(problem.contains("File too large"), "{problem}");
-
-    // Reads keep working, and what was committed is whole.
-    assert_eq!(d.total_points(), a);
-    let id = d.ls()[0]["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        d.get(&format!("/experiments/{id}/metrics/train/loss")).0,
-        200
-    );
-    // A write over HTTP is refused with 503 and the reason.
-    let (s, e) = d.post("/experiments", &serde_json::json!({"name": "pushed"}));
-    assert_eq!(s, 503, "{e}");
-    assert!(e["error"].as_str().unwrap().contains("I/O error"), "{e}");
 
     // The fault goes away: labd reopens the log, intake resumes, and everything is there once.
     limit_file_size(d.pid(), None);
-    d.wait_for("intake resumed and run b read", 60, |d| {
-        d.get("/health").1["status"] == "ok" && d.total_points() == a + b
-    });
+    resumed_whole(&mut d, a + b);
     assert!(
         d.log().contains("reopened after an I/O error"),
         "{}",
         d.log()
     );
-    let verify = d.labctl_json(&["replay", "--verify"]);
-    assert_eq!(verify["differing"], serde_json::json!([]), "{verify}");
-    d.kill9();
-    d.restart();
-    assert_eq!(d.total_points(), a + b);
-    assert_eq!(d.ls().len(), 2);
 }

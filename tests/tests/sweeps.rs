@@ -380,12 +380,7 @@ fn runaway_trials_fail_alone_and_labd_goes_on() {
     let s = wait_state(&d, "eater", "finished", 60);
     let t = &trials(&s)[0];
     assert_eq!(t["status"], "failed", "{t}");
-    let attempt_dir = Path::new(s["dir"].as_str().unwrap()).join(t["id"].as_str().unwrap());
-    let stderr: String = walk_files(&attempt_dir)
-        .into_iter()
-        .filter(|p| p.ends_with("stderr.log"))
-        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-        .collect();
+    let stderr = trial_stderr(&s, t);
     assert!(stderr.contains("MemoryError"), "{stderr}");
     // The trial ran as the OOM killer's first choice.
     let marker = "16.1803";
@@ -480,12 +475,7 @@ fn trials_with_limits_get_a_cgroup_where_labd_may_make_one() {
     let s = wait_state(&d, "forks", "finished", 30);
     let t = &trials(&s)[0];
     assert_eq!(t["status"], "failed", "{t}");
-    let dir = Path::new(s["dir"].as_str().unwrap()).join(t["id"].as_str().unwrap());
-    let stderr: String = walk_files(&dir)
-        .into_iter()
-        .filter(|p| p.ends_with("stderr.log"))
-        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-        .collect();
+    let stderr = trial_stderr(&s, t);
     assert!(stderr.to_lowercase().contains("fork"), "{stderr}");
     // What the trial left running went with its group.
     std::thread::sleep(Duration::from_millis(500));
@@ -494,6 +484,16 @@ fn trials_with_limits_get_a_cgroup_where_labd_may_make_one() {
         "leftovers were killed with the group"
     );
     assert_eq!(d.get("/health").1["status"], "ok");
+}
+
+/// What a trial's attempts wrote to their stderr, from its sweep's status `s`.
+fn trial_stderr(s: &Value, t: &Value) -> String {
+    let dir = Path::new(s["dir"].as_str().unwrap()).join(t["id"].as_str().unwrap());
+    walk_files(&dir)
+        .into_iter()
+        .filter(|p| p.ends_with("stderr.log"))
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect()
 }
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
