@@ -621,6 +621,55 @@ mod tests {
     }
 
     #[test]
+    fn values_keep_their_bits() {
+        // What Python's json.dumps wrote; serde_json's default parser gave the neighbouring doubles.
+        let (m, _) = metrics(
+            r#"{"kind":"metrics","values":{"a":2.1963844280992926,"b":1.9454612825111754,"c":5e-324,"d":-0.0}}"#,
+        );
+        assert_eq!(
+            m.values["a"].unwrap().to_bits(),
+            2.196_384_428_099_292_6f64.to_bits()
+        );
+        assert_eq!(
+            m.values["b"].unwrap().to_bits(),
+            1.945_461_282_511_175_4f64.to_bits()
+        );
+        assert_eq!(m.values["c"].unwrap().to_bits(), 1);
+        assert_eq!(m.values["d"].unwrap().to_bits(), (-0.0f64).to_bits());
+    }
+
+    proptest::proptest! {
+        /// Any finite double, written as serde_json (ryu) or Rust's shortest `{:e}` writes it, reads back as
+        /// itself, in values, epochs, custom axes and config.
+        #[test]
+        fn any_double_reads_back_bit_for_bit(bits in proptest::num::u64::ANY) {
+            let v = f64::from_bits(bits);
+            proptest::prop_assume!(v.is_finite());
+            for text in [serde_json::to_string(&v).unwrap(), format!("{v:e}")] {
+                let line = format!(
+                    r#"{{"kind":"metrics","epoch":{text},"x":{{"t":{text}}},"values":{{"v":{text}}}}}"#
+                );
+                let (m, _) = metrics(&line);
+                proptest::prop_assert_eq!(m.values["v"].unwrap().to_bits(), bits);
+                proptest::prop_assert_eq!(m.epoch.unwrap().to_bits(), bits);
+                proptest::prop_assert_eq!(m.x["t"].to_bits(), bits);
+                let run = parse_line(&format!(r#"{{"kind":"run","config":{{"c":{text}}}}}"#)).unwrap();
+                let RunLogLine::Run(r) = run.line else { panic!("not a run") };
+                proptest::prop_assert_eq!(r.config["c"].as_f64().unwrap().to_bits(), bits);
+            }
+        }
+
+        /// Integers of the whole i64 and u64 ranges stay integers in configs.
+        #[test]
+        fn config_integers_stay_integers(i in proptest::num::i64::ANY, u in proptest::num::u64::ANY) {
+            let run = parse_line(&format!(r#"{{"kind":"run","config":{{"i":{i},"u":{u}}}}}"#)).unwrap();
+            let RunLogLine::Run(r) = run.line else { panic!("not a run") };
+            proptest::prop_assert_eq!(r.config["i"].as_i64(), Some(i));
+            proptest::prop_assert_eq!(r.config["u"].as_u64(), Some(u));
+        }
+    }
+
+    #[test]
     fn python_non_finite_numbers_are_values_and_null_is_missing() {
         let (m, problems) = metrics(
             r#"{"kind":"metrics","values":{"a":NaN,"b":Infinity,"c":-Infinity,"d":null,"e":"NaN in text"}}"#,

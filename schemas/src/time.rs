@@ -20,6 +20,15 @@ impl TimeValue {
             TimeValue::Rfc3339(text) => parse_rfc3339_micros(text),
         }
     }
+
+    /// Unix seconds, exactly as written when the time was given in seconds (a point's wall time keeps every
+    /// bit Python's `time.time()` gave it); RFC 3339 text to the microsecond.
+    pub fn to_seconds(&self) -> Result<f64, String> {
+        match self {
+            TimeValue::Seconds(s) => seconds_to_micros(*s).map(|_| *s),
+            TimeValue::Rfc3339(text) => parse_rfc3339_micros(text).map(|us| us as f64 / 1e6),
+        }
+    }
 }
 
 /// Unix seconds to microseconds, rejecting NaN and times outside years 1970..=9999.
@@ -61,6 +70,21 @@ mod tests {
             .unwrap();
         assert_eq!(a, b);
         assert_eq!(micros_to_rfc3339(a), "2024-12-16T14:30:52.500000Z");
+    }
+
+    #[test]
+    fn seconds_are_kept_as_written() {
+        let t = 1_733_459_200.123_456_7_f64;
+        assert_eq!(
+            TimeValue::Seconds(t).to_seconds().unwrap().to_bits(),
+            t.to_bits()
+        );
+        assert_eq!(
+            TimeValue::Rfc3339("2024-12-16T14:30:52.5Z".into())
+                .to_seconds()
+                .unwrap(),
+            1_734_359_452.5
+        );
     }
 
     #[test]

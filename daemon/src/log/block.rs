@@ -79,6 +79,58 @@ mod tests {
         assert_eq!(decode(&encode(&events).unwrap()).unwrap(), events);
     }
 
+    proptest::proptest! {
+        /// Metric values, axes and config numbers are stored with their bits: any f64, any i64 or u64.
+        #[test]
+        fn numbers_keep_their_bits(
+            v in proptest::num::f64::ANY,
+            e in proptest::num::f64::ANY,
+            w in proptest::num::f64::ANY,
+            i in proptest::num::i64::ANY,
+            u in proptest::num::u64::ANY,
+        ) {
+            use labd_schemas::event::{ExperimentCreated, MetricsLogged};
+            use labd_schemas::{EventKind, ExperimentId, Source};
+            let exp = ExperimentId("x".into());
+            let events = vec![
+                Event::new(0, Source::Daemon, EventKind::ExperimentCreated(ExperimentCreated {
+                    exp: exp.clone(),
+                    name: "x".into(),
+                    description: None,
+                    tags: Vec::new(),
+                    config: serde_json::json!({"i": i, "u": u, "f": serde_json::Number::from_f64(v)}),
+                    config_hash: String::new(),
+                    host: String::new(),
+                    started: 0,
+                    extra: Default::default(),
+                })),
+                Event::new(0, Source::Daemon, EventKind::MetricsLogged(MetricsLogged {
+                    exp,
+                    split: None,
+                    step: Some(i),
+                    epoch: Some(e),
+                    wall_time: Some(w),
+                    x: [("t".to_string(), v)].into(),
+                    values: [("v".to_string(), v)].into(),
+                    extra: Default::default(),
+                })),
+            ];
+            let back = decode(&encode(&events).unwrap()).unwrap();
+            let EventKind::ExperimentCreated(c) = &back[0].kind else { panic!("created") };
+            proptest::prop_assert_eq!(c.config["i"].as_i64(), Some(i));
+            proptest::prop_assert_eq!(c.config["u"].as_u64(), Some(u));
+            if v.is_finite() {
+                proptest::prop_assert_eq!(c.config["f"].as_f64().map(f64::to_bits), Some(v.to_bits()));
+            }
+            let EventKind::MetricsLogged(m) = &back[1].kind else { panic!("metrics") };
+            proptest::prop_assert_eq!(m.values["v"].to_bits(), v.to_bits());
+            proptest::prop_assert_eq!(m.x["t"].to_bits(), v.to_bits());
+            proptest::prop_assert_eq!(m.epoch.map(f64::to_bits), Some(e.to_bits()));
+            proptest::prop_assert_eq!(m.wall_time.map(f64::to_bits), Some(w.to_bits()));
+            proptest::prop_assert_eq!(m.step, Some(i));
+        }
+    }
+
     #[test]
     fn damage_is_reported_not_panicked() {
         let mut bytes = encode(&[message("a", "one")]).unwrap();

@@ -182,10 +182,7 @@ pub fn fact(exp: ExperimentId, line: RunLogLine) -> Option<EventKind> {
             split: m.split,
             step: m.step,
             epoch: m.epoch,
-            wall_time: m
-                .time
-                .and_then(|t| t.to_micros().ok())
-                .map(|us| us as f64 / 1e6),
+            wall_time: m.time.and_then(|t| t.to_seconds().ok()),
             x: m.x,
             values: m
                 .values
