@@ -56,16 +56,101 @@ impl Steps {
     }
 }
 
+/// An optional x-axis as a column that gives back every value bit for bit: 4 bytes a point while each value is
+/// exactly `base` plus an f32 (whole and binary-fraction epochs, wall times in steps of a power of two), 8 bytes
+/// from the first value that is not. NaN marks a point without the axis.
+#[derive(Clone, Debug)]
+pub struct ExactColumn {
+    base: f64,
+    data: ExactData,
+}
+
+#[derive(Clone, Debug)]
+enum ExactData {
+    Narrow(Vec<f32>),
+    Wide(Vec<f64>),
+}
+
+impl ExactColumn {
+    /// `missing` points without the axis, the column's values to be near `base`.
+    fn new(base: f64, missing: usize) -> Self {
+        ExactColumn {
+            base,
+            data: ExactData::Narrow(vec![f32::NAN; missing]),
+        }
+    }
+
+    fn push(&mut self, v: f64) {
+        match &mut self.data {
+            ExactData::Wide(col) => col.push(v),
+            ExactData::Narrow(col) => {
+                let narrow = (v - self.base) as f32;
+                if v.is_nan() || (self.base + f64::from(narrow)).to_bits() == v.to_bits() {
+                    col.push(if v.is_nan() { f32::NAN } else { narrow });
+                } else {
+                    let base = self.base;
+                    let mut wide: Vec<f64> = col
+                        .iter()
+                        .map(|&o| {
+                            if o.is_nan() {
+                                f64::NAN
+                            } else {
+                                base + f64::from(o)
+                            }
+                        })
+                        .collect();
+                    wide.push(v);
+                    self.data = ExactData::Wide(wide);
+                }
+            }
+        }
+    }
+
+    /// The value of point `i` (NaN when the point lacks the axis).
+    pub fn get(&self, i: usize) -> f64 {
+        match &self.data {
+            ExactData::Narrow(col) if col[i].is_nan() => f64::NAN,
+            ExactData::Narrow(col) => self.base + f64::from(col[i]),
+            ExactData::Wide(col) => col[i],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.data {
+            ExactData::Narrow(col) => col.len(),
+            ExactData::Wide(col) => col.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn bytes(&self) -> usize {
+        match &self.data {
+            ExactData::Narrow(col) => col.len() * 4,
+            ExactData::Wide(col) => col.len() * 8,
+        }
+    }
+}
+
+impl PartialEq for ExactColumn {
+    /// Bitwise, value by value (NaN equals NaN), however each side stores them.
+    fn eq(&self, o: &Self) -> bool {
+        self.len() == o.len()
+            && (0..self.len()).all(|i| self.get(i).to_bits() == o.get(i).to_bits())
+    }
+}
+
 /// The points of one metric of one run, as columns. Optional axes are allocated when first seen (NaN before).
+/// Every value and x comes back with the bits it was logged with.
 #[derive(Clone, Debug, Default)]
 pub struct Series {
     pub step: Steps,
     pub value: Vec<f64>,
-    /// Epochs (f32 keeps fractional epochs exactly enough at half the memory).
-    pub epoch: Option<Vec<f32>>,
-    /// Wall time as seconds after `wall_base` (f32: sub-second over weeks).
-    pub wall: Option<Vec<f32>>,
-    pub wall_base: f64,
+    pub epoch: Option<ExactColumn>,
+    /// Wall time, Unix seconds (narrow as offsets from the first one).
+    pub wall: Option<ExactColumn>,
     /// Custom axes, NaN where a row lacked them.
     pub custom: BTreeMap<String, Vec<f64>>,
 }
@@ -76,18 +161,10 @@ impl PartialEq for Series {
         let bits64 = |a: &[f64], b: &[f64]| {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
         };
-        let bits32 = |a: &Option<Vec<f32>>, b: &Option<Vec<f32>>| match (a, b) {
-            (None, None) => true,
-            (Some(a), Some(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-            }
-            _ => false,
-        };
         self.step == o.step
             && bits64(&self.value, &o.value)
-            && bits32(&self.epoch, &o.epoch)
-            && bits32(&self.wall, &o.wall)
-            && self.wall_base.to_bits() == o.wall_base.to_bits()
+            && self.epoch == o.epoch
+            && self.wall == o.wall
             && self.custom.len() == o.custom.len()
             && self
                 .custom
@@ -141,21 +218,17 @@ impl Series {
         self.value.push(v);
         if let Some(e) = epoch {
             self.epoch
-                .get_or_insert_with(|| vec![f32::NAN; n])
-                .push(e as f32);
+                .get_or_insert_with(|| ExactColumn::new(0.0, n))
+                .push(e);
         } else if let Some(col) = &mut self.epoch {
-            col.push(f32::NAN);
+            col.push(f64::NAN);
         }
         if let Some(w) = wall {
-            if self.wall.is_none() {
-                self.wall_base = w;
-            }
-            let base = self.wall_base;
             self.wall
-                .get_or_insert_with(|| vec![f32::NAN; n])
-                .push((w - base) as f32);
+                .get_or_insert_with(|| ExactColumn::new(w, n))
+                .push(w);
         } else if let Some(col) = &mut self.wall {
-            col.push(f32::NAN);
+            col.push(f64::NAN);
         }
         for (axis, col) in &mut self.custom {
             col.push(x.get(axis).copied().unwrap_or(f64::NAN));
@@ -181,11 +254,8 @@ impl Series {
     pub fn x(&self, axis: &Axis, i: usize) -> f64 {
         match axis {
             Axis::Step => self.step.get(i).map_or(f64::NAN, |s| s as f64),
-            Axis::Epoch => self.epoch.as_ref().map_or(f64::NAN, |c| c[i] as f64),
-            Axis::Wall => self
-                .wall
-                .as_ref()
-                .map_or(f64::NAN, |c| self.wall_base + c[i] as f64),
+            Axis::Epoch => self.epoch.as_ref().map_or(f64::NAN, |c| c.get(i)),
+            Axis::Wall => self.wall.as_ref().map_or(f64::NAN, |c| c.get(i)),
             Axis::Index => i as f64,
             Axis::Custom(name) => self.custom.get(name).map_or(f64::NAN, |c| c[i]),
         }
@@ -203,8 +273,8 @@ impl Series {
     pub fn bytes(&self) -> usize {
         self.len() * 8
             + self.step.bytes()
-            + self.epoch.as_ref().map_or(0, |c| c.len() * 4)
-            + self.wall.as_ref().map_or(0, |c| c.len() * 4)
+            + self.epoch.as_ref().map_or(0, ExactColumn::bytes)
+            + self.wall.as_ref().map_or(0, ExactColumn::bytes)
             + self.custom.values().map(|c| c.len() * 8).sum::<usize>()
     }
 }
@@ -381,6 +451,54 @@ mod tests {
             (0..4).map(|i| steps.get(i)).collect::<Vec<_>>(),
             [Some(1), None, Some(5_000_000_000), Some(2)]
         );
+    }
+
+    #[test]
+    fn epochs_and_wall_times_come_back_bit_for_bit() {
+        let mut col = ExactColumn::new(1_700_000_000.0, 1);
+        for w in [1_700_000_000.5, 1_700_000_100.25] {
+            col.push(w);
+        }
+        assert!(
+            matches!(col.data, ExactData::Narrow(_)),
+            "offsets fit an f32"
+        );
+        // Python's time.time(): more bits than an f32 offset holds.
+        let fine = 1_700_000_123.123_456_7;
+        col.push(fine);
+        col.push(f64::NAN);
+        assert!(matches!(col.data, ExactData::Wide(_)));
+        assert!(col.get(0).is_nan() && col.get(4).is_nan());
+        assert_eq!(col.get(1), 1_700_000_000.5);
+        assert_eq!(col.get(2), 1_700_000_100.25);
+        assert_eq!(col.get(3).to_bits(), fine.to_bits());
+        let mut epochs = ExactColumn::new(0.0, 0);
+        for e in [0.0, -0.0, 0.1, 2.0] {
+            epochs.push(e);
+        }
+        assert_eq!(
+            (0..4).map(|i| epochs.get(i).to_bits()).collect::<Vec<_>>(),
+            [0.0f64, -0.0, 0.1, 2.0].map(f64::to_bits)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_axis_values_come_back_bit_for_bit(
+            base in proptest::num::f64::ANY,
+            values in proptest::collection::vec(proptest::option::of(proptest::num::f64::ANY), 0..64),
+        ) {
+            let mut col = ExactColumn::new(base, 0);
+            for v in &values {
+                col.push(v.unwrap_or(f64::NAN));
+            }
+            for (i, v) in values.iter().enumerate() {
+                match v {
+                    Some(v) if !v.is_nan() => proptest::prop_assert_eq!(col.get(i).to_bits(), v.to_bits()),
+                    _ => proptest::prop_assert!(col.get(i).is_nan()),
+                }
+            }
+        }
     }
 
     #[test]
