@@ -15,6 +15,7 @@
 //! comparison false (`exists` tells); `== null` is true for a missing or null value.
 
 use crate::views::registry::Record;
+use labd_schemas::number::Num;
 use labd_schemas::time::parse_rfc3339_micros;
 use serde_json::Value;
 use std::cmp::Ordering;
@@ -64,7 +65,8 @@ pub enum Op {
 /// A literal value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lit {
-    Num(f64),
+    /// Integers written without a point or exponent stay integers; compared by exact value.
+    Num(Num),
     Str(String),
     Bool(bool),
     Null,
@@ -140,7 +142,7 @@ impl Field {
 enum Tok {
     Ident(String),
     Str(String),
-    Num(f64),
+    Num(Num),
     Op(Op),
     Tilde,
     LParen,
@@ -241,9 +243,8 @@ fn lex(expr: &str) -> Result<Vec<(usize, Tok)>, (usize, String)> {
                     j += 1;
                 }
                 let text: String = chars[i..j].iter().collect();
-                let n: f64 = text
-                    .parse()
-                    .map_err(|_| (i, format!("{text:?} is not a number")))?;
+                let n =
+                    Num::parse(&text).ok_or_else(|| (i, format!("{text:?} is not a number")))?;
                 out.push((start, Tok::Num(n)));
                 i = j;
                 continue;
@@ -488,7 +489,7 @@ impl std::str::FromStr for Filter {
 /// A field's value in one run.
 #[derive(Debug, Clone, PartialEq)]
 enum Val<'a> {
-    Num(f64),
+    Num(Num),
     Str(std::borrow::Cow<'a, str>),
     Bool(bool),
     Null,
@@ -548,7 +549,7 @@ fn json_val(v: &Value) -> Val<'_> {
     match v {
         Value::Null => Val::Null,
         Value::Bool(b) => Val::Bool(*b),
-        Value::Number(n) => n.as_f64().map_or(Val::Other, Val::Num),
+        Value::Number(n) => Val::Num(Num::of_json(n)),
         Value::String(s) => Val::Str(std::borrow::Cow::Borrowed(s)),
         _ => Val::Other,
     }
@@ -588,10 +589,10 @@ fn lookup<'a>(f: &Field, r: &'a Record, clock: Clock) -> Option<Val<'a>> {
         Field::Metric(stat, key) => {
             let m = r.metrics.get(key)?;
             match stat {
-                MetricStat::Last => Val::Num(m.last?),
-                MetricStat::Min => Val::Num(m.min?),
-                MetricStat::Max => Val::Num(m.max?),
-                MetricStat::Points => Val::Num(m.points as f64),
+                MetricStat::Last => Val::Num(Num::Float(m.last?)),
+                MetricStat::Min => Val::Num(Num::Float(m.min?)),
+                MetricStat::Max => Val::Num(Num::Float(m.max?)),
+                MetricStat::Points => Val::Num(Num::Int(i128::from(m.points))),
             }
         }
     })
@@ -600,7 +601,7 @@ fn lookup<'a>(f: &Field, r: &'a Record, clock: Clock) -> Option<Val<'a>> {
 /// A literal as a time: RFC 3339, a date, or Unix seconds.
 fn lit_time(l: &Lit) -> Option<i64> {
     match l {
-        Lit::Num(s) => Some((s * 1e6) as i64),
+        Lit::Num(s) => Some((s.as_f64() * 1e6).round() as i64),
         Lit::Str(s) => parse_rfc3339_micros(s).ok().or_else(|| {
             chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
                 .ok()
@@ -615,12 +616,12 @@ fn compare(v: &Val<'_>, op: Op, lit: &Lit) -> bool {
     let ord: Option<Ordering> = match (v, lit) {
         (Val::Null, Lit::Null) => Some(Ordering::Equal),
         (_, Lit::Null) | (Val::Null, _) => return op == Op::Ne,
-        (Val::Num(a), Lit::Num(b)) => a.partial_cmp(b),
+        (Val::Num(a), Lit::Num(b)) => a.exact_cmp(b),
         (Val::Str(a), Lit::Str(b)) => Some(a.as_ref().cmp(b.as_str())),
         (Val::Bool(a), Lit::Bool(b)) => Some(a.cmp(b)),
         (Val::Time(t), l) => lit_time(l).map(|x| t.cmp(&x)),
         // Numbers written as text in a config ("0.001") still compare as numbers.
-        (Val::Str(a), Lit::Num(b)) => a.parse::<f64>().ok().and_then(|a| a.partial_cmp(b)),
+        (Val::Str(a), Lit::Num(b)) => Num::parse(a).and_then(|a| a.exact_cmp(b)),
         _ => None,
     };
     let Some(ord) = ord else { return false };

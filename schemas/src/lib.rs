@@ -8,6 +8,7 @@
 //! - [`api`]: request and response bodies of `/api/v1`.
 //! - [`ids`]: experiment ids and config hashes' textual forms.
 //! - [`floats`]: metric maps whose NaN and infinities survive JSON.
+//! - [`number`]: numbers compared by their exact values, integers kept as integers.
 //! - [`sweep`]: sweep definitions and the facts recorded about sweeps and trials.
 //! - [`cmr`]: the configuration of a CMR benchmark.
 //! - [`bench`]: the facts recorded about benchmarks and their measurements, and the lines that state them.
@@ -18,6 +19,7 @@ pub mod cmr;
 pub mod event;
 pub mod floats;
 pub mod ids;
+pub mod number;
 pub mod runlog;
 pub mod sweep;
 pub mod time;

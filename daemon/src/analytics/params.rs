@@ -153,13 +153,10 @@ pub fn variation<'a>(
     out
 }
 
-/// Orders JSON values: numbers numerically, then strings, then the rest by their text.
+/// Orders JSON values: numbers by exact value, then strings, then the rest by their text.
 pub fn order(a: &Value, b: &Value) -> std::cmp::Ordering {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(std::cmp::Ordering::Equal),
+        (Value::Number(x), Value::Number(y)) => labd_schemas::number::cmp_json(x, y),
         (Value::Number(_), _) => std::cmp::Ordering::Less,
         (_, Value::Number(_)) => std::cmp::Ordering::Greater,
         _ => a.to_string().cmp(&b.to_string()),

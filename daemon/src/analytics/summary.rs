@@ -390,16 +390,27 @@ pub fn sort_groups(s: &mut Summary, by: &str, descending: bool) -> Result<(), An
 }
 
 /// The summary as a table (one row per group: key columns, figures, the runs joined by spaces, then each further
-/// column's figures as `METRIC=REDUCE.figure`), for CSV and Parquet. Key columns are numeric when every value is
-/// a number, text otherwise.
+/// column's figures as `METRIC=REDUCE.figure`), for CSV and Parquet. Key columns are integers when every value is
+/// an integer, doubles when every value is a number a double holds exactly, text otherwise.
 pub fn frame(s: &Summary) -> Result<DataFrame, PolarsError> {
     let mut columns = Vec::new();
     for k in &s.by {
         let values: Vec<&Value> = s.groups.iter().map(|g| &g.keys[k]).collect();
-        if values.iter().all(|v| v.is_number()) {
+        let name = k.as_str().into();
+        if values.iter().all(|v| v.is_i64()) {
             columns.push(Column::new(
-                k.as_str().into(),
-                values.iter().map(|v| v.as_f64()).collect::<Vec<_>>(),
+                name,
+                values.iter().map(|v| v.as_i64()).collect::<Vec<_>>(),
+            ));
+        } else if values.iter().all(|v| v.is_u64()) {
+            columns.push(Column::new(
+                name,
+                values.iter().map(|v| v.as_u64()).collect::<Vec<_>>(),
+            ));
+        } else if values.iter().all(|v| exact_f64(v).is_some()) {
+            columns.push(Column::new(
+                name,
+                values.iter().map(|v| exact_f64(v)).collect::<Vec<_>>(),
             ));
         } else {
             let text: Vec<String> = values
@@ -440,6 +451,14 @@ pub fn frame(s: &Summary) -> Result<DataFrame, PolarsError> {
         figures(format!("{label}."), &|g| g.also.get(label), &mut columns);
     }
     DataFrame::new_infer_height(columns)
+}
+
+/// A JSON number as a double when that double is exactly the number (integers beyond 2^53 that are not are left
+/// to a text column rather than rounded).
+fn exact_f64(v: &Value) -> Option<f64> {
+    let n = labd_schemas::number::Num::of_json(v.as_number()?);
+    let f = n.as_f64();
+    (n == labd_schemas::number::Num::Float(f)).then_some(f)
 }
 
 /// Applies display names to a summary: names for its keys, shown values for each group.

@@ -43,16 +43,12 @@ fn metric_key(path: &str) -> Option<String> {
     Some(parts[i + 1..].join("/"))
 }
 
-/// A parameter's value: MLflow stores text; numbers and booleans become numbers and booleans again.
+/// A parameter's value: MLflow stores text; numbers and booleans become numbers and booleans again where the
+/// number holds exactly what the text says (else the text is kept).
 pub fn typed(text: &str) -> Value {
     let t = text.trim();
-    if let Ok(i) = t.parse::<i64>() {
-        return Value::from(i);
-    }
-    if let Ok(f) = t.parse::<f64>()
-        && f.is_finite()
-    {
-        return Value::from(f);
+    if let Some(n) = labd_schemas::number::exact_json(t) {
+        return n;
     }
     match t {
         "True" | "true" => Value::Bool(true),

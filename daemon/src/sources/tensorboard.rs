@@ -283,7 +283,11 @@ fn facts(e: pb::Event) -> Vec<Fact> {
                                     .map(|n| {
                                         // Whole numbers stay integers (batch sizes, layer counts).
                                         match n.as_f64() {
-                                            Some(f) if f.fract() == 0.0 && f.abs() < 9e15 => {
+                                            Some(f)
+                                                if f.fract() == 0.0
+                                                    && f.abs() < 9e15
+                                                    && !(f == 0.0 && f.is_sign_negative()) =>
+                                            {
                                                 Json::from(f as i64)
                                             }
                                             _ => Json::Number(n),
