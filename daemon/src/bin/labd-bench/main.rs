@@ -6,7 +6,11 @@
 //! - 100 full curves over HTTP from a running daemon;
 //! - idle CPU of that daemon with nothing to do.
 //!
-//! `cargo run --release -p labd --bin labd-bench -- [--runs N] [--steps N] [--metrics N] [--dir D]`
+//! `cargo run --release -p labd --bin labd-bench -- [--runs N] [--steps N] [--metrics N] [--dir D] [--full-digits]`
+//!
+//! The corpus writes values with 6 decimals and times to the millisecond; `--full-digits` writes every value and
+//! time as Python's `json.dumps` writes a computed double (the shortest text that reads back to it, usually 16
+//! or 17 significant digits), which is what real training scripts log.
 //!
 //! With `--load [--clients N] [--window S]` it measures instead the latency of N clients querying (wrk) while
 //! a backlog is ingested, and the ingest rate with and without them (see `load.rs`).
@@ -27,6 +31,7 @@ struct Args {
     load: bool,
     clients: u32,
     window: u64,
+    full_digits: bool,
 }
 
 fn args() -> Result<Args> {
@@ -38,6 +43,7 @@ fn args() -> Result<Args> {
         load: false,
         clients: 100,
         window: 10,
+        full_digits: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,8 +56,9 @@ fn args() -> Result<Args> {
             "--load" => a.load = true,
             "--clients" => a.clients = value()?.parse()?,
             "--window" => a.window = value()?.parse()?,
+            "--full-digits" => a.full_digits = true,
             other => bail!(
-                "unknown flag {other}; flags: --runs --steps --metrics --dir --load --clients --window"
+                "unknown flag {other}; flags: --runs --steps --metrics --dir --load --clients --window --full-digits"
             ),
         }
     }
@@ -72,7 +79,7 @@ fn main() -> Result<()> {
     let _ = std::fs::remove_dir_all(&a.dir);
     std::fs::create_dir_all(&corpus)?;
     let t = Instant::now();
-    let (points, bytes) = write_corpus(&corpus, a.runs, a.steps, a.metrics)?;
+    let (points, bytes) = write_corpus(&corpus, &a)?;
     eprintln!(
         "corpus: {} runs x {} metrics x {} steps = {points} points, {:.0} MiB, written in {:.1}s",
         a.runs,
@@ -174,7 +181,8 @@ fn main() -> Result<()> {
 }
 
 /// Writes `runs` run logs; answers the points and bytes written.
-fn write_corpus(dir: &Path, runs: usize, steps: usize, metrics: usize) -> Result<(u64, u64)> {
+fn write_corpus(dir: &Path, a: &Args) -> Result<(u64, u64)> {
+    let (runs, steps, metrics) = (a.runs, a.steps, a.metrics);
     let names: Vec<String> = ["loss", "acc", "lr", "grad_norm"]
         .iter()
         .map(|s| s.to_string())
@@ -202,19 +210,30 @@ fn write_corpus(dir: &Path, runs: usize, steps: usize, metrics: usize) -> Result
             r % 5
         )?;
         for step in 0..steps {
-            let mut line = format!(
-                r#"{{"kind":"metrics","split":"train","step":{step},"epoch":{},"time":{:.3},"values":{{"#,
-                step / 100,
-                t0 + step as f64 * 0.5
-            );
+            let mut line = if a.full_digits {
+                // A fractional epoch and a `time.time()` as Python writes them.
+                format!(
+                    r#"{{"kind":"metrics","split":"train","step":{step},"epoch":{},"time":{},"values":{{"#,
+                    serde_json::to_string(&(step as f64 / 100.0))?,
+                    serde_json::to_string(&(t0 + step as f64 * 0.5 + rnd() * 0.01))?
+                )
+            } else {
+                format!(
+                    r#"{{"kind":"metrics","split":"train","step":{step},"epoch":{},"time":{:.3},"values":{{"#,
+                    step / 100,
+                    t0 + step as f64 * 0.5
+                )
+            };
             for (i, name) in names.iter().enumerate() {
                 if i > 0 {
                     line.push(',');
                 }
-                line.push_str(&format!(
-                    "\"{name}\":{:.6}",
-                    1.0 / (1.0 + step as f64 * 0.01) + rnd() * 0.05
-                ));
+                let v = 1.0 / (1.0 + step as f64 * 0.01) + rnd() * 0.05;
+                if a.full_digits {
+                    line.push_str(&format!("\"{name}\":{}", serde_json::to_string(&v)?));
+                } else {
+                    line.push_str(&format!("\"{name}\":{v:.6}"));
+                }
             }
             line.push_str("}}\n");
             f.write_all(line.as_bytes())?;
