@@ -1,4 +1,5 @@
-//! Reading everything back: over HTTP, through `labctl export` and `labctl points` in each format, comparing bits.
+//! Reading everything back: over HTTP (points, config, summaries, the web view's curves), through `labctl export`
+//! and `labctl points` in each format, comparing bits.
 
 use crate::formats::{Expected, Want};
 use labd_e2e::Daemon;
@@ -75,6 +76,7 @@ pub fn check_http(
                 ));
             }
         }
+        check_curves(d, id, e)?;
         let (_, show) = d.get(&format!("/experiments/{id}"));
         if let Some(config) = &e.config
             && !same_json(&show["config"], config)
@@ -91,6 +93,49 @@ pub fn check_http(
                 "{} summary {group}: got {} want {values}",
                 e.name, show["summaries"][group]
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the curves the web view draws (`/analytics/curves`, every point) on each x-axis a run has.
+fn check_curves(d: &Daemon, id: &str, e: &Expected) -> Result<(), String> {
+    type Axis = fn(&Want) -> Option<u64>;
+    let axes: [(&str, Axis); 3] = [
+        ("epoch", |w| w.epoch),
+        ("wall_time", |w| w.wall),
+        ("tokens", |w| w.tokens),
+    ];
+    for (key, wants) in &e.metrics {
+        for (axis, of) in axes {
+            let want: Vec<(u64, u64)> = wants
+                .iter()
+                .filter_map(|w| of(w).map(|x| (x, w.value)))
+                .collect();
+            let (status, answer) = d.get(&format!(
+                "/analytics/curves?metric={key}&ids={id}&x={axis}&points=0"
+            ));
+            if status != 200 {
+                return Err(format!("{} curves on {axis}: {status} {answer}", e.name));
+            }
+            let got: Vec<(u64, u64)> = answer["runs"][0]["points"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|p| {
+                    (
+                        bits(&p[0]).unwrap_or(u64::MAX),
+                        bits(&p[1]).unwrap_or(u64::MAX),
+                    )
+                })
+                .collect();
+            if got != want {
+                return Err(format!(
+                    "{} {key} curve on {axis}:\n got  {got:?}\n want {want:?}",
+                    e.name
+                ));
+            }
         }
     }
     Ok(())
