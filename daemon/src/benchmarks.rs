@@ -7,6 +7,7 @@
 
 use crate::daemon::{IngestMsg, Shared};
 use crate::log::writer::Batch;
+use crate::process_group;
 use labd_schemas::bench::{BenchChanged, BenchStatus};
 use labd_schemas::cmr::BenchConfig;
 use labd_schemas::time::now_micros;
@@ -45,11 +46,11 @@ pub enum BenchError {
 
 /// Benchmarks this labd is running: id → the runner's process group.
 #[derive(Default)]
-pub struct Running {
+pub struct Runners {
     children: Mutex<HashMap<String, (u32, bool)>>,
 }
 
-impl Running {
+impl Runners {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, bool)>> {
         self.children.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -60,7 +61,7 @@ impl Running {
         match map.get_mut(id) {
             Some((pgid, cancelled)) => {
                 *cancelled = true;
-                kill_group(*pgid, libc::SIGTERM);
+                process_group::kill(*pgid, libc::SIGTERM);
                 true
             }
             None => false,
@@ -83,17 +84,6 @@ impl Running {
 
     fn release(&self, id: &str) {
         self.lock().remove(id);
-    }
-}
-
-fn kill_group(pgid: u32, signal: i32) {
-    // 0 would be labd's own group: a runner whose pid is not known yet is only marked.
-    if pgid == 0 {
-        return;
-    }
-    // SAFETY: killpg has no memory effects; the group is the runner's own (process_group(0) at spawn).
-    unsafe {
-        libc::killpg(pgid as i32, signal);
     }
 }
 
@@ -231,7 +221,7 @@ async fn launch(
         entry.0 = pid;
         if entry.1 {
             // Cancelled while starting.
-            kill_group(pid, libc::SIGTERM);
+            process_group::kill(pid, libc::SIGTERM);
         }
     }
     tracing::info!(
@@ -297,7 +287,7 @@ async fn follow(
             _ = stopping.changed() => {
                 // labd is stopping: the runner stops too; the next start records the benchmark as interrupted.
                 if let Some((pgid, _)) = s.benches.lock().get(&id) {
-                    kill_group(*pgid, libc::SIGTERM);
+                    process_group::kill(*pgid, libc::SIGTERM);
                 }
                 let _ = child.wait().await;
                 s.benches.lock().remove(&id);

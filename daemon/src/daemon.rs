@@ -58,7 +58,7 @@ pub struct Shared {
     /// The sweep scheduler.
     pub scheduler: crate::sweeps::runner::Scheduler,
     /// Benchmark runners this labd started.
-    pub benches: crate::benchmarks::Running,
+    pub benches: crate::benchmarks::Runners,
 }
 
 impl Shared {

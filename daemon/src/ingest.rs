@@ -980,10 +980,8 @@ fn file_problem(path: &str, severity: Severity, reason: String) -> Event {
 }
 
 fn wait(p: Pending) -> Result<(), LogError> {
-    p.blocking_recv()
-        .map_err(|_| LogError::WriterGone)?
-        .map_err(LogError::WriteFailed)
-        .map(|_| ())
+    p.blocking_recv().map_err(|_| LogError::WriterGone)??;
+    Ok(())
 }
 
 /// The key of a file: its path as text.

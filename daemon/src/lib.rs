@@ -31,6 +31,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod limits;
 pub mod log;
+pub mod process_group;
 pub mod replay;
 pub mod sources;
 pub mod sweeps;

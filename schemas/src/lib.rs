@@ -11,10 +11,12 @@
 //! - [`number`]: numbers compared by their exact values, integers kept as integers.
 //! - [`sweep`]: sweep definitions and the facts recorded about sweeps and trials.
 //! - [`cmr`]: the configuration of a CMR benchmark.
+//! - [`canonical`]: canonical JSON and the config hash.
 //! - [`bench`]: the facts recorded about benchmarks and their measurements, and the lines that state them.
 
 pub mod api;
 pub mod bench;
+pub mod canonical;
 pub mod cmr;
 pub mod event;
 pub mod floats;

@@ -75,7 +75,7 @@ impl LogError {
     }
 }
 
-/// How a refusal for lack of space begins (it crosses the writer's channel as text).
+/// How a refusal for lack of space begins.
 pub const DISK_FULL: &str = "disk full";
 
 /// How a write that failed with an I/O error is reported.

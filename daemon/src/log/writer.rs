@@ -41,15 +41,57 @@ pub struct Committed {
     pub last: Seq,
 }
 
+/// Why the writer refused a batch. A plain value, so it crosses the writer's channel; [`LogError`] has a
+/// variant for each kind.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Refused {
+    /// Nothing was written: the file system holding the log is nearly full.
+    #[error("{0}")]
+    DiskFull(String),
+    /// The commit failed with an I/O error; intake pauses while the log is reopened.
+    #[error("{0}")]
+    IoFailed(String),
+    /// The batch's cursor moves do not start where the stored cursors are (an earlier batch of the same file
+    /// failed); the file is read again from its stored position.
+    #[error("{0}")]
+    CursorMoved(String),
+    /// Any other failure of the commit.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Refused {
+    fn of(e: &LogError) -> Refused {
+        match e {
+            LogError::DiskFull(msg) => Refused::DiskFull(msg.clone()),
+            e if e.is_io() => Refused::IoFailed(format!(
+                "{}: {e}; intake is paused while the log is reopened, nothing committed is affected",
+                super::IO_FAILED
+            )),
+            e => Refused::Failed(e.to_string()),
+        }
+    }
+}
+
+impl From<Refused> for LogError {
+    fn from(r: Refused) -> LogError {
+        match r {
+            Refused::DiskFull(msg) => LogError::DiskFull(msg),
+            Refused::IoFailed(msg) => LogError::IoFailed(msg),
+            Refused::CursorMoved(msg) | Refused::Failed(msg) => LogError::WriteFailed(msg),
+        }
+    }
+}
+
 /// What a committer waits on.
-pub type Pending = oneshot::Receiver<Result<Committed, String>>;
+pub type Pending = oneshot::Receiver<Result<Committed, Refused>>;
 
 /// Called on the writer thread after each commit with the batch's first sequence number and its events.
 pub type OnCommit = Box<dyn FnMut(Seq, &[Event]) + Send>;
 
 struct Request {
     batch: Batch,
-    reply: oneshot::Sender<Result<Committed, String>>,
+    reply: oneshot::Sender<Result<Committed, Refused>>,
 }
 
 /// Handle to the writer thread. Clone the [`Appender`] to append from several places.
@@ -111,9 +153,7 @@ impl Appender {
     /// Appends and waits for the commit (blocking; not for async code).
     pub fn append(&self, batch: Batch) -> Result<Committed, LogError> {
         let rx = self.submit(batch)?;
-        rx.blocking_recv()
-            .map_err(|_| LogError::WriterGone)?
-            .map_err(refused)
+        Ok(rx.blocking_recv().map_err(|_| LogError::WriterGone)??)
     }
 
     /// Appends and waits for the commit, from async code.
@@ -122,18 +162,7 @@ impl Appender {
         let rx = tokio::task::spawn_blocking(move || this.submit(batch))
             .await
             .map_err(|_| LogError::WriterGone)??;
-        rx.await.map_err(|_| LogError::WriterGone)?.map_err(refused)
-    }
-}
-
-/// The error of a refused batch, from the writer's answer.
-fn refused(msg: String) -> LogError {
-    if msg.starts_with(super::DISK_FULL) {
-        LogError::DiskFull(msg)
-    } else if msg.starts_with(super::IO_FAILED) {
-        LogError::IoFailed(msg)
-    } else {
-        LogError::WriteFailed(msg)
+        Ok(rx.await.map_err(|_| LogError::WriterGone)??)
     }
 }
 
@@ -199,21 +228,14 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
                 }
             }
             Err(e) => {
-                let msg = if e.is_io() {
-                    format!(
-                        "{}: {e}; intake is paused while the log is reopened, nothing committed is affected",
-                        super::IO_FAILED
-                    )
-                } else {
-                    e.to_string()
-                };
+                let refused = Refused::of(&e);
                 if e.is_io() && !matches!(e, LogError::Reopening { .. }) {
-                    log.note_write(Some(msg.clone()));
+                    log.note_write(Some(refused.to_string()));
                     // Reopened below, or by the next tick should the rate limit skip it now.
                     log.flag_failed();
                 }
                 for req in group {
-                    let _ = req.reply.send(Err(msg.clone()));
+                    let _ = req.reply.send(Err(refused.clone()));
                 }
                 if e.is_io() {
                     reopen(&log, &mut last_reopen, &mut handed, &mut on_commit);
@@ -274,7 +296,7 @@ fn hand_on(log: &EventLog, handed: &mut Seq, upto: Seq, on_commit: &mut OnCommit
 
 /// Writes the group in one durable transaction; answers, per request, the sequence number of its first event
 /// or why it was rejected (a cursor expectation that does not hold).
-fn commit(log: &EventLog, group: &[Request]) -> Result<Vec<Result<Seq, String>>, LogError> {
+fn commit(log: &EventLog, group: &[Request]) -> Result<Vec<Result<Seq, Refused>>, LogError> {
     let txn = log.db()?.begin_write().map_err(storage)?;
     let mut outcomes = Vec::with_capacity(group.len());
     {
@@ -291,7 +313,7 @@ fn commit(log: &EventLog, group: &[Request]) -> Result<Vec<Result<Seq, String>>,
         let mut staged: HashMap<&str, u64> = HashMap::new();
         for req in group {
             if let Some(reason) = broken_expectation(&req.batch.cursors, &staged, &cursors)? {
-                outcomes.push(Err(reason));
+                outcomes.push(Err(Refused::CursorMoved(reason)));
                 continue;
             }
             outcomes.push(Ok(next));

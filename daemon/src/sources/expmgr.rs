@@ -9,7 +9,7 @@
 use super::runlog::source;
 use super::{Context, Output, problem};
 use crate::log::FileCursor;
-use crate::views::config_hash;
+use labd_schemas::canonical::config_hash;
 use labd_schemas::event::{
     ArtifactRecorded, ExperimentCreated, MetricsLogged, Severity, StatusChanged, SummaryRecorded,
 };

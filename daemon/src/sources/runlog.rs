@@ -3,8 +3,8 @@
 
 use super::{Context, Output};
 use crate::log::FileCursor;
-use crate::views::config_hash;
 use labd_schemas::bench::{BenchChanged, BenchMeasured, BenchStarted};
+use labd_schemas::canonical::config_hash;
 use labd_schemas::event::{
     ArtifactRecorded, ExperimentCreated, IngestError, MessageLogged, MetricsLogged, Severity,
     StatusChanged, SummaryRecorded,

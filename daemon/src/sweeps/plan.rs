@@ -2,7 +2,7 @@
 //! parameters written into the base config by dot path, deterministic trial ids, and the trial's command with
 //! its placeholders filled in. Pure: no I/O.
 
-use crate::views::canonical_json;
+use labd_schemas::canonical::canonical_json;
 use labd_schemas::sweep::{Distribution, Space, Strategy, SweepSpec, TrialPlan};
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -8,12 +8,13 @@ use super::plan::{Facts, expand};
 use super::resources::{Grant, Host, Ledger};
 use crate::daemon::Shared;
 use crate::log::writer::Batch;
-use crate::views::sweeps::{Sweep, Trial, TrialStatus};
+use crate::process_group;
+use crate::views::sweeps::{Sweep, Trial, TrialStatus, attempt_dir, out_of_memory};
 use labd_schemas::sweep::{Parallel, SweepChanged, SweepState, TrialChanged, TrialState};
 use labd_schemas::time::now_micros;
 use labd_schemas::{Event, EventKind, Source};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -72,7 +73,8 @@ enum Ending {
     Stopping,
 }
 
-struct Running {
+/// A trial process this labd started and follows.
+struct Live {
     attempt: u32,
     pid: u32,
     grant: Grant,
@@ -92,7 +94,7 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>, me: 
     // Whether trials with limits get a cgroup (said once, in the log, at start).
     let _ = tokio::task::spawn_blocking(crate::cgroups::init).await;
     recover(&shared).await;
-    let mut running: HashMap<Key, Running> = HashMap::new();
+    let mut running: HashMap<Key, Live> = HashMap::new();
     // The latest attempt started of each trial: events are recorded without waiting, so the view can lag; a
     // trial is started again only once the view has caught up with its last start.
     let mut launched: HashMap<Key, u32> = HashMap::new();
@@ -137,7 +139,7 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>, me: 
                             terminate(r, Ending::TimedOut)
                         }
                         Some((_, since)) if !r.killed && since.elapsed() >= GRACE => {
-                            kill_group(r.pid, libc::SIGKILL);
+                            process_group::kill(r.pid, libc::SIGKILL);
                             r.killed = true;
                         }
                         _ => {}
@@ -213,16 +215,9 @@ impl Recorder {
 }
 
 /// SIGTERM to the trial's group now, SIGKILL after the grace period.
-fn terminate(r: &mut Running, why: Ending) {
+fn terminate(r: &mut Live, why: Ending) {
     r.ending = Some((why, Instant::now()));
-    kill_group(r.pid, libc::SIGTERM);
-}
-
-fn kill_group(pgid: u32, signal: i32) {
-    // SAFETY: killpg has no memory effects; the group is the trial's own (process_group(0) at spawn).
-    unsafe {
-        libc::killpg(pgid as libc::pid_t, signal);
-    }
+    process_group::kill(r.pid, libc::SIGTERM);
 }
 
 async fn append(shared: &Shared, events: Vec<EventKind>) {
@@ -253,13 +248,6 @@ fn trial_event(sweep: &str, trial: &str, attempt: u32, state: TrialState) -> Eve
         attempt,
         state,
     })
-}
-
-/// The folder of one attempt of a trial.
-pub fn attempt_dir(sweep_dir: &str, trial: &str, attempt: u32) -> PathBuf {
-    Path::new(sweep_dir)
-        .join(trial)
-        .join(format!("attempt-{attempt}"))
 }
 
 /// After a start: trials the log says were running, and trials whose start was not committed yet (their
@@ -364,7 +352,7 @@ async fn recover(shared: &Shared) {
                 tracing::info!(
                     "sweeps: {sweep}/{trial} outlived labd; stopping its process group {pid}"
                 );
-                kill_group(pid, libc::SIGKILL);
+                process_group::kill(pid, libc::SIGKILL);
             }
             // Whatever else it started, in any process group, goes too; then look again: it may have ended
             // (and written its exit code) between the first look and the kill.
@@ -510,7 +498,7 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
 async fn start_waiting(
     shared: &Arc<Shared>,
     rec: &Recorder,
-    running: &mut HashMap<Key, Running>,
+    running: &mut HashMap<Key, Live>,
     launched: &mut HashMap<Key, u32>,
     ledger: &mut Ledger,
     host: &Arc<std::sync::Mutex<Host>>,
@@ -602,7 +590,7 @@ async fn start_waiting(
                     launched.insert((sweep.id.clone(), t.id.clone()), attempt);
                     running.insert(
                         (sweep.id.clone(), t.id.clone()),
-                        Running {
+                        Live {
                             attempt,
                             pid,
                             grant,
@@ -828,16 +816,11 @@ fn trial_cgroup(sweep: &Head, trial: &str, attempt: u32) -> Option<crate::cgroup
     }
 }
 
-/// Why a trial failed when the kernel killed its processes for lack of memory.
-pub fn out_of_memory(oom_kills: u64) -> String {
-    format!("out of memory: the kernel killed {oom_kills} of its processes at limits.memory")
-}
-
 /// Records how a trial ended, and queues a retry when one is left.
 fn exited(
     shared: &Shared,
     key: &Key,
-    r: Running,
+    r: Live,
     status: std::io::Result<std::process::ExitStatus>,
     oom_kills: u64,
 ) -> Vec<EventKind> {
@@ -928,7 +911,7 @@ fn exited(
 }
 
 /// Records usage samples of the running trials.
-async fn beat(rec: &Recorder, running: &HashMap<Key, Running>, host: &Arc<std::sync::Mutex<Host>>) {
+async fn beat(rec: &Recorder, running: &HashMap<Key, Live>, host: &Arc<std::sync::Mutex<Host>>) {
     let keys: Vec<(Key, u32, Vec<u32>, u32)> = running
         .iter()
         .map(|(k, r)| (k.clone(), r.pid, r.grant.gpus.clone(), r.attempt))
@@ -955,7 +938,7 @@ async fn beat(rec: &Recorder, running: &HashMap<Key, Running>, host: &Arc<std::s
 }
 
 /// Marks sweeps finished whose trials have all ended.
-async fn finish_sweeps(shared: &Shared, running: &HashMap<Key, Running>) {
+async fn finish_sweeps(shared: &Shared, running: &HashMap<Key, Live>) {
     let done: Vec<(String, String)> = {
         let v = shared.views();
         v.sweeps

@@ -8,7 +8,7 @@ use labd_schemas::{Event, EventKind, ExperimentId, Source};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Where a trial stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -213,10 +213,7 @@ impl Sweeps {
                                 None => "killed by a signal".into(),
                             };
                             t.reason = Some(if *oom_kills > 0 {
-                                format!(
-                                    "{how}: {}",
-                                    crate::sweeps::runner::out_of_memory(*oom_kills)
-                                )
+                                format!("{how}: {}", out_of_memory(*oom_kills))
                             } else {
                                 how
                             });
@@ -226,8 +223,7 @@ impl Sweeps {
                     }
                     TrialState::StartFailed { reason } => {
                         // Its run log (header only) is no trial's run.
-                        let log = crate::sweeps::runner::attempt_dir(&s.dir, &c.trial, c.attempt)
-                            .join("run.jsonl");
+                        let log = attempt_dir(&s.dir, &c.trial, c.attempt).join("run.jsonl");
                         self.early.remove(&*log.to_string_lossy());
                         t.attempts = c.attempt;
                         t.failures += 1;
@@ -314,4 +310,16 @@ fn new_trial(p: &TrialPlan) -> Trial {
         peak_rss: 0,
         peak_cpu: 0.0,
     }
+}
+
+/// The folder of one attempt of a trial.
+pub fn attempt_dir(sweep_dir: &str, trial: &str, attempt: u32) -> PathBuf {
+    Path::new(sweep_dir)
+        .join(trial)
+        .join(format!("attempt-{attempt}"))
+}
+
+/// Why a trial failed when the kernel killed its processes for lack of memory.
+pub fn out_of_memory(oom_kills: u64) -> String {
+    format!("out of memory: the kernel killed {oom_kills} of its processes at limits.memory")
 }
