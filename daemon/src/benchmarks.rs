@@ -6,8 +6,8 @@
 //! of the daemon, keeps the measured memory the benchmark's own, and lets a benchmark fail without labd.
 
 use crate::daemon::{IngestMsg, Shared};
-use crate::log::writer::Batch;
 use crate::process_group;
+use labd_log::writer::Batch;
 use labd_schemas::bench::{BenchChanged, BenchStatus};
 use labd_schemas::cmr::BenchConfig;
 use labd_schemas::time::now_micros;
@@ -41,7 +41,7 @@ pub enum BenchError {
     #[error("benchmark {0} is running; wait for it to end or cancel it (labctl bench cancel {0})")]
     Busy(String),
     #[error("recording the benchmark: {0}")]
-    Log(#[from] crate::log::LogError),
+    Log(#[from] labd_log::LogError),
 }
 
 /// Benchmarks this labd is running: id → the runner's process group.

@@ -125,7 +125,7 @@ enum WatchEntry {
 fn split_format(p: &Path) -> (PathBuf, Option<String>) {
     let text = p.to_string_lossy();
     match text.rsplit_once('=') {
-        Some((path, f)) if crate::sources::Format::from_user(f).is_some() || f == "auto" => {
+        Some((path, f)) if labd_sources::Format::from_user(f).is_some() || f == "auto" => {
             (PathBuf::from(path), Some(f.to_string()))
         }
         _ => (p.to_path_buf(), None),
@@ -184,7 +184,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub watch: Vec<PathBuf>,
     /// Watched folders whose files are read as one format (not judged by name), from `{path, format}` entries.
-    pub formats: Vec<(PathBuf, crate::sources::Format)>,
+    pub formats: Vec<(PathBuf, labd_sources::Format)>,
     pub listen: SocketAddr,
     pub token: Option<Token>,
     pub once: bool,
@@ -230,7 +230,7 @@ impl Config {
             rescan: Duration::from_secs(5),
             ingest: ingest::Options::default(),
             max_body_bytes: 16 << 20,
-            min_free_bytes: crate::log::DEFAULT_MIN_FREE,
+            min_free_bytes: labd_log::DEFAULT_MIN_FREE,
             client_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(120),
             max_connections: 512,
@@ -317,13 +317,13 @@ impl Config {
             match format.as_deref() {
                 None | Some("auto") => {}
                 Some(name) => {
-                    let f = crate::sources::Format::from_user(name).ok_or_else(|| {
+                    let f = labd_sources::Format::from_user(name).ok_or_else(|| {
                         ConfigError::Invalid {
                             setting: "watch",
                             reason: format!(
                                 "{}: unknown format {name:?}; use {}",
                                 path.display(),
-                                crate::sources::Format::USER_NAMES
+                                labd_sources::Format::USER_NAMES
                             ),
                         }
                     })?;
@@ -528,7 +528,7 @@ mod tests {
         assert_eq!(c.watch.len(), 2);
         assert_eq!(
             c.formats,
-            vec![(dir.path().join("tb"), crate::sources::Format::TensorBoard)]
+            vec![(dir.path().join("tb"), labd_sources::Format::TensorBoard)]
         );
         std::fs::write(&file, "watch = [{ path = \"x\", format = \"excel\" }]\n").unwrap();
         let err = Config::from_cli(&cli).unwrap_err().to_string();

@@ -5,11 +5,11 @@ use crate::config::Config;
 use crate::ids::Ids;
 use crate::ingest::Ingestor;
 use crate::jobs::{Job, Jobs};
-use crate::log::writer::{Appender, Writer};
-use crate::log::{EventLog, LogError, Seq};
 use crate::views::{CHECKPOINT_KEY, Views};
 use crate::watch::{Changed, Watch};
 use crate::{api, replay};
+use labd_log::writer::{Appender, Writer};
+use labd_log::{EventLog, LogError, Seq};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -73,7 +73,7 @@ pub enum IngestMsg {
     Changed(Vec<PathBuf>),
     /// Ingest a path now (file or folder, as finished files).
     /// Ingest a path now; with a format, its files are read as that format.
-    Path(PathBuf, Job, Option<crate::sources::Format>),
+    Path(PathBuf, Job, Option<labd_sources::Format>),
     Stop,
 }
 
@@ -412,12 +412,7 @@ fn ingest_loop(
     }
 }
 
-fn run_job(
-    ingestor: &mut Ingestor,
-    path: PathBuf,
-    job: Job,
-    format: Option<crate::sources::Format>,
-) {
+fn run_job(ingestor: &mut Ingestor, path: PathBuf, job: Job, format: Option<labd_sources::Format>) {
     tracing::info!("ingesting {} (job {})", path.display(), job.id());
     let result = if path.exists() {
         match format {

@@ -4,13 +4,13 @@
 
 use crate::ids::Ids;
 use crate::jobs::Job;
-use crate::log::writer::{Appender, Batch, CursorMove, Pending};
-use crate::log::{EventLog, FileCursor, LogError};
-use crate::sources::{self, Context, Format};
+use labd_log::writer::{Appender, Batch, CursorMove, Pending};
+use labd_log::{EventLog, FileCursor, LogError};
 use labd_schemas::api::IngestReport;
 use labd_schemas::event::{FileIngested, IngestError, Severity};
 use labd_schemas::time::now_micros;
 use labd_schemas::{Event, EventKind, Source};
+use labd_sources::{Context, Format};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -34,13 +34,13 @@ fn sidecars(format: Format, path: &Path) -> Vec<(String, String)> {
             .flatten()
             .filter_map(|e| {
                 let n = e.file_name().to_string_lossy().into_owned();
-                sources::tensorboard::is_event_file(&n)
+                labd_sources::tensorboard::is_event_file(&n)
                     .then(|| (format!("tfevents:{n}"), String::new()))
             })
             .collect();
     }
     let base = match format {
-        Format::MlflowMetric | Format::MlflowRun => sources::mlflow::run_dir(path),
+        Format::MlflowMetric | Format::MlflowRun => labd_sources::mlflow::run_dir(path),
         _ => path.parent().map(Path::to_path_buf),
     };
     let Some(base) = base else {
@@ -87,7 +87,7 @@ fn experiment_folders(registry: &Path) -> Vec<(String, String)> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for file in sources::expmgr::FILES {
+        for file in labd_sources::expmgr::FILES {
             if let Ok(text) = std::fs::read_to_string(dir.join(file)) {
                 out.push((format!("{name}/{file}"), text));
             }
@@ -153,7 +153,7 @@ pub struct Ingestor {
     /// Folders whose files are read as one format (longest match wins), instead of judged by name.
     pub formats: Vec<(PathBuf, Format)>,
     /// State of runs that span files, and the version of each as last sent.
-    runs: sources::Runs,
+    runs: labd_sources::Runs,
     run_sent: HashMap<String, u64>,
     pending: VecDeque<Pending>,
     /// The batch being gathered (sent at [`BATCH_EVENTS`] or on flush).
@@ -179,7 +179,7 @@ impl Ingestor {
             opts,
             cursors: HashMap::new(),
             formats: Vec::new(),
-            runs: sources::Runs::default(),
+            runs: labd_sources::Runs::default(),
             run_sent: HashMap::new(),
             pending: VecDeque::new(),
             open: Batch::default(),
@@ -224,10 +224,10 @@ impl Ingestor {
     /// Takes the stored cursors (files and runs) as the truth again, after a start or a failed batch.
     fn reload(&mut self) -> Result<(), LogError> {
         self.cursors.clear();
-        self.runs = sources::Runs::default();
+        self.runs = labd_sources::Runs::default();
         self.run_sent.clear();
         for (key, cursor) in self.log.cursors()? {
-            if key.starts_with(sources::RUN_PREFIX) {
+            if key.starts_with(labd_sources::RUN_PREFIX) {
                 self.run_sent.insert(key.clone(), cursor.offset);
                 self.runs.map.insert(key, cursor);
             } else {
@@ -628,7 +628,7 @@ impl Ingestor {
             } else {
                 Format::from_name(&cursor.format).unwrap_or(format)
             };
-            let mut out = sources::read(format, &mut cursor, &data, &mut ctx);
+            let mut out = labd_sources::read(format, &mut cursor, &data, &mut ctx);
             let consumed = out.consumed;
             let wants = out.wants;
             self.buf = data;
@@ -686,7 +686,7 @@ impl Ingestor {
             if consumed == 0
                 && let Some(wants) = wants
                 && wants > chunk as u64
-                && wants <= sources::tensorboard::MAX_RECORD + 16
+                && wants <= labd_sources::tensorboard::MAX_RECORD + 16
                 && size >= from + wants
             {
                 chunk = wants as usize;
@@ -804,7 +804,7 @@ impl Ingestor {
             runs: &mut self.runs,
             sidecars: &sidecars,
         };
-        let out = sources::read(format, &mut cursor, &data, &mut ctx);
+        let out = labd_sources::read(format, &mut cursor, &data, &mut ctx);
         if out.consumed == 0 && out.events.is_empty() {
             return Ok(0);
         }

@@ -2,8 +2,8 @@
 //! whatever was committed meanwhile) or as of a past point, without touching the live ones.
 
 use crate::jobs::Job;
-use crate::log::{EventLog, LogError, Seq};
 use crate::views::Views;
+use labd_log::{EventLog, LogError, Seq};
 use labd_schemas::api::ReplayReport;
 use labd_schemas::time::{now_micros, parse_rfc3339_micros};
 use std::sync::RwLock;
@@ -212,7 +212,7 @@ mod tests {
     use super::*;
     use crate::ids::Ids;
     use crate::ingest::{Ingestor, Options};
-    use crate::log::writer::Writer;
+    use labd_log::writer::Writer;
     use std::path::PathBuf;
     use std::sync::{Arc, Mutex};
 

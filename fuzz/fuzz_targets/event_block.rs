@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = labd::log::block::decode(data);
+    let _ = labd_log::block::decode(data);
 });

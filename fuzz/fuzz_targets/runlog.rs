@@ -1,6 +1,6 @@
 //! The runlog source over arbitrary bytes, read in two goes split where the input's first two bytes say.
 #![no_main]
-use labd::sources::{Format, read_in_two};
+use labd_sources::{Format, read_in_two};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

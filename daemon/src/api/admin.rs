@@ -30,10 +30,10 @@ pub async fn ingest(
         .map_err(|e| Error::not_found(format!("{} on the daemon's host: {e}", path.display())))?;
     let format = match req.format.as_deref() {
         None | Some("auto") => None,
-        Some(name) => Some(crate::sources::Format::from_user(name).ok_or_else(|| {
+        Some(name) => Some(labd_sources::Format::from_user(name).ok_or_else(|| {
             Error::bad(format!(
                 "unknown format {name:?}: use {}",
-                crate::sources::Format::USER_NAMES
+                labd_sources::Format::USER_NAMES
             ))
         })?),
     };

@@ -68,10 +68,10 @@ impl From<QueryRejection> for Error {
     }
 }
 
-impl From<crate::log::LogError> for Error {
-    fn from(e: crate::log::LogError) -> Self {
+impl From<labd_log::LogError> for Error {
+    fn from(e: labd_log::LogError) -> Self {
         match e {
-            crate::log::LogError::DiskFull(msg) => Error(StatusCode::INSUFFICIENT_STORAGE, msg),
+            labd_log::LogError::DiskFull(msg) => Error(StatusCode::INSUFFICIENT_STORAGE, msg),
             e if e.is_io() => Error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             e => Error::internal(e),
         }

@@ -3,17 +3,17 @@
 
 use super::{Error, Result};
 use crate::daemon::Shared;
-use crate::log::writer::Batch;
-use crate::sources::Context;
-use crate::sources::runlog::{create_experiment, fact};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
+use labd_log::writer::Batch;
 use labd_schemas::api::Pushed;
 use labd_schemas::runlog::{RunLogLine, from_object};
 use labd_schemas::time::now_micros;
 use labd_schemas::{Event, ExperimentId, Source};
+use labd_sources::Context;
+use labd_sources::runlog::{create_experiment, fact};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -122,7 +122,7 @@ pub async fn create(
             max_line: usize::MAX,
             take_unterminated: true,
             ids: &mut unique,
-            runs: &mut crate::sources::Runs::default(),
+            runs: &mut labd_sources::Runs::default(),
             sidecars: &[],
         };
         create_experiment(run, &mut ctx, http_source(&uri))

@@ -179,31 +179,30 @@ pub async fn messages(
         r.ranges.clone()
     };
     let log = s.log.clone();
-    let out =
-        tokio::task::spawn_blocking(move || -> std::result::Result<_, crate::log::LogError> {
-            let mut found = std::collections::VecDeque::new();
-            let mut total = 0u64;
-            for (a, b) in ranges {
-                log.scan(a, b, |seq, e| {
-                    if let labd_schemas::EventKind::MessageLogged(m) = &e.kind
-                        && m.exp.as_str() == id
-                    {
-                        total += 1;
-                        found.push_back(serde_json::json!({
-                            "seq": seq, "time": labd_schemas::time::micros_to_rfc3339(e.time),
-                            "level": m.level, "text": m.text,
-                        }));
-                        if found.len() > limit {
-                            found.pop_front();
-                        }
+    let out = tokio::task::spawn_blocking(move || -> std::result::Result<_, labd_log::LogError> {
+        let mut found = std::collections::VecDeque::new();
+        let mut total = 0u64;
+        for (a, b) in ranges {
+            log.scan(a, b, |seq, e| {
+                if let labd_schemas::EventKind::MessageLogged(m) = &e.kind
+                    && m.exp.as_str() == id
+                {
+                    total += 1;
+                    found.push_back(serde_json::json!({
+                        "seq": seq, "time": labd_schemas::time::micros_to_rfc3339(e.time),
+                        "level": m.level, "text": m.text,
+                    }));
+                    if found.len() > limit {
+                        found.pop_front();
                     }
-                    true
-                })?;
-            }
-            Ok(serde_json::json!({"total": total, "messages": found}))
-        })
-        .await
-        .map_err(Error::internal)??;
+                }
+                true
+            })?;
+        }
+        Ok(serde_json::json!({"total": total, "messages": found}))
+    })
+    .await
+    .map_err(Error::internal)??;
     Ok(Json(out))
 }
 
@@ -240,7 +239,7 @@ pub async fn points(
     let want = key.clone();
     let exp2 = exp.clone();
     let points = tokio::task::spawn_blocking(
-        move || -> std::result::Result<Vec<Point>, crate::log::LogError> {
+        move || -> std::result::Result<Vec<Point>, labd_log::LogError> {
             let mut out = Vec::new();
             let mut skipped = 0u64;
             let mut buf = String::new();
@@ -304,7 +303,7 @@ pub async fn events(
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
     let log = s.log.clone();
     let page = tokio::task::spawn_blocking(
-        move || -> std::result::Result<EventPage, crate::log::LogError> {
+        move || -> std::result::Result<EventPage, labd_log::LogError> {
             let last = log.last_seq()?;
             let to = q.to.unwrap_or(last).min(last);
             let events = log.read(q.from.max(1), to, limit)?;
@@ -392,7 +391,7 @@ pub async fn ingest_state(State(s): State<Arc<Shared>>) -> Result<Json<IngestSta
     // Runs that span files keep their state among the cursors; they are not files.
     for (path, c) in cursors
         .into_iter()
-        .filter(|(k, _)| !k.starts_with(crate::sources::RUN_PREFIX))
+        .filter(|(k, _)| !k.starts_with(labd_sources::RUN_PREFIX))
     {
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(c.size);
         let lag = if c.dead.is_some() {

@@ -3,11 +3,11 @@
 
 use super::{Error, Result};
 use crate::daemon::Shared;
-use crate::log::writer::Batch;
 use crate::views::sweeps::{Sweep, Trial, TrialStatus};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use labd_log::writer::Batch;
 use labd_schemas::sweep::{
     SweepChanged, SweepCreated, SweepSpec, SweepState, TrialChanged, TrialState,
 };

@@ -3,12 +3,12 @@
 
 use super::{Error, Result};
 use crate::daemon::Shared;
-use crate::sources::{self, Context, Format, Runs};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use labd_schemas::{EventKind, ExperimentId};
+use labd_sources::{Context, Format, Runs};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -56,8 +56,8 @@ pub fn check(name: &str, bytes: &[u8], host: &str) -> std::result::Result<Value,
         runs: &mut runs,
         sidecars: &[],
     };
-    let mut cursor = crate::log::FileCursor::default();
-    let out = sources::read(format, &mut cursor, data, &mut ctx);
+    let mut cursor = labd_log::FileCursor::default();
+    let out = labd_sources::read(format, &mut cursor, data, &mut ctx);
     let mut created = 0;
     for e in &out.events {
         match &e.kind {

@@ -44,7 +44,7 @@ fn main() -> Result<()> {
         )?);
         for s in 0..steps {
             let x = s as f32 / steps as f32;
-            let rec = labd::sources::tensorboard::scalar_record(
+            let rec = labd_sources::tensorboard::scalar_record(
                 s as i64,
                 1_700_000_000.0 + s as f64,
                 &[

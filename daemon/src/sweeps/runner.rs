@@ -7,9 +7,9 @@
 use super::plan::{Facts, expand};
 use super::resources::{Grant, Host, Ledger};
 use crate::daemon::Shared;
-use crate::log::writer::Batch;
 use crate::process_group;
 use crate::views::sweeps::{Sweep, Trial, TrialStatus, attempt_dir, out_of_memory};
+use labd_log::writer::Batch;
 use labd_schemas::sweep::{Parallel, SweepChanged, SweepState, TrialChanged, TrialState};
 use labd_schemas::time::now_micros;
 use labd_schemas::{Event, EventKind, Source};

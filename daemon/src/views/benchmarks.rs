@@ -2,7 +2,7 @@
 //! build, status and measurements in the order they were recorded. Reports and comparisons are computed from it
 //! (`analytics::bench`).
 
-use crate::log::Seq;
+use labd_log::Seq;
 use labd_schemas::bench::BenchStatus;
 use labd_schemas::{Event, EventKind, Source};
 use serde::{Deserialize, Serialize};

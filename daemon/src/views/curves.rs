@@ -2,7 +2,7 @@
 //! curves answer in milliseconds. Rebuilt from the log (it is not part of the checkpoint): a daemon that starts
 //! from a checkpoint answers from the registry at once while a background warm-up fills the store in order.
 
-use crate::log::Seq;
+use labd_log::Seq;
 use labd_schemas::{Event, EventKind, ExperimentId};
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,6 +1,6 @@
 //! The ingest view: ingest problems (all counted, the most recent kept) and per-file totals.
 
-use crate::log::Seq;
+use labd_log::Seq;
 use labd_schemas::event::IngestError;
 use labd_schemas::{Event, EventKind, Source};
 use serde::{Deserialize, Serialize};

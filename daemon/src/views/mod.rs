@@ -9,7 +9,7 @@ pub mod ingest;
 pub mod registry;
 pub mod sweeps;
 
-use crate::log::{EventLog, LogError, Seq};
+use labd_log::{EventLog, LogError, Seq};
 use labd_schemas::Event;
 use serde::{Deserialize, Serialize};
 

@@ -2,7 +2,7 @@
 //! artifacts and per-metric statistics, plus the sequence ranges holding its events (to read its points
 //! back from the log without an index of its own).
 
-use crate::log::Seq;
+use labd_log::Seq;
 use labd_schemas::api::{Artifact, Experiment, ExperimentRow, MetricStats, ShownStatus};
 use labd_schemas::time::micros_to_rfc3339;
 use labd_schemas::{Event, EventKind, ExperimentId, RunStatus, Source};

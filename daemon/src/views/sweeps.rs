@@ -2,7 +2,7 @@
 //! events alone (so a restarted labd knows exactly what had completed, what was running and what is left).
 //! Trials are linked to the experiment their run log created.
 
-use crate::log::Seq;
+use labd_log::Seq;
 use labd_schemas::sweep::{SweepState, TrialPlan, TrialState, Usage};
 use labd_schemas::{Event, EventKind, ExperimentId, Source};
 use serde::{Deserialize, Serialize};

@@ -107,7 +107,7 @@ fn main() -> Result<()> {
     let (ingest_wall, ingest_rss) = run_measured(cmd)?;
     let db = data.join("labd.redb");
     let db_bytes = std::fs::metadata(&db)?.len();
-    let stored = labd::log::EventLog::open(&db)?.stored_event_bytes()?;
+    let stored = labd_log::EventLog::open(&db)?.stored_event_bytes()?;
 
     // Replay of the whole log.
     let mut cmd = Command::new(&labd);

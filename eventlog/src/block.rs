@@ -55,7 +55,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Event>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::testing::message;
+    use crate::testing::message;
 
     /// Regression (fuzz target `event_block`): a damaged header claiming gigabytes was allocated before the
     /// frame was looked at.

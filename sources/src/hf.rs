@@ -11,7 +11,7 @@
 
 use super::runlog::source;
 use super::{Context, Output, problem};
-use crate::log::FileCursor;
+use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity, StatusChanged, SummaryRecorded};
 use labd_schemas::runlog::RunLine;
 use labd_schemas::{Event, EventKind, RunStatus};
@@ -207,7 +207,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::Runs;
+    use crate::Runs;
 
     fn state(entries: &str) -> String {
         format!(
@@ -216,8 +216,8 @@ mod tests {
     }
 
     fn read_at(path: &str, text: &str, runs: &mut Runs, quiet: bool) -> Output {
-        let format = crate::sources::Format::HfTrainerState;
-        crate::sources::testing::read_as(format, path, text.as_bytes(), runs, &[], quiet).1
+        let format = crate::Format::HfTrainerState;
+        crate::testing::read_as(format, path, text.as_bytes(), runs, &[], quiet).1
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use super::runlog::source;
 use super::{Context, Output, problem};
-use crate::log::FileCursor;
+use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity, StatusChanged};
 use labd_schemas::runlog::RunLine;
 use labd_schemas::time::TimeValue;
@@ -214,11 +214,11 @@ fn load(data: &[u8], ctx: &mut Context<'_>, out: &mut Output) -> rusqlite::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::Runs;
+    use crate::Runs;
 
     fn read_db(data: &[u8], runs: &mut Runs, quiet: bool) -> Output {
-        let format = crate::sources::Format::MlflowSqlite;
-        crate::sources::testing::read_as(format, "/x/mlflow.db", data, runs, &[], quiet).1
+        let format = crate::Format::MlflowSqlite;
+        crate::testing::read_as(format, "/x/mlflow.db", data, runs, &[], quiet).1
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use super::runlog::source;
 use super::{Context, Output, problem};
-use crate::log::FileCursor;
+use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity, StatusChanged, SummaryRecorded};
 use labd_schemas::runlog::RunLine;
 use labd_schemas::{Event, EventKind, ExperimentId, RunStatus};
@@ -570,7 +570,7 @@ fn kill(cursor: &mut FileCursor, out: &mut Output, ctx: &Context<'_>, record: u6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::Runs;
+    use crate::Runs;
 
     fn fixture(rel: &str) -> (String, Vec<u8>) {
         let dir =
@@ -587,8 +587,8 @@ mod tests {
     }
 
     fn read_file(path: &str, data: &[u8], runs: &mut Runs) -> (FileCursor, Output) {
-        let format = crate::sources::Format::TensorBoard;
-        crate::sources::testing::read_as(format, path, data, runs, &[], false)
+        let format = crate::Format::TensorBoard;
+        crate::testing::read_as(format, path, data, runs, &[], false)
     }
 
     fn metrics(out: &Output) -> Vec<&MetricsLogged> {

@@ -3,7 +3,7 @@
 //! handled here once, so each source only turns one line's text into events.
 
 use super::{Context, Output};
-use crate::log::FileCursor;
+use crate::FileCursor;
 
 /// Reads the complete lines of `data`, handing each one's trimmed text to `on_line` (with `cursor.line` set to
 /// its 1-based number). `whole` says whether an unterminated tail is a whole line (taken only when the file is

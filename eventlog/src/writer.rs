@@ -381,7 +381,7 @@ fn broken_expectation(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::testing::message;
+    use crate::testing::message;
     use std::sync::{Arc, Mutex};
 
     #[test]

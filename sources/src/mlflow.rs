@@ -6,7 +6,7 @@
 
 use super::runlog::{error, source};
 use super::{Context, Format, Output};
-use crate::log::FileCursor;
+use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, StatusChanged};
 use labd_schemas::runlog::RunLine;
 use labd_schemas::time::TimeValue;

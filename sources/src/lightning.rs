@@ -8,7 +8,7 @@
 
 use super::runlog::source;
 use super::{Context, Output, problem};
-use crate::log::FileCursor;
+use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity};
 use labd_schemas::runlog::RunLine;
 use labd_schemas::{Event, EventKind};
@@ -219,7 +219,7 @@ pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Out
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::Runs;
+    use crate::Runs;
 
     fn fixture(rel: &str) -> Vec<u8> {
         std::fs::read(
@@ -237,8 +237,8 @@ mod tests {
         sidecars: &[(String, String)],
         quiet: bool,
     ) -> Output {
-        let format = crate::sources::Format::LightningCsv;
-        crate::sources::testing::read_as(format, path, data, runs, sidecars, quiet).1
+        let format = crate::Format::LightningCsv;
+        crate::testing::read_as(format, path, data, runs, sidecars, quiet).1
     }
 
     fn rows(out: &Output) -> Vec<&MetricsLogged> {

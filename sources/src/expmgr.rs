@@ -8,7 +8,7 @@
 
 use super::runlog::source;
 use super::{Context, Output, problem};
-use crate::log::FileCursor;
+use crate::FileCursor;
 use labd_schemas::canonical::config_hash;
 use labd_schemas::event::{
     ArtifactRecorded, ExperimentCreated, MetricsLogged, Severity, StatusChanged, SummaryRecorded,
@@ -347,7 +347,7 @@ fn history(key: &str, exp: &ExperimentId, folder: &str, ctx: &mut Context<'_>, o
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::Runs;
+    use crate::Runs;
 
     fn fixture_sidecars(base: &std::path::Path) -> Vec<(String, String)> {
         let mut out = Vec::new();
@@ -375,9 +375,9 @@ mod tests {
         let sidecars = fixture_sidecars(&base);
         let mut runs = Runs::default();
         let path = "/x/experiments/experiment_registry.json";
-        let format = crate::sources::Format::ExpManager;
+        let format = crate::Format::ExpManager;
         let read_once = |runs: &mut Runs| {
-            crate::sources::testing::read_as(format, path, &data, runs, &sidecars, false).1
+            crate::testing::read_as(format, path, &data, runs, &sidecars, false).1
         };
         let out = read_once(&mut runs);
         let tags: Vec<&str> = out.events.iter().map(|e| e.kind.tag()).collect();

@@ -2,15 +2,16 @@
 //! and never updated or deleted. Beside them, in the same database and the same transactions: the read
 //! position of every ingested file (so ingestion is exactly-once) and the views' checkpoints.
 //!
-//! This module knows no input format and no view. [`writer`] is the single writer (group commit);
+//! This crate knows no input format and no view: it stores the events and the [`FileCursor`]s that the sources
+//! make, as they are handed to it. [`writer`] is the single writer (group commit);
 //! [`block`] is the stored encoding of a block of events.
 
 pub mod block;
 pub mod writer;
 
 use labd_schemas::Event;
+pub use labd_sources::FileCursor;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -87,46 +88,6 @@ pub const DEFAULT_MIN_FREE: u64 = 64 << 20;
 
 fn storage<E: Into<redb::Error>>(e: E) -> LogError {
     LogError::Storage(e.into())
-}
-
-/// Where ingestion stands in one file; stored in the same transaction as the events read from it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct FileCursor {
-    /// Bytes consumed (the start of the next unread line).
-    pub offset: u64,
-    /// Lines consumed.
-    pub line: u64,
-    /// Identity of the file read: device and inode.
-    pub dev: u64,
-    pub inode: u64,
-    /// sha256 prefix of the first `head_len` bytes, to notice a file rewritten in place.
-    pub head_hash: u64,
-    pub head_len: u64,
-    /// Size when last read.
-    pub size: u64,
-    /// The run the next lines belong to (set by the last `run` line).
-    pub current_exp: Option<labd_schemas::ExperimentId>,
-    /// Runs begun in this file.
-    pub runs: u32,
-    /// A too-long line is being skipped up to its newline.
-    pub skipping: bool,
-    /// Why the file is skipped for good (binary, unreadable), if it is.
-    pub dead: Option<String>,
-    pub errors: u64,
-    /// When the cursor was last committed (Unix microseconds).
-    pub updated: i64,
-    /// What reads this file (`runlog`, ...).
-    #[serde(default)]
-    pub format: String,
-    /// The last line was taken without its newline; a newline arriving next ends it, not a new line.
-    #[serde(default)]
-    pub after_unterminated: bool,
-    /// A source's own counters that must survive between reads (e.g. rows seen per split).
-    #[serde(default)]
-    pub counters: std::collections::BTreeMap<String, u64>,
-    /// Modification time (Unix nanoseconds) when last read whole: an unchanged file is not read again.
-    #[serde(default)]
-    pub mtime: i64,
 }
 
 /// The event log: a redb database. Cheap to clone; reads may run on any thread, writes go through the

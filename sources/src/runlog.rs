@@ -2,7 +2,7 @@
 //! Bad lines become ingest-error events naming file and line; good lines around them are kept.
 
 use super::{Context, Output};
-use crate::log::FileCursor;
+use crate::FileCursor;
 use labd_schemas::bench::{BenchChanged, BenchMeasured, BenchStarted};
 use labd_schemas::canonical::config_hash;
 use labd_schemas::event::{
@@ -234,7 +234,7 @@ mod tests {
             max_line: 200,
             take_unterminated,
             ids: &mut ids,
-            runs: &mut crate::sources::Runs::default(),
+            runs: &mut crate::Runs::default(),
             sidecars: &[],
         };
         read(cursor, data, &mut ctx)

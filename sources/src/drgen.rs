@@ -10,7 +10,7 @@
 
 use super::runlog::{create_experiment, error, source};
 use super::{Context, Output};
-use crate::log::FileCursor;
+use crate::FileCursor;
 use labd_schemas::event::{MessageLogged, MetricsLogged, StatusChanged, SummaryRecorded};
 use labd_schemas::runlog::RunLine;
 use labd_schemas::{Event, EventKind, ExperimentId, RunStatus};
@@ -338,9 +338,9 @@ mod tests {
     use super::*;
 
     fn read_all(path: &str, text: &str) -> (FileCursor, Output) {
-        let mut runs = crate::sources::Runs::default();
-        let format = crate::sources::Format::DrGen;
-        crate::sources::testing::read_as(format, path, text.as_bytes(), &mut runs, &[], false)
+        let mut runs = crate::Runs::default();
+        let format = crate::Format::DrGen;
+        crate::testing::read_as(format, path, text.as_bytes(), &mut runs, &[], false)
     }
 
     fn kinds(out: &Output) -> Vec<&'static str> {
