@@ -122,7 +122,7 @@ pub fn run(c: &Client, cmd: BenchCmd, json_out: bool) -> Result<i32> {
             let id = started["bench"].as_str().unwrap_or("").to_string();
             if no_wait {
                 if json_out {
-                    crate::print_json(&started)?;
+                    table::print_json(&started)?;
                 } else {
                     println!("{id}");
                 }
@@ -148,7 +148,7 @@ pub fn run(c: &Client, cmd: BenchCmd, json_out: bool) -> Result<i32> {
             };
             let status = b["status"].as_str().unwrap_or("");
             if json_out {
-                crate::print_json(&c.get::<Value>(&format!("/benchmarks/{id}/report"), &[])?)?;
+                table::print_json(&c.get::<Value>(&format!("/benchmarks/{id}/report"), &[])?)?;
             } else if status == "completed" {
                 print_report(c, &id)?;
             } else {
@@ -162,7 +162,7 @@ pub fn run(c: &Client, cmd: BenchCmd, json_out: bool) -> Result<i32> {
         BenchCmd::Ls => {
             let v: Value = c.get("/benchmarks", &[])?;
             if json_out {
-                return crate::print_json(&v).map(|_| 0);
+                return table::print_json(&v).map(|_| 0);
             }
             let rows: Vec<Vec<String>> = v["benchmarks"]
                 .as_array()
@@ -193,7 +193,7 @@ pub fn run(c: &Client, cmd: BenchCmd, json_out: bool) -> Result<i32> {
             let b: Value = c.get(&format!("/benchmarks/{id}"), &[])?;
             if json_out {
                 let report: Value = c.get(&format!("/benchmarks/{id}/report"), &[])?;
-                return crate::print_json(&report).map(|_| 0);
+                return table::print_json(&report).map(|_| 0);
             }
             println!("{}", status_line(&b));
             if let Some(m) = b["message"].as_str() {
@@ -246,7 +246,7 @@ pub fn run(c: &Client, cmd: BenchCmd, json_out: bool) -> Result<i32> {
             let q: Vec<(&str, String)> = with.into_iter().map(|w| ("with", w)).collect();
             let v: Value = c.get(&format!("/benchmarks/{id}/compare"), &q)?;
             if json_out {
-                crate::print_json(&v)?;
+                table::print_json(&v)?;
             } else {
                 print!("{}", v["text"].as_str().unwrap_or(""));
             }
@@ -255,7 +255,7 @@ pub fn run(c: &Client, cmd: BenchCmd, json_out: bool) -> Result<i32> {
         BenchCmd::Cancel { id } => {
             let v: Value = c.post(&format!("/benchmarks/{id}/cancel"), &json!({}))?;
             if json_out {
-                crate::print_json(&v)?;
+                table::print_json(&v)?;
             } else {
                 println!("cancelling {id}");
             }

@@ -4,6 +4,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::time::Duration;
 
 pub struct Client {
@@ -112,6 +113,35 @@ impl Client {
         std::io::copy(&mut body, out).with_context(|| format!("GET {path}: reading the answer"))
     }
 
+    /// Downloads an export into `path`: written beside it first and renamed when complete, so an interrupted
+    /// export never leaves a file that looks whole.
+    pub fn download_to(&self, api: &str, q: &[(&str, String)], path: &Path) -> Result<u64> {
+        let name = path
+            .file_name()
+            .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+        let partial = path.with_file_name(format!(".{name}.partial"));
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(&partial)
+                .with_context(|| format!("creating {}", partial.display()))?,
+        );
+        let n = self.download(api, q, &mut file).and_then(|n| {
+            std::io::Write::flush(&mut file)?;
+            Ok(n)
+        });
+        drop(file);
+        match n {
+            Ok(n) => {
+                std::fs::rename(&partial, path)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(e)
+            }
+        }
+    }
+
     /// POSTs raw bytes (a file to check) with a query.
     pub fn post_bytes<T: DeserializeOwned>(
         &self,
@@ -195,4 +225,22 @@ impl Client {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// Percent-encodes a metric key for a URL path, keeping its `/`.
+pub fn enc_key(key: &str) -> String {
+    key.split('/').map(enc).collect::<Vec<_>>().join("/")
+}
+
+/// Percent-encodes an id for a URL path segment.
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

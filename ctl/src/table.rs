@@ -1,4 +1,6 @@
-//! Plain aligned tables for people (`--json` is for machines).
+//! Output: plain aligned tables for people, pretty JSON for machines (`--json`).
+
+use anyhow::Result;
 
 /// Prints rows under a header, each column as wide as its widest cell.
 pub fn print(header: &[&str], rows: &[Vec<String>]) {
@@ -35,4 +37,10 @@ pub fn num(v: Option<f64>) -> String {
         Some(x) if x.abs() >= 1e-3 && x.abs() < 1e6 => format!("{x:.4}"),
         Some(x) => format!("{x:.3e}"),
     }
+}
+
+/// Prints a value as pretty JSON (the `--json` output).
+pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
 }

@@ -1,6 +1,116 @@
-//! `labctl validate FILE`: checks a run log line by line with the daemon's own parser.
+//! `labctl validate FILE`: asks labd to check a file in any format it reads, or, when labd is not up, checks a
+//! run log line by line here with the daemon's own parser.
 
+use crate::client::Client;
+use crate::table::print_json;
+use anyhow::{Context, Result};
+use clap::Args;
 use labd_schemas::runlog::{RunLogLine, parse_line};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// Arguments of `labctl validate`.
+#[derive(Args)]
+pub struct ValidateArgs {
+    file: PathBuf,
+}
+
+/// What a check found: the problems, the runs and metric points seen, and the format the file was read as.
+struct Checked {
+    problems: Vec<Problem>,
+    runs: u64,
+    points: u64,
+    format: String,
+}
+
+/// `labctl validate`: prints each problem with its line, then a count; exit 1 when there are problems.
+pub fn run(c: &Client, args: ValidateArgs, json: bool) -> Result<i32> {
+    let file = args.file;
+    let bytes = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tail = path_tail(&file);
+    // labd checks every format with its own sources; a run log is checked here when labd is not up.
+    let run_log =
+        (name.ends_with(".jsonl") || name.ends_with(".ndjson")) && name != "json_out.jsonl";
+    let Checked {
+        problems,
+        runs,
+        points,
+        format,
+    } = if run_log && !c.reachable() {
+        let (problems, runs, points) = check(&bytes);
+        Checked {
+            problems,
+            runs,
+            points,
+            format: "runlog".to_string(),
+        }
+    } else {
+        ask_labd(c, &tail, &bytes)?
+    };
+    if json {
+        let list: Vec<Value> = problems
+            .iter()
+            .map(|(l, m)| json!({ "line": l, "problem": m }))
+            .collect();
+        print_json(
+            &json!({ "file": file, "format": format, "runs": runs, "points": points, "problems": list }),
+        )?;
+    } else {
+        for (line, msg) in &problems {
+            println!("{}:{line}: {msg}", file.display());
+        }
+        println!(
+            "{} ({format}): {runs} runs, {points} points, {} problems",
+            file.display(),
+            problems.len()
+        );
+    }
+    Ok(if problems.is_empty() { 0 } else { 1 })
+}
+
+/// The file's name with a few of its folders: some formats are known by them (`mlruns/<exp>/<run>/...`).
+fn path_tail(file: &Path) -> String {
+    let tail: Vec<String> = std::fs::canonicalize(file)
+        .unwrap_or_else(|_| file.to_path_buf())
+        .iter()
+        .rev()
+        .take(6)
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .filter(|p| p != "/")
+        .collect();
+    tail.join("/")
+}
+
+/// Has labd check the bytes as the file `name` (its path's tail) would be read.
+fn ask_labd(c: &Client, name: &str, bytes: &[u8]) -> Result<Checked> {
+    let v: Value = c.post_bytes("/validate", &[("name", name.to_string())], bytes)?;
+    let problems = v["problems"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    (
+                        p["line"].as_u64().unwrap_or(0),
+                        p["problem"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Checked {
+        problems,
+        runs: v["runs"].as_u64().unwrap_or(0),
+        points: v["points"].as_u64().unwrap_or(0),
+        format: v["format"].as_str().unwrap_or("").to_string(),
+    })
+}
 
 /// A problem in a file: line (0 for the whole file) and what is wrong.
 pub type Problem = (u64, String);

@@ -1,16 +1,15 @@
 //! `labctl sweep`: read a sweep file (YAML or JSON) and the command line into a sweep definition, submit it,
 //! and follow, list, resume or cancel sweeps.
 
-use crate::client::Client;
+use crate::client::{self, Client};
 use crate::table;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-#[cfg(test)]
-use labd_schemas::sweep::Space;
-use labd_schemas::sweep::{Parallel, SweepSpec};
-use serde_json::{Map, Value, json};
-use std::path::{Path, PathBuf};
+use serde_json::{Value, json};
+use std::path::PathBuf;
 use std::time::Duration;
+
+mod spec;
 
 // Parsed once per invocation: the size of the biggest variant does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -123,170 +122,9 @@ pub enum SweepCmd {
     },
 }
 
-/// One word of `--param` (clap gathers them; `main` regroups them by occurrence).
+/// One word of `--param` (clap gathers them; `cli::parse` regroups them by occurrence).
 fn param_word(s: &str) -> Result<Vec<String>, String> {
     Ok(vec![s.to_string()])
-}
-
-/// Reads a config or sweep file: YAML (`.yaml`, `.yml`) or JSON.
-fn read_doc(path: &Path) -> Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let yaml = matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    );
-    if yaml {
-        serde_saphyr::from_str::<Value>(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-    } else {
-        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))
-    }
-}
-
-/// A value from the command line: JSON when it parses (numbers, booleans, null, lists), else the text.
-fn cli_value(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
-}
-
-/// The sweep file → a definition labd can run: `base_config` given as a path is loaded (relative to the file),
-/// the trials' working directory is the file's folder, and the name is the file's stem.
-pub fn load_file(path: &Path) -> Result<Map<String, Value>> {
-    let doc = read_doc(path)?;
-    let Value::Object(mut map) = doc else {
-        bail!("{}: a sweep file is a mapping of keys", path.display());
-    };
-    let dir = std::fs::canonicalize(path)
-        .with_context(|| format!("{}", path.display()))?
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    if let Some(Value::String(base)) = map.get("base_config").cloned() {
-        let p = dir.join(&base);
-        map.insert(
-            "base_config".into(),
-            read_doc(&p).with_context(|| format!("base_config {base:?}"))?,
-        );
-    }
-    map.entry("workdir")
-        .or_insert_with(|| Value::String(dir.to_string_lossy().into_owned()));
-    if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-        map.entry("name")
-            .or_insert_with(|| Value::String(stem.into()));
-    }
-    Ok(map)
-}
-
-/// Builds the definition from the file (if any) and the command line.
-fn spec(cmd: &SweepCmd) -> Result<SweepSpec> {
-    let SweepCmd::Run {
-        file,
-        param,
-        base,
-        command,
-        id,
-        parallel,
-        strategy,
-        trials,
-        seed,
-        repeats,
-        timeout,
-        retries,
-        tag,
-        cpus,
-        ram,
-        gpus,
-        gpu_memory,
-        ..
-    } = cmd
-    else {
-        bail!("not a run");
-    };
-    let mut map = match file {
-        Some(f) => load_file(f)?,
-        None => Map::new(),
-    };
-    if let Some(b) = base {
-        let v = if Path::new(b).exists() {
-            read_doc(Path::new(b))?
-        } else {
-            serde_json::from_str(b)
-                .with_context(|| format!("--base {b:?}: neither a file nor inline JSON"))?
-        };
-        map.insert("base_config".into(), v);
-    }
-    if !param.is_empty() {
-        let sweep = map
-            .entry("sweep")
-            .or_insert_with(|| Value::Object(Map::new()));
-        let Value::Object(sweep) = sweep else {
-            bail!("the sweep file's `sweep` is not a mapping");
-        };
-        for p in param {
-            let (path, values) = p.split_first().context("--param PATH VALUES...")?;
-            sweep.insert(
-                path.clone(),
-                Value::Array(values.iter().map(|v| cli_value(v)).collect()),
-            );
-        }
-    }
-    let mut set = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            map.insert(k.into(), v);
-        }
-    };
-    set("command", command.clone().map(Value::String));
-    set("sweep_id", id.clone().map(Value::String));
-    if let Some(p) = parallel {
-        let p: Parallel = p.parse().map_err(anyhow::Error::msg)?;
-        set("parallel", Some(serde_json::to_value(p)?));
-    }
-    set("strategy", strategy.clone().map(Value::String));
-    set("trials", trials.map(Value::from));
-    set("seed", seed.map(Value::from));
-    set("repeats", repeats.map(Value::from));
-    set("timeout", timeout.map(Value::from));
-    set("max_retries", retries.map(Value::from));
-    if !tag.is_empty() {
-        set("tags", Some(json!(tag)));
-    }
-    if cpus.is_some() || ram.is_some() || gpus.is_some() || gpu_memory.is_some() {
-        let r = map
-            .entry("resources")
-            .or_insert_with(|| Value::Object(Map::new()));
-        let Value::Object(r) = r else {
-            bail!("the sweep file's `resources` is not a mapping");
-        };
-        for (k, v) in [
-            ("cpus", cpus.map(Value::from)),
-            ("ram", ram.clone().map(Value::String)),
-            ("gpus", gpus.map(Value::from)),
-            ("gpu_memory", gpu_memory.clone().map(Value::String)),
-        ] {
-            if let Some(v) = v {
-                r.insert(k.into(), v);
-            }
-        }
-    }
-    if !map.contains_key("workdir") {
-        let here = std::env::current_dir()?;
-        map.insert(
-            "workdir".into(),
-            Value::String(here.to_string_lossy().into()),
-        );
-    }
-    if !map.contains_key("sweep") {
-        bail!("no parameters: give a sweep file or --param PATH VALUES...");
-    }
-    if !map.contains_key("command") {
-        bail!("no command: give `command:` in the sweep file or --command");
-    }
-    let origin = file.as_ref().map_or_else(
-        || "the command line".to_string(),
-        |f| f.display().to_string(),
-    );
-    serde_json::from_value(Value::Object(map))
-        .with_context(|| format!("{origin}: not a sweep definition"))
 }
 
 fn secs(s: Option<f64>) -> String {
@@ -339,7 +177,7 @@ fn follow(c: &Client, id: &str) -> Result<Value> {
     let mut last = String::new();
     loop {
         let s: Value = c.get(
-            &format!("/sweeps/{}", crate::enc(id)),
+            &format!("/sweeps/{}", client::enc(id)),
             &[("brief", "true".into())],
         )?;
         let line = progress_line(&s);
@@ -348,7 +186,7 @@ fn follow(c: &Client, id: &str) -> Result<Value> {
             last = line;
         }
         if s["state"] != "running" {
-            return c.get(&format!("/sweeps/{}", crate::enc(id)), &[]);
+            return c.get(&format!("/sweeps/{}", client::enc(id)), &[]);
         }
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -405,11 +243,11 @@ fn print_status(s: &Value) {
 pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
     match &cmd {
         SweepCmd::Run { dry_run, wait, .. } => {
-            let spec = spec(&cmd)?;
+            let spec = spec::build(&cmd)?;
             let answer: Value = c.post("/sweeps", &json!({"spec": spec, "dry_run": dry_run}))?;
             if *dry_run {
                 if json {
-                    crate::print_json(&answer)?;
+                    table::print_json(&answer)?;
                 } else {
                     let rows: Vec<Vec<String>> = answer["trials"]
                         .as_array()
@@ -445,7 +283,7 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
             let id = answer["sweep_id"].as_str().unwrap_or("").to_string();
             if !*wait {
                 if json {
-                    crate::print_json(&answer)?;
+                    table::print_json(&answer)?;
                 } else {
                     println!(
                         "sweep {id}: {} trials, {} scheduled, {} kept (follow it: labctl sweep status {id} --watch)",
@@ -456,7 +294,7 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
             }
             let s = follow(c, &id)?;
             if json {
-                crate::print_json(&s)?;
+                table::print_json(&s)?;
             } else {
                 print_status(&s);
             }
@@ -469,7 +307,7 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
         SweepCmd::Ls => {
             let list: Vec<Value> = c.get("/sweeps", &[])?;
             if json {
-                crate::print_json(&list)?;
+                table::print_json(&list)?;
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
@@ -496,10 +334,10 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
             let s = if *watch {
                 follow(c, id)?
             } else {
-                c.get(&format!("/sweeps/{}", crate::enc(id)), &[])?
+                c.get(&format!("/sweeps/{}", client::enc(id)), &[])?
             };
             if json {
-                crate::print_json(&s)?;
+                table::print_json(&s)?;
             } else {
                 print_status(&s);
             }
@@ -508,7 +346,7 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
         SweepCmd::Resume { id, retry_failed } => {
             let path = format!(
                 "/sweeps/{}/resume{}",
-                crate::enc(id),
+                client::enc(id),
                 if *retry_failed {
                     "?retry_failed=true"
                 } else {
@@ -517,7 +355,7 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
             );
             let a: Value = c.post(&path, &json!({}))?;
             if json {
-                crate::print_json(&a)?;
+                table::print_json(&a)?;
             } else {
                 println!("sweep {id} resumed: {} trials queued again", a["requeued"]);
             }
@@ -546,7 +384,7 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
             q.extend(goal.clone().map(|g| ("goal", g)));
             q.extend(threshold.map(|t| ("threshold", t.to_string())));
             q.extend(threshold_abs.map(|t| ("threshold_abs", t.to_string())));
-            let path = format!("/sweeps/{}/analysis", crate::enc(id));
+            let path = format!("/sweeps/{}/analysis", client::enc(id));
             if let Some(file) = plot {
                 let a: Value = c.get(&path, &q)?;
                 std::fs::write(file, serde_json::to_vec_pretty(&a["plot"])?)
@@ -555,7 +393,7 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
             }
             if json {
                 let a: Value = c.get(&path, &q)?;
-                crate::print_json(&a)?;
+                table::print_json(&a)?;
             } else {
                 q.push(("format", "md".into()));
                 let text = c.get_text(&path, &q)?;
@@ -564,9 +402,9 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
             Ok(0)
         }
         SweepCmd::Cancel { id } => {
-            let a: Value = c.post(&format!("/sweeps/{}/cancel", crate::enc(id)), &json!({}))?;
+            let a: Value = c.post(&format!("/sweeps/{}/cancel", client::enc(id)), &json!({}))?;
             if json {
-                crate::print_json(&a)?;
+                table::print_json(&a)?;
             } else {
                 println!(
                     "sweep {id} cancelled: stopping {} running trials",
@@ -575,77 +413,5 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
             }
             Ok(0)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_yaml_sweep_file_loads_with_its_base_config() {
-        let dir = tempfile_dir();
-        std::fs::write(
-            dir.join("base.json"),
-            r#"{"optim": {"lr": 1}, "epochs": 3}"#,
-        )
-        .unwrap();
-        let file = dir.join("lr.yaml");
-        std::fs::write(
-            &file,
-            "sweep_id: lr-test\nbase_config: base.json\nsweep:\n  optim.lr: [0.1, 0.01]\n  interventions.0.rate: {uniform: [0, 1]}\nstrategy: random\ntrials: 4\nparallel: 2\ntimeout: 60\nmax_retries: 1\nresume: true\ntags: [a, b]\ncommand: python train.py --config {config}\nresources:\n  ram: 2G\n",
-        )
-        .unwrap();
-        let cmd = run_file(file, vec![vec!["epochs".into(), "5".into(), "10".into()]]);
-        let s = spec(&cmd).unwrap();
-        assert_eq!(s.sweep_id.as_deref(), Some("lr-test"));
-        assert_eq!(s.name.as_deref(), Some("lr"));
-        assert_eq!(s.base_config["epochs"], 3);
-        assert_eq!(s.sweep["epochs"], Space::Values(vec![json!(5), json!(10)]));
-        assert_eq!(s.parallel, Parallel::Fixed(2));
-        assert_eq!(s.resources.ram, Some(2 << 30));
-        assert_eq!(
-            s.workdir.as_deref(),
-            Some(std::fs::canonicalize(&dir).unwrap().to_str().unwrap())
-        );
-        std::fs::write(
-            dir.join("bad.yaml"),
-            "sweep: {lr: [1]}\ncommand: x\nparalel: 2\n",
-        )
-        .unwrap();
-        let bad = run_file(dir.join("bad.yaml"), vec![]);
-        let e = format!("{:#}", spec(&bad).unwrap_err());
-        assert!(e.contains("paralel"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    fn run_file(file: PathBuf, param: Vec<Vec<String>>) -> SweepCmd {
-        SweepCmd::Run {
-            file: Some(file),
-            param,
-            base: None,
-            command: None,
-            id: None,
-            parallel: None,
-            strategy: None,
-            trials: None,
-            seed: None,
-            repeats: None,
-            timeout: None,
-            retries: None,
-            tag: vec![],
-            cpus: None,
-            ram: None,
-            gpus: None,
-            gpu_memory: None,
-            dry_run: false,
-            wait: false,
-        }
-    }
-
-    fn tempfile_dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("labctl-sweep-test-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
     }
 }
