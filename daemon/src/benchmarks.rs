@@ -5,7 +5,8 @@
 //! itself when the runner could not (a crash, a kill, a cancel). Running the model in a child keeps libtorch out
 //! of the daemon, keeps the measured memory the benchmark's own, and lets a benchmark fail without labd.
 
-use crate::daemon::{IngestMsg, Shared};
+use crate::daemon::Shared;
+use crate::ingest::pump::IngestMsg;
 use crate::process_group;
 use labd_log::writer::Batch;
 use labd_schemas::bench::{BenchChanged, BenchStatus};

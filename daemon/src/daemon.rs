@@ -4,15 +4,16 @@
 use crate::config::Config;
 use crate::ids::Ids;
 use crate::ingest::Ingestor;
-use crate::jobs::{Job, Jobs};
+use crate::ingest::pump::IngestMsg;
+use crate::jobs::Jobs;
 use crate::views::{CHECKPOINT_KEY, Views};
-use crate::watch::{Changed, Watch};
+
 use crate::{api, replay};
 use labd_log::writer::{Appender, Writer};
 use labd_log::{EventLog, LogError, Seq};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -65,23 +66,6 @@ impl Shared {
     /// Read access to the views (a poisoned lock still holds consistent data: apply never panics midway).
     pub fn views(&self) -> std::sync::RwLockReadGuard<'_, Views> {
         self.views.read().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Work for the ingest thread.
-pub enum IngestMsg {
-    Changed(Vec<PathBuf>),
-    /// Ingest a path now (file or folder, as finished files).
-    /// Ingest a path now; with a format, its files are read as that format.
-    Path(PathBuf, Job, Option<labd_sources::Format>),
-    Stop,
-}
-
-impl From<Changed> for IngestMsg {
-    fn from(c: Changed) -> Self {
-        match c {
-            Changed::Paths(p) => IngestMsg::Changed(p),
-        }
     }
 }
 
@@ -195,7 +179,7 @@ pub async fn run(
         let tx = ingest_tx.clone();
         std::thread::Builder::new()
             .name("labd-ingest".into())
-            .spawn(move || ingest_loop(ingestor, roots, rescan, ingest_rx, tx))
+            .spawn(move || crate::ingest::pump::run(ingestor, roots, rescan, ingest_rx, tx))
             .map_err(|_| DaemonError::IngestGone)?
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -349,91 +333,6 @@ async fn checkpoint_loop(shared: Arc<Shared>) {
             Err(_) => return,
         }
     }
-}
-
-/// The ingest thread: a first scan, then notify's triggers (debounced), on-demand ingests, and a periodic
-/// rescan as a backstop, until told to stop.
-fn ingest_loop(
-    mut ingestor: Ingestor,
-    roots: Vec<PathBuf>,
-    rescan: Duration,
-    rx: Receiver<IngestMsg>,
-    tx: Sender<IngestMsg>,
-) {
-    let mut watch = Watch::start(&roots, tx);
-    let report = |what: &str, r: Result<labd_schemas::api::IngestReport, LogError>| match r {
-        Ok(r) if r.lines > 0 || r.errors > 0 => {
-            tracing::info!(
-                "{what}: {} files, {} lines, {} points, {} problems",
-                r.files,
-                r.lines,
-                r.points,
-                r.errors
-            )
-        }
-        Ok(_) => {}
-        Err(e) => tracing::error!("{what}: {e}"),
-    };
-    report("initial scan", ingestor.scan(&roots, false, None));
-    let mut next_rescan = Instant::now() + rescan;
-    loop {
-        let wait = next_rescan.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(IngestMsg::Changed(mut paths)) => {
-                // Debounce: gather what else arrives within 50 ms (at most 250 ms in all).
-                let until = Instant::now() + Duration::from_millis(250);
-                let mut stop = false;
-                while let Ok(msg) = rx.recv_timeout(Duration::from_millis(50)) {
-                    match msg {
-                        IngestMsg::Changed(more) => paths.extend(more),
-                        IngestMsg::Path(p, job, f) => run_job(&mut ingestor, p, job, f),
-                        IngestMsg::Stop => stop = true,
-                    }
-                    if stop || Instant::now() > until {
-                        break;
-                    }
-                }
-                report("change", ingestor.load_paths(&paths));
-                if stop {
-                    break;
-                }
-            }
-            Ok(IngestMsg::Path(p, job, f)) => run_job(&mut ingestor, p, job, f),
-            Ok(IngestMsg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => {
-                watch.retry_missing(&roots);
-                report("rescan", ingestor.scan(&roots, false, None));
-                next_rescan = Instant::now() + rescan;
-            }
-        }
-    }
-    if let Err(e) = ingestor.flush() {
-        tracing::error!("final ingest commit: {e}");
-    }
-}
-
-fn run_job(ingestor: &mut Ingestor, path: PathBuf, job: Job, format: Option<labd_sources::Format>) {
-    tracing::info!("ingesting {} (job {})", path.display(), job.id());
-    let result = if path.exists() {
-        match format {
-            Some(f) => ingestor.scan_as(&path, f, Some(&job)),
-            None => ingestor.scan(std::slice::from_ref(&path), true, Some(&job)),
-        }
-        .map_err(|e| e.to_string())
-    } else {
-        Err(format!("{} does not exist", path.display()))
-    };
-    match &result {
-        Ok(r) => tracing::info!(
-            "ingested {}: {} lines, {} points, {} problems",
-            path.display(),
-            r.lines,
-            r.points,
-            r.errors
-        ),
-        Err(e) => tracing::warn!("ingest of {} failed: {e}", path.display()),
-    }
-    job.finish(result.map(|r| serde_json::to_value(r).unwrap_or_default()));
 }
 
 /// Offline replay for `labd replay`: rebuild the views of a stopped daemon's data directory.

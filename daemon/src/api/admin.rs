@@ -1,7 +1,8 @@
 //! Long operations started over HTTP; each answers a job id to follow at `GET /api/v1/jobs/{id}`.
 
 use super::{Error, Result};
-use crate::daemon::{IngestMsg, Shared};
+use crate::daemon::Shared;
+use crate::ingest::pump::IngestMsg;
 use crate::replay;
 use axum::Json;
 use axum::extract::State;

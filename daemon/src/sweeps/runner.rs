@@ -792,7 +792,9 @@ fn launch(
     // Have the new run log read now rather than at the next rescan.
     let _ = shared
         .ingest
-        .send(crate::daemon::IngestMsg::Changed(vec![run_log.clone()]));
+        .send(crate::ingest::pump::IngestMsg::Changed(vec![
+            run_log.clone(),
+        ]));
     Ok(pid)
 }
 
