@@ -5,49 +5,68 @@
 //! itself when the runner could not (a crash, a kill, a cancel). Running the model in a child keeps libtorch out
 //! of the daemon, keeps the measured memory the benchmark's own, and lets a benchmark fail without labd.
 
-use crate::daemon::Shared;
 use crate::ingest::pump::IngestMsg;
+use crate::jobs::Jobs;
+use crate::mailbox::{BenchError, BenchRequest, Started};
 use crate::process_group;
-use labd_log::writer::Batch;
+use crate::views::live::LiveViews;
+use labd_log::writer::{Appender, Batch};
 use labd_schemas::bench::{BenchChanged, BenchStatus};
 use labd_schemas::cmr::BenchConfig;
 use labd_schemas::time::now_micros;
 use labd_schemas::{Event, EventKind, Source};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{mpsc, watch};
 
-/// What to do when there is no runner.
-pub const HOW_TO_ENABLE: &str = "CMR benchmarks need the labd-cmr runner, which is built only with the `torch` \
-feature: `export LIBTORCH=$(scripts/libtorch.sh) && cargo build --release -p labd-cmr --features torch`, then put \
-target/release/labd-cmr beside labd or name it with --cmr-runner (LABD_CMR_RUNNER, or cmr_runner in the config \
-file). Results measured elsewhere can still be dropped into a watched folder as benchmark lines \
-(schemas/BENCHMARKS.md).";
-
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error("{HOW_TO_ENABLE} (looked for {0})")]
-    NoRunner(String),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("starting {runner}: {source}")]
-    Spawn {
-        runner: String,
-        source: std::io::Error,
-    },
-    #[error("benchmark {0} is running; wait for it to end or cancel it (labctl bench cancel {0})")]
-    Busy(String),
-    #[error("recording the benchmark: {0}")]
-    Log(#[from] labd_log::LogError),
+/// What the benchmark runner needs of the daemon: narrow handles, not the daemon's whole state.
+pub struct Deps {
+    pub appender: Appender,
+    pub views: LiveViews,
+    pub jobs: Jobs,
+    /// The ingest thread's mailbox: the runner's file is read to its end once the runner exits.
+    pub ingest: Sender<IngestMsg>,
+    /// Turns true when labd begins to stop: the runner is stopped too.
+    pub stopping: watch::Receiver<bool>,
+    /// Where each benchmark's folder is made (`<data>/benchmarks`, a watched folder).
+    pub dir: PathBuf,
+    pub host: String,
+    /// The runner configured (`--cmr-runner`); else `labd-cmr` beside labd.
+    pub runner: Option<PathBuf>,
 }
 
-/// Benchmarks this labd is running: id → the runner's process group.
+/// The benchmark runner's state: its handles and the runners it started.
+struct Worker {
+    deps: Deps,
+    runners: Runners,
+}
+
+/// The benchmark runner, until labd stops: first records benchmarks a previous labd left running as
+/// interrupted, then starts and cancels benchmarks as asked.
+pub async fn run(deps: Deps, mut requests: mpsc::UnboundedReceiver<BenchRequest>) {
+    let w = Arc::new(Worker {
+        deps,
+        runners: Runners::default(),
+    });
+    recover(&w).await;
+    while let Some(request) = requests.recv().await {
+        match request {
+            BenchRequest::Start(config, reply) => {
+                let _ = reply.send(start(&w, *config).await);
+            }
+            BenchRequest::Cancel(id, reply) => {
+                let _ = reply.send(w.runners.cancel(&id));
+            }
+        }
+    }
+}
+
+/// Benchmarks this labd is running: id → the runner's process group, and whether it was asked to stop.
 #[derive(Default)]
-pub struct Runners {
+struct Runners {
     children: Mutex<HashMap<String, (u32, bool)>>,
 }
 
@@ -57,7 +76,7 @@ impl Runners {
     }
 
     /// Asks the runner of `id` to stop; false when it is not running here.
-    pub fn cancel(&self, id: &str) -> bool {
+    fn cancel(&self, id: &str) -> bool {
         let mut map = self.lock();
         match map.get_mut(id) {
             Some((pgid, cancelled)) => {
@@ -69,7 +88,7 @@ impl Runners {
         }
     }
 
-    pub fn ids(&self) -> Vec<String> {
+    fn ids(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
     }
 
@@ -104,14 +123,6 @@ pub fn runner_path(configured: Option<&Path>) -> Result<PathBuf, BenchError> {
     }
 }
 
-/// A started benchmark.
-pub struct Started {
-    pub bench: String,
-    pub job: u64,
-    pub planned: u64,
-    pub dir: PathBuf,
-}
-
 fn new_id() -> String {
     let now = chrono::Utc::now();
     let nanos = now.timestamp_subsec_nanos();
@@ -119,25 +130,25 @@ fn new_id() -> String {
 }
 
 /// Starts the runner on `cfg`.
-pub async fn start(s: &Arc<Shared>, cfg: BenchConfig) -> Result<Started, BenchError> {
-    let runner = runner_path(s.config.cmr_runner.as_deref())?;
+async fn start(w: &Arc<Worker>, cfg: BenchConfig) -> Result<Started, BenchError> {
+    let runner = runner_path(w.deps.runner.as_deref())?;
     let id = new_id();
-    s.benches.reserve(&id)?;
-    let started = launch(s, cfg, &runner, &id).await;
+    w.runners.reserve(&id)?;
+    let started = launch(w, cfg, &runner, &id).await;
     if started.is_err() {
-        s.benches.release(&id);
+        w.runners.release(&id);
     }
     started
 }
 
 async fn launch(
-    s: &Arc<Shared>,
+    w: &Arc<Worker>,
     cfg: BenchConfig,
     runner: &Path,
     id: &str,
 ) -> Result<Started, BenchError> {
     let id = id.to_string();
-    let dir = s.config.benchmarks_dir().join(&id);
+    let dir = w.deps.dir.join(&id);
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| BenchError::Io { path, source }
@@ -184,13 +195,14 @@ async fn launch(
             name: cfg.name.clone(),
             config: serde_json::to_value(&cfg).unwrap_or_default(),
             build: Default::default(),
-            host: s.config.host.clone(),
+            host: w.deps.host.clone(),
             planned: Some(planned),
             started: now_micros(),
             runner: Some("labd".into()),
         })),
     );
-    s.appender
+    w.deps
+        .appender
         .append_async(Batch {
             events: vec![started_event],
             cursors: Vec::new(),
@@ -200,7 +212,7 @@ async fn launch(
         Ok(c) => c,
         Err(source) => {
             record_end(
-                s,
+                w,
                 &id,
                 BenchStatus::Failed,
                 format!("starting {}: {source}", runner.display()),
@@ -213,11 +225,11 @@ async fn launch(
         }
     };
     let pid = child.id().unwrap_or(0);
-    let job = s.jobs.start("benchmark");
+    let job = w.deps.jobs.start("benchmark");
     job.set_total(planned, "measurements");
     let job_id = job.id();
     {
-        let mut map = s.benches.lock();
+        let mut map = w.runners.lock();
         let entry = map.entry(id.clone()).or_insert((pid, false));
         entry.0 = pid;
         if entry.1 {
@@ -231,7 +243,7 @@ async fn launch(
         dir.display()
     );
     tokio::spawn(follow(
-        s.clone(),
+        w.clone(),
         id.clone(),
         child,
         job,
@@ -247,8 +259,8 @@ async fn launch(
     })
 }
 
-fn measured(s: &Shared, id: &str) -> (u64, Option<BenchStatus>) {
-    let v = s.views();
+fn measured(w: &Worker, id: &str) -> (u64, Option<BenchStatus>) {
+    let v = w.deps.views.read();
     match v.benchmarks.benches.get(id) {
         Some(b) => (b.measurements.len() as u64, Some(b.status)),
         None => (0, None),
@@ -263,7 +275,7 @@ fn tail(path: &Path, lines: usize) -> String {
 }
 
 async fn follow(
-    s: Arc<Shared>,
+    w: Arc<Worker>,
     id: String,
     mut child: tokio::process::Child,
     job: crate::jobs::Job,
@@ -273,12 +285,12 @@ async fn follow(
 ) {
     let mut reported = 0;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    let mut stopping = s.stopping.clone();
+    let mut stopping = w.deps.stopping.clone();
     let exit = loop {
         tokio::select! {
             status = child.wait() => break status,
             _ = ticker.tick() => {
-                let (n, _) = measured(&s, &id);
+                let (n, _) = measured(&w, &id);
                 if n > reported {
                     job.advance(n - reported);
                     reported = n;
@@ -287,19 +299,20 @@ async fn follow(
             }
             _ = stopping.changed() => {
                 // labd is stopping: the runner stops too; the next start records the benchmark as interrupted.
-                if let Some((pgid, _)) = s.benches.lock().get(&id) {
+                if let Some((pgid, _)) = w.runners.lock().get(&id) {
                     process_group::kill(*pgid, libc::SIGTERM);
                 }
                 let _ = child.wait().await;
-                s.benches.lock().remove(&id);
+                w.runners.lock().remove(&id);
                 job.finish(Err("labd stopped".into()));
                 return;
             }
         }
     };
     // Read what the runner wrote last before deciding how it ended.
-    let ingest = s.jobs.start("ingest");
-    if s.ingest
+    let ingest = w.deps.jobs.start("ingest");
+    if w.deps
+        .ingest
         .send(IngestMsg::Path(events.clone(), ingest.clone(), None))
         .is_ok()
     {
@@ -310,8 +323,8 @@ async fn follow(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let cancelled = s.benches.lock().remove(&id).is_some_and(|(_, c)| c);
-    let (n, status) = measured(&s, &id);
+    let cancelled = w.runners.lock().remove(&id).is_some_and(|(_, c)| c);
+    let (n, status) = measured(&w, &id);
     job.advance(n.saturating_sub(reported));
     let outcome = match &exit {
         Ok(e) if e.success() => None,
@@ -332,7 +345,7 @@ async fn follow(
                 format!("{why}; runner.log: {}", tail(&log_path, 3)),
             )
         };
-        record_end(&s, &id, st, message).await;
+        record_end(&w, &id, st, message).await;
         Some(st)
     };
     let st = final_status.unwrap_or(BenchStatus::Failed);
@@ -342,8 +355,10 @@ async fn follow(
             serde_json::json!({"bench": id, "status": st, "measurements": n}),
         ));
     } else {
-        let message = s
-            .views()
+        let message = w
+            .deps
+            .views
+            .read()
             .benchmarks
             .benches
             .get(&id)
@@ -353,7 +368,7 @@ async fn follow(
     }
 }
 
-async fn record_end(s: &Arc<Shared>, id: &str, status: BenchStatus, message: String) {
+async fn record_end(w: &Worker, id: &str, status: BenchStatus, message: String) {
     let event = Event::new(
         now_micros(),
         Source::Daemon,
@@ -363,7 +378,8 @@ async fn record_end(s: &Arc<Shared>, id: &str, status: BenchStatus, message: Str
             message: Some(message),
         }),
     );
-    if let Err(e) = s
+    if let Err(e) = w
+        .deps
         .appender
         .append_async(Batch {
             events: vec![event],
@@ -377,10 +393,12 @@ async fn record_end(s: &Arc<Shared>, id: &str, status: BenchStatus, message: Str
 
 /// After a start: benchmarks labd was running when it stopped are recorded as interrupted (their runner died
 /// with labd).
-pub fn recover(s: &Arc<Shared>) {
-    let running = s.benches.ids();
-    let stale: Vec<String> = s
-        .views()
+async fn recover(w: &Worker) {
+    let running = w.runners.ids();
+    let stale: Vec<String> = w
+        .deps
+        .views
+        .read()
         .benchmarks
         .running_by_labd()
         .filter(|b| !running.contains(&b.id))
@@ -404,17 +422,15 @@ pub fn recover(s: &Arc<Shared>) {
             )
         })
         .collect();
-    let s = s.clone();
-    tokio::spawn(async move {
-        if let Err(e) = s
-            .appender
-            .append_async(Batch {
-                events,
-                cursors: Vec::new(),
-            })
-            .await
-        {
-            tracing::error!("recording interrupted benchmarks: {e}");
-        }
-    });
+    if let Err(e) = w
+        .deps
+        .appender
+        .append_async(Batch {
+            events,
+            cursors: Vec::new(),
+        })
+        .await
+    {
+        tracing::error!("recording interrupted benchmarks: {e}");
+    }
 }

@@ -1,22 +1,36 @@
-//! The daemon's spine: open the log, load the views, start the writer, the ingest thread and the API, and
-//! on shutdown stop intake, commit and save the views' checkpoint. [`run`] is what `main` and tests call.
+//! The daemon's wiring, which reads as the table of contents of its stages (data flows one way: sources → log →
+//! views → answers):
+//! 1. open the event log and load the views (their checkpoint, then catching up from the log);
+//! 2. start the log writer, whose commits feed the live views;
+//! 3. with `--once`: ingest the watched folders, commit, save the checkpoint, and exit;
+//! 4. start the ingest thread on the watched folders and the sweeps' and benchmarks' folders;
+//! 5. start the workers, each with narrow handles: checkpoints, the curve warm-up, the sweep scheduler, the
+//!    benchmark runner;
+//! 6. serve the HTTP API until shutdown;
+//! 7. stop: the scheduler's trials, intake, the writer; save the checkpoint.
+//!
+//! [`run`] is what `main` and tests call.
 
 use crate::config::Config;
 use crate::ids::Ids;
 use crate::ingest::Ingestor;
-use crate::ingest::pump::IngestMsg;
+use crate::ingest::pump::{self, IngestMsg};
 use crate::jobs::Jobs;
-use crate::views::{CHECKPOINT_KEY, Views};
-
-use crate::{api, replay};
-use labd_log::writer::{Appender, Writer};
-use labd_log::{EventLog, LogError, Seq};
+use crate::mailbox;
+use crate::state::AppState;
+use crate::views::Views;
+use crate::views::live::LiveViews;
+use crate::{api, benchmarks, sweeps};
+use labd_log::writer::Writer;
+use labd_log::{EventLog, LogError};
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::thread::JoinHandle;
+use std::time::Instant;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -41,34 +55,6 @@ pub enum DaemonError {
     IngestGone,
 }
 
-/// What the API and the background tasks share. Lock order: `views` only; it is a `std` lock, never held
-/// across `.await`.
-pub struct Shared {
-    pub config: Config,
-    pub log: EventLog,
-    pub views: Arc<RwLock<Views>>,
-    pub appender: Appender,
-    pub ids: Arc<Ids>,
-    pub jobs: Jobs,
-    /// The newest committed sequence number (the SSE tail waits on it).
-    pub last_seq: tokio::sync::watch::Receiver<Seq>,
-    pub ingest: Sender<IngestMsg>,
-    pub started: Instant,
-    /// Turns true when the daemon begins to stop (long-lived responses such as the SSE tail end then).
-    pub stopping: tokio::sync::watch::Receiver<bool>,
-    /// The sweep scheduler.
-    pub scheduler: crate::sweeps::runner::Scheduler,
-    /// Benchmark runners this labd started.
-    pub benches: crate::benchmarks::Runners,
-}
-
-impl Shared {
-    /// Read access to the views (a poisoned lock still holds consistent data: apply never panics midway).
-    pub fn views(&self) -> std::sync::RwLockReadGuard<'_, Views> {
-        self.views.read().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 /// Runs the daemon until `shutdown` resolves (or, with `config.once`, until the watched folders are ingested).
 /// `listener`: an already bound listener (tests bind port 0), else `config.listen` is bound.
 pub async fn run(
@@ -76,17 +62,118 @@ pub async fn run(
     listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| DaemonError::DataDir {
-        path: config.data_dir.clone(),
-        source,
-    })?;
+    make_dir(&config.data_dir)?;
     let default_inbox = config.data_dir.join("inbox");
     if config.watch.contains(&default_inbox) {
         let _ = std::fs::create_dir_all(&default_inbox);
     }
+    // 1, 2: the log, the views, the writer.
+    let (log, views) = open(&config).await?;
+    let writer = Writer::start(log.clone(), views.on_commit())?;
+    let ids = Arc::new(Ids::new(views.read().registry.experiments.keys().cloned()));
+    let mut ingestor = Ingestor::new(
+        log.clone(),
+        writer.appender(),
+        ids.clone(),
+        config.host.clone(),
+        config.ingest.clone(),
+    )?;
+    ingestor.formats = config.formats.clone();
+    // 3: one pass.
+    if config.once {
+        ingest_once(ingestor, config.watch.clone()).await?;
+        return finish(writer, &log, &views).await;
+    }
+    let listener = listen(&config, listener).await?;
+    // 4: intake.
+    let (ingest, ingest_thread) = start_ingest(&config, ingestor)?;
+    // 5: the workers.
+    let (stop_tx, stopping) = watch::channel(false);
+    let jobs = Jobs::default();
+    let checkpoints = tokio::spawn(
+        views
+            .clone()
+            .checkpoint_every(log.clone(), config.checkpoint_every),
+    );
+    if !views.read().curves_ready() {
+        let (log, views) = (log.clone(), views.clone());
+        std::thread::Builder::new()
+            .name("labd-curves".into())
+            .spawn(move || views.warm_curves(&log))
+            .map_err(|_| DaemonError::IngestGone)?;
+    }
+    let (sweeps, sweep_requests) = mailbox::Sweeps::new();
+    let scheduler = tokio::spawn(sweeps::runner::run(
+        sweeps::runner::Deps {
+            views: views.clone(),
+            appender: writer.appender(),
+            ingest: ingest.clone(),
+            stopping: stopping.clone(),
+            heartbeat: config.sweep_heartbeat,
+        },
+        sweep_requests,
+    ));
+    let (benchmarks, bench_requests) = mailbox::Benchmarks::new();
+    tokio::spawn(benchmarks::run(
+        benchmarks::Deps {
+            appender: writer.appender(),
+            views: views.clone(),
+            jobs: jobs.clone(),
+            ingest: ingest.clone(),
+            stopping: stopping.clone(),
+            dir: config.benchmarks_dir(),
+            host: config.host.clone(),
+            runner: config.cmr_runner.clone(),
+        },
+        bench_requests,
+    ));
+    // 6: answers.
+    let state = Arc::new(AppState {
+        log: log.clone(),
+        views: views.clone(),
+        appender: writer.appender(),
+        ids,
+        jobs,
+        ingest: ingest.clone(),
+        sweeps,
+        benchmarks,
+        started: Instant::now(),
+        stopping,
+        config,
+    });
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let addr = listener.local_addr().map_err(DaemonError::Serve)?;
+    tracing::info!("labd listening on http://{addr}");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let served = api::serve(listener, state.clone(), shutdown).await;
+    // 7: stop.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    tracing::info!("shutting down: stopping trials and intake");
+    checkpoints.abort();
+    // The scheduler stops running trials (recorded as interrupted; they run again on the next start).
+    let _ = scheduler.await;
+    let _ = ingest.send(IngestMsg::Stop);
+    let _ = tokio::task::spawn_blocking(move || ingest_thread.join()).await;
+    drop(state);
+    finish(writer, &log, &views).await?;
+    tracing::info!("labd stopped");
+    served.map_err(DaemonError::Serve)
+}
+
+fn make_dir(path: &Path) -> Result<(), DaemonError> {
+    std::fs::create_dir_all(path).map_err(|source| DaemonError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Opens the event log and loads the views (from their checkpoint, caught up from the log).
+async fn open(config: &Config) -> Result<(EventLog, LiveViews), DaemonError> {
     let log_path = config.log_path();
-    let once = config.once;
-    let min_free = config.min_free_bytes;
+    let (once, min_free) = (config.once, config.min_free_bytes);
     let (log, views) = tokio::task::spawn_blocking(move || -> Result<_, LogError> {
         let log = EventLog::open(&log_path)?;
         log.set_min_free(min_free);
@@ -103,250 +190,68 @@ pub async fn run(
     })
     .await
     .map_err(|_| DaemonError::IngestGone)??;
+    Ok((log, LiveViews::new(views)))
+}
 
-    let ids = Arc::new(Ids::new(views.registry.experiments.keys().cloned()));
-    let (seq_tx, seq_rx) = tokio::sync::watch::channel(views.applied);
-    let views = Arc::new(RwLock::new(views));
-    let writer = {
-        let views = views.clone();
-        Writer::start(
-            log.clone(),
-            Box::new(move |first, events| {
-                let mut v = views.write().unwrap_or_else(|p| p.into_inner());
-                v.apply_batch(first, events);
-                let applied = v.applied;
-                drop(v);
-                seq_tx.send_replace(applied);
-            }),
-        )?
-    };
-    let (ingest_tx, ingest_rx) = std::sync::mpsc::channel();
-    let mut ingestor = Ingestor::new(
-        log.clone(),
-        writer.appender(),
-        ids.clone(),
-        config.host.clone(),
-        config.ingest.clone(),
-    )?;
-    ingestor.formats = config.formats.clone();
-
-    if config.once {
-        let roots = config.watch.clone();
-        let report = tokio::task::spawn_blocking(move || {
-            let mut ingestor = ingestor;
-            ingestor.scan(&roots, true, None)
-        })
+/// `--once`: reads the watched folders as finished files.
+async fn ingest_once(mut ingestor: Ingestor, roots: Vec<PathBuf>) -> Result<(), DaemonError> {
+    let report = tokio::task::spawn_blocking(move || ingestor.scan(&roots, true, None))
         .await
         .map_err(|_| DaemonError::IngestGone)??;
-        tracing::info!(
-            "ingested {} files: {} lines, {} points, {} problems",
-            report.files,
-            report.lines,
-            report.points,
-            report.errors
-        );
-        finish(writer, &log, &views).await?;
-        return Ok(());
-    }
+    tracing::info!(
+        "ingested {} files: {} lines, {} points, {} problems",
+        report.files,
+        report.lines,
+        report.points,
+        report.errors
+    );
+    Ok(())
+}
 
-    let listener = match listener {
-        Some(l) => l,
+/// The listener to serve on: the one given, else `config.listen` bound.
+async fn listen(config: &Config, given: Option<TcpListener>) -> Result<TcpListener, DaemonError> {
+    match given {
+        Some(l) => Ok(l),
         None => TcpListener::bind(config.listen)
             .await
             .map_err(|source| DaemonError::Listen {
                 addr: config.listen,
                 source,
-            })?,
-    };
-    let addr = listener.local_addr().map_err(DaemonError::Serve)?;
-    // Sweeps' trial folders are watched like any drop folder: their run logs flow in as runs.
-    let sweeps_dir = config.sweeps_dir();
-    std::fs::create_dir_all(&sweeps_dir).map_err(|source| DaemonError::DataDir {
-        path: sweeps_dir.clone(),
-        source,
-    })?;
-    // So are the benchmarks' folders: the runner's result lines flow in as they are written.
-    let benchmarks_dir = config.benchmarks_dir();
-    std::fs::create_dir_all(&benchmarks_dir).map_err(|source| DaemonError::DataDir {
-        path: benchmarks_dir.clone(),
-        source,
-    })?;
-    let ingest_thread = {
-        let mut roots = config.watch.clone();
-        roots.push(sweeps_dir);
-        roots.push(benchmarks_dir);
-        let rescan = config.rescan;
-        let tx = ingest_tx.clone();
-        std::thread::Builder::new()
-            .name("labd-ingest".into())
-            .spawn(move || crate::ingest::pump::run(ingestor, roots, rescan, ingest_rx, tx))
-            .map_err(|_| DaemonError::IngestGone)?
-    };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (scheduler, scheduler_rx) = crate::sweeps::runner::Scheduler::new();
-    let shared = Arc::new(Shared {
-        scheduler: scheduler.clone(),
-        benches: Default::default(),
-        stopping: stop_rx,
-        log: log.clone(),
-        views: views.clone(),
-        appender: writer.appender(),
-        ids,
-        jobs: Jobs::default(),
-        last_seq: seq_rx,
-        ingest: ingest_tx.clone(),
-        started: Instant::now(),
-        config,
-    });
-    let checkpoints = tokio::spawn(checkpoint_loop(shared.clone()));
-    crate::benchmarks::recover(&shared);
-    let sweeps = tokio::spawn(crate::sweeps::runner::run(
-        shared.clone(),
-        scheduler_rx,
-        scheduler,
-    ));
-    if !shared.views().curves_ready() {
-        let (log, views) = (log.clone(), views.clone());
-        std::thread::Builder::new()
-            .name("labd-curves".into())
-            .spawn(move || warm_curves(&log, &views))
-            .map_err(|_| DaemonError::IngestGone)?;
+            }),
     }
-    let shutdown = async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    };
-    tracing::info!("labd listening on http://{addr}");
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    let served = api::serve(listener, shared.clone(), shutdown).await;
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    tracing::info!("shutting down: stopping trials and intake");
-    checkpoints.abort();
-    // The scheduler stops running trials (recorded as interrupted; they run again on the next start).
-    let _ = sweeps.await;
-    let _ = ingest_tx.send(IngestMsg::Stop);
-    let _ = tokio::task::spawn_blocking(move || ingest_thread.join()).await;
-    drop(shared);
-    finish(writer, &log, &views).await?;
-    tracing::info!("labd stopped");
-    served.map_err(DaemonError::Serve)
+}
+
+/// Starts the ingest thread on the watched folders, and on the sweeps' trial folders and the benchmarks'
+/// folders, which are watched like any drop folder: trials' run logs and runners' result lines flow in as
+/// they are written. Answers its mailbox and the thread.
+fn start_ingest(
+    config: &Config,
+    ingestor: Ingestor,
+) -> Result<(Sender<IngestMsg>, JoinHandle<()>), DaemonError> {
+    let (sweeps_dir, benchmarks_dir) = (config.sweeps_dir(), config.benchmarks_dir());
+    make_dir(&sweeps_dir)?;
+    make_dir(&benchmarks_dir)?;
+    let mut roots = config.watch.clone();
+    roots.push(sweeps_dir);
+    roots.push(benchmarks_dir);
+    let rescan = config.rescan;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mailbox = tx.clone();
+    let thread = std::thread::Builder::new()
+        .name("labd-ingest".into())
+        .spawn(move || pump::run(ingestor, roots, rescan, rx, mailbox))
+        .map_err(|_| DaemonError::IngestGone)?;
+    Ok((tx, thread))
 }
 
 /// Commits what is queued, stops the writer, saves the views' checkpoint.
-async fn finish(
-    writer: Writer,
-    log: &EventLog,
-    views: &Arc<RwLock<Views>>,
-) -> Result<(), DaemonError> {
-    let log = log.clone();
-    let views = views.clone();
+async fn finish(writer: Writer, log: &EventLog, views: &LiveViews) -> Result<(), DaemonError> {
+    let (log, views) = (log.clone(), views.clone());
     tokio::task::spawn_blocking(move || -> Result<(), LogError> {
         writer.close();
-        save_checkpoint(&log, &views)
+        views.save_checkpoint(&log)
     })
     .await
     .map_err(|_| DaemonError::IngestGone)??;
     Ok(())
-}
-
-/// Fills the curve store from the log, in order, after a start from a checkpoint (which does not hold curves).
-/// Batches committed meanwhile are applied by the writer once the store has caught up, or read here from the log.
-fn warm_curves(log: &EventLog, views: &RwLock<Views>) {
-    let started = Instant::now();
-    let mut last_log = Instant::now();
-    loop {
-        let from = views
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .curves
-            .applied
-            + 1;
-        let last = match log.last_seq() {
-            Ok(l) => l,
-            Err(e) if e.is_io() => {
-                // The log is being reopened after an I/O error: wait for it.
-                tracing::warn!("curve store warm-up: {e}; trying again");
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
-            }
-            Err(e) => {
-                tracing::error!("curve store warm-up: {e}");
-                return;
-            }
-        };
-        if from > last {
-            break;
-        }
-        let chunk = match log.read(from, last, 65_536) {
-            Ok(c) => c,
-            Err(e) if e.is_io() => {
-                tracing::warn!("curve store warm-up: {e}; trying again");
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
-            }
-            Err(e) => {
-                tracing::error!("curve store warm-up: {e}");
-                return;
-            }
-        };
-        let mut v = views.write().unwrap_or_else(|p| p.into_inner());
-        for (seq, event) in &chunk {
-            v.curves.apply(*seq, event);
-        }
-        if last_log.elapsed() > Duration::from_secs(2) {
-            last_log = Instant::now();
-            tracing::info!("curve store warm-up: {}/{last} events", v.curves.applied);
-        }
-    }
-    let v = views.read().unwrap_or_else(|p| p.into_inner());
-    tracing::info!(
-        "curve store ready: {} points ({:.0} MB) in {:.2}s",
-        v.curves.points,
-        v.curves.bytes() as f64 / 1e6,
-        started.elapsed().as_secs_f64()
-    );
-}
-
-/// Saves the views' checkpoint.
-pub fn save_checkpoint(log: &EventLog, views: &RwLock<Views>) -> Result<(), LogError> {
-    let bytes = views
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .encode_checkpoint()?;
-    log.save_checkpoint(CHECKPOINT_KEY, &bytes)
-}
-
-async fn checkpoint_loop(shared: Arc<Shared>) {
-    let mut saved = shared.views().applied;
-    let mut tick = tokio::time::interval(shared.config.checkpoint_every);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let applied = shared.views().applied;
-        if applied == saved {
-            continue;
-        }
-        let s = shared.clone();
-        match tokio::task::spawn_blocking(move || save_checkpoint(&s.log, &s.views)).await {
-            Ok(Ok(())) => saved = applied,
-            Ok(Err(e)) => tracing::warn!("saving the views' checkpoint failed: {e}"),
-            Err(_) => return,
-        }
-    }
-}
-
-/// Offline replay for `labd replay`: rebuild the views of a stopped daemon's data directory.
-pub fn replay_offline(
-    config: &Config,
-    as_of: Option<&str>,
-) -> Result<labd_schemas::api::ReplayReport, DaemonError> {
-    let log = EventLog::open(&config.log_path())?;
-    let mut offline = Views::default();
-    offline.curves.off = true;
-    let views = Arc::new(RwLock::new(offline));
-    let report = replay::replay(&log, &views, as_of, config.stale_after, None)?;
-    if as_of.is_none() {
-        save_checkpoint(&log, &views)?;
-    }
-    Ok(report)
 }

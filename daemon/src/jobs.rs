@@ -59,16 +59,21 @@ impl Job {
     }
 }
 
-/// All jobs of this daemon's life (the last few hundred are kept).
-#[derive(Default)]
+/// All jobs of this daemon's life (the last few hundred are kept). A cheap handle: clones share the table.
+#[derive(Clone, Default)]
 pub struct Jobs {
+    table: Arc<JobTable>,
+}
+
+#[derive(Default)]
+struct JobTable {
     next: AtomicU64,
     jobs: Mutex<BTreeMap<u64, Job>>,
 }
 
 impl Jobs {
     pub fn start(&self, kind: &str) -> Job {
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = self.table.next.fetch_add(1, Ordering::Relaxed) + 1;
         let job = Job {
             state: Arc::new(Mutex::new(JobState {
                 id,
@@ -76,7 +81,7 @@ impl Jobs {
                 ..Default::default()
             })),
         };
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut jobs = self.table.jobs.lock().unwrap_or_else(|p| p.into_inner());
         jobs.insert(id, job.clone());
         while jobs.len() > 256 {
             jobs.pop_first();
@@ -88,6 +93,7 @@ impl Jobs {
     /// each hold a copy of large state (a replay builds a second set of views).
     pub fn start_exclusive(&self, kind: &str) -> Result<Job, u64> {
         let running = self
+            .table
             .jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -102,7 +108,8 @@ impl Jobs {
     }
 
     pub fn get(&self, id: u64) -> Option<JobState> {
-        self.jobs
+        self.table
+            .jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&id)

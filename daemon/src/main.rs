@@ -45,7 +45,8 @@ fn main() -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Replay { as_of, json }) => {
             let report =
-                labd::daemon::replay_offline(&config, as_of.as_deref()).context("replay")?;
+                labd::replay::offline(&config.log_path(), as_of.as_deref(), config.stale_after)
+                    .context("replay")?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -55,6 +55,24 @@ pub fn views_as_of(log: &EventLog, as_of: &str) -> Result<Views, ReplayError> {
     Ok(v)
 }
 
+/// Offline replay for `labd replay`: rebuilds the views of a stopped daemon's log (curves left out) and, without
+/// `as_of`, saves them as its checkpoint.
+pub fn offline(
+    log_path: &std::path::Path,
+    as_of: Option<&str>,
+    stale_after: Duration,
+) -> Result<ReplayReport, ReplayError> {
+    let log = EventLog::open(log_path)?;
+    let mut fresh = Views::default();
+    fresh.curves.off = true;
+    let views = crate::views::live::LiveViews::new(fresh);
+    let report = replay(&log, views.lock(), as_of, stale_after, None)?;
+    if as_of.is_none() {
+        views.save_checkpoint(&log)?;
+    }
+    Ok(report)
+}
+
 /// Rebuilds the views from the log. Without `as_of` the result replaces `live`; with it, `live` is left alone
 /// and the report lists the registry as it was then.
 pub fn replay(

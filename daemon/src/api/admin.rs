@@ -1,9 +1,9 @@
 //! Long operations started over HTTP; each answers a job id to follow at `GET /api/v1/jobs/{id}`.
 
 use super::{Error, Result};
-use crate::daemon::Shared;
 use crate::ingest::pump::IngestMsg;
 use crate::replay;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// `POST /api/v1/ingest {"path": ...}`: read a file or folder on this host now.
 pub async fn ingest(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     body: std::result::Result<Json<IngestRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>)> {
     let Json(req) = body?;
@@ -48,7 +48,7 @@ pub async fn ingest(
 
 /// `POST /api/v1/replay {"as_of": null | SEQ | RFC3339, "verify": false}`.
 pub async fn replay(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     body: std::result::Result<Json<ReplayRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>)> {
     let Json(req) = body?;
@@ -70,11 +70,11 @@ pub async fn replay(
     }
     tokio::task::spawn_blocking(move || {
         let result = if req.verify {
-            replay::verify(&s.log, &s.views, Some(&job))
+            replay::verify(&s.log, s.views.lock(), Some(&job))
         } else {
             replay::replay(
                 &s.log,
-                &s.views,
+                s.views.lock(),
                 req.as_of.as_deref(),
                 s.config.stale_after,
                 Some(&job),

@@ -4,8 +4,8 @@ use super::{Error, Result};
 use crate::analytics::complete::{Expect, Problem, check};
 use crate::analytics::params::{Variation, flatten, variation};
 use crate::analytics::summary::{AnalyticsError, By, Measure, Reduce, add_columns, summarize};
-use crate::daemon::Shared;
 use crate::filter::{Clock, Filter};
+use crate::state::AppState;
 use crate::views::registry::Record;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -41,7 +41,7 @@ impl std::ops::Deref for ViewsRef<'_> {
 
 /// The live views, or (with `as_of`, a sequence number or RFC 3339 time) the views as they were then, replayed
 /// from the log. Blocking: call from `spawn_blocking`.
-fn views_for<'a>(s: &'a Shared, as_of: Option<&str>) -> Result<ViewsRef<'a>> {
+fn views_for<'a>(s: &'a AppState, as_of: Option<&str>) -> Result<ViewsRef<'a>> {
     match as_of {
         None => Ok(ViewsRef::Live(s.views())),
         Some(point) => crate::replay::views_as_of(&s.log, point)
@@ -103,7 +103,7 @@ pub struct VaryingAnswer {
 
 /// `GET /api/v1/analytics/varying?where=`: which hyperparameters vary across the selected runs.
 pub async fn varying(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     q: std::result::Result<Query<VaryingQuery>, QueryRejection>,
 ) -> Result<Json<VaryingAnswer>> {
     let Query(q) = q?;
@@ -154,7 +154,7 @@ pub struct SummaryQuery {
 
 /// `GET /api/v1/analytics/summary?metric=&reduce=&by=&where=`.
 pub async fn summary(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     q: std::result::Result<Query<SummaryQuery>, QueryRejection>,
 ) -> Result<axum::response::Response> {
     use axum::response::IntoResponse;
@@ -274,7 +274,7 @@ pub struct Incomplete {
 /// `GET /api/v1/analytics/incomplete?where=&metric=&expect_steps=&expect_epochs=`: runs whose curves stop short
 /// of the expected length, have gaps, or restart.
 pub async fn incomplete(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     q: std::result::Result<Query<IncompleteQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Incomplete>>> {
     let Query(q) = q?;
@@ -374,7 +374,7 @@ pub struct CurvesAnswer {
 /// `GET /api/v1/analytics/curves?metric=&x=&ids=&where=&group=&points=&from=&to=`: curves of runs or of groups of runs,
 /// on a chosen x-axis, downsampled keeping each bucket's first, last, lowest and highest point.
 pub async fn curves(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     q: std::result::Result<Query<CurvesQuery>, QueryRejection>,
 ) -> Result<Json<CurvesAnswer>> {
     use crate::views::curves::{Axis, downsample};

@@ -3,7 +3,7 @@
 
 use super::{Error, Result};
 use crate::analytics::bench as analysis;
-use crate::daemon::Shared;
+use crate::state::AppState;
 use crate::views::benchmarks::Bench;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -28,7 +28,7 @@ pub struct Submit {
 
 /// `POST /api/v1/benchmarks`: check the configuration and start the runner.
 pub async fn submit(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     body: std::result::Result<Json<Submit>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>)> {
     let Json(req) = body?;
@@ -38,15 +38,13 @@ pub async fn submit(
         cfg.name = name;
     }
 
-    let started = crate::benchmarks::start(&s, cfg)
-        .await
-        .map_err(|e| match e {
-            crate::benchmarks::BenchError::NoRunner(_) => {
-                Error(StatusCode::NOT_IMPLEMENTED, e.to_string())
-            }
-            crate::benchmarks::BenchError::Busy(_) => Error(StatusCode::CONFLICT, e.to_string()),
-            other => Error::internal(other),
-        })?;
+    let started = s.benchmarks.start(cfg).await.map_err(|e| match e {
+        crate::mailbox::BenchError::NoRunner(_) => {
+            Error(StatusCode::NOT_IMPLEMENTED, e.to_string())
+        }
+        crate::mailbox::BenchError::Busy(_) => Error(StatusCode::CONFLICT, e.to_string()),
+        other => Error::internal(other),
+    })?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -66,7 +64,7 @@ fn brief(b: &Bench) -> Value {
 }
 
 /// `GET /api/v1/benchmarks`: every benchmark, newest first.
-pub async fn list(State(s): State<Arc<Shared>>) -> Json<Value> {
+pub async fn list(State(s): State<Arc<AppState>>) -> Json<Value> {
     let v = s.views();
     let mut all: Vec<&Bench> = v.benchmarks.benches.values().collect();
     all.sort_by(|a, b| b.started.cmp(&a.started).then(a.id.cmp(&b.id)));
@@ -81,7 +79,7 @@ fn find<'a>(v: &'a crate::views::Views, id: &str) -> Result<&'a Bench> {
 }
 
 /// `GET /api/v1/benchmarks/{id}`: the benchmark with its configuration, build and every measurement.
-pub async fn show(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<Value>> {
+pub async fn show(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>> {
     let v = s.views();
     let b = find(&v, &id)?;
     let mut out = brief(b);
@@ -93,14 +91,14 @@ pub async fn show(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Resul
 }
 
 /// `GET /api/v1/benchmarks/{id}/report`: `performance_analysis_report.json`.
-pub async fn report(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<Value>> {
+pub async fn report(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>> {
     let v = s.views();
     Ok(Json(analysis::report(find(&v, &id)?)))
 }
 
 /// `GET /api/v1/benchmarks/{id}/summary.csv`: `performance_summary.csv`.
 pub async fn summary_csv(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
     let v = s.views();
@@ -109,7 +107,10 @@ pub async fn summary_csv(
 }
 
 /// `GET /api/v1/benchmarks/{id}/datasets`: per-dataset results.
-pub async fn datasets(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<Value>> {
+pub async fn datasets(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
     let v = s.views();
     Ok(Json(json!(analysis::dataset_results(find(&v, &id)?))))
 }
@@ -124,7 +125,7 @@ pub struct CompareQuery {
 
 /// `GET /api/v1/benchmarks/{id}/compare?with=OTHER`: every figure both measured at the same point.
 pub async fn compare(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     q: std::result::Result<Query<CompareQuery>, QueryRejection>,
 ) -> Result<Json<Value>> {
@@ -148,12 +149,12 @@ pub async fn compare(
 }
 
 /// `POST /api/v1/benchmarks/{id}/cancel`.
-pub async fn cancel(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<Value>> {
+pub async fn cancel(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>> {
     {
         let v = s.views();
         find(&v, &id)?;
     }
-    if s.benches.cancel(&id) {
+    if s.benchmarks.cancel(&id).await {
         Ok(Json(json!({"bench": id, "cancelling": true})))
     } else {
         Err(Error(

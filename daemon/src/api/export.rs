@@ -4,8 +4,8 @@
 //! reads, so a slow client holds back only its own export and memory stays at one batch.
 
 use super::{Error, Result};
-use crate::daemon::Shared;
 use crate::filter::{Clock, Filter};
+use crate::state::AppState;
 use crate::views::Views;
 use crate::views::curves::Axis;
 use axum::body::{Body, Bytes};
@@ -52,7 +52,7 @@ enum Format {
 
 /// The views an export reads: the live ones (locked per batch) or views replayed as of a past point.
 enum Source {
-    Live(Arc<Shared>),
+    Live(Arc<AppState>),
     Past(Box<Views>),
 }
 
@@ -68,7 +68,7 @@ impl Source {
 /// `GET /api/v1/analytics/points?metric=&where=&format=csv|parquet|json&as_of=`: the long table of the selected
 /// runs' points, streamed.
 pub async fn points(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     q: std::result::Result<Query<PointsQuery>, QueryRejection>,
 ) -> Result<Response> {
     let Query(q) = q?;

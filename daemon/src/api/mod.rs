@@ -18,7 +18,7 @@ pub mod sweeps;
 pub mod table;
 pub mod validate;
 
-use crate::daemon::Shared;
+use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, StatusCode, header};
@@ -81,7 +81,7 @@ impl From<labd_log::LogError> for Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The router with every route, the body limit and the token check.
-pub fn router(shared: Arc<Shared>) -> Router {
+pub fn router(shared: Arc<AppState>) -> Router {
     let limit = shared.config.max_body_bytes;
     Router::new()
         .route("/api/v1/health", get(read::health))
@@ -149,7 +149,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 /// Serves until `shutdown` resolves, then lets requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = server::Limits {
@@ -162,7 +162,7 @@ pub async fn serve(
 
 /// Answers 408 when a request (reading its body included) takes longer than `request_timeout`; the event
 /// tail, which streams for as long as the client listens, is exempt.
-async fn time_limit(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+async fn time_limit(State(shared): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     if req.uri().path() == "/api/v1/events/tail" {
         return next.run(req).await;
     }
@@ -182,7 +182,7 @@ async fn openapi() -> impl IntoResponse {
 }
 
 /// Off loopback every request needs the token; on loopback, changes need it when one is set.
-async fn auth(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+async fn auth(State(shared): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let Some(token) = shared.config.token.as_ref().map(|t| t.as_str()) else {
         return next.run(req).await;
     };
@@ -214,7 +214,7 @@ async fn auth(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Re
 
 /// Refuses a body whose announced length is over the limit before reading any of it (chunked bodies are
 /// cut off by `DefaultBodyLimit` while being read).
-async fn announced_size(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+async fn announced_size(State(shared): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let limit = shared.config.max_body_bytes;
     let announced = req
         .headers()

@@ -2,7 +2,7 @@
 //! through the same writer. A batch is all-or-nothing: any bad row rejects it with the row and the reason.
 
 use super::{Error, Result};
-use crate::daemon::Shared;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -76,7 +76,7 @@ fn http_source(uri: &Uri) -> Source {
 }
 
 async fn append(
-    s: &Shared,
+    s: &AppState,
     id: ExperimentId,
     events: Vec<Event>,
 ) -> Result<(StatusCode, Json<Pushed>)> {
@@ -100,7 +100,7 @@ async fn append(
 
 /// `POST /api/v1/experiments`: a `run` line's fields; answers the new id.
 pub async fn create(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     uri: Uri,
     body: Body,
 ) -> Result<(StatusCode, Json<Pushed>)> {
@@ -131,7 +131,7 @@ pub async fn create(
 }
 
 async fn facts(
-    s: Arc<Shared>,
+    s: Arc<AppState>,
     id: String,
     uri: Uri,
     body: Body,
@@ -159,7 +159,7 @@ async fn facts(
 
 /// `POST /api/v1/experiments/{id}/metrics`: one metrics row or many.
 pub async fn metrics(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     uri: Uri,
     body: Body,
@@ -168,7 +168,7 @@ pub async fn metrics(
 }
 
 pub async fn messages(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     uri: Uri,
     body: Body,
@@ -177,7 +177,7 @@ pub async fn messages(
 }
 
 pub async fn summary(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     uri: Uri,
     body: Body,
@@ -186,7 +186,7 @@ pub async fn summary(
 }
 
 pub async fn artifact(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     uri: Uri,
     body: Body,
@@ -195,7 +195,7 @@ pub async fn artifact(
 }
 
 pub async fn status(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     uri: Uri,
     body: Body,

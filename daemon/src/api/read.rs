@@ -1,7 +1,7 @@
 //! Read endpoints: views and the log, never a write.
 
 use super::{Error, Result};
-use crate::daemon::Shared;
+use crate::state::AppState;
 use crate::views::registry::metric_key;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-pub async fn health(State(s): State<Arc<Shared>>) -> Json<Health> {
+pub async fn health(State(s): State<Arc<AppState>>) -> Json<Health> {
     let log_seq = s.log.last_seq().unwrap_or(0);
     let v = s.views();
     let problem = s.log.problem();
@@ -44,7 +44,7 @@ pub struct ListQuery {
 }
 
 pub async fn list(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     q: std::result::Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<ExperimentRow>>> {
     let Query(q) = q?;
@@ -90,7 +90,7 @@ pub fn name_matches(pattern: &str, name: &str) -> bool {
 }
 
 pub async fn show(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Experiment>> {
     let v = s.views();
@@ -114,7 +114,7 @@ pub struct CompareQuery {
 /// `GET /api/v1/compare?ids=a,b,...`: several experiments in one answer, with their configs' flattened keys and
 /// the keys whose values differ between them (the web view's comparison; at most 1,000 runs).
 pub async fn compare(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     q: std::result::Result<Query<CompareQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let Query(q) = q?;
@@ -164,7 +164,7 @@ pub struct MessagesQuery {
 /// `GET /api/v1/experiments/{id}/messages?limit=`: the run's log messages, oldest first, read from the log
 /// ranges that hold its events.
 pub async fn messages(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     q: std::result::Result<Query<MessagesQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
@@ -215,7 +215,7 @@ pub struct PageQuery {
 
 /// Points of one metric, in log order, paged.
 pub async fn points(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path((id, key)): Path<(String, String)>,
     q: std::result::Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<MetricPage>> {
@@ -296,7 +296,7 @@ pub struct EventsQuery {
 }
 
 pub async fn events(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     q: std::result::Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<EventPage>> {
     let Query(q) = q?;
@@ -330,11 +330,11 @@ pub struct TailQuery {
 
 /// Server-sent events: every committed event from `from` on, as it is committed.
 pub async fn tail(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     q: std::result::Result<Query<TailQuery>, QueryRejection>,
 ) -> Result<Sse<impl futures_util::Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
     let Query(q) = q?;
-    let mut seq_rx = s.last_seq.clone();
+    let mut seq_rx = s.views.applied();
     let start = q
         .from
         .unwrap_or_else(|| *seq_rx.borrow_and_update() + 1)
@@ -377,7 +377,7 @@ pub async fn tail(
     Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
 }
 
-pub async fn ingest_state(State(s): State<Arc<Shared>>) -> Result<Json<IngestState>> {
+pub async fn ingest_state(State(s): State<Arc<AppState>>) -> Result<Json<IngestState>> {
     let log = s.log.clone();
     let cursors = tokio::task::spawn_blocking(move || log.cursors())
         .await
@@ -432,7 +432,7 @@ pub struct ErrorsQuery {
 }
 
 pub async fn errors(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     q: std::result::Result<Query<ErrorsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<ErrorRecord>>> {
     let Query(q) = q?;
@@ -459,7 +459,7 @@ pub async fn errors(
 }
 
 pub async fn job(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<u64>,
 ) -> Result<Json<crate::jobs::JobState>> {
     s.jobs

@@ -2,7 +2,7 @@
 //! plan in the log and wakes the scheduler; everything after that is the scheduler's.
 
 use super::{Error, Result};
-use crate::daemon::Shared;
+use crate::state::AppState;
 use crate::views::sweeps::{Sweep, Trial, TrialStatus};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -69,7 +69,7 @@ fn mean_trial_secs(v: &crate::views::Views, id: &str, command: &str) -> Option<f
 
 /// `POST /api/v1/sweeps`: plan a sweep and run it (or, with `dry_run`, only say what it would run).
 pub async fn submit(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     body: std::result::Result<Json<Submit>, JsonRejection>,
 ) -> Result<Json<Value>> {
     let Json(Submit { mut spec, dry_run }) = body?;
@@ -228,7 +228,7 @@ pub async fn submit(
     }
     let scheduled = kinds.len() - 2;
     append(&s, kinds, "POST /api/v1/sweeps").await?;
-    s.scheduler.wake();
+    s.sweeps.wake();
     tracing::info!(
         "sweep {id}: {} trials planned, {scheduled} scheduled, {} kept",
         trials.len(),
@@ -244,7 +244,7 @@ pub async fn submit(
     })))
 }
 
-async fn append(s: &Shared, kinds: Vec<EventKind>, request: &str) -> Result<()> {
+async fn append(s: &AppState, kinds: Vec<EventKind>, request: &str) -> Result<()> {
     let now = now_micros();
     let events = kinds
         .into_iter()
@@ -311,7 +311,7 @@ fn progress(v: &crate::views::Views, s: &Sweep) -> Progress {
 }
 
 /// `GET /api/v1/sweeps`.
-pub async fn list(State(s): State<Arc<Shared>>) -> Json<Vec<Value>> {
+pub async fn list(State(s): State<Arc<AppState>>) -> Json<Vec<Value>> {
     let v = s.views();
     Json(
         v.sweeps
@@ -337,7 +337,7 @@ pub struct StatusQuery {
 
 /// `GET /api/v1/sweeps/{id}`: the sweep, its progress and every trial.
 pub async fn show(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     q: std::result::Result<Query<StatusQuery>, QueryRejection>,
 ) -> Result<Json<Value>> {
@@ -359,7 +359,7 @@ pub async fn show(
 
 /// `POST /api/v1/sweeps/{id}/cancel`: no new trials start; running ones are stopped (SIGTERM to their group,
 /// SIGKILL after 5 s) and recorded as cancelled.
-pub async fn cancel(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<Value>> {
+pub async fn cancel(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>> {
     let state = s.views().sweeps.sweeps.get(&id).map(|sw| sw.state);
     match state {
         None => return Err(Error::not_found(format!("no sweep {id:?}"))),
@@ -381,7 +381,7 @@ pub async fn cancel(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Res
         &format!("POST /api/v1/sweeps/{id}/cancel"),
     )
     .await?;
-    let stopped = s.scheduler.cancel(&id).await;
+    let stopped = s.sweeps.cancel(&id).await;
     Ok(Json(json!({"sweep_id": id, "stopping": stopped})))
 }
 
@@ -395,7 +395,7 @@ pub struct ResumeQuery {
 /// `POST /api/v1/sweeps/{id}/resume`: run what is left (cancelled and waiting trials; failed ones with
 /// `retry_failed`). Completed trials never run again.
 pub async fn resume(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     q: std::result::Result<Query<ResumeQuery>, QueryRejection>,
 ) -> Result<Json<Value>> {
@@ -426,7 +426,7 @@ pub async fn resume(
         }));
     }
     append(&s, kinds, &format!("POST /api/v1/sweeps/{id}/resume")).await?;
-    s.scheduler.wake();
+    s.sweeps.wake();
     Ok(Json(json!({"sweep_id": id, "requeued": again.len()})))
 }
 
@@ -449,7 +449,7 @@ pub struct AnalysisQuery {
 
 /// `GET /api/v1/sweeps/{id}/analysis?metric=&reduce=&goal=&param=&threshold=&format=json|md`.
 pub async fn analysis(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     q: std::result::Result<Query<AnalysisQuery>, QueryRejection>,
 ) -> Result<axum::response::Response> {

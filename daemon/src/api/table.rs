@@ -4,8 +4,8 @@
 
 use super::{Error, Result};
 use crate::analytics::params::{flatten, order, variation};
-use crate::daemon::Shared;
 use crate::filter::{Clock, Filter};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -45,7 +45,7 @@ fn cmp_opt(a: Option<&Value>, b: Option<&Value>) -> Ordering {
 }
 
 pub async fn table(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     q: std::result::Result<Query<TableQuery>, QueryRejection>,
 ) -> Result<Json<Value>> {
     let Query(q) = q?;

@@ -2,7 +2,7 @@
 //! uses, and records nothing: which format it is, the runs and points it holds, and every problem with its line.
 
 use super::{Error, Result};
-use crate::daemon::Shared;
+use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -84,7 +84,7 @@ pub fn check(name: &str, bytes: &[u8], host: &str) -> std::result::Result<Value,
 
 /// The endpoint: the body is the file.
 pub async fn validate(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     q: std::result::Result<Query<ValidateQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<Value>> {

@@ -1,6 +1,10 @@
 //! Parameter sweeps: a definition is planned into trials ([`plan`]), recorded in the log, and run by the
-//! scheduler as child processes within the host's resources ([`resources`], [`runner`]).
+//! scheduler as child processes within the host's resources ([`resources`]): [`runner`] is the scheduler's
+//! loop, [`launch`] starts trials, [`recover`] picks up after a restart. The scheduler reads the sweeps view and
+//! writes events; it is reached through its mailbox ([`crate::mailbox::Sweeps`]).
 
+mod launch;
 pub mod plan;
+mod recover;
 pub mod resources;
 pub mod runner;

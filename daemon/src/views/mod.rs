@@ -6,6 +6,7 @@
 pub mod benchmarks;
 pub mod curves;
 pub mod ingest;
+pub mod live;
 pub mod registry;
 pub mod sweeps;
 

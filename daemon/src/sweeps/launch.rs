@@ -1,0 +1,336 @@
+//! Starting trials: the waiting trials of running sweeps, in order of submission and plan, while their sweep's
+//! `parallel` and the host's resources allow; each in its attempt's folder (config, run-log header, output
+//! files), under `/bin/sh -c` in a process group of its own, with its limits, cgroup and GPUs, and a wrapper
+//! that writes the exit code to a file so an exit while labd is down is not lost.
+
+use super::plan::{Facts, expand};
+use super::recover::start_ticks;
+use super::resources::{Grant, Host, Ledger};
+use super::runner::{Deps, Key, Live, Me, Msg, Recorder, trial_event};
+use crate::ingest::pump::IngestMsg;
+use crate::views::sweeps::{Sweep, Trial, attempt_dir};
+use labd_schemas::sweep::{Parallel, SweepState, TrialState};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Starts the waiting trials of running sweeps, in order of submission and plan, while they fit.
+pub(super) async fn start_waiting(
+    deps: &Deps,
+    rec: &Recorder,
+    running: &mut HashMap<Key, Live>,
+    launched: &mut HashMap<Key, u32>,
+    ledger: &mut Ledger,
+    host: &Arc<std::sync::Mutex<Host>>,
+    me: &Me,
+) {
+    // Only as many waiting trials per sweep as could start now, and no clone of a sweep's whole table: this
+    // runs after every event.
+    let candidates: Vec<(Head, Vec<Trial>)> = {
+        let v = deps.views.read();
+        let mut sweeps: Vec<&Sweep> = v
+            .sweeps
+            .sweeps
+            .values()
+            .filter(|s| s.state == SweepState::Running)
+            .collect();
+        sweeps.sort_by_key(|s| s.created);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        sweeps
+            .into_iter()
+            .filter_map(|s| {
+                let in_sweep = running.keys().filter(|(id, _)| *id == s.id).count();
+                let slots = match s.spec.parallel {
+                    Parallel::Fixed(n) => (n as usize).saturating_sub(in_sweep),
+                    Parallel::Auto => cores.max(1),
+                };
+                let mut key = (s.id.clone(), String::new());
+                let waiting: Vec<Trial> = s
+                    .trials()
+                    .filter(|t| {
+                        if !t.status.is_waiting() {
+                            return false;
+                        }
+                        key.1.clone_from(&t.id);
+                        !running.contains_key(&key)
+                            && launched.get(&key).is_none_or(|&a| t.attempts >= a)
+                    })
+                    .take(slots)
+                    .cloned()
+                    .collect();
+                (!waiting.is_empty()).then(|| {
+                    (
+                        Head {
+                            id: s.id.clone(),
+                            dir: s.dir.clone(),
+                            spec: s.spec.clone(),
+                        },
+                        waiting,
+                    )
+                })
+            })
+            .collect()
+    };
+    if candidates.is_empty() {
+        return;
+    }
+    let (gpus, cores, ram_total, mut ram_free) = {
+        let mut h = host.lock().unwrap_or_else(|p| p.into_inner());
+        (h.gpus(), h.cores, h.ram_total, h.ram_available())
+    };
+    for (sweep, trials) in candidates {
+        let limit = match sweep.spec.parallel {
+            Parallel::Fixed(n) => n as usize,
+            Parallel::Auto => usize::MAX,
+        };
+        for t in trials {
+            let in_sweep = running.keys().filter(|(s, _)| *s == sweep.id).count();
+            if in_sweep >= limit {
+                break;
+            }
+            // What the host has free now counts too (other work uses it): a trial that names its RAM starts
+            // only when that much is available beside the running ones.
+            let need_ram = sweep.spec.resources.ram.unwrap_or(0);
+            if !running.is_empty() && need_ram > 0 && ram_free > 0 && need_ram > ram_free {
+                return;
+            }
+            let Some(grant) = ledger.reserve(
+                &sweep.spec.resources,
+                cores,
+                ram_total,
+                &gpus,
+                !running.is_empty(),
+            ) else {
+                return;
+            };
+            ram_free = ram_free.saturating_sub(need_ram);
+            let attempt = t.attempts + 1;
+            match launch(deps, rec, &sweep, &t, attempt, &grant, me) {
+                Ok(pid) => {
+                    launched.insert((sweep.id.clone(), t.id.clone()), attempt);
+                    running.insert(
+                        (sweep.id.clone(), t.id.clone()),
+                        Live {
+                            attempt,
+                            pid,
+                            grant,
+                            started: Instant::now(),
+                            deadline: sweep
+                                .spec
+                                .timeout
+                                .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0))),
+                            ending: None,
+                            killed: false,
+                        },
+                    );
+                }
+                Err(reason) => {
+                    launched.insert((sweep.id.clone(), t.id.clone()), attempt);
+                    ledger.release(&grant);
+                    tracing::warn!("sweeps: {}/{} could not start: {reason}", sweep.id, t.id);
+                    let mut events = vec![trial_event(
+                        &sweep.id,
+                        &t.id,
+                        attempt,
+                        TrialState::StartFailed {
+                            reason: reason.clone(),
+                        },
+                    )];
+                    if t.failures < sweep.spec.max_retries {
+                        events.push(trial_event(
+                            &sweep.id,
+                            &t.id,
+                            attempt,
+                            TrialState::Retrying { reason },
+                        ));
+                    }
+                    rec.record(events);
+                }
+            }
+        }
+    }
+}
+
+/// What starting a trial needs of its sweep.
+pub struct Head {
+    pub id: String,
+    pub dir: String,
+    pub spec: labd_schemas::sweep::SweepSpec,
+}
+
+/// Prepares the attempt's folder and starts the trial's command in its own process group; writes its pid
+/// file (so a restart finds it even if `started` was not committed yet) and records `started`.
+fn launch(
+    deps: &Deps,
+    rec: &Recorder,
+    sweep: &Head,
+    t: &Trial,
+    attempt: u32,
+    grant: &Grant,
+    me: &Me,
+) -> Result<u32, String> {
+    let trial_dir = Path::new(&sweep.dir).join(&t.id);
+    let adir = attempt_dir(&sweep.dir, &t.id, attempt);
+    let config_path = trial_dir.join("config.json");
+    let run_log = adir.join("run.jsonl");
+    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+    std::fs::create_dir_all(&adir).map_err(|e| io(&adir.display().to_string(), e))?;
+    // An attempt recorded nowhere may have left these: they must not speak for this one.
+    for stale in ["exit_code", "pid"] {
+        let _ = std::fs::remove_file(adir.join(stale));
+    }
+    let config_text = serde_json::to_string_pretty(&t.config).map_err(|e| e.to_string())?;
+    std::fs::write(&config_path, config_text)
+        .map_err(|e| io(&config_path.display().to_string(), e))?;
+    // labd writes the run's first line: its name, config and tags; the trial appends its metrics.
+    let mut tags = sweep.spec.tags.clone();
+    tags.push(format!("sweep:{}", sweep.id));
+    let header = serde_json::json!({
+        "kind": "run",
+        "name": format!("{}-{}", sweep.spec.name.as_deref().unwrap_or(&sweep.id), t.id),
+        "config": t.config,
+        "tags": tags,
+        "sweep": sweep.id,
+        "trial": t.id,
+        "attempt": attempt,
+        "params": t.params,
+    });
+    std::fs::write(&run_log, format!("{header}\n"))
+        .map_err(|e| io(&run_log.display().to_string(), e))?;
+    let command = expand(
+        &sweep.spec.command,
+        &Facts {
+            config: &config_path.to_string_lossy(),
+            run_log: &run_log.to_string_lossy(),
+            trial_dir: &trial_dir.to_string_lossy(),
+            trial_id: &t.id,
+            sweep_id: &sweep.id,
+            params: &t.params,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    // The wrapper records the exit code in a file, so an exit while labd is down is not lost. (One short
+    // write by a shell builtin: a file cut short by a crash does not parse, and the trial then runs again.)
+    let script = format!(
+        "( {command}\n); c=$?; printf '%s\\n' \"$c\" > \"$LABD_ATTEMPT_DIR/exit_code\"; exit $c"
+    );
+    let out = std::fs::File::create(adir.join("stdout.log")).map_err(|e| io("stdout.log", e))?;
+    let err = std::fs::File::create(adir.join("stderr.log")).map_err(|e| io("stderr.log", e))?;
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(script)
+        .current_dir(sweep.spec.workdir.as_deref().unwrap_or(&sweep.dir))
+        .envs(&sweep.spec.env)
+        .env("LABD_TRIAL_CONFIG", &config_path)
+        .env("LABD_RUN_LOG", &run_log)
+        .env("LABD_TRIAL_ID", &t.id)
+        .env("LABD_TRIAL_DIR", &trial_dir)
+        .env("LABD_ATTEMPT_DIR", &adir)
+        .env("LABD_SWEEP_ID", &sweep.id)
+        .env("LABD_ATTEMPT", attempt.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .kill_on_drop(false);
+    let limits = crate::limits::ChildLimits::for_trial(&sweep.spec.limits);
+    let group = trial_cgroup(sweep, &t.id, attempt);
+    let procs = group
+        .as_ref()
+        .map(crate::cgroups::Cgroup::procs_files)
+        .unwrap_or_default();
+    // SAFETY: runs in the child between fork and exec; both calls only make system calls.
+    unsafe {
+        cmd.pre_exec(move || {
+            crate::cgroups::join_in_child(&procs)?;
+            crate::limits::apply_in_child(limits)
+        });
+    }
+    if grant.gpus.is_empty() {
+        if sweep.spec.resources.gpus == 0
+            && !std::env::var_os("CUDA_VISIBLE_DEVICES").is_some_and(|v| v.is_empty())
+        {
+            // Trials that asked for no GPU get none, so they cannot crowd the ones that did.
+            cmd.env("CUDA_VISIBLE_DEVICES", "");
+        }
+    } else {
+        let list: Vec<String> = grant.gpus.iter().map(u32::to_string).collect();
+        cmd.env("CUDA_VISIBLE_DEVICES", list.join(","));
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        let dir = sweep.spec.workdir.as_deref().unwrap_or(&sweep.dir);
+        format!("starting /bin/sh in {dir}: {e}")
+    })?;
+    let pid = child.id().ok_or("the process ended at once")?;
+    let ticks = start_ticks(pid).unwrap_or(0);
+    if let Err(e) = std::fs::write(adir.join("pid"), format!("{pid} {ticks}\n")) {
+        tracing::warn!("sweeps: {}: {e}", adir.join("pid").display());
+    }
+    let run_log_text = run_log.to_string_lossy().into_owned();
+    let key = (sweep.id.clone(), t.id.clone());
+    let tx = me.clone();
+    tokio::spawn(async move {
+        let status = child.wait().await;
+        // The group goes with the trial: what is left in it is killed.
+        let oom_kills = match group {
+            Some(g) => tokio::task::spawn_blocking(move || {
+                let n = g.oom_kills();
+                g.remove();
+                n
+            })
+            .await
+            .unwrap_or(0),
+            None => 0,
+        };
+        let _ = tx.send(Msg::Exited {
+            key,
+            status,
+            oom_kills,
+        });
+    });
+    rec.record(vec![trial_event(
+        &sweep.id,
+        &t.id,
+        attempt,
+        TrialState::Started {
+            pid,
+            start_ticks: ticks,
+            gpus: grant.gpus.clone(),
+            run_log: run_log_text.clone(),
+        },
+    )]);
+    tracing::info!(
+        "sweeps: {}/{} attempt {attempt} started (pid {pid}{})",
+        sweep.id,
+        t.id,
+        if grant.gpus.is_empty() {
+            String::new()
+        } else {
+            format!(", GPUs {:?}", grant.gpus)
+        }
+    );
+    // Have the new run log read now rather than at the next rescan.
+    let _ = deps.ingest.send(IngestMsg::Changed(vec![run_log.clone()]));
+    Ok(pid)
+}
+
+/// The cgroup of a trial attempt that has limits, where labd can make one.
+fn trial_cgroup(sweep: &Head, trial: &str, attempt: u32) -> Option<crate::cgroups::Cgroup> {
+    let limits = &sweep.spec.limits;
+    if limits.memory.is_none() && limits.processes.is_none() {
+        return None;
+    }
+    let groups = crate::cgroups::init()?;
+    let name = format!("{}-{trial}-{attempt}", sweep.id);
+    match groups.create(&name, limits.memory, limits.processes) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::warn!(
+                "sweeps: {}/{trial}: no cgroup ({e}); rlimits only",
+                sweep.id
+            );
+            None
+        }
+    }
+}

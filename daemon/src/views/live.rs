@@ -1,0 +1,144 @@
+//! The live views: one [`Views`] that every reader shares, applied by the log writer after each commit (the
+//! hook [`LiveViews::on_commit`] makes), saved as a checkpoint every so often and at shutdown, and after a start
+//! from a checkpoint (which holds no curves) the curve store filled from the log in the background.
+
+use super::{CHECKPOINT_KEY, Views};
+use labd_log::writer::OnCommit;
+use labd_log::{EventLog, LogError, Seq};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// A handle to the live views. Cheap to clone. The lock is a `std` lock: never held across `.await`, and a
+/// poisoned one still holds consistent data (applying never panics midway).
+#[derive(Clone)]
+pub struct LiveViews {
+    views: Arc<RwLock<Views>>,
+    /// The newest sequence number applied (the SSE tail waits on it).
+    applied: watch::Receiver<Seq>,
+    applied_tx: Arc<watch::Sender<Seq>>,
+}
+
+impl LiveViews {
+    pub fn new(views: Views) -> LiveViews {
+        let (tx, rx) = watch::channel(views.applied);
+        LiveViews {
+            views: Arc::new(RwLock::new(views)),
+            applied: rx,
+            applied_tx: Arc::new(tx),
+        }
+    }
+
+    /// Read access.
+    pub fn read(&self) -> RwLockReadGuard<'_, Views> {
+        self.views.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write access (applying events, replacing the views after a replay).
+    pub fn write(&self) -> RwLockWriteGuard<'_, Views> {
+        self.views.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock itself, for those that take it as such (replay).
+    pub fn lock(&self) -> &RwLock<Views> {
+        &self.views
+    }
+
+    /// Follows the newest sequence number applied.
+    pub fn applied(&self) -> watch::Receiver<Seq> {
+        self.applied.clone()
+    }
+
+    /// The writer's hook: applies each committed batch, then announces its last sequence number.
+    pub fn on_commit(&self) -> OnCommit {
+        let me = self.clone();
+        Box::new(move |first, events| {
+            let mut v = me.write();
+            v.apply_batch(first, events);
+            let applied = v.applied;
+            drop(v);
+            me.applied_tx.send_replace(applied);
+        })
+    }
+
+    /// Saves the views' checkpoint (blocking).
+    pub fn save_checkpoint(&self, log: &EventLog) -> Result<(), LogError> {
+        let bytes = self.read().encode_checkpoint()?;
+        log.save_checkpoint(CHECKPOINT_KEY, &bytes)
+    }
+
+    /// Saves the checkpoint every `every` while something new was applied, until the task is dropped.
+    pub async fn checkpoint_every(self, log: EventLog, every: Duration) {
+        let mut saved = self.read().applied;
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let applied = self.read().applied;
+            if applied == saved {
+                continue;
+            }
+            let (me, log) = (self.clone(), log.clone());
+            match tokio::task::spawn_blocking(move || me.save_checkpoint(&log)).await {
+                Ok(Ok(())) => saved = applied,
+                Ok(Err(e)) => tracing::warn!("saving the views' checkpoint failed: {e}"),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Fills the curve store from the log, in order (blocking; run on a thread of its own). Batches committed
+    /// meanwhile are applied by the writer once the store has caught up, or read here from the log.
+    pub fn warm_curves(&self, log: &EventLog) {
+        let started = Instant::now();
+        let mut last_log = Instant::now();
+        loop {
+            let from = self.read().curves.applied + 1;
+            let last = match log.last_seq() {
+                Ok(l) => l,
+                Err(e) => match retry(e) {
+                    true => continue,
+                    false => return,
+                },
+            };
+            if from > last {
+                break;
+            }
+            let chunk = match log.read(from, last, 65_536) {
+                Ok(c) => c,
+                Err(e) => match retry(e) {
+                    true => continue,
+                    false => return,
+                },
+            };
+            let mut v = self.write();
+            for (seq, event) in &chunk {
+                v.curves.apply(*seq, event);
+            }
+            if last_log.elapsed() > Duration::from_secs(2) {
+                last_log = Instant::now();
+                tracing::info!("curve store warm-up: {}/{last} events", v.curves.applied);
+            }
+        }
+        let v = self.read();
+        tracing::info!(
+            "curve store ready: {} points ({:.0} MB) in {:.2}s",
+            v.curves.points,
+            v.curves.bytes() as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Whether the warm-up tries again after `e`: the log being reopened after an I/O error is waited out; any
+/// other error ends the warm-up.
+fn retry(e: LogError) -> bool {
+    if e.is_io() {
+        tracing::warn!("curve store warm-up: {e}; trying again");
+        std::thread::sleep(Duration::from_secs(1));
+        true
+    } else {
+        tracing::error!("curve store warm-up: {e}");
+        false
+    }
+}
