@@ -104,7 +104,7 @@ pub async fn run(
     }
     let (sweeps, sweep_requests) = mailbox::Sweeps::new();
     let scheduler = tokio::spawn(sweeps::runner::run(
-        sweeps::runner::Deps {
+        sweeps::Deps {
             views: views.clone(),
             appender: writer.appender(),
             ingest: ingest.clone(),

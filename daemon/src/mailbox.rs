@@ -88,7 +88,10 @@ pub struct Started {
 /// Requests to the benchmark runner.
 pub enum BenchRequest {
     /// Start a benchmark of this configuration.
-    Start(Box<BenchConfig>, oneshot::Sender<Result<Started, BenchError>>),
+    Start(
+        Box<BenchConfig>,
+        oneshot::Sender<Result<Started, BenchError>>,
+    ),
     /// Ask a running benchmark to stop; the reply says whether this labd runs it.
     Cancel(String, oneshot::Sender<bool>),
 }

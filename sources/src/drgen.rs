@@ -8,8 +8,9 @@
 //!
 //! Lines are framed by [`super::lines`]; a line of neither shape is reported with its number and skipped.
 
-use super::runlog::{create_experiment, error, source};
+use super::runlog::create_experiment;
 use super::{Context, Output};
+use super::{error, source};
 use crate::FileCursor;
 use labd_schemas::event::{MessageLogged, MetricsLogged, StatusChanged, SummaryRecorded};
 use labd_schemas::runlog::RunLine;

@@ -6,7 +6,7 @@
 //! experiment keeps its id and what was read of it (epochs, summaries, status, artifacts), so a change adds only
 //! what is new.
 
-use super::runlog::source;
+use super::source;
 use super::{Context, Output, problem};
 use crate::FileCursor;
 use labd_schemas::canonical::config_hash;

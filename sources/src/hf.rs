@@ -9,7 +9,7 @@
 //! completed. The run's config is the Trainer's settings in the file (`max_steps`, `num_train_epochs`,
 //! `train_batch_size`, ...) and, under hyperparameter search, `trial_params`.
 
-use super::runlog::source;
+use super::source;
 use super::{Context, Output, problem};
 use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity, StatusChanged, SummaryRecorded};

@@ -15,8 +15,8 @@ pub mod runlog;
 pub mod tensorboard;
 
 pub use cursor::FileCursor;
-use labd_schemas::event::Severity;
-use labd_schemas::{Event, ExperimentId};
+use labd_schemas::event::{IngestError, Severity};
+use labd_schemas::{Event, EventKind, ExperimentId, Source};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
@@ -256,7 +256,7 @@ pub fn begin_run(
 pub fn problem(ctx: &Context<'_>, line: Option<u64>, severity: Severity, reason: String) -> Event {
     Event::new(
         ctx.now,
-        runlog::source(ctx, line.unwrap_or(0)),
+        source(ctx, line.unwrap_or(0)),
         labd_schemas::EventKind::IngestError(labd_schemas::event::IngestError {
             path: ctx.path.to_string(),
             line,
@@ -264,6 +264,29 @@ pub fn problem(ctx: &Context<'_>, line: Option<u64>, severity: Severity, reason:
             reason,
         }),
     )
+}
+
+/// Where a line of the file being read came from.
+pub fn source(ctx: &Context<'_>, line: u64) -> Source {
+    Source::File {
+        path: ctx.path.to_string(),
+        first_line: line,
+        last_line: line,
+    }
+}
+
+/// Records an ingest error about line `line` of the file being read.
+pub fn error(out: &mut Output, ctx: &Context<'_>, line: u64, reason: String) {
+    out.events.push(Event::new(
+        ctx.now,
+        source(ctx, line),
+        EventKind::IngestError(IngestError {
+            path: ctx.path.to_string(),
+            line: Some(line),
+            severity: Severity::Error,
+            reason,
+        }),
+    ));
 }
 
 /// What a source needs to know besides the bytes.

@@ -6,7 +6,7 @@
 //! Metric names: `split/name` keeps its split; `train_`, `val_`, `valid_`, `validation_`, `test_` and `eval_`
 //! prefixes are read as splits too (`val_loss` → split `val`, metric `loss`); other names have no split.
 
-use super::runlog::source;
+use super::source;
 use super::{Context, Output, problem};
 use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity};

@@ -41,7 +41,7 @@ pub fn read(
             None => {
                 if rest.len() > ctx.max_line {
                     cursor.line += 1;
-                    super::runlog::error(
+                    super::error(
                         &mut out,
                         ctx,
                         cursor.line,
@@ -69,7 +69,7 @@ pub fn read(
         cursor.line += 1;
         pos = next;
         if line.len() > ctx.max_line {
-            super::runlog::error(
+            super::error(
                 &mut out,
                 ctx,
                 cursor.line,
@@ -82,7 +82,7 @@ pub fn read(
             continue;
         }
         let Ok(text) = std::str::from_utf8(line) else {
-            super::runlog::error(&mut out, ctx, cursor.line, "line is not valid UTF-8".into());
+            super::error(&mut out, ctx, cursor.line, "line is not valid UTF-8".into());
             continue;
         };
         let text = text.trim();

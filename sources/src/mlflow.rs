@@ -4,8 +4,8 @@
 //! run's `meta.yaml` is read whole when it changes (its status: running, finished, failed, killed). The files
 //! of a run are one run, keyed by its folder; the run's files come to the source as sidecars.
 
-use super::runlog::{error, source};
 use super::{Context, Format, Output};
+use super::{error, source};
 use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, StatusChanged};
 use labd_schemas::runlog::RunLine;

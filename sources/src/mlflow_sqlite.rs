@@ -4,7 +4,7 @@
 //! store is read whole when it changes; each run keeps, per metric, how many points it has taken (in the
 //! table's time order), so points MLflow adds later are read once.
 
-use super::runlog::source;
+use super::source;
 use super::{Context, Output, problem};
 use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity, StatusChanged};

@@ -1,13 +1,13 @@
 //! The labd run log source: JSONL lines → events. A line is complete at its newline; a partial last line waits.
 //! Bad lines become ingest-error events naming file and line; good lines around them are kept.
 
-use super::{Context, Output};
+use super::{Context, Output, error, source};
 use crate::FileCursor;
 use labd_schemas::bench::{BenchChanged, BenchMeasured, BenchStarted};
 use labd_schemas::canonical::config_hash;
 use labd_schemas::event::{
-    ArtifactRecorded, ExperimentCreated, IngestError, MessageLogged, MetricsLogged, Severity,
-    StatusChanged, SummaryRecorded,
+    ArtifactRecorded, ExperimentCreated, MessageLogged, MetricsLogged, StatusChanged,
+    SummaryRecorded,
 };
 use labd_schemas::runlog::{RunLine, RunLogLine, parse_line};
 use labd_schemas::{Event, EventKind, ExperimentId, Source};
@@ -35,27 +35,6 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
             }
         },
     )
-}
-
-pub(super) fn source(ctx: &Context<'_>, line: u64) -> Source {
-    Source::File {
-        path: ctx.path.to_string(),
-        first_line: line,
-        last_line: line,
-    }
-}
-
-pub(super) fn error(out: &mut Output, ctx: &Context<'_>, line: u64, reason: String) {
-    out.events.push(Event::new(
-        ctx.now,
-        source(ctx, line),
-        EventKind::IngestError(IngestError {
-            path: ctx.path.to_string(),
-            line: Some(line),
-            severity: Severity::Error,
-            reason,
-        }),
-    ));
 }
 
 /// Turns a `run` line into an `experiment_created` event and makes it the file's current run.

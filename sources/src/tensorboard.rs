@@ -7,7 +7,7 @@
 //! A half-written record waits for the rest. A record whose checksum fails ends the reading of its file, as
 //! TensorBoard's own loader does: the file is reported and left, the records before it kept.
 
-use super::runlog::source;
+use super::source;
 use super::{Context, Output, problem};
 use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity, StatusChanged, SummaryRecorded};

@@ -3,10 +3,11 @@
 //! files), under `/bin/sh -c` in a process group of its own, with its limits, cgroup and GPUs, and a wrapper
 //! that writes the exit code to a file so an exit while labd is down is not lost.
 
+use super::live::{Key, Live, Me, Msg};
 use super::plan::{Facts, expand};
+use super::record::{Deps, Recorder, trial_event};
 use super::recover::start_ticks;
 use super::resources::{Grant, Host, Ledger};
-use super::runner::{Deps, Key, Live, Me, Msg, Recorder, trial_event};
 use crate::ingest::pump::IngestMsg;
 use crate::views::sweeps::{Sweep, Trial, attempt_dir};
 use labd_schemas::sweep::{Parallel, SweepState, TrialState};

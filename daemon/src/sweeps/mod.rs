@@ -1,10 +1,15 @@
 //! Parameter sweeps: a definition is planned into trials ([`plan`]), recorded in the log, and run by the
 //! scheduler as child processes within the host's resources ([`resources`]): [`runner`] is the scheduler's
-//! loop, [`launch`] starts trials, [`recover`] picks up after a restart. The scheduler reads the sweeps view and
+//! loop, `launch` starts trials, `recover` picks up after a restart, `record` holds the scheduler's handles
+//! ([`Deps`]) and records its events in order, `live` the trials it runs. The scheduler reads the sweeps view and
 //! writes events; it is reached through its mailbox ([`crate::mailbox::Sweeps`]).
 
 mod launch;
+mod live;
 pub mod plan;
+mod record;
 mod recover;
 pub mod resources;
 pub mod runner;
+
+pub use record::Deps;

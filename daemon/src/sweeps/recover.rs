@@ -3,7 +3,7 @@
 //! killed with its group and every process that names its folder in its environment; each is then marked
 //! interrupted, to run again under a new attempt number. Completed trials are never touched.
 
-use super::runner::{Deps, batch_of, trial_event};
+use super::record::{Deps, batch_of, trial_event};
 use crate::process_group;
 use crate::views::sweeps::{TrialStatus, attempt_dir};
 use labd_schemas::sweep::{SweepState, TrialState};

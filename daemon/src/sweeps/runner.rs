@@ -5,78 +5,22 @@
 //! a trial that ended while labd was down is recorded from its exit file, and one that was cut off runs again.
 
 use super::launch::start_waiting;
+use super::live::{Ending, Key, Live, Msg};
+use super::record::{Deps, Recorder, append, trial_event};
 use super::recover::recover;
-use super::resources::{Grant, Host, Ledger};
-use crate::ingest::pump::IngestMsg;
+use super::resources::{Host, Ledger};
 use crate::mailbox::SweepRequest;
 use crate::process_group;
-use crate::views::live::LiveViews;
 use crate::views::sweeps::{TrialStatus, out_of_memory};
-use labd_log::writer::{Appender, Batch};
-use labd_schemas::sweep::{SweepChanged, SweepState, TrialChanged, TrialState};
-use labd_schemas::time::now_micros;
-use labd_schemas::{Event, EventKind, Source};
+use labd_schemas::EventKind;
+use labd_schemas::sweep::{SweepChanged, SweepState, TrialState};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::mpsc;
 
 /// Seconds between a SIGTERM to a trial's group and the SIGKILL that follows.
 const GRACE: Duration = Duration::from_secs(5);
-
-/// Messages to the scheduler's loop: the requests of its mailbox, and its own news.
-pub(super) enum Msg {
-    /// Something changed (a sweep submitted or resumed, events committed): look again.
-    Wake,
-    /// Stop a sweep's running trials; answers how many were stopped.
-    Cancel(String, oneshot::Sender<usize>),
-    /// A trial's process ended (and `oom_kills` of its processes were killed for lack of memory).
-    Exited {
-        key: Key,
-        status: std::io::Result<std::process::ExitStatus>,
-        oom_kills: u64,
-    },
-}
-
-/// The sender of the scheduler's own loop.
-pub(super) type Me = mpsc::UnboundedSender<Msg>;
-
-/// A trial: (sweep id, trial id).
-pub type Key = (String, String);
-
-/// What the scheduler needs of the daemon: narrow handles, not the daemon's whole state.
-#[derive(Clone)]
-pub struct Deps {
-    /// The sweeps view decides what runs.
-    pub views: LiveViews,
-    pub appender: Appender,
-    /// The ingest thread's mailbox: a trial's new run log is read at once, not at the next rescan.
-    pub ingest: Sender<IngestMsg>,
-    /// Turns true when labd begins to stop: running trials are stopped (and run again on the next start).
-    pub stopping: watch::Receiver<bool>,
-    /// How often running trials' usage is sampled.
-    pub heartbeat: Duration,
-}
-
-/// Why labd is ending a trial itself.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) enum Ending {
-    TimedOut,
-    Cancelled,
-    Stopping,
-}
-
-/// A trial process this labd started and follows.
-pub(super) struct Live {
-    pub(super) attempt: u32,
-    pub(super) pid: u32,
-    pub(super) grant: Grant,
-    pub(super) started: Instant,
-    pub(super) deadline: Option<Instant>,
-    pub(super) ending: Option<(Ending, Instant)>,
-    pub(super) killed: bool,
-}
 
 /// The scheduler's loop, until labd stops; then it stops the running trials (they run again on the next
 /// start) and returns.
@@ -189,74 +133,10 @@ pub async fn run(deps: Deps, mut requests: mpsc::UnboundedReceiver<SweepRequest>
     }
 }
 
-/// Records the scheduler's events in the order it makes them, without making it wait for the commits: one
-/// task appends whatever has queued as one batch, then wakes the scheduler (the view has the news by then).
-pub(super) struct Recorder {
-    tx: mpsc::UnboundedSender<Vec<EventKind>>,
-}
-
-impl Recorder {
-    fn start(deps: Deps, me: Me) -> (Recorder, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<EventKind>>();
-        let task = tokio::spawn(async move {
-            while let Some(mut events) = rx.recv().await {
-                while let Ok(more) = rx.try_recv() {
-                    events.extend(more);
-                }
-                append(&deps, events).await;
-                let _ = me.send(Msg::Wake);
-            }
-        });
-        (Recorder { tx }, task)
-    }
-
-    pub(super) fn record(&self, events: Vec<EventKind>) {
-        if !events.is_empty() {
-            let _ = self.tx.send(events);
-        }
-    }
-
-    /// Waits until everything recorded is committed.
-    async fn close(self, task: tokio::task::JoinHandle<()>) {
-        drop(self.tx);
-        let _ = task.await;
-    }
-}
-
 /// SIGTERM to the trial's group now, SIGKILL after the grace period.
 fn terminate(r: &mut Live, why: Ending) {
     r.ending = Some((why, Instant::now()));
     process_group::kill(r.pid, libc::SIGTERM);
-}
-
-async fn append(deps: &Deps, events: Vec<EventKind>) {
-    if events.is_empty() {
-        return;
-    }
-    if let Err(e) = deps.appender.append_async(batch_of(events)).await {
-        tracing::error!("sweeps: recording trial events failed: {e}");
-    }
-}
-
-/// A batch of daemon events, stamped now.
-pub(super) fn batch_of(events: Vec<EventKind>) -> Batch {
-    let now = now_micros();
-    Batch {
-        events: events
-            .into_iter()
-            .map(|k| Event::new(now, Source::Daemon, k))
-            .collect(),
-        cursors: Vec::new(),
-    }
-}
-
-pub(super) fn trial_event(sweep: &str, trial: &str, attempt: u32, state: TrialState) -> EventKind {
-    EventKind::TrialChanged(TrialChanged {
-        sweep: sweep.into(),
-        trial: trial.into(),
-        attempt,
-        state,
-    })
 }
 
 /// Records how a trial ended, and queues a retry when one is left.
