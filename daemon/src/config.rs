@@ -208,7 +208,7 @@ pub struct Config {
     /// Display names of parameters and values in tables (`[display]` in the TOML file).
     pub display: crate::analytics::display::Display,
     /// Default reductions per metric (`[reductions]` in the TOML file).
-    pub reductions: crate::analytics::summary::Reductions,
+    pub reductions: crate::analytics::reduce::Reductions,
     /// How often running trials' usage is sampled and recorded.
     pub sweep_heartbeat: Duration,
     /// The CMR benchmark runner; `None`: `labd-cmr` beside the labd binary.
@@ -405,10 +405,12 @@ impl Config {
             config.noise = crate::analytics::params::Noise(keys);
         }
         config.display = file.display;
-        config.reductions = crate::analytics::summary::Reductions::parse(&file.reductions)
-            .map_err(|e| ConfigError::Invalid {
-                setting: "[reductions]",
-                reason: e.to_string(),
+        config.reductions =
+            crate::analytics::reduce::Reductions::parse(&file.reductions).map_err(|e| {
+                ConfigError::Invalid {
+                    setting: "[reductions]",
+                    reason: e.to_string(),
+                }
             })?;
         if !config.loopback() && config.token.is_none() {
             return Err(ConfigError::TokenRequired {

@@ -4,6 +4,8 @@
 //! The binaries are taken from the target folder these tests were built into; build them first
 //! (`cargo build --workspace --bins`, which `scripts/test.sh` does).
 
+pub mod sweeps;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};

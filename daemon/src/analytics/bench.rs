@@ -35,23 +35,23 @@ pub const SUMMARY_COLUMNS: [&str; 22] = [
     "model_time",
 ];
 
-fn param_u64(m: &Measurement, key: &str) -> Option<u64> {
+pub(super) fn param_u64(m: &Measurement, key: &str) -> Option<u64> {
     m.params.get(key).and_then(Value::as_u64)
 }
 
-fn param_str<'a>(m: &'a Measurement, key: &str) -> Option<&'a str> {
+pub(super) fn param_str<'a>(m: &'a Measurement, key: &str) -> Option<&'a str> {
     m.params.get(key).and_then(Value::as_str)
 }
 
-fn value(m: &Measurement, key: &str) -> f64 {
+pub(super) fn value(m: &Measurement, key: &str) -> f64 {
     m.values.get(key).copied().unwrap_or(f64::NAN)
 }
 
-fn num(x: f64) -> Value {
+pub(super) fn num(x: f64) -> Value {
     if x.is_finite() { json!(x) } else { Value::Null }
 }
 
-fn cell(x: f64) -> String {
+pub(super) fn cell(x: f64) -> String {
     if x.is_nan() {
         String::new()
     } else {
@@ -60,7 +60,7 @@ fn cell(x: f64) -> String {
 }
 
 /// The last measurement of each `(analysis, params)`: a re-measured point replaces the earlier one.
-fn latest<'a>(b: &'a Bench, analysis: &'a str) -> Vec<&'a Measurement> {
+pub(super) fn latest<'a>(b: &'a Bench, analysis: &'a str) -> Vec<&'a Measurement> {
     let mut by: BTreeMap<String, &Measurement> = BTreeMap::new();
     for m in b.of(analysis) {
         by.insert(Value::Object(m.params.clone()).to_string(), m);
@@ -172,7 +172,7 @@ pub fn fits(points: &[(f64, f64)]) -> Vec<Fit> {
     out
 }
 
-fn measurement_json(m: &Measurement) -> Value {
+pub(super) fn measurement_json(m: &Measurement) -> Value {
     let mut o = Map::new();
     for (k, v) in &m.params {
         o.insert(k.clone(), v.clone());
@@ -181,312 +181,6 @@ fn measurement_json(m: &Measurement) -> Value {
         o.insert(k.clone(), num(*v));
     }
     Value::Object(o)
-}
-
-/// The first of `ms` by `key` (lowest when `low`), NaN values skipped.
-fn best<'a>(ms: &[&'a Measurement], key: &str, low: bool) -> Option<&'a Measurement> {
-    ms.iter()
-        .copied()
-        .filter(|m| !value(m, key).is_nan())
-        .min_by(|a, b| {
-            let (x, y) = (value(a, key), value(b, key));
-            if low {
-                x.total_cmp(&y)
-            } else {
-                y.total_cmp(&x)
-            }
-        })
-}
-
-fn ms(x: f64) -> String {
-    format!("{:.2} ms", x * 1e3)
-}
-
-/// The scalability fits per batch size, for the baseline and for CMR.
-fn scalability(overhead: &[&Measurement]) -> Value {
-    let mut by_batch: BTreeMap<u64, Vec<&Measurement>> = BTreeMap::new();
-    for m in overhead {
-        by_batch
-            .entry(param_u64(m, "batch_size").unwrap_or(1))
-            .or_default()
-            .push(m);
-    }
-    let mut out = Map::new();
-    for (batch, ms) in by_batch {
-        let pts = |key: &str| -> Vec<(f64, f64)> {
-            ms.iter()
-                .filter_map(|m| Some((param_u64(m, "sequence_length")? as f64, value(m, key))))
-                .filter(|p| p.1.is_finite())
-                .collect()
-        };
-        out.insert(
-            batch.to_string(),
-            json!({"baseline": fits(&pts("baseline_time")), "full_cmr": fits(&pts("full_cmr_time"))}),
-        );
-    }
-    Value::Object(out)
-}
-
-/// `performance_analysis_report.json`.
-pub fn report(b: &Bench) -> Value {
-    let overhead = latest(b, "overhead");
-    let memory = latest(b, "memory");
-    let layers = latest(b, "layer");
-    let retrieval = latest(b, "retrieval");
-    let recon = latest(b, "reconstruction");
-    let components = latest(b, "components");
-    let datasets = latest(b, "dataset");
-    let mut buffer = latest(b, "buffer");
-    buffer.sort_by_key(|m| param_u64(m, "step").unwrap_or(0));
-
-    let mut summary = Map::new();
-    let mut recs: Vec<String> = Vec::new();
-
-    // Overhead.
-    let overheads: Vec<f64> = overhead
-        .iter()
-        .map(|m| value(m, "overhead_percentage"))
-        .filter(|x| x.is_finite())
-        .collect();
-    if !overheads.is_empty() {
-        let mean = overheads.iter().sum::<f64>() / overheads.len() as f64;
-        summary.insert("mean_overhead_percentage".into(), num(mean));
-        if let Some(worst) = best(&overhead, "overhead_percentage", false) {
-            let (len, batch) = (
-                param_u64(worst, "sequence_length").unwrap_or(0),
-                param_u64(worst, "batch_size").unwrap_or(0),
-            );
-            let pct = value(worst, "overhead_percentage");
-            summary.insert(
-                "max_overhead".into(),
-                json!({"overhead_percentage": num(pct), "sequence_length": len, "batch_size": batch}),
-            );
-            if pct > 50.0 {
-                let costly = best(&layers, "overhead_percentage", false)
-                    .and_then(|m| param_u64(m, "layer"))
-                    .map(|l| format!(" (layer {l} costs most)"))
-                    .unwrap_or_default();
-                recs.push(format!(
-                    "CMR adds up to {pct:.0}% at sequence length {len}, batch {batch}: hook fewer layers{costly}, lower scorer.max_per_step or the retrieval budget."
-                ));
-            } else if pct < 10.0 {
-                recs.push(format!(
-                    "CMR adds at most {pct:.1}%: there is room for more hooked layers or a larger retrieval budget."
-                ));
-            }
-        }
-    }
-    // Scalability.
-    let scal = scalability(&overhead);
-    if let Some((batch, f)) = scal.as_object().and_then(|o| o.iter().next()) {
-        let name = |k: &str| f[k][0]["model"].as_str().unwrap_or("").to_string();
-        let r2 = |k: &str| f[k][0]["r2"].as_f64().unwrap_or(f64::NAN);
-        if !name("full_cmr").is_empty() {
-            summary.insert(
-                "scalability".into(),
-                json!({"batch_size": batch, "baseline": name("baseline"), "baseline_r2": num(r2("baseline")),
-                       "full_cmr": name("full_cmr"), "full_cmr_r2": num(r2("full_cmr"))}),
-            );
-            if name("full_cmr") != name("baseline") {
-                recs.push(format!(
-                    "With CMR, time grows as {} (R² {:.3}) where the plain model grows as {} (R² {:.3}): check the longest sequences you need.",
-                    name("full_cmr"),
-                    r2("full_cmr"),
-                    name("baseline"),
-                    r2("baseline")
-                ));
-            }
-        }
-    }
-    // Components.
-    if let Some(last) = components
-        .iter()
-        .max_by_key(|m| param_u64(m, "sequence_length").unwrap_or(0))
-    {
-        let parts = [
-            "scoring_time",
-            "buffer_time",
-            "retrieval_time",
-            "reconstruction_time",
-        ];
-        let own: f64 = parts
-            .iter()
-            .map(|p| value(last, p))
-            .filter(|x| x.is_finite())
-            .sum();
-        if let Some(top) = parts
-            .iter()
-            .max_by(|a, b| value(last, a).total_cmp(&value(last, b)))
-            .filter(|_| own > 0.0)
-        {
-            let share = value(last, top) / own * 100.0;
-            let component = top.trim_end_matches("_time");
-            summary.insert(
-                "costliest_component".into(),
-                json!({"component": component, "share_of_cmr_time": num(share),
-                       "sequence_length": param_u64(last, "sequence_length")}),
-            );
-            if share > 50.0 {
-                recs.push(format!(
-                    "{component} takes {share:.0}% of CMR's own time at {} tokens: it is the component to optimize first.",
-                    param_u64(last, "sequence_length").unwrap_or(0)
-                ));
-            }
-        }
-    }
-    // Retrieval strategies.
-    if let (Some(acc), Some(fast)) = (
-        best(&retrieval, "retrieval_accuracy", false),
-        best(&retrieval, "retrieval_time", true),
-    ) {
-        let (a, f) = (
-            param_str(acc, "strategy").unwrap_or("?"),
-            param_str(fast, "strategy").unwrap_or("?"),
-        );
-        summary.insert("best_retrieval_strategy".into(), json!(a));
-        summary.insert("fastest_retrieval_strategy".into(), json!(f));
-        if a == f {
-            recs.push(format!(
-                "Retrieval: {a} is both the most accurate and the fastest strategy."
-            ));
-        } else {
-            recs.push(format!(
-                "Retrieval: {a} is the most accurate ({:.2} vs {:.2} for {f}), {f} the fastest ({} vs {}).",
-                value(acc, "retrieval_accuracy"),
-                value(fast, "retrieval_accuracy"),
-                ms(value(fast, "retrieval_time")),
-                ms(value(acc, "retrieval_time"))
-            ));
-        }
-    }
-    // Reconstruction methods.
-    if let (Some(fid), Some(fast)) = (
-        best(&recon, "reconstruction_fidelity", false),
-        best(&recon, "reconstruction_time", true),
-    ) {
-        let (a, f) = (
-            param_str(fid, "method").unwrap_or("?"),
-            param_str(fast, "method").unwrap_or("?"),
-        );
-        summary.insert("best_reconstruction_method".into(), json!(a));
-        summary.insert("fastest_reconstruction_method".into(), json!(f));
-        recs.push(format!(
-            "Reconstruction: {a} is the most faithful (cosine {:.3}); {f} the fastest ({}).",
-            value(fid, "reconstruction_fidelity"),
-            ms(value(fast, "reconstruction_time"))
-        ));
-    }
-    // Buffer behaviour.
-    let mut buffer_detail =
-        json!({"steps": buffer.iter().map(|m| measurement_json(m)).collect::<Vec<_>>()});
-    if let Some(last) = buffer.last() {
-        let fin = value(last, "utilization");
-        let steady = buffer
-            .iter()
-            .find(|m| value(m, "utilization") >= 0.99 * fin)
-            .and_then(|m| param_u64(m, "step"));
-        let n = buffer.len();
-        let tail = n / 2;
-        let evict_rate = if n > tail + 1 {
-            (value(buffer[n - 1], "evictions") - value(buffer[tail], "evictions"))
-                / (n - 1 - tail) as f64
-        } else {
-            f64::NAN
-        };
-        buffer_detail["steady_state_step"] = json!(steady);
-        buffer_detail["final_utilization"] = num(fin);
-        buffer_detail["evictions_per_step_at_steady_state"] = num(evict_rate);
-        buffer_detail["final_hit_rate"] = num(value(last, "hit_rate"));
-        summary.insert(
-            "buffer".into(),
-            json!({"steady_state_step": steady, "final_utilization": num(fin),
-                   "evictions_per_step": num(evict_rate), "hit_rate": num(value(last, "hit_rate"))}),
-        );
-        if fin < 0.5 {
-            recs.push(format!(
-                "The buffer is {:.0}% full after {n} passes: a smaller total would hold the same memories.",
-                fin * 100.0
-            ));
-        } else if evict_rate > 0.0 {
-            recs.push(format!(
-                "At steady state the buffer evicts {evict_rate:.0} entries per pass: raise buffer.total or the scorer threshold if facts are being lost."
-            ));
-        }
-    }
-    // Datasets.
-    if !datasets.is_empty() {
-        let accs: Vec<f64> = datasets
-            .iter()
-            .map(|m| value(m, "retrieval_accuracy"))
-            .filter(|x| x.is_finite())
-            .collect();
-        if !accs.is_empty() {
-            summary.insert(
-                "mean_retrieval_accuracy".into(),
-                num(accs.iter().sum::<f64>() / accs.len() as f64),
-            );
-        }
-        if let Some(worst) = best(&datasets, "retrieval_accuracy", true) {
-            let name = param_str(worst, "dataset").unwrap_or("?");
-            let (acc, chance, stored) = (
-                value(worst, "retrieval_accuracy"),
-                value(worst, "chance"),
-                value(worst, "facts_stored"),
-            );
-            let why = if stored < 0.9 {
-                format!(
-                    " Only {:.0}% of its facts were still in memory when asked: lower scorer.threshold, raise scorer.max_per_step or the buffer.",
-                    stored * 100.0
-                )
-            } else {
-                " Its facts were in memory: the retriever missed them; try another strategy or a larger budget.".to_string()
-            };
-            recs.push(format!(
-                "Retrieval accuracy is lowest on {name}: {acc:.2} (chance {chance:.2}).{why}"
-            ));
-        }
-    }
-    // Memory.
-    if let Some(m) = memory.iter().max_by_key(|m| {
-        param_u64(m, "sequence_length").unwrap_or(0) * param_u64(m, "batch_size").unwrap_or(1)
-    }) {
-        let extra = value(m, "peak_memory_cmr") - value(m, "peak_memory_baseline");
-        summary.insert(
-            "memory_at_largest".into(),
-            json!({"sequence_length": param_u64(m, "sequence_length"), "batch_size": param_u64(m, "batch_size"),
-                   "peak_memory_baseline": num(value(m, "peak_memory_baseline")),
-                   "peak_memory_cmr": num(value(m, "peak_memory_cmr")),
-                   "buffer_bytes": num(value(m, "buffer_bytes"))}),
-        );
-        if extra.is_finite() && extra > 0.0 {
-            recs.push(format!(
-                "At the largest input CMR needs {:.1} MB more at its peak; the buffer itself holds {:.1} MB.",
-                extra / 1e6,
-                value(m, "buffer_bytes") / 1e6
-            ));
-        }
-    }
-    let list = |v: &[&Measurement]| v.iter().map(|m| measurement_json(m)).collect::<Vec<_>>();
-    json!({
-        "benchmark": {
-            "id": b.id, "name": b.name, "suite": b.suite, "status": b.status, "message": b.message,
-            "host": b.host, "build": b.build, "config": b.config, "started": b.started, "ended": b.ended,
-            "planned": b.planned, "measurements": b.measurements.len(),
-        },
-        "summary": summary,
-        "detailed_results": {
-            "overhead": list(&overhead),
-            "memory": list(&memory),
-            "scalability": scal,
-            "layer_wise": list(&layers),
-            "retrieval_strategies": list(&retrieval),
-            "reconstruction_methods": list(&recon),
-            "buffer": buffer_detail,
-            "components": list(&components),
-            "datasets": list(&datasets),
-        },
-        "recommendations": recs,
-    })
 }
 
 /// Per-dataset results: dataset name → its figures.
@@ -589,6 +283,7 @@ pub fn compare_text(a: &Bench, b: &Bench, rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analytics::bench_report::report;
     use labd_schemas::bench::BenchStatus;
 
     fn m(seq: u64, analysis: &str, params: Value, values: &[(&str, f64)]) -> Measurement {

@@ -3,8 +3,10 @@
 //! values of a parameter where the metric changes by more than a relative or absolute amount), a Markdown
 //! report and plot-ready series. The grouping and statistics are [`summarize`]'s, over the trials' runs.
 
+use super::AnalyticsError;
 use super::params::{Noise, order};
-use super::summary::{AnalyticsError, By, Figures, Reduce, summarize};
+use super::reduce::Reduce;
+use super::summary::{By, Figures, summarize};
 use crate::views::Views;
 use crate::views::registry::Record;
 use crate::views::sweeps::{Sweep, TrialStatus};

@@ -1,9 +1,11 @@
 //! Analytics endpoints: varying hyperparameters and grouped summaries over the runs a filter selects.
 
 use super::{Error, Result};
+use crate::analytics::AnalyticsError;
 use crate::analytics::complete::{Expect, Problem, check};
 use crate::analytics::params::{Variation, flatten, variation};
-use crate::analytics::summary::{AnalyticsError, By, Measure, Reduce, add_columns, summarize};
+use crate::analytics::reduce::{Measure, Reduce};
+use crate::analytics::summary::{By, add_columns, summarize};
 use crate::filter::{Clock, Filter};
 use crate::state::AppState;
 use crate::views::registry::Record;
@@ -225,10 +227,10 @@ pub async fn summary(
             None
         };
         let mut summary = summarize(&runs, &q.metric, reduce, &by, &s.config.noise, curves)
-            .map(|summary| crate::analytics::summary::with_display(summary, &s.config.display))?;
+            .map(|summary| crate::analytics::table::with_display(summary, &s.config.display))?;
         add_columns(&mut summary, &runs, &measures, &s.config.noise, curves)?;
         if let Some(key) = &q.sort {
-            crate::analytics::summary::sort_groups(&mut summary, key, q.desc)?;
+            crate::analytics::table::sort_groups(&mut summary, key, q.desc)?;
         }
         Ok(summary)
     })
@@ -238,7 +240,7 @@ pub async fn summary(
         return Ok(Json(answer).into_response());
     }
     let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
-        let mut df = crate::analytics::summary::frame(&answer).map_err(Error::internal)?;
+        let mut df = crate::analytics::table::frame(&answer).map_err(Error::internal)?;
         write_table(&mut df, format == "parquet")
     })
     .await

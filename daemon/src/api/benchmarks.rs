@@ -93,7 +93,7 @@ pub async fn show(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Res
 /// `GET /api/v1/benchmarks/{id}/report`: `performance_analysis_report.json`.
 pub async fn report(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>> {
     let v = s.views();
-    Ok(Json(analysis::report(find(&v, &id)?)))
+    Ok(Json(crate::analytics::bench_report::report(find(&v, &id)?)))
 }
 
 /// `GET /api/v1/benchmarks/{id}/summary.csv`: `performance_summary.csv`.

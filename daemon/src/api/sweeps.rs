@@ -456,7 +456,7 @@ pub async fn analysis(
     use crate::analytics::sweep::{Ask, Goal, analyze, report};
     use axum::response::IntoResponse;
     let Query(q) = q?;
-    let reduce: crate::analytics::summary::Reduce = match q.reduce.as_deref() {
+    let reduce: crate::analytics::reduce::Reduce = match q.reduce.as_deref() {
         Some(r) if !r.trim().is_empty() => r.parse()?,
         _ => s.config.reductions.of(&q.metric),
     };

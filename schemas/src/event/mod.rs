@@ -1,0 +1,300 @@
+//! The facts of the event log. The enum is closed and versioned: every stored event carries
+//! [`EVENT_FORMAT_VERSION`] as it was when written, and old records must keep decoding (see the stored samples
+//! under `schemas/samples/` and their test). Add fields only with `#[serde(default)]`; add kinds only at the end.
+
+use crate::ids::ExperimentId;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// The format version written into every new event.
+pub const EVENT_FORMAT_VERSION: u16 = 1;
+
+/// One fact, as stored in the log. Its sequence number is its key in the log, not a field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Format version this event was written with.
+    pub v: u16,
+    /// When the fact entered labd (Unix microseconds); `--as-of TIME` replays by this.
+    pub time: i64,
+    /// Where the fact came from.
+    pub source: Source,
+    /// The fact.
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// A new event of the current format version.
+    pub fn new(time: i64, source: Source, kind: EventKind) -> Self {
+        Event {
+            v: EVENT_FORMAT_VERSION,
+            time,
+            source,
+            kind,
+        }
+    }
+
+    /// The experiment this event is about, if any.
+    pub fn experiment(&self) -> Option<&ExperimentId> {
+        self.kind.experiment()
+    }
+}
+
+/// Where a fact came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Source {
+    /// Lines `first_line..=last_line` (1-based) of a watched or ingested file.
+    File {
+        path: String,
+        first_line: u64,
+        last_line: u64,
+    },
+    /// A request to the HTTP API.
+    Http { request: String },
+    /// The daemon itself.
+    Daemon,
+}
+
+/// Status of a run. `stale` is never stored: the registry derives it from silence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// A final status ends the run; only `running` does not.
+    pub fn is_final(self) -> bool {
+        !matches!(self, RunStatus::Running)
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "running" => Ok(RunStatus::Running),
+            "completed" => Ok(RunStatus::Completed),
+            "failed" => Ok(RunStatus::Failed),
+            "interrupted" => Ok(RunStatus::Interrupted),
+            other => Err(format!(
+                "unknown status {other:?} (expected running, completed, failed or interrupted)"
+            )),
+        }
+    }
+}
+
+/// Every kind of fact labd records. Closed: an unknown tag fails to decode rather than being guessed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    ExperimentCreated(ExperimentCreated),
+    MetricsLogged(MetricsLogged),
+    MessageLogged(MessageLogged),
+    SummaryRecorded(SummaryRecorded),
+    ArtifactRecorded(ArtifactRecorded),
+    StatusChanged(StatusChanged),
+    FileIngested(FileIngested),
+    IngestError(IngestError),
+    SweepCreated(Box<crate::sweep::SweepCreated>),
+    SweepChanged(crate::sweep::SweepChanged),
+    TrialChanged(crate::sweep::TrialChanged),
+    BenchStarted(Box<crate::bench::BenchStarted>),
+    BenchMeasured(crate::bench::BenchMeasured),
+    BenchChanged(crate::bench::BenchChanged),
+}
+
+impl EventKind {
+    /// The experiment this fact is about, if any.
+    pub fn experiment(&self) -> Option<&ExperimentId> {
+        match self {
+            EventKind::ExperimentCreated(e) => Some(&e.exp),
+            EventKind::MetricsLogged(e) => Some(&e.exp),
+            EventKind::MessageLogged(e) => Some(&e.exp),
+            EventKind::SummaryRecorded(e) => Some(&e.exp),
+            EventKind::ArtifactRecorded(e) => Some(&e.exp),
+            EventKind::StatusChanged(e) => Some(&e.exp),
+            EventKind::FileIngested(_)
+            | EventKind::IngestError(_)
+            | EventKind::SweepCreated(_)
+            | EventKind::SweepChanged(_)
+            | EventKind::TrialChanged(_)
+            | EventKind::BenchStarted(_)
+            | EventKind::BenchMeasured(_)
+            | EventKind::BenchChanged(_) => None,
+        }
+    }
+
+    /// The kind's tag, as in the stored encoding and the API.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            EventKind::ExperimentCreated(_) => "experiment_created",
+            EventKind::MetricsLogged(_) => "metrics_logged",
+            EventKind::MessageLogged(_) => "message_logged",
+            EventKind::SummaryRecorded(_) => "summary_recorded",
+            EventKind::ArtifactRecorded(_) => "artifact_recorded",
+            EventKind::StatusChanged(_) => "status_changed",
+            EventKind::FileIngested(_) => "file_ingested",
+            EventKind::IngestError(_) => "ingest_error",
+            EventKind::SweepCreated(_) => "sweep_created",
+            EventKind::SweepChanged(_) => "sweep_changed",
+            EventKind::TrialChanged(_) => "trial_changed",
+            EventKind::BenchStarted(_) => "bench_started",
+            EventKind::BenchMeasured(_) => "bench_measured",
+            EventKind::BenchChanged(_) => "bench_changed",
+        }
+    }
+
+    /// Metric points this fact carries (one per value).
+    pub fn points(&self) -> usize {
+        match self {
+            EventKind::MetricsLogged(m) => m.values.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// A run began.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentCreated {
+    pub exp: ExperimentId,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The nested configuration as given.
+    pub config: Value,
+    /// sha256 (hex) of the canonical config (keys sorted, compact JSON).
+    pub config_hash: String,
+    pub host: String,
+    /// When the run started (Unix microseconds).
+    pub started: i64,
+    /// Fields of the `run` line labd does not know, kept as given.
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+}
+
+/// One row of metric values at one position on the x-axes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricsLogged {
+    pub exp: ExperimentId,
+    #[serde(default)]
+    pub split: Option<String>,
+    #[serde(default)]
+    pub step: Option<i64>,
+    #[serde(default)]
+    pub epoch: Option<f64>,
+    /// Wall time of the row (Unix seconds), when the writer gave one.
+    #[serde(default)]
+    pub wall_time: Option<f64>,
+    /// Custom x-axes, e.g. `tokens`.
+    #[serde(default, with = "crate::floats::map")]
+    pub x: BTreeMap<String, f64>,
+    /// Metric name → value. NaN and ±inf are kept as given (in JSON: `"NaN"`, `"Infinity"`, `"-Infinity"`);
+    /// `null` values are left out.
+    #[serde(with = "crate::floats::map")]
+    pub values: BTreeMap<String, f64>,
+    /// Fields of the line labd does not know, kept as given.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+}
+
+/// A log message of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessageLogged {
+    pub exp: ExperimentId,
+    pub level: String,
+    pub text: String,
+    /// Fields of the line labd does not know, kept as given.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+}
+
+/// A named group of values (final/test metrics, bias metrics, ...): any nested JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRecorded {
+    pub exp: ExperimentId,
+    pub group: String,
+    pub values: Value,
+    /// Fields of the line labd does not know, kept as given.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+}
+
+/// A file the run produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactRecorded {
+    pub exp: ExperimentId,
+    pub role: String,
+    pub path: String,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Fields of the line labd does not know, kept as given.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+}
+
+/// The run's status changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusChanged {
+    pub exp: ExperimentId,
+    pub status: RunStatus,
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// Fields of the line labd does not know, kept as given.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+}
+
+/// Bytes `from..to` of a file were read (the checkpoint that makes ingestion exactly-once).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileIngested {
+    pub path: String,
+    pub from: u64,
+    pub to: u64,
+    /// Complete lines read in this batch.
+    pub lines: u64,
+    /// Set when the file was found replaced or truncated and reading restarted at 0.
+    #[serde(default)]
+    pub restarted: Option<String>,
+}
+
+/// How bad an ingest problem is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Data was kept, but something was odd (file replaced, unknown status, ...).
+    Warning,
+    /// A line or file could not be used.
+    Error,
+}
+
+/// A line or file that could not be ingested as it was.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IngestError {
+    pub path: String,
+    /// 1-based line, when the problem is one line.
+    #[serde(default)]
+    pub line: Option<u64>,
+    pub severity: Severity,
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests;
