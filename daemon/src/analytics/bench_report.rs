@@ -52,6 +52,13 @@ fn scalability(overhead: &[&Measurement]) -> Value {
     Value::Object(out)
 }
 
+/// What the report finds: its summary figures and its recommendations.
+#[derive(Default)]
+struct Findings {
+    summary: Map<String, Value>,
+    recs: Vec<String>,
+}
+
 /// `performance_analysis_report.json`.
 pub fn report(b: &Bench) -> Value {
     let overhead = latest(b, "overhead");
@@ -64,10 +71,41 @@ pub fn report(b: &Bench) -> Value {
     let mut buffer = latest(b, "buffer");
     buffer.sort_by_key(|m| param_u64(m, "step").unwrap_or(0));
 
-    let mut summary = Map::new();
-    let mut recs: Vec<String> = Vec::new();
+    let mut out = Findings::default();
+    note_overhead(&mut out, &overhead, &layers);
+    let scal = note_scalability(&mut out, &overhead);
+    note_components(&mut out, &components);
+    note_retrieval(&mut out, &retrieval);
+    note_reconstruction(&mut out, &recon);
+    let buffer_detail = note_buffer(&mut out, &buffer);
+    note_datasets(&mut out, &datasets);
+    note_memory(&mut out, &memory);
+    let Findings { summary, recs } = out;
+    let list = |v: &[&Measurement]| v.iter().map(|m| measurement_json(m)).collect::<Vec<_>>();
+    json!({
+        "benchmark": {
+            "id": b.id, "name": b.name, "suite": b.suite, "status": b.status, "message": b.message,
+            "host": b.host, "build": b.build, "config": b.config, "started": b.started, "ended": b.ended,
+            "planned": b.planned, "measurements": b.measurements.len(),
+        },
+        "summary": summary,
+        "detailed_results": {
+            "overhead": list(&overhead),
+            "memory": list(&memory),
+            "scalability": scal,
+            "layer_wise": list(&layers),
+            "retrieval_strategies": list(&retrieval),
+            "reconstruction_methods": list(&recon),
+            "buffer": buffer_detail,
+            "components": list(&components),
+            "datasets": list(&datasets),
+        },
+        "recommendations": recs,
+    })
+}
 
-    // Overhead.
+/// CMR's overhead: the mean, the worst point, and what to do about it.
+fn note_overhead(out: &mut Findings, overhead: &[&Measurement], layers: &[&Measurement]) {
     let overheads: Vec<f64> = overhead
         .iter()
         .map(|m| value(m, "overhead_percentage"))
@@ -75,45 +113,49 @@ pub fn report(b: &Bench) -> Value {
         .collect();
     if !overheads.is_empty() {
         let mean = overheads.iter().sum::<f64>() / overheads.len() as f64;
-        summary.insert("mean_overhead_percentage".into(), num(mean));
-        if let Some(worst) = best(&overhead, "overhead_percentage", false) {
+        out.summary
+            .insert("mean_overhead_percentage".into(), num(mean));
+        if let Some(worst) = best(overhead, "overhead_percentage", false) {
             let (len, batch) = (
                 param_u64(worst, "sequence_length").unwrap_or(0),
                 param_u64(worst, "batch_size").unwrap_or(0),
             );
             let pct = value(worst, "overhead_percentage");
-            summary.insert(
+            out.summary.insert(
                 "max_overhead".into(),
                 json!({"overhead_percentage": num(pct), "sequence_length": len, "batch_size": batch}),
             );
             if pct > 50.0 {
-                let costly = best(&layers, "overhead_percentage", false)
+                let costly = best(layers, "overhead_percentage", false)
                     .and_then(|m| param_u64(m, "layer"))
                     .map(|l| format!(" (layer {l} costs most)"))
                     .unwrap_or_default();
-                recs.push(format!(
+                out.recs.push(format!(
                     "CMR adds up to {pct:.0}% at sequence length {len}, batch {batch}: hook fewer layers{costly}, lower scorer.max_per_step or the retrieval budget."
                 ));
             } else if pct < 10.0 {
-                recs.push(format!(
+                out.recs.push(format!(
                     "CMR adds at most {pct:.1}%: there is room for more hooked layers or a larger retrieval budget."
                 ));
             }
         }
     }
-    // Scalability.
-    let scal = scalability(&overhead);
+}
+
+/// How time grows with sequence length, with and without CMR (answers the fits for the details).
+fn note_scalability(out: &mut Findings, overhead: &[&Measurement]) -> Value {
+    let scal = scalability(overhead);
     if let Some((batch, f)) = scal.as_object().and_then(|o| o.iter().next()) {
         let name = |k: &str| f[k][0]["model"].as_str().unwrap_or("").to_string();
         let r2 = |k: &str| f[k][0]["r2"].as_f64().unwrap_or(f64::NAN);
         if !name("full_cmr").is_empty() {
-            summary.insert(
+            out.summary.insert(
                 "scalability".into(),
                 json!({"batch_size": batch, "baseline": name("baseline"), "baseline_r2": num(r2("baseline")),
                        "full_cmr": name("full_cmr"), "full_cmr_r2": num(r2("full_cmr"))}),
             );
             if name("full_cmr") != name("baseline") {
-                recs.push(format!(
+                out.recs.push(format!(
                     "With CMR, time grows as {} (R² {:.3}) where the plain model grows as {} (R² {:.3}): check the longest sequences you need.",
                     name("full_cmr"),
                     r2("full_cmr"),
@@ -123,7 +165,11 @@ pub fn report(b: &Bench) -> Value {
             }
         }
     }
-    // Components.
+    scal
+}
+
+/// The costliest of CMR's components at the longest input.
+fn note_components(out: &mut Findings, components: &[&Measurement]) {
     if let Some(last) = components
         .iter()
         .max_by_key(|m| param_u64(m, "sequence_length").unwrap_or(0))
@@ -146,36 +192,41 @@ pub fn report(b: &Bench) -> Value {
         {
             let share = value(last, top) / own * 100.0;
             let component = top.trim_end_matches("_time");
-            summary.insert(
+            out.summary.insert(
                 "costliest_component".into(),
                 json!({"component": component, "share_of_cmr_time": num(share),
                        "sequence_length": param_u64(last, "sequence_length")}),
             );
             if share > 50.0 {
-                recs.push(format!(
+                out.recs.push(format!(
                     "{component} takes {share:.0}% of CMR's own time at {} tokens: it is the component to optimize first.",
                     param_u64(last, "sequence_length").unwrap_or(0)
                 ));
             }
         }
     }
-    // Retrieval strategies.
+}
+
+/// The most accurate and the fastest retrieval strategy.
+fn note_retrieval(out: &mut Findings, retrieval: &[&Measurement]) {
     if let (Some(acc), Some(fast)) = (
-        best(&retrieval, "retrieval_accuracy", false),
-        best(&retrieval, "retrieval_time", true),
+        best(retrieval, "retrieval_accuracy", false),
+        best(retrieval, "retrieval_time", true),
     ) {
         let (a, f) = (
             param_str(acc, "strategy").unwrap_or("?"),
             param_str(fast, "strategy").unwrap_or("?"),
         );
-        summary.insert("best_retrieval_strategy".into(), json!(a));
-        summary.insert("fastest_retrieval_strategy".into(), json!(f));
+        out.summary
+            .insert("best_retrieval_strategy".into(), json!(a));
+        out.summary
+            .insert("fastest_retrieval_strategy".into(), json!(f));
         if a == f {
-            recs.push(format!(
+            out.recs.push(format!(
                 "Retrieval: {a} is both the most accurate and the fastest strategy."
             ));
         } else {
-            recs.push(format!(
+            out.recs.push(format!(
                 "Retrieval: {a} is the most accurate ({:.2} vs {:.2} for {f}), {f} the fastest ({} vs {}).",
                 value(acc, "retrieval_accuracy"),
                 value(fast, "retrieval_accuracy"),
@@ -184,24 +235,32 @@ pub fn report(b: &Bench) -> Value {
             ));
         }
     }
-    // Reconstruction methods.
+}
+
+/// The most faithful and the fastest reconstruction method.
+fn note_reconstruction(out: &mut Findings, recon: &[&Measurement]) {
     if let (Some(fid), Some(fast)) = (
-        best(&recon, "reconstruction_fidelity", false),
-        best(&recon, "reconstruction_time", true),
+        best(recon, "reconstruction_fidelity", false),
+        best(recon, "reconstruction_time", true),
     ) {
         let (a, f) = (
             param_str(fid, "method").unwrap_or("?"),
             param_str(fast, "method").unwrap_or("?"),
         );
-        summary.insert("best_reconstruction_method".into(), json!(a));
-        summary.insert("fastest_reconstruction_method".into(), json!(f));
-        recs.push(format!(
+        out.summary
+            .insert("best_reconstruction_method".into(), json!(a));
+        out.summary
+            .insert("fastest_reconstruction_method".into(), json!(f));
+        out.recs.push(format!(
             "Reconstruction: {a} is the most faithful (cosine {:.3}); {f} the fastest ({}).",
             value(fid, "reconstruction_fidelity"),
             ms(value(fast, "reconstruction_time"))
         ));
     }
-    // Buffer behaviour.
+}
+
+/// The buffer over many passes: steady state, fill, evictions, hit rate (answers its detailed results).
+fn note_buffer(out: &mut Findings, buffer: &[&Measurement]) -> Value {
     let mut buffer_detail =
         json!({"steps": buffer.iter().map(|m| measurement_json(m)).collect::<Vec<_>>()});
     if let Some(last) = buffer.last() {
@@ -222,23 +281,27 @@ pub fn report(b: &Bench) -> Value {
         buffer_detail["final_utilization"] = num(fin);
         buffer_detail["evictions_per_step_at_steady_state"] = num(evict_rate);
         buffer_detail["final_hit_rate"] = num(value(last, "hit_rate"));
-        summary.insert(
+        out.summary.insert(
             "buffer".into(),
             json!({"steady_state_step": steady, "final_utilization": num(fin),
                    "evictions_per_step": num(evict_rate), "hit_rate": num(value(last, "hit_rate"))}),
         );
         if fin < 0.5 {
-            recs.push(format!(
+            out.recs.push(format!(
                 "The buffer is {:.0}% full after {n} passes: a smaller total would hold the same memories.",
                 fin * 100.0
             ));
         } else if evict_rate > 0.0 {
-            recs.push(format!(
+            out.recs.push(format!(
                 "At steady state the buffer evicts {evict_rate:.0} entries per pass: raise buffer.total or the scorer threshold if facts are being lost."
             ));
         }
     }
-    // Datasets.
+    buffer_detail
+}
+
+/// Accuracy on the planted-fact datasets, and why the weakest is weak.
+fn note_datasets(out: &mut Findings, datasets: &[&Measurement]) {
     if !datasets.is_empty() {
         let accs: Vec<f64> = datasets
             .iter()
@@ -246,12 +309,12 @@ pub fn report(b: &Bench) -> Value {
             .filter(|x| x.is_finite())
             .collect();
         if !accs.is_empty() {
-            summary.insert(
+            out.summary.insert(
                 "mean_retrieval_accuracy".into(),
                 num(accs.iter().sum::<f64>() / accs.len() as f64),
             );
         }
-        if let Some(worst) = best(&datasets, "retrieval_accuracy", true) {
+        if let Some(worst) = best(datasets, "retrieval_accuracy", true) {
             let name = param_str(worst, "dataset").unwrap_or("?");
             let (acc, chance, stored) = (
                 value(worst, "retrieval_accuracy"),
@@ -266,17 +329,20 @@ pub fn report(b: &Bench) -> Value {
             } else {
                 " Its facts were in memory: the retriever missed them; try another strategy or a larger budget.".to_string()
             };
-            recs.push(format!(
+            out.recs.push(format!(
                 "Retrieval accuracy is lowest on {name}: {acc:.2} (chance {chance:.2}).{why}"
             ));
         }
     }
-    // Memory.
+}
+
+/// Peak memory at the largest input, with and without CMR.
+fn note_memory(out: &mut Findings, memory: &[&Measurement]) {
     if let Some(m) = memory.iter().max_by_key(|m| {
         param_u64(m, "sequence_length").unwrap_or(0) * param_u64(m, "batch_size").unwrap_or(1)
     }) {
         let extra = value(m, "peak_memory_cmr") - value(m, "peak_memory_baseline");
-        summary.insert(
+        out.summary.insert(
             "memory_at_largest".into(),
             json!({"sequence_length": param_u64(m, "sequence_length"), "batch_size": param_u64(m, "batch_size"),
                    "peak_memory_baseline": num(value(m, "peak_memory_baseline")),
@@ -284,32 +350,11 @@ pub fn report(b: &Bench) -> Value {
                    "buffer_bytes": num(value(m, "buffer_bytes"))}),
         );
         if extra.is_finite() && extra > 0.0 {
-            recs.push(format!(
+            out.recs.push(format!(
                 "At the largest input CMR needs {:.1} MB more at its peak; the buffer itself holds {:.1} MB.",
                 extra / 1e6,
                 value(m, "buffer_bytes") / 1e6
             ));
         }
     }
-    let list = |v: &[&Measurement]| v.iter().map(|m| measurement_json(m)).collect::<Vec<_>>();
-    json!({
-        "benchmark": {
-            "id": b.id, "name": b.name, "suite": b.suite, "status": b.status, "message": b.message,
-            "host": b.host, "build": b.build, "config": b.config, "started": b.started, "ended": b.ended,
-            "planned": b.planned, "measurements": b.measurements.len(),
-        },
-        "summary": summary,
-        "detailed_results": {
-            "overhead": list(&overhead),
-            "memory": list(&memory),
-            "scalability": scal,
-            "layer_wise": list(&layers),
-            "retrieval_strategies": list(&retrieval),
-            "reconstruction_methods": list(&recon),
-            "buffer": buffer_detail,
-            "components": list(&components),
-            "datasets": list(&datasets),
-        },
-        "recommendations": recs,
-    })
 }

@@ -3,13 +3,14 @@
 
 use super::{Error, Result};
 use crate::state::AppState;
+use crate::views::Views;
 use crate::views::sweeps::{Sweep, Trial, TrialStatus};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use labd_log::writer::Batch;
 use labd_schemas::sweep::{
-    SweepChanged, SweepCreated, SweepSpec, SweepState, TrialChanged, TrialState,
+    SweepChanged, SweepCreated, SweepSpec, SweepState, TrialChanged, TrialPlan, TrialState,
 };
 use labd_schemas::time::now_micros;
 use labd_schemas::{Event, EventKind, Source};
@@ -78,20 +79,7 @@ pub async fn submit(
         .clone()
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| "sweep".into());
-    let id = match &spec.sweep_id {
-        Some(id) => id.clone(),
-        None => format!(
-            "sweep_{}_{}",
-            name.chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                })
-                .collect::<String>(),
-            chrono::Utc::now().format("%Y%m%d_%H%M%S")
-        ),
-    };
+    let id = spec.sweep_id.clone().unwrap_or_else(|| new_id(&name));
     check_id(&id)?;
     spec.name = Some(name);
     spec.sweep_id = Some(id.clone());
@@ -110,51 +98,104 @@ pub async fn submit(
             .map_err(Error::internal)?
             .map_err(|e| Error::bad(e.to_string()))?
     };
-    let (kept, estimate, parallel) = {
-        let v = s.views();
-        let old = v.sweeps.sweeps.get(&id);
-        let kept: Vec<&str> = trials
-            .iter()
-            .filter(|t| {
-                spec.resume
-                    && old
-                        .and_then(|o| o.trials.get(&t.id))
-                        .is_some_and(|t| t.status == TrialStatus::Completed)
-            })
-            .map(|t| t.id.as_str())
-            .collect();
-        let kept: Vec<String> = kept.into_iter().map(String::from).collect();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let parallel = match spec.parallel {
-            labd_schemas::sweep::Parallel::Fixed(n) => n as f64,
-            labd_schemas::sweep::Parallel::Auto => {
-                (cores / spec.resources.cpus.max(0.01)).floor().max(1.0)
-            }
-        };
-        let todo = (trials.len() - kept.len()) as f64;
-        let estimate =
-            mean_trial_secs(&v, &id, &spec.command).map(|m| (todo / parallel).ceil() * m);
-        (kept, estimate, parallel)
-    };
+    let outlook = outlook(&s.views(), &id, &spec, &trials);
     if dry_run {
-        return Ok(Json(json!({
-            "sweep_id": id,
-            "dry_run": true,
-            "total": trials.len(),
-            "kept": kept.len(),
-            "to_run": trials.len() - kept.len(),
-            "parallel": parallel,
-            "estimate_secs": estimate,
-            "trials": trials.iter().map(|t| json!({
-                "id": t.id, "params": t.params, "repeat": t.repeat,
-                "kept": kept.contains(&t.id),
-            })).collect::<Vec<_>>(),
-        })));
+        return Ok(Json(dry_run_answer(&id, &trials, &outlook)));
     }
     let dir = s.config.sweeps_dir().join(&id);
     let exists = s.views().sweeps.sweeps.contains_key(&id);
-    if exists && !spec.resume && dir.exists() {
-        // Run everything again from scratch: the old trials' folders are kept aside, not mixed in.
+    prepare_folder(&dir, &id, exists && !spec.resume)?;
+    let kinds = submission(&s.views(), &id, &spec, &trials, &outlook.kept, &dir);
+    let scheduled = kinds.len() - 2;
+    append(&s, kinds, "POST /api/v1/sweeps").await?;
+    s.sweeps.wake();
+    tracing::info!(
+        "sweep {id}: {} trials planned, {scheduled} scheduled, {} kept",
+        trials.len(),
+        outlook.kept.len()
+    );
+    Ok(Json(json!({
+        "sweep_id": id,
+        "total": trials.len(),
+        "scheduled": scheduled,
+        "kept": outlook.kept.len(),
+        "estimate_secs": outlook.estimate,
+        "dir": dir,
+    })))
+}
+
+/// A sweep id from its name and the time.
+fn new_id(name: &str) -> String {
+    format!(
+        "sweep_{}_{}",
+        name.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            })
+            .collect::<String>(),
+        chrono::Utc::now().format("%Y%m%d_%H%M%S")
+    )
+}
+
+/// What a submission would do: the completed trials a resume keeps, how many run at once, and how long the
+/// rest should take (from the trials of this sweep or command seen before).
+struct Outlook {
+    kept: Vec<String>,
+    parallel: f64,
+    estimate: Option<f64>,
+}
+
+fn outlook(v: &Views, id: &str, spec: &SweepSpec, trials: &[TrialPlan]) -> Outlook {
+    let old = v.sweeps.sweeps.get(id);
+    let kept: Vec<String> = trials
+        .iter()
+        .filter(|t| {
+            spec.resume
+                && old
+                    .and_then(|o| o.trials.get(&t.id))
+                    .is_some_and(|t| t.status == TrialStatus::Completed)
+        })
+        .map(|t| t.id.clone())
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let parallel = match spec.parallel {
+        labd_schemas::sweep::Parallel::Fixed(n) => n as f64,
+        labd_schemas::sweep::Parallel::Auto => {
+            (cores / spec.resources.cpus.max(0.01)).floor().max(1.0)
+        }
+    };
+    let todo = (trials.len() - kept.len()) as f64;
+    let estimate = mean_trial_secs(v, id, &spec.command).map(|m| (todo / parallel).ceil() * m);
+    Outlook {
+        kept,
+        parallel,
+        estimate,
+    }
+}
+
+/// The answer to a dry run: the plan, what would be kept, the parallelism and the estimate.
+fn dry_run_answer(id: &str, trials: &[TrialPlan], outlook: &Outlook) -> Value {
+    json!({
+        "sweep_id": id,
+        "dry_run": true,
+        "total": trials.len(),
+        "kept": outlook.kept.len(),
+        "to_run": trials.len() - outlook.kept.len(),
+        "parallel": outlook.parallel,
+        "estimate_secs": outlook.estimate,
+        "trials": trials.iter().map(|t| json!({
+            "id": t.id, "params": t.params, "repeat": t.repeat,
+            "kept": outlook.kept.contains(&t.id),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Makes the sweep's folder. Run again from scratch (`fresh`), the old trials' folders are kept aside, not
+/// mixed in.
+fn prepare_folder(dir: &std::path::Path, id: &str, fresh: bool) -> Result<()> {
+    if fresh && dir.exists() {
         let stamp = chrono::Utc::now().format("%Y%m%d_%H%M%S");
         let aside = (0..)
             .map(|n| {
@@ -167,36 +208,42 @@ pub async fn submit(
             })
             .find(|p| !p.exists())
             .unwrap_or_else(|| dir.with_file_name(format!("{id}.before-{stamp}")));
-        std::fs::rename(&dir, &aside)
+        std::fs::rename(dir, &aside)
             .map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
     }
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
-    let retry_failed = spec.retry_failed;
-    let (old_failed, running_now): (Vec<String>, bool) = {
-        let v = s.views();
-        let old = v.sweeps.sweeps.get(&id);
-        (
-            old.map(|o| {
-                o.trials
-                    .values()
-                    .filter(|t| spec.resume && t.status.is_failed())
-                    .map(|t| t.id.clone())
-                    .collect()
-            })
-            .unwrap_or_default(),
-            old.is_some_and(|o| o.state == SweepState::Running),
-        )
-    };
+    std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("{}: {e}", dir.display())))
+}
+
+/// The events of a submission: the sweep with its plan, running, and each trial to run scheduled (a failed
+/// one of a resumed sweep only with `retry_failed`, as a retry).
+fn submission(
+    v: &Views,
+    id: &str,
+    spec: &SweepSpec,
+    trials: &[TrialPlan],
+    kept: &[String],
+    dir: &std::path::Path,
+) -> Vec<EventKind> {
+    let old = v.sweeps.sweeps.get(id);
+    let old_failed: Vec<String> = old
+        .map(|o| {
+            o.trials
+                .values()
+                .filter(|t| spec.resume && t.status.is_failed())
+                .map(|t| t.id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let running_now = old.is_some_and(|o| o.state == SweepState::Running);
     let mut kinds = vec![
         EventKind::SweepCreated(Box::new(SweepCreated {
-            sweep: id.clone(),
+            sweep: id.to_string(),
             spec: spec.clone(),
-            trials: trials.clone(),
+            trials: trials.to_vec(),
             dir: dir.to_string_lossy().into_owned(),
         })),
         EventKind::SweepChanged(SweepChanged {
-            sweep: id.clone(),
+            sweep: id.to_string(),
             state: SweepState::Running,
             reason: Some(if kept.is_empty() && !running_now {
                 "submitted".into()
@@ -205,16 +252,16 @@ pub async fn submit(
             }),
         }),
     ];
-    for t in &trials {
+    for t in trials {
         if kept.contains(&t.id) {
             continue;
         }
         let failed_before = old_failed.contains(&t.id);
-        if failed_before && !retry_failed {
+        if failed_before && !spec.retry_failed {
             continue;
         }
         kinds.push(EventKind::TrialChanged(TrialChanged {
-            sweep: id.clone(),
+            sweep: id.to_string(),
             trial: t.id.clone(),
             attempt: 0,
             state: if failed_before {
@@ -226,22 +273,7 @@ pub async fn submit(
             },
         }));
     }
-    let scheduled = kinds.len() - 2;
-    append(&s, kinds, "POST /api/v1/sweeps").await?;
-    s.sweeps.wake();
-    tracing::info!(
-        "sweep {id}: {} trials planned, {scheduled} scheduled, {} kept",
-        trials.len(),
-        kept.len()
-    );
-    Ok(Json(json!({
-        "sweep_id": id,
-        "total": trials.len(),
-        "scheduled": scheduled,
-        "kept": kept.len(),
-        "estimate_secs": estimate,
-        "dir": dir,
-    })))
+    kinds
 }
 
 async fn append(s: &AppState, kinds: Vec<EventKind>, request: &str) -> Result<()> {

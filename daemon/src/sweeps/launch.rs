@@ -160,6 +160,14 @@ pub struct Head {
     pub spec: labd_schemas::sweep::SweepSpec,
 }
 
+/// Where an attempt's files are.
+struct Files {
+    trial_dir: std::path::PathBuf,
+    attempt_dir: std::path::PathBuf,
+    config: std::path::PathBuf,
+    run_log: std::path::PathBuf,
+}
+
 /// Prepares the attempt's folder and starts the trial's command in its own process group; writes its pid
 /// file (so a restart finds it even if `started` was not committed yet) and records `started`.
 fn launch(
@@ -171,6 +179,49 @@ fn launch(
     grant: &Grant,
     me: &Me,
 ) -> Result<u32, String> {
+    let files = prepare_attempt(sweep, t, attempt)?;
+    let group = trial_cgroup(sweep, &t.id, attempt);
+    let mut cmd = trial_command(sweep, t, attempt, grant, &files, group.as_ref())?;
+    let child = cmd.spawn().map_err(|e| {
+        let dir = sweep.spec.workdir.as_deref().unwrap_or(&sweep.dir);
+        format!("starting /bin/sh in {dir}: {e}")
+    })?;
+    let pid = child.id().ok_or("the process ended at once")?;
+    let ticks = start_ticks(pid).unwrap_or(0);
+    let pid_file = files.attempt_dir.join("pid");
+    if let Err(e) = std::fs::write(&pid_file, format!("{pid} {ticks}\n")) {
+        tracing::warn!("sweeps: {}: {e}", pid_file.display());
+    }
+    follow_exit(child, group, (sweep.id.clone(), t.id.clone()), me.clone());
+    rec.record(vec![trial_event(
+        &sweep.id,
+        &t.id,
+        attempt,
+        TrialState::Started {
+            pid,
+            start_ticks: ticks,
+            gpus: grant.gpus.clone(),
+            run_log: files.run_log.to_string_lossy().into_owned(),
+        },
+    )]);
+    tracing::info!(
+        "sweeps: {}/{} attempt {attempt} started (pid {pid}{})",
+        sweep.id,
+        t.id,
+        if grant.gpus.is_empty() {
+            String::new()
+        } else {
+            format!(", GPUs {:?}", grant.gpus)
+        }
+    );
+    // Have the new run log read now rather than at the next rescan.
+    let _ = deps.ingest.send(IngestMsg::Changed(vec![files.run_log]));
+    Ok(pid)
+}
+
+/// The attempt's folder, with the trial's config and the run log's first line, which labd writes (its name,
+/// config and tags); the trial appends its metrics.
+fn prepare_attempt(sweep: &Head, t: &Trial, attempt: u32) -> Result<Files, String> {
     let trial_dir = Path::new(&sweep.dir).join(&t.id);
     let adir = attempt_dir(&sweep.dir, &t.id, attempt);
     let config_path = trial_dir.join("config.json");
@@ -184,7 +235,6 @@ fn launch(
     let config_text = serde_json::to_string_pretty(&t.config).map_err(|e| e.to_string())?;
     std::fs::write(&config_path, config_text)
         .map_err(|e| io(&config_path.display().to_string(), e))?;
-    // labd writes the run's first line: its name, config and tags; the trial appends its metrics.
     let mut tags = sweep.spec.tags.clone();
     tags.push(format!("sweep:{}", sweep.id));
     let header = serde_json::json!({
@@ -199,23 +249,44 @@ fn launch(
     });
     std::fs::write(&run_log, format!("{header}\n"))
         .map_err(|e| io(&run_log.display().to_string(), e))?;
+    Ok(Files {
+        trial_dir,
+        attempt_dir: adir,
+        config: config_path,
+        run_log,
+    })
+}
+
+/// The trial's command under `/bin/sh -c`, with a wrapper that records the exit code in a file (so an exit
+/// while labd is down is not lost), its environment, output files, limits, cgroup and GPUs, in a process
+/// group of its own.
+fn trial_command(
+    sweep: &Head,
+    t: &Trial,
+    attempt: u32,
+    grant: &Grant,
+    files: &Files,
+    group: Option<&crate::cgroups::Cgroup>,
+) -> Result<tokio::process::Command, String> {
     let command = expand(
         &sweep.spec.command,
         &Facts {
-            config: &config_path.to_string_lossy(),
-            run_log: &run_log.to_string_lossy(),
-            trial_dir: &trial_dir.to_string_lossy(),
+            config: &files.config.to_string_lossy(),
+            run_log: &files.run_log.to_string_lossy(),
+            trial_dir: &files.trial_dir.to_string_lossy(),
             trial_id: &t.id,
             sweep_id: &sweep.id,
             params: &t.params,
         },
     )
     .map_err(|e| e.to_string())?;
-    // The wrapper records the exit code in a file, so an exit while labd is down is not lost. (One short
-    // write by a shell builtin: a file cut short by a crash does not parse, and the trial then runs again.)
+    // One short write by a shell builtin: a file cut short by a crash does not parse, and the trial then runs
+    // again.
     let script = format!(
         "( {command}\n); c=$?; printf '%s\\n' \"$c\" > \"$LABD_ATTEMPT_DIR/exit_code\"; exit $c"
     );
+    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+    let adir = &files.attempt_dir;
     let out = std::fs::File::create(adir.join("stdout.log")).map_err(|e| io("stdout.log", e))?;
     let err = std::fs::File::create(adir.join("stderr.log")).map_err(|e| io("stderr.log", e))?;
     let mut cmd = tokio::process::Command::new("/bin/sh");
@@ -223,11 +294,11 @@ fn launch(
         .arg(script)
         .current_dir(sweep.spec.workdir.as_deref().unwrap_or(&sweep.dir))
         .envs(&sweep.spec.env)
-        .env("LABD_TRIAL_CONFIG", &config_path)
-        .env("LABD_RUN_LOG", &run_log)
+        .env("LABD_TRIAL_CONFIG", &files.config)
+        .env("LABD_RUN_LOG", &files.run_log)
         .env("LABD_TRIAL_ID", &t.id)
-        .env("LABD_TRIAL_DIR", &trial_dir)
-        .env("LABD_ATTEMPT_DIR", &adir)
+        .env("LABD_TRIAL_DIR", &files.trial_dir)
+        .env("LABD_ATTEMPT_DIR", adir)
         .env("LABD_SWEEP_ID", &sweep.id)
         .env("LABD_ATTEMPT", attempt.to_string())
         .stdin(std::process::Stdio::null())
@@ -236,9 +307,7 @@ fn launch(
         .process_group(0)
         .kill_on_drop(false);
     let limits = crate::limits::ChildLimits::for_trial(&sweep.spec.limits);
-    let group = trial_cgroup(sweep, &t.id, attempt);
     let procs = group
-        .as_ref()
         .map(crate::cgroups::Cgroup::procs_files)
         .unwrap_or_default();
     // SAFETY: runs in the child between fork and exec; both calls only make system calls.
@@ -259,21 +328,19 @@ fn launch(
         let list: Vec<String> = grant.gpus.iter().map(u32::to_string).collect();
         cmd.env("CUDA_VISIBLE_DEVICES", list.join(","));
     }
-    let mut child = cmd.spawn().map_err(|e| {
-        let dir = sweep.spec.workdir.as_deref().unwrap_or(&sweep.dir);
-        format!("starting /bin/sh in {dir}: {e}")
-    })?;
-    let pid = child.id().ok_or("the process ended at once")?;
-    let ticks = start_ticks(pid).unwrap_or(0);
-    if let Err(e) = std::fs::write(adir.join("pid"), format!("{pid} {ticks}\n")) {
-        tracing::warn!("sweeps: {}: {e}", adir.join("pid").display());
-    }
-    let run_log_text = run_log.to_string_lossy().into_owned();
-    let key = (sweep.id.clone(), t.id.clone());
-    let tx = me.clone();
+    Ok(cmd)
+}
+
+/// Waits for the trial's process to end, then tells the scheduler, with the OOM kills of its cgroup (which goes
+/// with the trial: what is left in it is killed).
+fn follow_exit(
+    mut child: tokio::process::Child,
+    group: Option<crate::cgroups::Cgroup>,
+    key: Key,
+    me: Me,
+) {
     tokio::spawn(async move {
         let status = child.wait().await;
-        // The group goes with the trial: what is left in it is killed.
         let oom_kills = match group {
             Some(g) => tokio::task::spawn_blocking(move || {
                 let n = g.oom_kills();
@@ -284,36 +351,12 @@ fn launch(
             .unwrap_or(0),
             None => 0,
         };
-        let _ = tx.send(Msg::Exited {
+        let _ = me.send(Msg::Exited {
             key,
             status,
             oom_kills,
         });
     });
-    rec.record(vec![trial_event(
-        &sweep.id,
-        &t.id,
-        attempt,
-        TrialState::Started {
-            pid,
-            start_ticks: ticks,
-            gpus: grant.gpus.clone(),
-            run_log: run_log_text.clone(),
-        },
-    )]);
-    tracing::info!(
-        "sweeps: {}/{} attempt {attempt} started (pid {pid}{})",
-        sweep.id,
-        t.id,
-        if grant.gpus.is_empty() {
-            String::new()
-        } else {
-            format!(", GPUs {:?}", grant.gpus)
-        }
-    );
-    // Have the new run log read now rather than at the next rescan.
-    let _ = deps.ingest.send(IngestMsg::Changed(vec![run_log.clone()]));
-    Ok(pid)
 }
 
 /// The cgroup of a trial attempt that has limits, where labd can make one.

@@ -10,69 +10,27 @@ use labd_schemas::sweep::{SweepState, TrialState};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// A trial whose attempt was cut off by labd's end: running by the log, or started without the log knowing.
+struct CutOff {
+    sweep: String,
+    trial: String,
+    attempt: u32,
+    dir: String,
+    pid: Option<u32>,
+    ticks: u64,
+    cancelled: bool,
+    started: Option<i64>,
+    retry: bool,
+    /// The start was never recorded: record it now, from the pid file.
+    unrecorded: bool,
+}
+
 /// After a start: trials the log says were running, and trials whose start was not committed yet (their
-/// attempt folder has a pid file). One that ended meanwhile is recorded from its exit file; one still alive
-/// (same pid and start time) is killed with its group; both it and the others are marked interrupted, to run
-/// again. Completed trials are never touched.
+/// attempt folder exists). One that ended meanwhile is recorded from its exit file; one still alive (same pid
+/// and start time) is killed with its group; both it and the others are marked interrupted, to run again.
+/// Completed trials are never touched.
 pub(super) async fn recover(deps: &Deps) {
-    struct CutOff {
-        sweep: String,
-        trial: String,
-        attempt: u32,
-        dir: String,
-        pid: Option<u32>,
-        ticks: u64,
-        cancelled: bool,
-        started: Option<i64>,
-        retry: bool,
-        /// The start was never recorded: record it now, from the pid file.
-        unrecorded: bool,
-    }
-    let mut found: Vec<CutOff> = {
-        let v = deps.views.read();
-        v.sweeps
-            .sweeps
-            .values()
-            .filter(|s| s.state != SweepState::Finished)
-            .flat_map(|s| {
-                s.trials()
-                    .filter_map(|t| {
-                        let base = |attempt, pid, ticks, unrecorded| CutOff {
-                            sweep: s.id.clone(),
-                            trial: t.id.clone(),
-                            attempt,
-                            dir: s.dir.clone(),
-                            pid,
-                            ticks,
-                            cancelled: s.state == SweepState::Cancelled,
-                            started: t.started,
-                            retry: t.failures < s.spec.max_retries,
-                            unrecorded,
-                        };
-                        if t.status == TrialStatus::Running {
-                            return Some(base(t.attempts, t.pid, t.start_ticks, false));
-                        }
-                        if !t.status.is_waiting() {
-                            return None;
-                        }
-                        let next = t.attempts + 1;
-                        let adir = attempt_dir(&s.dir, &t.id, next);
-                        // An attempt whose folder exists was (or was about to be) started before labd
-                        // died: it is recorded, so the next attempt gets a folder of its own and a run log
-                        // that was read already is never written over.
-                        if !adir.is_dir() {
-                            return None;
-                        }
-                        let (pid, ticks) = match read_pid_file(&adir) {
-                            Some((pid, ticks)) => (Some(pid), ticks),
-                            None => (None, 0),
-                        };
-                        Some(base(next, pid, ticks, true))
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    };
+    let mut found = cut_off(deps);
     // An attempt without a pid file: labd died between starting it and writing that file. Its processes
     // name their folder in their environment (read off the views' lock and the async threads: reading
     // another process's environment can block).
@@ -88,67 +46,94 @@ pub(super) async fn recover(deps: &Deps) {
     }
     let mut events = Vec::new();
     for c in found {
-        let (sweep, trial, attempt) = (&c.sweep, &c.trial, c.attempt);
-        let adir = attempt_dir(&c.dir, trial, attempt);
-        if c.unrecorded {
-            events.push(trial_event(
-                sweep,
-                trial,
-                attempt,
-                TrialState::Started {
-                    pid: c.pid.unwrap_or(0),
-                    start_ticks: c.ticks,
-                    gpus: Vec::new(),
-                    run_log: adir.join("run.jsonl").to_string_lossy().into_owned(),
-                },
-            ));
+        events.extend(settle(c).await);
+    }
+    record(deps, events).await;
+}
+
+/// The trials of unfinished sweeps whose attempt was cut off.
+fn cut_off(deps: &Deps) -> Vec<CutOff> {
+    let v = deps.views.read();
+    v.sweeps
+        .sweeps
+        .values()
+        .filter(|s| s.state != SweepState::Finished)
+        .flat_map(|s| {
+            s.trials()
+                .filter_map(|t| {
+                    let base = |attempt, pid, ticks, unrecorded| CutOff {
+                        sweep: s.id.clone(),
+                        trial: t.id.clone(),
+                        attempt,
+                        dir: s.dir.clone(),
+                        pid,
+                        ticks,
+                        cancelled: s.state == SweepState::Cancelled,
+                        started: t.started,
+                        retry: t.failures < s.spec.max_retries,
+                        unrecorded,
+                    };
+                    if t.status == TrialStatus::Running {
+                        return Some(base(t.attempts, t.pid, t.start_ticks, false));
+                    }
+                    if !t.status.is_waiting() {
+                        return None;
+                    }
+                    let next = t.attempts + 1;
+                    let adir = attempt_dir(&s.dir, &t.id, next);
+                    // An attempt whose folder exists was (or was about to be) started before labd
+                    // died: it is recorded, so the next attempt gets a folder of its own and a run log
+                    // that was read already is never written over.
+                    if !adir.is_dir() {
+                        return None;
+                    }
+                    let (pid, ticks) = match read_pid_file(&adir) {
+                        Some((pid, ticks)) => (Some(pid), ticks),
+                        None => (None, 0),
+                    };
+                    Some(base(next, pid, ticks, true))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// What becomes of one cut-off attempt: recorded as started if the log never knew; its processes stopped if
+/// they outlived labd; then exited (from its exit file) or interrupted (cancelled, in a cancelled sweep).
+async fn settle(c: CutOff) -> Vec<labd_schemas::EventKind> {
+    let (sweep, trial, attempt) = (&c.sweep, &c.trial, c.attempt);
+    let adir = attempt_dir(&c.dir, trial, attempt);
+    let mut events = Vec::new();
+    if c.unrecorded {
+        events.push(trial_event(
+            sweep,
+            trial,
+            attempt,
+            TrialState::Started {
+                pid: c.pid.unwrap_or(0),
+                start_ticks: c.ticks,
+                gpus: Vec::new(),
+                run_log: adir.join("run.jsonl").to_string_lossy().into_owned(),
+            },
+        ));
+    }
+    let mut exit = read_exit_file(&adir);
+    if exit.is_none() {
+        if let Some(pid) = c.pid
+            && c.ticks != 0
+            && start_ticks(pid) == Some(c.ticks)
+        {
+            tracing::info!(
+                "sweeps: {sweep}/{trial} outlived labd; stopping its process group {pid}"
+            );
+            process_group::kill(pid, libc::SIGKILL);
         }
-        let mut exit = read_exit_file(&adir);
-        if exit.is_none() {
-            if let Some(pid) = c.pid
-                && c.ticks != 0
-                && start_ticks(pid) == Some(c.ticks)
-            {
-                tracing::info!(
-                    "sweeps: {sweep}/{trial} outlived labd; stopping its process group {pid}"
-                );
-                process_group::kill(pid, libc::SIGKILL);
-            }
-            // Whatever else it started, in any process group, goes too; then look again: it may have ended
-            // (and written its exit code) between the first look and the kill.
-            stop_attempt_processes(&adir).await;
-            exit = read_exit_file(&adir);
-        }
-        if let Some((code, ended)) = exit {
-            tracing::info!("sweeps: {sweep}/{trial} ended while labd was down (exit {code})");
-            let secs = match (c.started, ended) {
-                (Some(s), Some(e)) if !c.unrecorded => ((e - s) as f64 / 1e6).max(0.0),
-                _ => 0.0,
-            };
-            events.push(trial_event(
-                sweep,
-                trial,
-                attempt,
-                TrialState::Exited {
-                    code: Some(code),
-                    signal: None,
-                    secs,
-                    recovered: true,
-                    oom_kills: 0,
-                },
-            ));
-            if code != 0 && c.retry && !c.cancelled {
-                events.push(trial_event(
-                    sweep,
-                    trial,
-                    attempt,
-                    TrialState::Retrying {
-                        reason: format!("exited with code {code} while labd was down"),
-                    },
-                ));
-            }
-            continue;
-        }
+        // Whatever else it started, in any process group, goes too; then look again: it may have ended
+        // (and written its exit code) between the first look and the kill.
+        stop_attempt_processes(&adir).await;
+        exit = read_exit_file(&adir);
+    }
+    let Some((code, ended)) = exit else {
         events.push(trial_event(
             sweep,
             trial,
@@ -161,10 +146,42 @@ pub(super) async fn recover(deps: &Deps) {
                 }
             },
         ));
+        return events;
+    };
+    tracing::info!("sweeps: {sweep}/{trial} ended while labd was down (exit {code})");
+    let secs = match (c.started, ended) {
+        (Some(s), Some(e)) if !c.unrecorded => ((e - s) as f64 / 1e6).max(0.0),
+        _ => 0.0,
+    };
+    events.push(trial_event(
+        sweep,
+        trial,
+        attempt,
+        TrialState::Exited {
+            code: Some(code),
+            signal: None,
+            secs,
+            recovered: true,
+            oom_kills: 0,
+        },
+    ));
+    if code != 0 && c.retry && !c.cancelled {
+        events.push(trial_event(
+            sweep,
+            trial,
+            attempt,
+            TrialState::Retrying {
+                reason: format!("exited with code {code} while labd was down"),
+            },
+        ));
     }
-    // Trials must not start before this is recorded: an attempt recorded nowhere would be started again in
-    // the same folder. While the log refuses writes (disk full, I/O error), wait for it.
-    // (Not for ever: after a minute trials go on, and `launch` clears what a stale attempt left.)
+    events
+}
+
+/// Records the recovery. Trials must not start before it is recorded: an attempt recorded nowhere would be
+/// started again in the same folder. While the log refuses writes (disk full, I/O error), it waits for it (not
+/// for ever: after a minute trials go on, and `launch` clears what a stale attempt left).
+async fn record(deps: &Deps, events: Vec<labd_schemas::EventKind>) {
     for tries in 1..=60 {
         if events.is_empty() {
             break;
