@@ -3,7 +3,8 @@
 //! Trials are linked to the experiment their run log created.
 
 use labd_log::Seq;
-use labd_schemas::sweep::{SweepState, TrialPlan, TrialState, Usage};
+use labd_schemas::event::ExperimentCreated;
+use labd_schemas::sweep::{SweepCreated, SweepState, TrialChanged, TrialPlan, TrialState, Usage};
 use labd_schemas::{Event, EventKind, ExperimentId, Source};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -123,36 +124,7 @@ pub struct Sweeps {
 impl Sweeps {
     pub fn apply(&mut self, _seq: Seq, event: &Event) {
         match &event.kind {
-            EventKind::SweepCreated(c) => {
-                let old = self.sweeps.remove(&c.sweep);
-                let keep = c.spec.resume;
-                let trials: HashMap<String, Trial> = c
-                    .trials
-                    .iter()
-                    .map(|p| {
-                        let kept = old
-                            .as_ref()
-                            .filter(|_| keep)
-                            .and_then(|o| o.trials.get(&p.id))
-                            .cloned();
-                        (p.id.clone(), kept.unwrap_or_else(|| new_trial(p)))
-                    })
-                    .collect();
-                self.sweeps.insert(
-                    c.sweep.clone(),
-                    Sweep {
-                        id: c.sweep.clone(),
-                        spec: c.spec.clone(),
-                        dir: c.dir.clone(),
-                        state: SweepState::Running,
-                        reason: None,
-                        created: old.as_ref().map_or(event.time, |o| o.created),
-                        updated: event.time,
-                        order: c.trials.iter().map(|p| p.id.clone()).collect(),
-                        trials,
-                    },
-                );
-            }
+            EventKind::SweepCreated(c) => self.created(c, event.time),
             EventKind::SweepChanged(c) => {
                 if let Some(s) = self.sweeps.get_mut(&c.sweep) {
                     s.state = c.state;
@@ -160,129 +132,169 @@ impl Sweeps {
                     s.updated = event.time;
                 }
             }
-            EventKind::TrialChanged(c) => {
-                let Some(s) = self.sweeps.get_mut(&c.sweep) else {
-                    return;
-                };
-                s.updated = event.time;
-                let Some(t) = s.trials.get_mut(&c.trial) else {
-                    return;
-                };
-                match &c.state {
-                    TrialState::Scheduled => t.status = TrialStatus::Scheduled,
-                    TrialState::Started {
-                        pid,
-                        start_ticks,
-                        gpus,
-                        run_log,
-                    } => {
-                        t.status = TrialStatus::Running;
-                        t.attempts = c.attempt;
-                        t.started = Some(event.time);
-                        t.ended = None;
-                        t.exit_code = None;
-                        t.pid = Some(*pid);
-                        t.start_ticks = *start_ticks;
-                        t.gpus = gpus.clone();
-                        t.run_log = Some(run_log.clone());
-                        // The trial's run is this attempt's, once its run log creates one.
-                        t.experiment_id = self.early.remove(run_log);
-                        self.run_logs
-                            .insert(run_log.clone(), (c.sweep.clone(), c.trial.clone()));
-                    }
-                    TrialState::Heartbeat { usage } => {
-                        t.peak_rss = t.peak_rss.max(usage.rss);
-                        t.peak_cpu = t.peak_cpu.max(usage.cpu);
-                        t.usage = Some(usage.clone());
-                    }
-                    TrialState::Exited {
-                        code,
-                        secs,
-                        oom_kills,
-                        ..
-                    } => {
-                        t.exit_code = *code;
-                        t.secs = Some(*secs);
-                        t.ended = Some(event.time);
-                        t.pid = None;
-                        t.status = if *code == Some(0) {
-                            TrialStatus::Completed
-                        } else {
-                            let how = match code {
-                                Some(c) => format!("exited with code {c}"),
-                                None => "killed by a signal".into(),
-                            };
-                            t.reason = Some(if *oom_kills > 0 {
-                                format!("{how}: {}", out_of_memory(*oom_kills))
-                            } else {
-                                how
-                            });
-                            t.failures += 1;
-                            TrialStatus::Failed
-                        };
-                    }
-                    TrialState::StartFailed { reason } => {
-                        // Its run log (header only) is no trial's run.
-                        let log = attempt_dir(&s.dir, &c.trial, c.attempt).join("run.jsonl");
-                        self.early.remove(&*log.to_string_lossy());
-                        t.attempts = c.attempt;
-                        t.failures += 1;
-                        t.status = TrialStatus::Failed;
-                        t.reason = Some(reason.clone());
-                        t.ended = Some(event.time);
-                    }
-                    TrialState::TimedOut { secs } => {
-                        t.status = TrialStatus::TimedOut;
-                        t.failures += 1;
-                        t.secs = Some(*secs);
-                        t.ended = Some(event.time);
-                        t.pid = None;
-                        t.reason = Some(format!("timed out after {secs:.0} s"));
-                    }
-                    TrialState::Retrying { reason } => {
-                        t.status = TrialStatus::Scheduled;
-                        t.reason = Some(reason.clone());
-                    }
-                    TrialState::Cancelled => {
-                        t.status = TrialStatus::Cancelled;
-                        t.pid = None;
-                        t.ended = Some(event.time);
-                    }
-                    TrialState::Interrupted { reason } => {
-                        t.status = TrialStatus::Interrupted;
-                        t.pid = None;
-                        t.reason = Some(reason.clone());
-                    }
-                }
-            }
+            EventKind::TrialChanged(c) => self.trial_changed(c, event.time),
             EventKind::ExperimentCreated(e) => {
-                let Source::File { path, .. } = &event.source else {
-                    return;
-                };
-                match self.run_logs.get(path) {
-                    // Only the latest attempt's run is the trial's (an older attempt's log may be read late).
-                    Some((sweep, trial)) => {
-                        if let Some(t) = self
-                            .sweeps
-                            .get_mut(sweep)
-                            .and_then(|s| s.trials.get_mut(trial))
-                            && t.run_log.as_deref() == Some(path.as_str())
-                        {
-                            t.experiment_id = Some(e.exp.clone());
-                        }
-                    }
-                    None => {
-                        if self
-                            .sweeps
-                            .values()
-                            .any(|s| Path::new(path).starts_with(&s.dir))
-                        {
-                            self.early.insert(path.clone(), e.exp.clone());
-                        }
-                    }
+                if let Source::File { path, .. } = &event.source {
+                    self.run_created(e, path);
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A sweep submitted (again): its plan, keeping the trials a resume keeps.
+    fn created(&mut self, c: &SweepCreated, time: i64) {
+        let old = self.sweeps.remove(&c.sweep);
+        let keep = c.spec.resume;
+        let trials: HashMap<String, Trial> = c
+            .trials
+            .iter()
+            .map(|p| {
+                let kept = old
+                    .as_ref()
+                    .filter(|_| keep)
+                    .and_then(|o| o.trials.get(&p.id))
+                    .cloned();
+                (p.id.clone(), kept.unwrap_or_else(|| new_trial(p)))
+            })
+            .collect();
+        self.sweeps.insert(
+            c.sweep.clone(),
+            Sweep {
+                id: c.sweep.clone(),
+                spec: c.spec.clone(),
+                dir: c.dir.clone(),
+                state: SweepState::Running,
+                reason: None,
+                created: old.as_ref().map_or(time, |o| o.created),
+                updated: time,
+                order: c.trials.iter().map(|p| p.id.clone()).collect(),
+                trials,
+            },
+        );
+    }
+
+    /// A trial's attempt changed state.
+    fn trial_changed(&mut self, c: &TrialChanged, time: i64) {
+        let Some(s) = self.sweeps.get_mut(&c.sweep) else {
+            return;
+        };
+        s.updated = time;
+        let Some(t) = s.trials.get_mut(&c.trial) else {
+            return;
+        };
+        match &c.state {
+            TrialState::Scheduled => t.status = TrialStatus::Scheduled,
+            TrialState::Started {
+                pid,
+                start_ticks,
+                gpus,
+                run_log,
+            } => {
+                t.status = TrialStatus::Running;
+                t.attempts = c.attempt;
+                t.started = Some(time);
+                t.ended = None;
+                t.exit_code = None;
+                t.pid = Some(*pid);
+                t.start_ticks = *start_ticks;
+                t.gpus = gpus.clone();
+                t.run_log = Some(run_log.clone());
+                // The trial's run is this attempt's, once its run log creates one.
+                t.experiment_id = self.early.remove(run_log);
+                self.run_logs
+                    .insert(run_log.clone(), (c.sweep.clone(), c.trial.clone()));
+            }
+            TrialState::Heartbeat { usage } => {
+                t.peak_rss = t.peak_rss.max(usage.rss);
+                t.peak_cpu = t.peak_cpu.max(usage.cpu);
+                t.usage = Some(usage.clone());
+            }
+            TrialState::Exited {
+                code,
+                secs,
+                oom_kills,
+                ..
+            } => {
+                t.exit_code = *code;
+                t.secs = Some(*secs);
+                t.ended = Some(time);
+                t.pid = None;
+                t.status = if *code == Some(0) {
+                    TrialStatus::Completed
+                } else {
+                    let how = match code {
+                        Some(c) => format!("exited with code {c}"),
+                        None => "killed by a signal".into(),
+                    };
+                    t.reason = Some(if *oom_kills > 0 {
+                        format!("{how}: {}", out_of_memory(*oom_kills))
+                    } else {
+                        how
+                    });
+                    t.failures += 1;
+                    TrialStatus::Failed
+                };
+            }
+            TrialState::StartFailed { reason } => {
+                // Its run log (header only) is no trial's run.
+                let log = attempt_dir(&s.dir, &c.trial, c.attempt).join("run.jsonl");
+                self.early.remove(&*log.to_string_lossy());
+                t.attempts = c.attempt;
+                t.failures += 1;
+                t.status = TrialStatus::Failed;
+                t.reason = Some(reason.clone());
+                t.ended = Some(time);
+            }
+            TrialState::TimedOut { secs } => {
+                t.status = TrialStatus::TimedOut;
+                t.failures += 1;
+                t.secs = Some(*secs);
+                t.ended = Some(time);
+                t.pid = None;
+                t.reason = Some(format!("timed out after {secs:.0} s"));
+            }
+            TrialState::Retrying { reason } => {
+                t.status = TrialStatus::Scheduled;
+                t.reason = Some(reason.clone());
+            }
+            TrialState::Cancelled => {
+                t.status = TrialStatus::Cancelled;
+                t.pid = None;
+                t.ended = Some(time);
+            }
+            TrialState::Interrupted { reason } => {
+                t.status = TrialStatus::Interrupted;
+                t.pid = None;
+                t.reason = Some(reason.clone());
+            }
+        }
+    }
+
+    /// A run created from a file: a trial's run when the file is the run log of its latest attempt; kept
+    /// aside when the file is in a sweep's folder but its start is not known yet.
+    fn run_created(&mut self, e: &ExperimentCreated, path: &str) {
+        match self.run_logs.get(path) {
+            // Only the latest attempt's run is the trial's (an older attempt's log may be read late).
+            Some((sweep, trial)) => {
+                if let Some(t) = self
+                    .sweeps
+                    .get_mut(sweep)
+                    .and_then(|s| s.trials.get_mut(trial))
+                    && t.run_log.as_deref() == Some(path)
+                {
+                    t.experiment_id = Some(e.exp.clone());
+                }
+            }
+            None => {
+                if self
+                    .sweeps
+                    .values()
+                    .any(|s| Path::new(path).starts_with(&s.dir))
+                {
+                    self.early.insert(path.to_string(), e.exp.clone());
+                }
+            }
         }
     }
 }
