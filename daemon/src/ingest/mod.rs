@@ -288,6 +288,40 @@ impl Ingestor {
         })
     }
 
+    /// Runs `format`'s source over `data`, the new bytes of the file at `path` (or all of it, for a format read
+    /// whole), with the files read with it.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        path: &Path,
+        key: &str,
+        format: Format,
+        cursor: &mut FileCursor,
+        data: &[u8],
+        sidecars: &[(String, String)],
+        take_unterminated: bool,
+        now: i64,
+    ) -> labd_sources::Output {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ids = self.ids.clone();
+        let mut unique = |id| ids.unique(id);
+        let mut ctx = labd_sources::Context {
+            path: key,
+            default_name: &stem,
+            host: &self.host,
+            now,
+            max_line: self.opts.max_line,
+            take_unterminated,
+            ids: &mut unique,
+            runs: &mut self.runs,
+            sidecars,
+        };
+        labd_sources::read(format, cursor, data, &mut ctx)
+    }
+
     /// Stores `cursor` for `key` with `events`, expecting the stored position to be `prior`, which then
     /// becomes the cursor's offset.
     fn send(

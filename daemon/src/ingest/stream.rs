@@ -10,7 +10,7 @@ use labd_schemas::api::IngestReport;
 use labd_schemas::event::{FileIngested, Severity};
 use labd_schemas::time::now_micros;
 use labd_schemas::{Event, EventKind, Source};
-use labd_sources::{Context, Format, Output};
+use labd_sources::{Format, Output};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -270,10 +270,6 @@ impl Ingestor {
         take_unterminated: bool,
         now: i64,
     ) -> Output {
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let sidecars = if (chunk.from == 0 && !format.sidecars().is_empty())
             || format == Format::TensorBoard
         {
@@ -288,20 +284,16 @@ impl Ingestor {
         } else {
             Format::from_name(&cursor.format).unwrap_or(format)
         };
-        let ids = self.ids.clone();
-        let mut unique = |id| ids.unique(id);
-        let mut ctx = Context {
-            path: key,
-            default_name: &stem,
-            host: &self.host,
-            now,
-            max_line: self.opts.max_line,
+        self.run(
+            path,
+            key,
+            format,
+            cursor,
+            &chunk.data,
+            &sidecars,
             take_unterminated,
-            ids: &mut unique,
-            runs: &mut self.runs,
-            sidecars: &sidecars,
-        };
-        labd_sources::read(format, cursor, &chunk.data, &mut ctx)
+            now,
+        )
     }
 
     /// What a source took from a chunk, as events: its own (artifacts completed) and the `file_ingested` that

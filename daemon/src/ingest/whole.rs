@@ -9,7 +9,7 @@ use labd_schemas::api::IngestReport;
 use labd_schemas::event::{FileIngested, Severity};
 use labd_schemas::time::now_micros;
 use labd_schemas::{Event, EventKind, Source};
-use labd_sources::{Context, Format, Output};
+use labd_sources::Format;
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -70,7 +70,7 @@ impl Ingestor {
         }
         let now = now_micros();
         let take = finished || self.quiet(meta);
-        let out = self.parse_whole(path, key, format, &mut cursor, &data, &sidecars, take, now);
+        let out = self.run(path, key, format, &mut cursor, &data, &sidecars, take, now);
         if out.consumed == 0 && out.events.is_empty() {
             return Ok(0);
         }
@@ -96,39 +96,6 @@ impl Ingestor {
         report.events += events.len() as u64;
         self.send(key, &mut prior, &cursor, events)?;
         Ok(data.len() as u64)
-    }
-
-    /// Runs the source over the whole file.
-    #[allow(clippy::too_many_arguments)]
-    fn parse_whole(
-        &mut self,
-        path: &Path,
-        key: &str,
-        format: Format,
-        cursor: &mut FileCursor,
-        data: &[u8],
-        sidecars: &[(String, String)],
-        take_unterminated: bool,
-        now: i64,
-    ) -> Output {
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let ids = self.ids.clone();
-        let mut unique = |id| ids.unique(id);
-        let mut ctx = Context {
-            path: key,
-            default_name: &stem,
-            host: &self.host,
-            now,
-            max_line: self.opts.max_line,
-            take_unterminated,
-            ids: &mut unique,
-            runs: &mut self.runs,
-            sidecars,
-        };
-        labd_sources::read(format, cursor, data, &mut ctx)
     }
 }
 

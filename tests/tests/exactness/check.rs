@@ -36,6 +36,22 @@ pub fn same_json(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Points as labd answers them (`value`, `epoch`, `wall_time`, `x`), as bits.
+fn wants_of(points: &Value) -> Vec<Want> {
+    points
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| Want {
+            value: bits(&p["value"]).unwrap_or(u64::MAX),
+            epoch: bits(&p["epoch"]),
+            wall: bits(&p["wall_time"]),
+            tokens: bits(&p["x"]["tokens"]),
+        })
+        .collect()
+}
+
 /// The id of the run named `name`, once it has `points` points (None while it has not).
 pub fn run_id(runs: &[Value], name: &str, points: usize) -> Option<String> {
     runs.iter()
@@ -57,18 +73,7 @@ pub fn check_http(
             if status != 200 {
                 return Err(format!("{} {key}: {status} {page}", e.name));
             }
-            let got: Vec<Want> = page["points"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .map(|p| Want {
-                    value: bits(&p["value"]).unwrap_or(u64::MAX),
-                    epoch: bits(&p["epoch"]),
-                    wall: bits(&p["wall_time"]),
-                    tokens: bits(&p["x"]["tokens"]),
-                })
-                .collect();
+            let got = wants_of(&page["points"]);
             if &got != wants {
                 return Err(format!(
                     "{} {key} over HTTP:\n got  {got:?}\n want {wants:?}",
@@ -165,18 +170,7 @@ pub fn check_export(
         };
         let history = read("metrics/training_history.json")?;
         for (key, wants) in &e.metrics {
-            let got: Vec<Want> = history[key]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .map(|p| Want {
-                    value: bits(&p["value"]).unwrap_or(u64::MAX),
-                    epoch: bits(&p["epoch"]),
-                    wall: bits(&p["wall_time"]),
-                    tokens: bits(&p["x"]["tokens"]),
-                })
-                .collect();
+            let got = wants_of(&history[key]);
             if &got != wants {
                 return Err(format!(
                     "{} {key} in labctl export:\n got  {got:?}\n want {wants:?}",
