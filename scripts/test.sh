@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, end-to-end tests against the real binaries, and the
 # systemd unit, with the CMR benchmarks' `torch` feature on and the web view tested in a headless Chromium.
-# Installs what it needs (libtorch from PyPI, chromium, Playwright for Python,
+# Installs what it needs (libtorch from PyPI, chromium, Playwright for Python, Slurm and munge,
 # systemd-analyze) when it is missing. Used by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +43,19 @@ if ! "$api_venv/bin/python" -c "import schemathesis" >/dev/null 2>&1; then
 fi
 export LABD_API_PYTHON="$api_venv/bin/python"
 export LABD_REQUIRE_API_FUZZ=1
+step "Slurm (slurm-wlm, munge) for the Slurm executor's tests: a one-node cluster on loopback per test"
+if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
+  fi
+fi
+if command -v slurmctld >/dev/null 2>&1 && command -v munged >/dev/null 2>&1; then
+  # The Slurm tests fail instead of skipping.
+  export LABD_REQUIRE_SLURM=1
+  echo "slurm: $(slurmctld -V 2>/dev/null)"
+else
+  echo "Slurm could not be installed: its tests skip"
+fi
 # The disk-full test mounts a tmpfs: as root it must run, not skip.
 if [ "$(id -u)" = 0 ]; then export LABD_REQUIRE_FAULTS=1; fi
 # Trial cgroups: as root on a host with writable v1 memory/pids hierarchies (CI's kind), they must be made.

@@ -160,6 +160,35 @@ struct FileConfig {
     /// Metric name or glob → default reduction.
     #[serde(default)]
     reductions: std::collections::BTreeMap<String, String>,
+    /// The site's Slurm: where its commands are, the shared folder, how often to poll.
+    #[serde(default)]
+    slurm: SlurmFile,
+}
+
+/// `[slurm]` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlurmFile {
+    sbatch: Option<PathBuf>,
+    squeue: Option<PathBuf>,
+    sacct: Option<PathBuf>,
+    scancel: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    poll: Option<f64>,
+}
+
+/// The site's Slurm, for sweeps with `executor: slurm`.
+#[derive(Clone, Debug)]
+pub struct Slurm {
+    /// The commands (names are looked up on the PATH).
+    pub sbatch: PathBuf,
+    pub squeue: PathBuf,
+    pub sacct: PathBuf,
+    pub scancel: PathBuf,
+    /// Where Slurm sweeps' trial folders and run logs go: on storage the nodes share; watched by labd.
+    pub dir: PathBuf,
+    /// Time between two polls of Slurm's queue.
+    pub poll: Duration,
 }
 
 /// The bearer token. Its `Debug` form hides it, so that it never reaches a log through the configuration.
@@ -213,6 +242,9 @@ pub struct Config {
     pub sweep_heartbeat: Duration,
     /// The CMR benchmark runner; `None`: `labd-cmr` beside the labd binary.
     pub cmr_runner: Option<PathBuf>,
+    /// The site's Slurm (`[slurm]`); the defaults work where sbatch is on the PATH and the data folder is on
+    /// storage the nodes share.
+    pub slurm: Slurm,
 }
 
 impl Config {
@@ -241,6 +273,14 @@ impl Config {
             reductions: Default::default(),
             sweep_heartbeat: Duration::from_secs(5),
             cmr_runner: None,
+            slurm: Slurm {
+                sbatch: "sbatch".into(),
+                squeue: "squeue".into(),
+                sacct: "sacct".into(),
+                scancel: "scancel".into(),
+                dir: data_dir.join("sweeps"),
+                poll: Duration::from_secs(2),
+            },
         }
     }
 
@@ -403,6 +443,24 @@ impl Config {
             config.noise = crate::analytics::params::Noise(cli.noise_keys.clone());
         } else if let Some(keys) = file.noise_keys {
             config.noise = crate::analytics::params::Noise(keys);
+        }
+        config.slurm.dir = config.data_dir.join("sweeps");
+        let site = file.slurm;
+        for (setting, given) in [
+            (&mut config.slurm.sbatch, site.sbatch),
+            (&mut config.slurm.squeue, site.squeue),
+            (&mut config.slurm.sacct, site.sacct),
+            (&mut config.slurm.scancel, site.scancel),
+        ] {
+            if let Some(p) = given {
+                *setting = p;
+            }
+        }
+        if let Some(d) = site.dir {
+            config.slurm.dir = absolute(&d)?;
+        }
+        if let Some(s) = site.poll {
+            config.slurm.poll = seconds("[slurm] poll", s)?;
         }
         config.display = file.display;
         config.reductions =

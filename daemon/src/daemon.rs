@@ -111,6 +111,14 @@ pub async fn run(
             stopping: stopping.clone(),
             heartbeat: config.sweep_heartbeat,
         },
+        Some(sweeps::slurm::Site {
+            sbatch: config.slurm.sbatch.clone(),
+            squeue: config.slurm.squeue.clone(),
+            sacct: config.slurm.sacct.clone(),
+            scancel: config.slurm.scancel.clone(),
+            dir: config.slurm.dir.clone(),
+            poll: config.slurm.poll,
+        }),
         sweep_requests,
     ));
     let (benchmarks, bench_requests) = mailbox::Benchmarks::new();
@@ -221,8 +229,8 @@ async fn listen(config: &Config, given: Option<TcpListener>) -> Result<TcpListen
     }
 }
 
-/// Starts the ingest thread on the watched folders, and on the sweeps' trial folders and the benchmarks'
-/// folders, which are watched like any drop folder: trials' run logs and runners' result lines flow in as
+/// Starts the ingest thread on the watched folders, and on the sweeps' trial folders (the Slurm sweeps' too) and
+/// the benchmarks' folders, which are watched like any drop folder: trials' run logs and runners' result lines flow in as
 /// they are written. Answers its mailbox and the thread.
 fn start_ingest(
     config: &Config,
@@ -232,6 +240,10 @@ fn start_ingest(
     make_dir(&sweeps_dir)?;
     make_dir(&benchmarks_dir)?;
     let mut roots = config.watch.clone();
+    // Slurm sweeps' trial folders, on storage the cluster's nodes share, are read like the local ones.
+    if config.slurm.dir != sweeps_dir && std::fs::create_dir_all(&config.slurm.dir).is_ok() {
+        roots.push(config.slurm.dir.clone());
+    }
     roots.push(sweeps_dir);
     roots.push(benchmarks_dir);
     let rescan = config.rescan;

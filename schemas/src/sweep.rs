@@ -71,6 +71,67 @@ pub struct SweepSpec {
     /// A free-form description.
     #[serde(default)]
     pub description: Option<String>,
+    /// Where the trials run: `local` (labd starts them on its host) or `slurm` (labd submits them to the
+    /// cluster as job arrays and follows the jobs).
+    #[serde(default, skip_serializing_if = "Executor::is_local")]
+    pub executor: Executor,
+    /// The Slurm options of the sweep's jobs (with `executor: slurm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmJob>,
+}
+
+/// Where a sweep's trials run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Executor {
+    /// labd starts each trial as a child process, within this host's resources.
+    #[default]
+    Local,
+    /// labd submits the trials to Slurm as job arrays; Slurm decides where and when.
+    Slurm,
+}
+
+impl Executor {
+    pub fn is_local(&self) -> bool {
+        *self == Executor::Local
+    }
+}
+
+/// What a sweep asks of Slurm for each of its jobs (`sbatch` options; what belongs to the site, such as where
+/// the commands are, is in labd's own configuration).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmJob {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<String>,
+    /// The time limit of each array task, as Slurm reads it (`30`, `1:30:00`, `2-0`). Without it, the sweep's
+    /// `timeout` (rounded up to a minute) is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// Generic resources of each array task, e.g. `gpu:1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gres: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_per_task: Option<u32>,
+    /// Memory of each array task, as Slurm reads it (`4G`, `512M`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
+    /// Array tasks running at once (the `%N` of `--array`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_parallelism: Option<u32>,
+    /// Trials run side by side in one array task (sharing its allocation, e.g. one GPU): small trials need not
+    /// each hold a whole GPU. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack: Option<u32>,
+    /// Further `sbatch` arguments, passed as given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_args: Vec<String>,
 }
 
 fn empty_object() -> Value {
@@ -306,6 +367,10 @@ pub enum SweepState {
     Finished,
     /// Stopped by `sweep cancel`; `sweep resume` runs what is left.
     Cancelled,
+    /// No new trials start (or are submitted); those running go on; `sweep resume` continues.
+    Paused,
+    /// Could not run at all: Slurm refused its jobs (a bad partition, account or gres), with Slurm's message.
+    Failed,
 }
 
 impl SweepState {
@@ -314,6 +379,8 @@ impl SweepState {
             SweepState::Running => "running",
             SweepState::Finished => "finished",
             SweepState::Cancelled => "cancelled",
+            SweepState::Paused => "paused",
+            SweepState::Failed => "failed",
         }
     }
 }
@@ -401,6 +468,41 @@ pub enum TrialState {
     Cancelled,
     /// It was running when labd stopped or died; it will be run again.
     Interrupted { reason: String },
+    /// About to be handed to Slurm in the array job named `labd-<batch>` (recorded before `sbatch`, so a
+    /// restarted labd finds the job by its name instead of submitting it twice).
+    Submitting { batch: String },
+    /// Handed to Slurm: task `task` of array job `job`.
+    Submitted { job: String, task: u32 },
+    /// Slurm started it on `node`.
+    SlurmStarted {
+        job: String,
+        task: u32,
+        node: String,
+        /// The GPUs Slurm gave it (`SLURM_JOB_GPUS` or `CUDA_VISIBLE_DEVICES` on the node).
+        #[serde(default)]
+        gpus: Vec<String>,
+        run_log: String,
+    },
+    /// Slurm's account of how it ended (beside `exited`, `timed_out` or `cancelled`): the job state, and where
+    /// accounting is on, what it used.
+    SlurmEnded {
+        job: String,
+        task: u32,
+        /// `COMPLETED`, `FAILED`, `TIMEOUT`, `CANCELLED`, `OUT_OF_MEMORY`, `NODE_FAIL`, `PREEMPTED`, ...
+        slurm_state: String,
+        #[serde(default)]
+        code: Option<i32>,
+        #[serde(default)]
+        signal: Option<i32>,
+        #[serde(default)]
+        secs: Option<f64>,
+        #[serde(default)]
+        max_rss: Option<u64>,
+        #[serde(default)]
+        cpu_secs: Option<f64>,
+    },
+    /// Preempted, or its node failed: it runs again without spending a retry.
+    Requeued { reason: String },
 }
 
 /// A trial's state changed.

@@ -117,6 +117,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .route("/api/v1/sweeps", get(sweeps::list).post(sweeps::submit))
         .route("/api/v1/sweeps/{id}", get(sweeps::show))
         .route("/api/v1/sweeps/{id}/cancel", post(sweeps::cancel))
+        .route("/api/v1/sweeps/{id}/pause", post(sweeps::pause))
         .route("/api/v1/sweeps/{id}/resume", post(sweeps::resume))
         .route("/api/v1/sweeps/{id}/analysis", get(sweeps::analysis))
         .route(

@@ -90,6 +90,14 @@ pub async fn submit(
             "workdir {w:?} is not a folder on the daemon's host"
         )));
     }
+    let slurm = spec.executor == labd_schemas::sweep::Executor::Slurm;
+    if slurm {
+        check_slurm(&s.config.slurm)?;
+    } else if spec.slurm.is_some() {
+        return Err(Error::bad(
+            "`slurm:` options are for `executor: slurm`; add that line, or drop them to run the trials here",
+        ));
+    }
     // Up to 100,000 trials: planned off the async threads.
     let trials = {
         let (id, spec) = (id.clone(), spec.clone());
@@ -102,7 +110,11 @@ pub async fn submit(
     if dry_run {
         return Ok(Json(dry_run_answer(&id, &trials, &outlook)));
     }
-    let dir = s.config.sweeps_dir().join(&id);
+    let dir = if slurm {
+        s.config.slurm.dir.join(&id)
+    } else {
+        s.config.sweeps_dir().join(&id)
+    };
     let exists = s.views().sweeps.sweeps.contains_key(&id);
     prepare_folder(&dir, &id, exists && !spec.resume)?;
     let kinds = submission(&s.views(), &id, &spec, &trials, &outlook.kept, &dir);
@@ -122,6 +134,34 @@ pub async fn submit(
         "estimate_secs": outlook.estimate,
         "dir": dir,
     })))
+}
+
+/// A Slurm sweep needs `sbatch`: refused with how to configure it when there is none.
+fn check_slurm(site: &crate::config::Slurm) -> Result<()> {
+    if find_program(&site.sbatch).is_some() {
+        return Ok(());
+    }
+    Err(Error::bad(format!(
+        "executor slurm needs sbatch, and there is none at {:?}{}: run labd on a host where Slurm's commands \
+         work (a login node), or name them in labd's config file: [slurm] sbatch = \"/path/to/sbatch\" (and \
+         squeue, sacct, scancel; dir = a folder the nodes share)",
+        site.sbatch.display().to_string(),
+        if site.sbatch.components().count() > 1 {
+            ""
+        } else {
+            " on the PATH"
+        }
+    )))
+}
+
+/// The program a command names: a path as given, a bare name looked up on the PATH.
+fn find_program(program: &std::path::Path) -> Option<std::path::PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 /// A sweep id from its name and the time.
@@ -395,7 +435,7 @@ pub async fn cancel(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> R
     let state = s.views().sweeps.sweeps.get(&id).map(|sw| sw.state);
     match state {
         None => return Err(Error::not_found(format!("no sweep {id:?}"))),
-        Some(SweepState::Running) => {}
+        Some(SweepState::Running | SweepState::Paused) => {}
         Some(other) => {
             return Err(Error(
                 axum::http::StatusCode::CONFLICT,
@@ -415,6 +455,33 @@ pub async fn cancel(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> R
     .await?;
     let stopped = s.sweeps.cancel(&id).await;
     Ok(Json(json!({"sweep_id": id, "stopping": stopped})))
+}
+
+/// `POST /api/v1/sweeps/{id}/pause`: no new trials start (or are submitted to Slurm); running ones go on;
+/// `resume` continues.
+pub async fn pause(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>> {
+    let state = s.views().sweeps.sweeps.get(&id).map(|sw| sw.state);
+    match state {
+        None => return Err(Error::not_found(format!("no sweep {id:?}"))),
+        Some(SweepState::Running) => {}
+        Some(other) => {
+            return Err(Error(
+                axum::http::StatusCode::CONFLICT,
+                format!("sweep {id} is {}, not running", other.as_str()),
+            ));
+        }
+    }
+    append(
+        &s,
+        vec![EventKind::SweepChanged(SweepChanged {
+            sweep: id.clone(),
+            state: SweepState::Paused,
+            reason: Some("paused".into()),
+        })],
+        &format!("POST /api/v1/sweeps/{id}/pause"),
+    )
+    .await?;
+    Ok(Json(json!({"sweep_id": id, "state": "paused"})))
 }
 
 #[derive(Deserialize)]

@@ -10,7 +10,7 @@ use super::recover::start_ticks;
 use super::resources::{Grant, Host, Ledger};
 use crate::ingest::pump::IngestMsg;
 use crate::views::sweeps::{Sweep, Trial, attempt_dir};
-use labd_schemas::sweep::{Parallel, SweepState, TrialState};
+use labd_schemas::sweep::{Executor, Parallel, SweepState, TrialState};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ pub(super) async fn start_waiting(
             .sweeps
             .sweeps
             .values()
-            .filter(|s| s.state == SweepState::Running)
+            .filter(|s| s.state == SweepState::Running && s.spec.executor == Executor::Local)
             .collect();
         sweeps.sort_by_key(|s| s.created);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -154,6 +154,7 @@ pub(super) async fn start_waiting(
 }
 
 /// What starting a trial needs of its sweep.
+#[derive(Clone)]
 pub struct Head {
     pub id: String,
     pub dir: String,
@@ -161,11 +162,11 @@ pub struct Head {
 }
 
 /// Where an attempt's files are.
-struct Files {
-    trial_dir: std::path::PathBuf,
-    attempt_dir: std::path::PathBuf,
-    config: std::path::PathBuf,
-    run_log: std::path::PathBuf,
+pub(super) struct Files {
+    pub(super) trial_dir: std::path::PathBuf,
+    pub(super) attempt_dir: std::path::PathBuf,
+    pub(super) config: std::path::PathBuf,
+    pub(super) run_log: std::path::PathBuf,
 }
 
 /// Prepares the attempt's folder and starts the trial's command in its own process group; writes its pid
@@ -179,7 +180,7 @@ fn launch(
     grant: &Grant,
     me: &Me,
 ) -> Result<u32, String> {
-    let files = prepare_attempt(sweep, t, attempt)?;
+    let files = prepare_attempt(sweep, t, attempt, "run.jsonl")?;
     let group = trial_cgroup(sweep, &t.id, attempt);
     let mut cmd = trial_command(sweep, t, attempt, grant, &files, group.as_ref())?;
     let child = cmd.spawn().map_err(|e| {
@@ -219,9 +220,15 @@ fn launch(
     Ok(pid)
 }
 
-/// The attempt's folder, with the trial's config and the run log's first line, which labd writes (its name,
-/// config and tags); the trial appends its metrics.
-fn prepare_attempt(sweep: &Head, t: &Trial, attempt: u32) -> Result<Files, String> {
+/// The attempt's folder, with the trial's config and the run log's first line (its name, config and tags), which
+/// labd writes into `header`: the run log itself for a local trial, which then appends its metrics; for a Slurm
+/// trial a file its script copies into the run log when it starts, so a trial still queued is no run yet.
+pub(super) fn prepare_attempt(
+    sweep: &Head,
+    t: &Trial,
+    attempt: u32,
+    header: &str,
+) -> Result<Files, String> {
     let trial_dir = Path::new(&sweep.dir).join(&t.id);
     let adir = attempt_dir(&sweep.dir, &t.id, attempt);
     let config_path = trial_dir.join("config.json");
@@ -237,7 +244,7 @@ fn prepare_attempt(sweep: &Head, t: &Trial, attempt: u32) -> Result<Files, Strin
         .map_err(|e| io(&config_path.display().to_string(), e))?;
     let mut tags = sweep.spec.tags.clone();
     tags.push(format!("sweep:{}", sweep.id));
-    let header = serde_json::json!({
+    let header_line = serde_json::json!({
         "kind": "run",
         "name": format!("{}-{}", sweep.spec.name.as_deref().unwrap_or(&sweep.id), t.id),
         "config": t.config,
@@ -247,8 +254,9 @@ fn prepare_attempt(sweep: &Head, t: &Trial, attempt: u32) -> Result<Files, Strin
         "attempt": attempt,
         "params": t.params,
     });
-    std::fs::write(&run_log, format!("{header}\n"))
-        .map_err(|e| io(&run_log.display().to_string(), e))?;
+    let first = adir.join(header);
+    std::fs::write(&first, format!("{header_line}\n"))
+        .map_err(|e| io(&first.display().to_string(), e))?;
     Ok(Files {
         trial_dir,
         attempt_dir: adir,
@@ -268,23 +276,7 @@ fn trial_command(
     files: &Files,
     group: Option<&crate::cgroups::Cgroup>,
 ) -> Result<tokio::process::Command, String> {
-    let command = expand(
-        &sweep.spec.command,
-        &Facts {
-            config: &files.config.to_string_lossy(),
-            run_log: &files.run_log.to_string_lossy(),
-            trial_dir: &files.trial_dir.to_string_lossy(),
-            trial_id: &t.id,
-            sweep_id: &sweep.id,
-            params: &t.params,
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    // One short write by a shell builtin: a file cut short by a crash does not parse, and the trial then runs
-    // again.
-    let script = format!(
-        "( {command}\n); c=$?; printf '%s\\n' \"$c\" > \"$LABD_ATTEMPT_DIR/exit_code\"; exit $c"
-    );
+    let script = wrapped_command(sweep, t, files)?;
     let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
     let adir = &files.attempt_dir;
     let out = std::fs::File::create(adir.join("stdout.log")).map_err(|e| io("stdout.log", e))?;
@@ -293,14 +285,7 @@ fn trial_command(
     cmd.arg("-c")
         .arg(script)
         .current_dir(sweep.spec.workdir.as_deref().unwrap_or(&sweep.dir))
-        .envs(&sweep.spec.env)
-        .env("LABD_TRIAL_CONFIG", &files.config)
-        .env("LABD_RUN_LOG", &files.run_log)
-        .env("LABD_TRIAL_ID", &t.id)
-        .env("LABD_TRIAL_DIR", &files.trial_dir)
-        .env("LABD_ATTEMPT_DIR", adir)
-        .env("LABD_SWEEP_ID", &sweep.id)
-        .env("LABD_ATTEMPT", attempt.to_string())
+        .envs(trial_env(sweep, t, attempt, files))
         .stdin(std::process::Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -329,6 +314,55 @@ fn trial_command(
         cmd.env("CUDA_VISIBLE_DEVICES", list.join(","));
     }
     Ok(cmd)
+}
+
+/// The trial's command with its placeholders filled in, under a wrapper that records the exit code in the
+/// attempt's `exit_code` file (so an exit while labd is down is not lost).
+pub(super) fn wrapped_command(sweep: &Head, t: &Trial, files: &Files) -> Result<String, String> {
+    let command = expand(
+        &sweep.spec.command,
+        &Facts {
+            config: &files.config.to_string_lossy(),
+            run_log: &files.run_log.to_string_lossy(),
+            trial_dir: &files.trial_dir.to_string_lossy(),
+            trial_id: &t.id,
+            sweep_id: &sweep.id,
+            params: &t.params,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    // One short write by a shell builtin: a file cut short by a crash does not parse, and the trial then runs
+    // again.
+    Ok(format!(
+        "( {command}\n); c=$?; printf '%s\\n' \"$c\" > \"$LABD_ATTEMPT_DIR/exit_code\"; exit $c"
+    ))
+}
+
+/// The environment of a trial: the sweep's own, then the `LABD_*` variables that tell it its config, run log,
+/// folders, sweep and attempt.
+pub(super) fn trial_env(
+    sweep: &Head,
+    t: &Trial,
+    attempt: u32,
+    files: &Files,
+) -> Vec<(String, String)> {
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let mut env: Vec<(String, String)> = sweep
+        .spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend([
+        ("LABD_TRIAL_CONFIG".to_string(), path(&files.config)),
+        ("LABD_RUN_LOG".to_string(), path(&files.run_log)),
+        ("LABD_TRIAL_ID".to_string(), t.id.clone()),
+        ("LABD_TRIAL_DIR".to_string(), path(&files.trial_dir)),
+        ("LABD_ATTEMPT_DIR".to_string(), path(&files.attempt_dir)),
+        ("LABD_SWEEP_ID".to_string(), sweep.id.clone()),
+        ("LABD_ATTEMPT".to_string(), attempt.to_string()),
+    ]);
+    env
 }
 
 /// Waits for the trial's process to end, then tells the scheduler, with the OOM kills of its cgroup (which goes

@@ -11,5 +11,6 @@ mod record;
 mod recover;
 pub mod resources;
 pub mod runner;
+pub mod slurm;
 
 pub use record::Deps;

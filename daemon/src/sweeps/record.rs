@@ -60,12 +60,18 @@ impl Recorder {
     }
 }
 
-pub(super) async fn append(deps: &Deps, events: Vec<EventKind>) {
+/// Appends the scheduler's events and waits for the commit; answers whether they were recorded (a failure is
+/// logged).
+pub(super) async fn append(deps: &Deps, events: Vec<EventKind>) -> bool {
     if events.is_empty() {
-        return;
+        return true;
     }
-    if let Err(e) = deps.appender.append_async(batch_of(events)).await {
-        tracing::error!("sweeps: recording trial events failed: {e}");
+    match deps.appender.append_async(batch_of(events)).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!("sweeps: recording trial events failed: {e}");
+            false
+        }
     }
 }
 

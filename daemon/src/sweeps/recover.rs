@@ -6,7 +6,7 @@
 use super::record::{Deps, batch_of, trial_event};
 use crate::process_group;
 use crate::views::sweeps::{TrialStatus, attempt_dir};
-use labd_schemas::sweep::{SweepState, TrialState};
+use labd_schemas::sweep::{Executor, SweepState, TrialState};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,8 @@ fn cut_off(deps: &Deps) -> Vec<CutOff> {
     v.sweeps
         .sweeps
         .values()
-        .filter(|s| s.state != SweepState::Finished)
+        // A Slurm sweep's trials run on the cluster, not here: the Slurm executor re-attaches to them.
+        .filter(|s| s.state != SweepState::Finished && s.spec.executor == Executor::Local)
         .flat_map(|s| {
             s.trials()
                 .filter_map(|t| {

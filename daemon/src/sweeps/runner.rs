@@ -24,18 +24,46 @@ const GRACE: Duration = Duration::from_secs(5);
 
 /// The scheduler's loop, until labd stops; then it stops the running trials (they run again on the next
 /// start) and returns.
-pub async fn run(deps: Deps, mut requests: mpsc::UnboundedReceiver<SweepRequest>) {
+pub async fn run(
+    deps: Deps,
+    slurm: Option<super::slurm::Site>,
+    mut requests: mpsc::UnboundedReceiver<SweepRequest>,
+) {
     let (me, mut rx) = mpsc::unbounded_channel::<Msg>();
+    // Slurm sweeps' trials are the Slurm executor's, a task of its own beside this loop.
+    let cluster = slurm.map(|site| {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(super::slurm::run(deps.clone(), site, rx));
+        tx
+    });
     {
         let me = me.clone();
         tokio::spawn(async move {
             while let Some(request) = requests.recv().await {
-                let msg = match request {
-                    SweepRequest::Wake => Msg::Wake,
-                    SweepRequest::Cancel(sweep, reply) => Msg::Cancel(sweep, reply),
-                };
-                if me.send(msg).is_err() {
-                    return;
+                match request {
+                    SweepRequest::Wake => {
+                        if let Some(c) = &cluster {
+                            let _ = c.send(super::slurm::Msg::Wake);
+                        }
+                        if me.send(Msg::Wake).is_err() {
+                            return;
+                        }
+                    }
+                    SweepRequest::Cancel(sweep, reply) => {
+                        // Both cancel what they run of the sweep; the reply counts both.
+                        let (here, local) = tokio::sync::oneshot::channel();
+                        if me.send(Msg::Cancel(sweep.clone(), here)).is_err() {
+                            return;
+                        }
+                        let mut n = local.await.unwrap_or(0);
+                        if let Some(c) = &cluster {
+                            let (there, remote) = tokio::sync::oneshot::channel();
+                            if c.send(super::slurm::Msg::Cancel(sweep, there)).is_ok() {
+                                n += remote.await.unwrap_or(0);
+                            }
+                        }
+                        let _ = reply.send(n);
+                    }
                 }
             }
         });
@@ -270,9 +298,10 @@ async fn finish_sweeps(deps: &Deps, running: &HashMap<Key, Live>) {
             .filter(|s| s.state == SweepState::Running)
             .filter(|s| !running.keys().any(|(id, _)| *id == s.id))
             .filter(|s| {
-                s.trials
-                    .values()
-                    .all(|t| !t.status.is_waiting() && t.status != TrialStatus::Running)
+                s.trials.values().all(|t| {
+                    !t.status.is_waiting()
+                        && !matches!(t.status, TrialStatus::Running | TrialStatus::Queued)
+                })
             })
             .map(|s| {
                 let c = s.counts();

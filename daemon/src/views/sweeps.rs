@@ -19,6 +19,8 @@ pub enum TrialStatus {
     Pending,
     /// Queued (first time or for a retry).
     Scheduled,
+    /// Handed to Slurm, waiting in its queue.
+    Queued,
     Running,
     Completed,
     /// Exited non-zero or could not start, with no retry left.
@@ -75,6 +77,27 @@ pub struct Trial {
     pub usage: Option<Usage>,
     pub peak_rss: u64,
     pub peak_cpu: f64,
+    /// With Slurm: every attempt's job and array task, node and how Slurm saw it end.
+    #[serde(default)]
+    pub jobs: Vec<SlurmAttempt>,
+    /// With Slurm: the batch this trial's next attempt is being submitted in (`labd-<batch>`), until Slurm's job
+    /// id is recorded.
+    #[serde(default)]
+    pub submitting: Option<String>,
+}
+
+/// One attempt of a trial as a Slurm job's array task.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlurmAttempt {
+    pub attempt: u32,
+    pub job: String,
+    pub task: u32,
+    pub node: Option<String>,
+    pub gpus: Vec<String>,
+    /// Slurm's final state (`COMPLETED`, `TIMEOUT`, ...), once it ended.
+    pub state: Option<String>,
+    pub max_rss: Option<u64>,
+    pub cpu_secs: Option<f64>,
 }
 
 /// One sweep.
@@ -268,6 +291,63 @@ impl Sweeps {
                 t.pid = None;
                 t.reason = Some(reason.clone());
             }
+            TrialState::Submitting { batch } => {
+                t.status = TrialStatus::Queued;
+                t.attempts = c.attempt;
+                t.submitting = Some(batch.clone());
+            }
+            TrialState::Submitted { job, task } => {
+                t.status = TrialStatus::Queued;
+                t.attempts = c.attempt;
+                t.submitting = None;
+                t.started = None;
+                t.ended = None;
+                t.exit_code = None;
+                t.jobs.push(SlurmAttempt {
+                    attempt: c.attempt,
+                    job: job.clone(),
+                    task: *task,
+                    ..Default::default()
+                });
+                // labd wrote the run log's first line at submission: the trial's run is this attempt's.
+                let log = attempt_dir(&s.dir, &c.trial, c.attempt).join("run.jsonl");
+                let log = log.to_string_lossy().into_owned();
+                t.experiment_id = self.early.remove(&log);
+                t.run_log = Some(log.clone());
+                self.run_logs
+                    .insert(log, (c.sweep.clone(), c.trial.clone()));
+            }
+            TrialState::SlurmStarted {
+                node,
+                gpus,
+                run_log,
+                ..
+            } => {
+                t.status = TrialStatus::Running;
+                t.started = Some(time);
+                t.run_log = Some(run_log.clone());
+                if let Some(a) = t.jobs.last_mut() {
+                    a.node = Some(node.clone());
+                    a.gpus = gpus.clone();
+                }
+            }
+            TrialState::SlurmEnded {
+                slurm_state,
+                max_rss,
+                cpu_secs,
+                ..
+            } => {
+                if let Some(a) = t.jobs.last_mut() {
+                    a.state = Some(slurm_state.clone());
+                    a.max_rss = *max_rss;
+                    a.cpu_secs = *cpu_secs;
+                }
+            }
+            TrialState::Requeued { reason } => {
+                t.status = TrialStatus::Scheduled;
+                t.reason = Some(reason.clone());
+                t.ended = Some(time);
+            }
         }
     }
 
@@ -321,6 +401,8 @@ fn new_trial(p: &TrialPlan) -> Trial {
         usage: None,
         peak_rss: 0,
         peak_cpu: 0.0,
+        jobs: Vec::new(),
+        submitting: None,
     }
 }
 

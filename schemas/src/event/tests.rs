@@ -420,3 +420,127 @@ fn an_unknown_kind_is_rejected_not_guessed() {
     .unwrap();
     assert!(rmp_serde::from_slice::<Event>(&other).is_err());
 }
+
+/// The Slurm executor's facts (added to format version 1 later): a Slurm sweep, every Slurm trial state, a
+/// paused and a failed sweep.
+fn samples_v1_slurm() -> Vec<Event> {
+    use crate::sweep::*;
+    let spec: SweepSpec = serde_json::from_value(json!({
+        "sweep_id": "cluster-lr",
+        "sweep": {"optim.lr": [0.1, 0.01]},
+        "command": "python train.py {config}",
+        "executor": "slurm",
+        "slurm": {"partition": "gpu", "gres": "gpu:1", "time": "1:00:00", "pack": 2,
+                  "array_parallelism": 4, "extra_args": ["--exclusive"]},
+    }))
+    .expect("a Slurm spec");
+    let at = |n: i64| 1_734_359_500_000_000 + n;
+    let changed = |n: i64, attempt: u32, state: TrialState| {
+        Event::new(
+            at(n),
+            Source::Daemon,
+            EventKind::TrialChanged(TrialChanged {
+                sweep: "cluster-lr".into(),
+                trial: "t_0001".into(),
+                attempt,
+                state,
+            }),
+        )
+    };
+    let sweep = |n: i64, state: SweepState, reason: &str| {
+        Event::new(
+            at(n),
+            Source::Daemon,
+            EventKind::SweepChanged(SweepChanged {
+                sweep: "cluster-lr".into(),
+                state,
+                reason: Some(reason.into()),
+            }),
+        )
+    };
+    vec![
+        Event::new(
+            at(0),
+            Source::Daemon,
+            EventKind::SweepCreated(Box::new(SweepCreated {
+                sweep: "cluster-lr".into(),
+                spec,
+                trials: Vec::new(),
+                dir: "/shared/labd/sweeps/cluster-lr".into(),
+            })),
+        ),
+        changed(
+            1,
+            1,
+            TrialState::Submitting {
+                batch: "cluster-lr-1734359500000001".into(),
+            },
+        ),
+        changed(
+            2,
+            1,
+            TrialState::Submitted {
+                job: "4242".into(),
+                task: 3,
+            },
+        ),
+        changed(
+            3,
+            1,
+            TrialState::SlurmStarted {
+                job: "4242".into(),
+                task: 3,
+                node: "gpu07".into(),
+                gpus: vec!["0".into()],
+                run_log: "/shared/labd/sweeps/cluster-lr/t_0001/attempt-1/run.jsonl".into(),
+            },
+        ),
+        changed(
+            4,
+            1,
+            TrialState::SlurmEnded {
+                job: "4242".into(),
+                task: 3,
+                slurm_state: "PREEMPTED".into(),
+                code: None,
+                signal: Some(15),
+                secs: Some(61.0),
+                max_rss: Some(1 << 30),
+                cpu_secs: Some(58.5),
+            },
+        ),
+        changed(
+            5,
+            1,
+            TrialState::Requeued {
+                reason: "Slurm: PREEMPTED (job 4242, task 3)".into(),
+            },
+        ),
+        sweep(6, SweepState::Paused, "paused"),
+        sweep(
+            7,
+            SweepState::Failed,
+            "sbatch refused the job: Invalid partition name specified",
+        ),
+    ]
+}
+
+const SAMPLES_V1_SLURM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/samples/events-v1-slurm.msgpack"
+);
+
+#[test]
+fn stored_slurm_samples_keep_decoding() {
+    let samples = samples_v1_slurm();
+    if std::env::var_os("LABD_WRITE_SAMPLES").is_some()
+        && !std::path::Path::new(SAMPLES_V1_SLURM).exists()
+    {
+        std::fs::write(SAMPLES_V1_SLURM, rmp_serde::to_vec_named(&samples).unwrap()).unwrap();
+    }
+    let bytes = std::fs::read(SAMPLES_V1_SLURM)
+        .expect("samples/events-v1-slurm.msgpack (LABD_WRITE_SAMPLES=1 writes it once)");
+    let decoded: Vec<Event> =
+        rmp_serde::from_slice(&bytes).expect("stored Slurm events must keep decoding");
+    assert_eq!(decoded, samples);
+}
