@@ -14,6 +14,7 @@ pub mod export;
 pub mod push;
 pub mod read;
 pub mod server;
+pub mod submit;
 pub mod sweeps;
 pub mod table;
 pub mod validate;
@@ -114,7 +115,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .route("/api/v1/analytics/curves", get(analytics::curves))
         .route("/api/v1/analytics/points", get(export::points))
         .route("/api/v1/validate", post(validate::validate))
-        .route("/api/v1/sweeps", get(sweeps::list).post(sweeps::submit))
+        .route("/api/v1/sweeps", get(sweeps::list).post(submit::submit))
         .route("/api/v1/sweeps/{id}", get(sweeps::show))
         .route("/api/v1/sweeps/{id}/cancel", post(sweeps::cancel))
         .route("/api/v1/sweeps/{id}/pause", post(sweeps::pause))
