@@ -6,6 +6,8 @@
 #                                        # slurmctld and slurmd in DIR; prints the environment to use it
 #   scripts/slurm-cluster.sh stop DIR    # stops them (by their pid files)
 #   eval "$(scripts/slurm-cluster.sh env DIR)"   # SLURM_CONF for sbatch, squeue, sacct, scancel
+#   scripts/slurm-cluster.sh stop-controller DIR   # only slurmctld (the cluster's controller unreachable)
+#   scripts/slurm-cluster.sh start-controller DIR  # it again, with the same configuration and state
 #
 # One node, `localhost` at 127.0.0.1, with this machine's CPUs and memory; partition `debug` (default); free
 # ports; munge with its own key and socket; no accounting storage (jobs finished are listed by jobcomp/filetxt
@@ -15,7 +17,7 @@ set -euo pipefail
 cmd="${1:-}"
 dir="${2:-}"
 if [ -z "$cmd" ] || [ -z "$dir" ]; then
-  echo "usage: $0 start|stop|env DIR" >&2
+  echo "usage: $0 start|stop|env|stop-controller|start-controller DIR" >&2
   exit 2
 fi
 mkdir -p "$dir"
@@ -43,6 +45,18 @@ stop_pid() { # pid file
 case "$cmd" in
   env)
     echo "export SLURM_CONF=$conf"
+    ;;
+  stop-controller)
+    stop_pid "$dir/slurmctld.pid"
+    ;;
+  start-controller)
+    SLURM_CONF="$conf" slurmctld -f "$conf"
+    for _ in $(seq 100); do
+      SLURM_CONF="$conf" sinfo -h >/dev/null 2>&1 && exit 0
+      sleep 0.1
+    done
+    echo "slurmctld did not come back; log in $dir/slurmctld.log" >&2
+    exit 1
     ;;
   stop)
     stop_pid "$dir/slurmd.pid"
@@ -118,7 +132,7 @@ EOF
     exit 1
     ;;
   *)
-    echo "usage: $0 start|stop|env DIR" >&2
+    echo "usage: $0 start|stop|env|stop-controller|start-controller DIR" >&2
     exit 2
     ;;
 esac

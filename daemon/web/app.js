@@ -529,16 +529,21 @@ async function viewSweep(app, id) {
   const p = s.progress;
   const metricSel = h('select', {});
   const analysis = h('div', {});
+  // Slurm sweeps: every attempt's array job and task, and the node it ran on.
+  const slurm = (s.trials || []).some((t) => (t.jobs || []).length);
+  const jobs = (t) => (t.jobs || []).map((j) => `${j.job}_${j.task}${j.node ? '@' + j.node : ''}`).join(', ');
   const trialRows = (s.trials || []).map((t) => h('tr', {},
     h('td', {}, t.id), h('td', {}, Object.entries(t.params || {}).map(([k, v]) => `${k}=${fmt(v)}`).join(' ')), h('td', {}, pill(t.status)),
     h('td', { class: 'num' }, t.attempts), h('td', { class: 'num' }, t.exit_code ?? ''), h('td', { class: 'num' }, t.secs ? t.secs.toFixed(1) : ''),
+    ...(slurm ? [h('td', { class: 'slurm-jobs' }, jobs(t))] : []),
     h('td', {}, t.experiment_id ? link('/runs/' + encodeURIComponent(t.experiment_id), 'run') : '')));
+  const columns = ['trial', 'params', 'status', 'attempts', 'exit', 'secs', ...(slurm ? ['slurm jobs'] : []), ''];
   const runIds = (s.trials || []).map((t) => t.experiment_id).filter(Boolean);
   app.replaceChildren(h('h1', {}, 'Sweep ', s.id, ' ', pill(s.state)),
     h('div', { class: 'toolbar' }, bar(p.completed, p.total), `${p.completed}/${p.total} done, ${p.running} running, ${p.failed} failed, ${p.waiting} waiting`,
       p.eta_secs ? `, about ${Math.round(p.eta_secs)} s left` : ''),
     h('h2', {}, 'Analysis'), h('div', { class: 'toolbar' }, metricSel), analysis,
-    h('h2', {}, 'Trials'), h('table', {}, h('thead', {}, h('tr', {}, ['trial', 'params', 'status', 'attempts', 'exit', 'secs', ''].map((c) => h('th', {}, c)))), h('tbody', {}, trialRows)));
+    h('h2', {}, 'Trials'), h('table', {}, h('thead', {}, h('tr', {}, columns.map((c) => h('th', {}, c)))), h('tbody', {}, trialRows)));
   let metrics = [];
   if (runIds.length) {
     const first = await api.get('/experiments/' + encodeURIComponent(runIds[0])).catch(() => null);

@@ -65,6 +65,24 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Stops only the controller (Slurm unreachable), or starts it again with the same state.
+    pub fn controller(&self, up: bool) {
+        let out = Command::new(repo_root().join("scripts/slurm-cluster.sh"))
+            .arg(if up {
+                "start-controller"
+            } else {
+                "stop-controller"
+            })
+            .arg(&self.dir)
+            .output()
+            .expect("scripts/slurm-cluster.sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The lines of finished jobs (jobcomp/filetxt): one per array task that ran.
     pub fn finished(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.join("jobcomp.txt"))

@@ -350,3 +350,81 @@ fn labd_killed_right_after_sbatch_finds_its_job_by_name_instead_of_submitting_ag
     );
     assert_eq!(cluster.finished().len(), 3);
 }
+
+#[test]
+fn packed_trials_share_array_tasks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((cluster, d)) = setup(tmp.path()) else {
+        return;
+    };
+    let id = submit(
+        &d,
+        tmp.path(),
+        "packed",
+        "sweep:\n  optim.lr: [0.1, 0.01, 0.001]\nrepeats: 2\nexecutor: slurm\nslurm:\n  pack: 2\n",
+    );
+    let s = wait_state(&d, &id, "finished", 120);
+    let mut per_task: std::collections::BTreeMap<u64, usize> = Default::default();
+    for (_, task) in attempts(&s) {
+        *per_task.entry(task).or_default() += 1;
+    }
+    assert_eq!(
+        per_task.values().collect::<Vec<_>>(),
+        [&2, &2, &2],
+        "{per_task:?}"
+    );
+    for t in trials(&s) {
+        assert_eq!(t["status"], "completed", "{t}");
+        assert!(t["experiment_id"].is_string());
+    }
+    assert_eq!(
+        cluster.finished().len(),
+        3,
+        "three array tasks, two trials each"
+    );
+}
+
+#[test]
+fn an_unreachable_controller_keeps_trials_pending_and_labd_ingesting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((cluster, d)) = setup(tmp.path()) else {
+        return;
+    };
+    cluster.controller(false);
+    let id = submit(
+        &d,
+        tmp.path(),
+        "patient",
+        "sweep:\n  optim.lr: [0.1, 0.01]\nexecutor: slurm\n",
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let s = status(&d, &id);
+    for t in trials(&s) {
+        assert_eq!(t["status"], "queued", "waits for the controller: {t}");
+    }
+    // labd goes on: a run dropped meanwhile is read.
+    let points = labd_e2e::write_run(
+        &tmp.path().join("inbox/meanwhile.jsonl"),
+        "meanwhile",
+        10,
+        true,
+    );
+    d.wait_for("the dropped run", 20, |d| {
+        d.ls()
+            .iter()
+            .any(|r| r["name"] == "meanwhile" && r["points"] == points)
+    });
+    assert_eq!(d.get("/health").1["status"], "ok");
+    cluster.controller(true);
+    let s = wait_state(&d, &id, "finished", 180);
+    for t in trials(&s) {
+        assert_eq!(t["status"], "completed", "{t}");
+        assert_eq!(t["attempts"], 1);
+    }
+    let jobs: BTreeSet<String> = attempts(&s).into_iter().map(|(j, _)| j).collect();
+    assert_eq!(
+        jobs.len(),
+        1,
+        "submitted once the controller was back: {jobs:?}"
+    );
+}

@@ -167,3 +167,67 @@ fn stopping_labd_interrupts_running_trials_which_run_again_on_the_next_start() {
     assert_eq!(t["status"], "completed", "{s}");
     assert_eq!(t["attempts"], 2, "interrupted once, then run again");
 }
+
+#[test]
+fn pause_stops_new_trials_and_resume_continues() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, base) = setup(tmp.path());
+    let cmd = format!("python3 {} {{config}}", train());
+    let out = d.labctl(&[
+        "sweep",
+        "run",
+        "--base",
+        base.to_str().unwrap(),
+        "--param",
+        "optim.lr",
+        "0.1",
+        "0.01",
+        "0.001",
+        "--param",
+        "sleep",
+        "0.1",
+        "--command",
+        &cmd,
+        "--parallel",
+        "1",
+        "--id",
+        "paused",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_for("the first trial running", 30, |d| {
+        status(d, "paused")["progress"]["running"] == 1
+    });
+    let out = d.labctl(&["sweep", "pause", "paused"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status(&d, "paused")["state"], "paused");
+    d.wait_for("the running trial to end", 30, |d| {
+        status(d, "paused")["progress"]["running"] == 0
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let s = status(&d, "paused");
+    assert_eq!(
+        s["progress"]["completed"], 1,
+        "the running one finished: {}",
+        s["progress"]
+    );
+    assert_eq!(
+        s["progress"]["running"], 0,
+        "no new trial started while paused"
+    );
+    let out = d.labctl(&["sweep", "resume", "paused"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = wait_state(&d, "paused", "finished", 60);
+    assert!(trials(&s).iter().all(|t| t["status"] == "completed"));
+}

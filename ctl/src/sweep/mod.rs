@@ -91,6 +91,8 @@ pub enum SweepCmd {
     },
     /// Stop a sweep: no new trials; running ones are stopped and recorded as cancelled.
     Cancel { id: String },
+    /// Pause a sweep: no new trials start (or are submitted to Slurm); running ones go on. `resume` continues.
+    Pause { id: String },
     /// Compare a sweep's parameter values on a metric: tables per parameter, the best configuration over
     /// repeats, thresholds.
     Analyze {
@@ -197,7 +199,7 @@ fn print_status(s: &Value) {
     if let Some(r) = s["reason"].as_str() {
         println!("state: {r}");
     }
-    let rows: Vec<Vec<String>> = s["trials"]
+    let mut rows: Vec<Vec<String>> = s["trials"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -226,18 +228,44 @@ fn print_status(s: &Value) {
                 .collect()
         })
         .unwrap_or_default();
-    table::print(
-        &[
-            "TRIAL",
-            "STATUS",
-            "ATTEMPTS",
-            "EXIT",
-            "SECS",
-            "EXPERIMENT",
-            "PARAMS",
-        ],
-        &rows,
-    );
+    let mut header = vec![
+        "TRIAL",
+        "STATUS",
+        "ATTEMPTS",
+        "EXIT",
+        "SECS",
+        "EXPERIMENT",
+        "USAGE",
+        "PARAMS",
+    ];
+    let trials = s["trials"].as_array().cloned().unwrap_or_default();
+    if trials
+        .iter()
+        .any(|t| t["jobs"].as_array().is_some_and(|j| !j.is_empty()))
+    {
+        // Slurm: every attempt's array job and task, and the node of the latest.
+        header.insert(7, "SLURM JOBS");
+        for (row, t) in rows.iter_mut().zip(&trials) {
+            row.insert(7, slurm_jobs(&t["jobs"]));
+        }
+    }
+    table::print(&header, &rows);
+}
+
+/// A trial's Slurm attempts: `JOB_TASK` each, the latest with its node (`12_3,15_0@gpu07`).
+fn slurm_jobs(jobs: &Value) -> String {
+    let list = jobs.as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        return "-".into();
+    }
+    let ids: Vec<String> = list
+        .iter()
+        .map(|j| format!("{}_{}", j["job"].as_str().unwrap_or("?"), j["task"]))
+        .collect();
+    match list.last().and_then(|j| j["node"].as_str()) {
+        Some(node) if !node.is_empty() => format!("{}@{node}", ids.join(",")),
+        _ => ids.join(","),
+    }
 }
 
 pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
@@ -398,6 +426,17 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
                 q.push(("format", "md".into()));
                 let text = c.get_text(&path, &q)?;
                 print!("{text}");
+            }
+            Ok(0)
+        }
+        SweepCmd::Pause { id } => {
+            let a: Value = c.post(&format!("/sweeps/{}/pause", client::enc(id)), &json!({}))?;
+            if json {
+                table::print_json(&a)?;
+            } else {
+                println!(
+                    "sweep {id} paused: no new trials start; running ones go on (resume: labctl sweep resume {id})"
+                );
             }
             Ok(0)
         }
