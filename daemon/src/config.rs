@@ -452,12 +452,17 @@ impl Config {
             (&mut config.slurm.sacct, site.sacct),
             (&mut config.slurm.scancel, site.scancel),
         ] {
+            // A bare name is looked up on the PATH; a path is relative to the file.
             if let Some(p) = given {
-                *setting = p;
+                *setting = if p.components().count() > 1 {
+                    rel(&p)
+                } else {
+                    p
+                };
             }
         }
         if let Some(d) = site.dir {
-            config.slurm.dir = absolute(&d)?;
+            config.slurm.dir = absolute(&rel(&d))?;
         }
         if let Some(s) = site.poll {
             config.slurm.poll = seconds("[slurm] poll", s)?;

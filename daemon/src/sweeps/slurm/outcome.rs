@@ -35,11 +35,13 @@ pub async fn poll(
         .iter()
         .filter_map(|f| f.batch.clone().map(|b| (f.sweep.clone(), b)))
         .collect();
+    let began = std::time::Instant::now();
     let mut tasks: HashMap<(String, u32), Task> = queue::squeue(site, &jobs, !batches.is_empty())
         .await?
         .into_iter()
         .map(|t| ((t.job.clone(), t.task), t))
         .collect();
+    let asked = began.elapsed();
     if accounting {
         // What the queue no longer lists, and what ended (for the memory and CPU time it used).
         let wanted: BTreeSet<String> = flight
@@ -91,7 +93,14 @@ pub async fn poll(
             None => events.extend(vanished(f, &adir, retry_left(deps, f))),
         }
     }
+    let changes = events.len();
     append(deps, events).await;
+    tracing::debug!(
+        "slurm: polled {} trials in flight in {:.1} ms (squeue {:.1} ms), {changes} changes",
+        flight.len(),
+        began.elapsed().as_secs_f64() * 1e3,
+        asked.as_secs_f64() * 1e3
+    );
     Ok(again)
 }
 
