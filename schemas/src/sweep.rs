@@ -129,6 +129,10 @@ pub struct SlurmJob {
     /// each hold a whole GPU. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pack: Option<u32>,
+    /// Memory of one GPU of the nodes the sweep runs on (`"80G"`; what `gres` and `constraint` select). With
+    /// the trials' `resources.gpu_memory` and no `pack`, as many trials share each array task as fit in it.
+    #[serde(default, with = "bytes", skip_serializing_if = "Option::is_none")]
+    pub node_gpu_memory: Option<u64>,
     /// Further `sbatch` arguments, passed as given.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_args: Vec<String>,
@@ -553,6 +557,20 @@ mod tests {
         assert!(serde_json::from_value::<Parallel>(json!("lots")).is_err());
         assert_eq!(parse_bytes("1.5 GiB").unwrap(), 3 << 29);
         assert!(parse_bytes("huge").is_err());
+        let slurm: SweepSpec = serde_json::from_value(json!({
+            "sweep": {}, "command": "x", "executor": "slurm",
+            "slurm": {"partition": "gpu", "gres": "gpu:1", "node_gpu_memory": "80G", "extra_args": ["-v"]}
+        }))
+        .unwrap();
+        assert_eq!(slurm.executor, Executor::Slurm);
+        let opts = slurm.slurm.as_ref().unwrap();
+        assert_eq!(opts.node_gpu_memory, Some(80 << 30));
+        let back: SweepSpec =
+            serde_json::from_value(serde_json::to_value(&slurm).unwrap()).unwrap();
+        assert_eq!(
+            back, slurm,
+            "the spec a sweep_created event keeps reads back the same"
+        );
         let bad =
             serde_json::from_value::<SweepSpec>(json!({"sweep": {}, "command": "x", "paralel": 2}));
         assert!(bad.unwrap_err().to_string().contains("paralel"));

@@ -357,30 +357,37 @@ fn packed_trials_share_array_tasks() {
     let Some((cluster, d)) = setup(tmp.path()) else {
         return;
     };
-    let id = submit(
-        &d,
-        tmp.path(),
-        "packed",
-        "sweep:\n  optim.lr: [0.1, 0.01, 0.001]\nrepeats: 2\nexecutor: slurm\nslurm:\n  pack: 2\n",
-    );
-    let s = wait_state(&d, &id, "finished", 120);
-    let mut per_task: std::collections::BTreeMap<u64, usize> = Default::default();
-    for (_, task) in attempts(&s) {
-        *per_task.entry(task).or_default() += 1;
-    }
-    assert_eq!(
-        per_task.values().collect::<Vec<_>>(),
-        [&2, &2, &2],
-        "{per_task:?}"
-    );
-    for t in trials(&s) {
-        assert_eq!(t["status"], "completed", "{t}");
-        assert!(t["experiment_id"].is_string());
+    // Two trials a task, as `pack` says; then three, as many as fit in a 60G GPU at 20G each.
+    for (name, spec, tasks) in [
+        ("packed", "slurm:\n  pack: 2\n", [2, 2, 2].as_slice()),
+        (
+            "shared",
+            "resources:\n  gpu_memory: 20G\nslurm:\n  node_gpu_memory: 60G\n",
+            [3, 3].as_slice(),
+        ),
+    ] {
+        let body =
+            format!("sweep:\n  optim.lr: [0.1, 0.01, 0.001]\nrepeats: 2\nexecutor: slurm\n{spec}");
+        let id = submit(&d, tmp.path(), name, &body);
+        let s = wait_state(&d, &id, "finished", 120);
+        let mut per_task: std::collections::BTreeMap<u64, usize> = Default::default();
+        for (_, task) in attempts(&s) {
+            *per_task.entry(task).or_default() += 1;
+        }
+        assert_eq!(
+            per_task.values().copied().collect::<Vec<_>>(),
+            tasks,
+            "{name}: {per_task:?}"
+        );
+        for t in trials(&s) {
+            assert_eq!(t["status"], "completed", "{t}");
+            assert!(t["experiment_id"].is_string());
+        }
     }
     assert_eq!(
         cluster.finished().len(),
-        3,
-        "three array tasks, two trials each"
+        5,
+        "three array tasks of two trials, two of three"
     );
 }
 

@@ -193,15 +193,18 @@ fn transient(message: &str) -> bool {
     .any(|p| m.contains(p))
 }
 
-/// Trials side by side in one array task.
+/// Trials side by side in one array task: `pack`, or as many trials as their `gpu_memory` lets share one GPU
+/// of `node_gpu_memory`, or 1. Only the sweep's spec decides it (not the site's configuration), so that a
+/// restarted labd reads a batch's task list as it was written.
 pub fn pack(sweep: &Head) -> u32 {
-    sweep
-        .spec
-        .slurm
-        .as_ref()
-        .and_then(|s| s.pack)
-        .unwrap_or(1)
-        .max(1)
+    let Some(opts) = sweep.spec.slurm.as_ref() else {
+        return 1;
+    };
+    let shared = match (opts.node_gpu_memory, sweep.spec.resources.gpu_memory) {
+        (Some(node), Some(each)) if each > 0 => u32::try_from(node / each).unwrap_or(u32::MAX),
+        _ => 1,
+    };
+    opts.pack.unwrap_or(shared).max(1)
 }
 
 /// `sbatch`'s arguments for a batch of `tasks` array tasks.
@@ -381,6 +384,20 @@ mod tests {
         assert!(args.contains(&"--no-requeue".to_string()));
         assert_eq!(args[args.len() - 2], "--exclusive");
         assert_eq!(args.last().unwrap(), "/b/job.sh");
+    }
+
+    #[test]
+    fn trials_share_a_gpu_as_their_gpu_memory_allows_unless_pack_says() {
+        let mut h = head(SlurmJob::default(), None);
+        assert_eq!(pack(&h), 1);
+        h.spec.resources.gpu_memory = Some(20 << 30);
+        assert_eq!(pack(&h), 1, "the nodes' GPUs unknown: one trial a task");
+        h.spec.slurm.as_mut().unwrap().node_gpu_memory = Some(80 << 30);
+        assert_eq!(pack(&h), 4);
+        h.spec.resources.gpu_memory = Some(100 << 30);
+        assert_eq!(pack(&h), 1, "a trial larger than a GPU still runs alone");
+        h.spec.slurm.as_mut().unwrap().pack = Some(3);
+        assert_eq!(pack(&h), 3, "pack is what the sweep says");
     }
 
     #[test]
