@@ -533,7 +533,7 @@ fn dry_runs_plan_random_sweeps_deterministically_and_bad_sweeps_are_refused() {
         assert_eq!(t["config"]["act"], t["params"]["act"]);
     }
     // The example sweep files stay valid.
-    for name in ["lr.yaml", "random.yaml"] {
+    for name in ["lr.yaml", "random.yaml", "slurm.yaml"] {
         let f = repo_root().join("sweeps/examples").join(name);
         let plan = d.labctl_json(&["sweep", "run", f.to_str().unwrap(), "--dry-run"]);
         assert!(plan["total"].as_u64() >= Some(9), "{name}: {plan}");
