@@ -233,6 +233,57 @@ fn scancel_from_outside_and_labctl_cancel_show_as_cancelled() {
 }
 
 #[test]
+fn a_trial_on_a_failed_node_runs_again_without_spending_a_retry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((cluster, d)) = setup(tmp.path()) else {
+        return;
+    };
+    // 15 steps of 0.4 s; no retries: only a lost node's run may run again.
+    let id = submit(
+        &d,
+        tmp.path(),
+        "lost",
+        "sweep:\n  sleep: [0.4]\nmax_retries: 0\nexecutor: slurm\n",
+    );
+    d.wait_for("the trial running", 60, |d| {
+        trials(&status(d, &id))[0]["status"] == "running"
+    });
+    // The node goes down under the job: Slurm ends it as NODE_FAIL.
+    cluster.run(
+        "scontrol",
+        &[
+            "update",
+            "nodename=localhost",
+            "state=down",
+            "reason=labd-test",
+        ],
+    );
+    d.wait_for("the first attempt lost", 60, |d| {
+        trials(&status(d, &id))[0]["jobs"][0]["state"] == "NODE_FAIL"
+    });
+    // The node's slurmd is still there: it registers again and the node returns (ReturnToService=2).
+    let s = wait_state(&d, &id, "finished", 120);
+    let t = &trials(&s)[0];
+    assert_eq!(t["status"], "completed", "{t}");
+    assert_eq!(t["attempts"], 2, "{t}");
+    assert_eq!(
+        t["failures"], 0,
+        "a lost node is no failure of the trial: {t}"
+    );
+    let jobs = t["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{t}");
+    assert_ne!(
+        jobs[0]["job"], jobs[1]["job"],
+        "submitted again as a new job"
+    );
+    assert_eq!(jobs[1]["state"], "COMPLETED");
+    assert!(
+        t["experiment_id"].is_string(),
+        "the second attempt's run linked"
+    );
+}
+
+#[test]
 fn a_bad_partition_fails_the_sweep_with_slurms_message_and_no_sbatch_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let Some((_cluster, d)) = setup(tmp.path()) else {
