@@ -206,6 +206,7 @@ async fn launch(
         .append_async(Batch {
             events: vec![started_event],
             cursors: Vec::new(),
+            positions: Vec::new(),
         })
         .await?;
     let child = match cmd.spawn() {
@@ -384,6 +385,7 @@ async fn record_end(w: &Worker, id: &str, status: BenchStatus, message: String) 
         .append_async(Batch {
             events: vec![event],
             cursors: Vec::new(),
+            positions: Vec::new(),
         })
         .await
     {
@@ -428,6 +430,7 @@ async fn recover(w: &Worker) {
         .append_async(Batch {
             events,
             cursors: Vec::new(),
+            positions: Vec::new(),
         })
         .await
     {

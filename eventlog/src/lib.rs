@@ -25,6 +25,10 @@ pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 pub(crate) const CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("file_cursors");
 /// View name → checkpoint (msgpack, the view's own format).
 pub(crate) const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
+/// Where a source that is not a file stands (a sequence number of its own), moved in the same transactions as
+/// the events read from it: how far this log is published to a federation, how far each host's events are
+/// applied on a hub.
+pub(crate) const POSITIONS: TableDefinition<&str, u64> = TableDefinition::new("positions");
 
 /// redb's page cache.
 const CACHE_BYTES: usize = 32 << 20;
@@ -338,6 +342,64 @@ impl EventLog {
         Ok(out)
     }
 
+    /// A source's stored position (see [`writer::PositionMove`]), if one was stored.
+    pub fn position(&self, key: &str) -> Result<Option<u64>, LogError> {
+        let txn = self.db()?.begin_read().map_err(storage)?;
+        let table = txn.open_table(POSITIONS).map_err(storage)?;
+        Ok(table.get(key).map_err(storage)?.map(|v| v.value()))
+    }
+
+    /// Every stored position whose key starts with `prefix`.
+    pub fn positions(&self, prefix: &str) -> Result<Vec<(String, u64)>, LogError> {
+        let txn = self.db()?.begin_read().map_err(storage)?;
+        let table = txn.open_table(POSITIONS).map_err(storage)?;
+        let mut out = Vec::new();
+        for entry in table.range(prefix..).map_err(storage)? {
+            let (k, v) = entry.map_err(storage)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_string(), v.value()));
+        }
+        Ok(out)
+    }
+
+    /// The stored blocks from the one holding `from`, at most `max` of them, as they are stored (see
+    /// [`block`]): what a federation publishes without decoding them.
+    pub fn raw_blocks(&self, from: Seq, max: usize) -> Result<Vec<RawBlock>, LogError> {
+        let txn = self.db()?.begin_read().map_err(storage)?;
+        let events = txn.open_table(EVENTS).map_err(storage)?;
+        let end = txn
+            .open_table(META)
+            .map_err(storage)?
+            .get("next_seq")
+            .map_err(storage)?
+            .map(|v| v.value())
+            .unwrap_or(1);
+        let start = match events.range(..=from).map_err(storage)?.next_back() {
+            Some(entry) => entry.map_err(storage)?.0.value(),
+            None => from,
+        };
+        let mut out: Vec<RawBlock> = Vec::new();
+        for entry in events.range(start..).map_err(storage)? {
+            let (key, value) = entry.map_err(storage)?;
+            let first = key.value();
+            if let Some(prev) = out.last_mut() {
+                prev.last = first - 1;
+            }
+            if out.len() == max {
+                break;
+            }
+            out.push(RawBlock {
+                first,
+                last: end - 1,
+                bytes: value.value().to_vec(),
+            });
+        }
+        out.retain(|b| b.last >= from);
+        Ok(out)
+    }
+
     /// A view's checkpoint, if one was saved.
     pub fn checkpoint(&self, view: &str) -> Result<Option<Vec<u8>>, LogError> {
         let txn = self.db()?.begin_read().map_err(storage)?;
@@ -380,6 +442,14 @@ impl EventLog {
     }
 }
 
+/// A stored block of events `first..=last`, in its stored form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawBlock {
+    pub first: Seq,
+    pub last: Seq,
+    pub bytes: Vec<u8>,
+}
+
 /// Opens (or creates) the database at `path` with its tables.
 fn open_db(path: &Path) -> Result<Database, LogError> {
     // redb caches 1 GiB by default; views and checkpoints hold what labd reads often, so a small cache
@@ -404,6 +474,7 @@ fn open_db(path: &Path) -> Result<Database, LogError> {
         txn.open_table(META).map_err(storage)?;
         txn.open_table(CURSORS).map_err(storage)?;
         txn.open_table(CHECKPOINTS).map_err(storage)?;
+        txn.open_table(POSITIONS).map_err(storage)?;
     }
     txn.commit().map_err(storage)?;
     Ok(db)

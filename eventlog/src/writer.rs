@@ -3,7 +3,9 @@
 //! then hands the committed events to `on_commit` (the views) and answers each batch. An event counts only
 //! once that commit returned.
 
-use super::{CURSORS, EVENTS, EventLog, FileCursor, LogError, META, Seq, block, storage};
+use super::{
+    CURSORS, EVENTS, EventLog, FileCursor, LogError, META, POSITIONS, Seq, block, storage,
+};
 use labd_schemas::Event;
 use redb::ReadableTable;
 use std::collections::HashMap;
@@ -22,6 +24,17 @@ const GROUP_EVENTS: usize = 256 * 1024;
 pub struct Batch {
     pub events: Vec<Event>,
     pub cursors: Vec<CursorMove>,
+    pub positions: Vec<PositionMove>,
+}
+
+/// A position of a source that is not a file (a sequence number of its own) to store, and the position stored
+/// before it must be for the move to be valid (`None`: none stored yet). Like a [`CursorMove`], a batch whose
+/// expectation fails is rejected whole: the events it carries were applied already, or some before them not.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PositionMove {
+    pub key: String,
+    pub expected: Option<u64>,
+    pub to: u64,
 }
 
 /// A file cursor to store, and the offset the stored cursor must have for the move to be valid (`None`: no
@@ -55,6 +68,9 @@ pub enum Refused {
     /// failed); the file is read again from its stored position.
     #[error("{0}")]
     CursorMoved(String),
+    /// The batch's position moves do not start where the stored positions are.
+    #[error("{0}")]
+    PositionMoved(String),
     /// Any other failure of the commit.
     #[error("{0}")]
     Failed(String),
@@ -78,7 +94,9 @@ impl From<Refused> for LogError {
         match r {
             Refused::DiskFull(msg) => LogError::DiskFull(msg),
             Refused::IoFailed(msg) => LogError::IoFailed(msg),
-            Refused::CursorMoved(msg) | Refused::Failed(msg) => LogError::WriteFailed(msg),
+            Refused::CursorMoved(msg) | Refused::PositionMoved(msg) | Refused::Failed(msg) => {
+                LogError::WriteFailed(msg)
+            }
         }
     }
 }
@@ -308,12 +326,20 @@ fn commit(log: &EventLog, group: &[Request]) -> Result<Vec<Result<Seq, Refused>>
             .unwrap_or(1);
         let mut events = txn.open_table(EVENTS).map_err(storage)?;
         let mut cursors = txn.open_table(CURSORS).map_err(storage)?;
+        let mut positions = txn.open_table(POSITIONS).map_err(storage)?;
         let mut next = first;
-        // Offsets as this transaction has left them so far.
+        // Offsets and positions as this transaction has left them so far.
         let mut staged: HashMap<&str, u64> = HashMap::new();
+        let mut staged_positions: HashMap<&str, u64> = HashMap::new();
         for req in group {
             if let Some(reason) = broken_expectation(&req.batch.cursors, &staged, &cursors)? {
                 outcomes.push(Err(Refused::CursorMoved(reason)));
+                continue;
+            }
+            if let Some(reason) =
+                broken_position(&req.batch.positions, &staged_positions, &positions)?
+            {
+                outcomes.push(Err(Refused::PositionMoved(reason)));
                 continue;
             }
             outcomes.push(Ok(next));
@@ -334,6 +360,10 @@ fn commit(log: &EventLog, group: &[Request]) -> Result<Vec<Result<Seq, Refused>>
                     .insert(m.path.as_str(), bytes.as_slice())
                     .map_err(storage)?;
                 staged.insert(m.path.as_str(), m.cursor.offset);
+            }
+            for m in &req.batch.positions {
+                positions.insert(m.key.as_str(), m.to).map_err(storage)?;
+                staged_positions.insert(m.key.as_str(), m.to);
             }
         }
         meta.insert("next_seq", next).map_err(storage)?;
@@ -378,6 +408,35 @@ fn broken_expectation(
     Ok(None)
 }
 
+/// Why a request's position moves do not start where the stored positions are, if they do not.
+fn broken_position(
+    moves: &[PositionMove],
+    staged: &HashMap<&str, u64>,
+    table: &redb::Table<&str, u64>,
+) -> Result<Option<String>, LogError> {
+    let mut local: HashMap<&str, u64> = HashMap::new();
+    for m in moves {
+        let current = match local
+            .get(m.key.as_str())
+            .or_else(|| staged.get(m.key.as_str()))
+        {
+            Some(p) => Some(*p),
+            None => table
+                .get(m.key.as_str())
+                .map_err(storage)?
+                .map(|v| v.value()),
+        };
+        if current != m.expected {
+            return Ok(Some(format!(
+                "{}: stored position is {current:?}, this batch expected {:?}",
+                m.key, m.expected
+            )));
+        }
+        local.insert(m.key.as_str(), m.to);
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,6 +461,7 @@ mod tests {
             .append(Batch {
                 events: vec![message("x", "1"), message("x", "2")],
                 cursors: vec![],
+                positions: Vec::new(),
             })
             .unwrap();
         let cursor = FileCursor {
@@ -417,6 +477,7 @@ mod tests {
                     expected: None,
                     cursor: cursor.clone(),
                 }],
+                positions: Vec::new(),
             })
             .unwrap();
         assert_eq!(a, Committed { first: 1, last: 2 });
@@ -453,6 +514,7 @@ mod tests {
         app.append(Batch {
             events: vec![message("x", "chunk 1")],
             cursors: vec![mv(None, 10)],
+            positions: Vec::new(),
         })
         .unwrap();
         // Chunk 3 arrives while chunk 2 (10..20) was lost: rejected, nothing of it stored.
@@ -460,6 +522,7 @@ mod tests {
             .append(Batch {
                 events: vec![message("x", "chunk 3")],
                 cursors: vec![mv(Some(20), 30)],
+                positions: Vec::new(),
             })
             .unwrap_err()
             .to_string();
@@ -469,6 +532,7 @@ mod tests {
             .append(Batch {
                 events: vec![message("x", "chunk 2"), message("x", "chunk 3")],
                 cursors: vec![mv(Some(10), 20), mv(Some(20), 30)],
+                positions: Vec::new(),
             })
             .unwrap();
         assert_eq!(ok, Committed { first: 2, last: 3 });
@@ -476,6 +540,74 @@ mod tests {
         writer.close();
         assert_eq!(log.cursors().unwrap()[0].1.offset, 30);
         assert_eq!(log.last_seq().unwrap(), 3);
+    }
+
+    #[test]
+    fn positions_move_with_their_events_and_only_from_where_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("log.redb")).unwrap();
+        let writer = Writer::start(log.clone(), Box::new(|_, _| {})).unwrap();
+        let app = writer.appender();
+        let mv = |expected, to| PositionMove {
+            key: "hub/gpu7".into(),
+            expected,
+            to,
+        };
+        let batch = |text: &str, positions| Batch {
+            events: vec![message("x", text)],
+            cursors: vec![],
+            positions,
+        };
+        app.append(batch("1..=5", vec![mv(None, 5)])).unwrap();
+        // The same events again (a redelivery): refused, nothing stored twice.
+        let err = app.append(batch("1..=5", vec![mv(None, 5)])).unwrap_err();
+        assert!(
+            err.to_string().contains("stored position is Some(5)"),
+            "{err}"
+        );
+        app.append(batch("6..=9", vec![mv(Some(5), 9)])).unwrap();
+        drop(app);
+        writer.close();
+        assert_eq!(log.position("hub/gpu7").unwrap(), Some(9));
+        assert_eq!(log.position("hub/gpu8").unwrap(), None);
+        assert_eq!(
+            log.positions("hub/").unwrap(),
+            vec![("hub/gpu7".to_string(), 9)]
+        );
+        assert_eq!(log.last_seq().unwrap(), 2);
+    }
+
+    #[test]
+    fn raw_blocks_are_the_stored_blocks_with_their_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("log.redb")).unwrap();
+        let writer = Writer::start(log.clone(), Box::new(|_, _| {})).unwrap();
+        let app = writer.appender();
+        for n in [BLOCK_EVENTS + 10, 3] {
+            let events = (0..n).map(|i| message("x", &i.to_string())).collect();
+            app.append(Batch {
+                events,
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        drop(app);
+        writer.close();
+        let blocks = log.raw_blocks(5, 10).unwrap();
+        let ranges: Vec<(u64, u64)> = blocks.iter().map(|b| (b.first, b.last)).collect();
+        let b = BLOCK_EVENTS as u64;
+        assert_eq!(ranges, vec![(1, b), (b + 1, b + 10), (b + 11, b + 13)]);
+        assert_eq!(block::decode(&blocks[1].bytes).unwrap().len(), 10);
+        assert_eq!(log.raw_blocks(b + 1, 1).unwrap()[0].first, b + 1);
+        assert_eq!(
+            log.raw_blocks(b + 2, 1).unwrap()[0].first,
+            b + 1,
+            "the block holding it"
+        );
+        assert!(
+            log.raw_blocks(b + 14, 10).unwrap().is_empty(),
+            "nothing beyond the end"
+        );
     }
 
     #[test]
@@ -491,6 +623,7 @@ mod tests {
             .append(Batch {
                 events,
                 cursors: vec![],
+                positions: Vec::new(),
             })
             .unwrap();
         writer.close();

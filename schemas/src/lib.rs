@@ -26,5 +26,5 @@ pub mod runlog;
 pub mod sweep;
 pub mod time;
 
-pub use event::{Event, EventKind, RunStatus, Source};
+pub use event::{Event, EventKind, Origin, RunStatus, Source};
 pub use ids::ExperimentId;

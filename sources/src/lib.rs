@@ -262,6 +262,7 @@ pub fn problem(ctx: &Context<'_>, line: Option<u64>, severity: Severity, reason:
             line,
             severity,
             reason,
+            held: None,
         }),
     )
 }
@@ -285,6 +286,7 @@ pub fn error(out: &mut Output, ctx: &Context<'_>, line: u64, reason: String) {
             line: Some(line),
             severity: Severity::Error,
             reason,
+            held: None,
         }),
     ));
 }

@@ -86,6 +86,7 @@ async fn append(
         .append_async(Batch {
             events,
             cursors: vec![],
+            positions: Vec::new(),
         })
         .await?;
     Ok((

@@ -74,6 +74,7 @@ pub(super) async fn append(s: &AppState, kinds: Vec<EventKind>, request: &str) -
         .append_async(Batch {
             events,
             cursors: Vec::new(),
+            positions: Vec::new(),
         })
         .await?;
     Ok(())

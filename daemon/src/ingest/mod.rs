@@ -285,6 +285,7 @@ impl Ingestor {
         self.submit(Batch {
             events: vec![event],
             cursors: vec![],
+            positions: Vec::new(),
         })
     }
 
@@ -355,6 +356,7 @@ impl Ingestor {
         self.submit(Batch {
             events,
             cursors: moves,
+            positions: Vec::new(),
         })
     }
 }
@@ -372,6 +374,7 @@ fn file_problem(path: &str, severity: Severity, reason: String) -> Event {
             line: None,
             severity,
             reason,
+            held: None,
         }),
     )
 }

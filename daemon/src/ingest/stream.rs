@@ -164,6 +164,7 @@ impl Ingestor {
                     cursor,
                 },
             ],
+            positions: Vec::new(),
         })
     }
 

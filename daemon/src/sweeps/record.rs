@@ -84,6 +84,7 @@ pub(super) fn batch_of(events: Vec<EventKind>) -> Batch {
             .map(|k| Event::new(now, Source::Daemon, k))
             .collect(),
         cursors: Vec::new(),
+        positions: Vec::new(),
     }
 }
 

@@ -21,6 +21,19 @@ pub struct Event {
     pub source: Source,
     /// The fact.
     pub kind: EventKind,
+    /// On a hub: the host this fact was recorded on and its position in that host's log. `None` for facts of
+    /// this labd's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// Where a fact received from another host's labd was first recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The host's name in the federation.
+    pub host: String,
+    /// The event's sequence number in that host's log.
+    pub seq: u64,
 }
 
 impl Event {
@@ -31,6 +44,7 @@ impl Event {
             time,
             source,
             kind,
+            origin: None,
         }
     }
 
@@ -294,6 +308,10 @@ pub struct IngestError {
     pub line: Option<u64>,
     pub severity: Severity,
     pub reason: String,
+    /// Bytes that could not be used, kept as they came: on a hub, an event of another host's labd of a kind or
+    /// format version this labd does not know (msgpack, as that labd wrote it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<serde_bytes::ByteBuf>,
 }
 
 #[cfg(test)]

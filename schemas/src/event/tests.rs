@@ -113,6 +113,7 @@ fn samples_v1() -> Vec<Event> {
                 line: Some(7),
                 severity: Severity::Error,
                 reason: "not a JSON object".into(),
+                held: None,
             }),
         ),
     ]
@@ -543,4 +544,32 @@ fn stored_slurm_samples_keep_decoding() {
     let decoded: Vec<Event> =
         rmp_serde::from_slice(&bytes).expect("stored Slurm events must keep decoding");
     assert_eq!(decoded, samples);
+}
+
+#[test]
+fn an_event_from_another_host_keeps_its_origin_and_local_ones_carry_none() {
+    let local = Event::new(
+        7,
+        Source::Daemon,
+        EventKind::MessageLogged(MessageLogged {
+            exp: ExperimentId("e".into()),
+            level: "info".into(),
+            text: "x".into(),
+            extra: Map::new(),
+        }),
+    );
+    let bytes = rmp_serde::to_vec_named(&local).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("origin"),
+        "no bytes spent on local events"
+    );
+    let mut remote = local.clone();
+    remote.origin = Some(Origin {
+        host: "gpu7".into(),
+        seq: 1234,
+    });
+    let back: Event = rmp_serde::from_slice(&rmp_serde::to_vec_named(&remote).unwrap()).unwrap();
+    assert_eq!(back, remote);
+    let json: Event = serde_json::from_value(serde_json::to_value(&remote).unwrap()).unwrap();
+    assert_eq!(json.origin.unwrap().host, "gpu7");
 }
