@@ -29,6 +29,7 @@ seeds() { # target -> seed folders from the fixtures
     mlflow_sqlite) echo "$f/mlflow/sqlite" ;;
     expmgr) echo "$f/expmgr" ;;
     event_msgpack|event_block) echo "schemas/samples" ;;
+    shipment) echo "eventlog/samples" ;;
   esac
 }
 

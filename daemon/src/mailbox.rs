@@ -131,3 +131,52 @@ impl Benchmarks {
         rx.await.unwrap_or(false)
     }
 }
+
+/// Where the federation's publisher stores how far this log is published (a position of the event log).
+pub const PUBLISHED: &str = "federation/published";
+/// Prefix of where a hub stores how far each host's log is applied here: `hub/<host>`.
+pub const HUB_PREFIX: &str = "hub/";
+
+/// What the federation's worker reports of its link to NATS and what it has received; `/health` adds the
+/// publish lag, read from the log.
+#[derive(Clone, Default)]
+pub struct Federation(std::sync::Arc<std::sync::Mutex<labd_schemas::api::FederationHealth>>);
+
+impl Federation {
+    pub fn new(health: labd_schemas::api::FederationHealth) -> Self {
+        Federation(std::sync::Arc::new(std::sync::Mutex::new(health)))
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut labd_schemas::api::FederationHealth)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// The worker's report, with the publish lag and the hub's positions as the log has them now.
+    pub fn health(
+        &self,
+        log: &labd_log::EventLog,
+        now_micros: i64,
+    ) -> Result<labd_schemas::api::FederationHealth, LogError> {
+        let mut h = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(p) = &mut h.publish {
+            p.log_seq = log.last_seq()?;
+            p.published = log.position(PUBLISHED)?.unwrap_or(0);
+            p.lag_events = p.log_seq.saturating_sub(p.published);
+            p.lag_s = if p.lag_events > 0 {
+                log.read(p.published + 1, p.published + 1, 1)?
+                    .first()
+                    .map_or(0.0, |(_, e)| (now_micros - e.time).max(0) as f64 / 1e6)
+            } else {
+                0.0
+            };
+        }
+        if let Some(hub) = &mut h.hub {
+            hub.hosts = log
+                .positions(HUB_PREFIX)?
+                .into_iter()
+                .map(|(k, v)| (k[HUB_PREFIX.len()..].to_string(), v))
+                .collect();
+        }
+        Ok(h)
+    }
+}

@@ -31,6 +31,8 @@ pub struct AppState {
     pub sweeps: mailbox::Sweeps,
     /// The benchmark runner's mailbox.
     pub benchmarks: mailbox::Benchmarks,
+    /// The federation worker's report, when `[federation]` is configured.
+    pub federation: Option<mailbox::Federation>,
     pub started: Instant,
     /// Turns true when the daemon begins to stop (long-lived responses such as the SSE tail end then).
     pub stopping: watch::Receiver<bool>,

@@ -29,7 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the settings of all of the above", &["config"]),
     (
         "workers (views → events) and the handlers' state",
-        &["sweeps", "benchmarks", "state"],
+        &["sweeps", "benchmarks", "federation", "state"],
     ),
     ("answers", &["api"]),
     ("wiring", &["daemon"]),

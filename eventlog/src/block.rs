@@ -30,6 +30,12 @@ pub fn encode(events: &[Event]) -> Result<Vec<u8>, String> {
 
 /// Decodes a block; the message says what is wrong when it does not decode.
 pub fn decode(bytes: &[u8]) -> Result<Vec<Event>, String> {
+    let raw = unpack(bytes)?;
+    rmp_serde::from_slice(&raw).map_err(|e| e.to_string())
+}
+
+/// The block's msgpack array of events, decompressed and checked against its header.
+pub fn unpack(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let Some((len, packed)) = bytes.split_first_chunk::<4>() else {
         return Err("block shorter than its header".into());
     };
@@ -48,8 +54,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Event>, String> {
         Ok(_) => {}
         Err(_) => return Err("block is not a zstd frame (damaged)".into()),
     }
-    let raw = zstd::bulk::decompress(packed, len).map_err(|e| e.to_string())?;
-    rmp_serde::from_slice(&raw).map_err(|e| e.to_string())
+    zstd::bulk::decompress(packed, len).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

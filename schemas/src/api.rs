@@ -23,6 +23,54 @@ pub struct Health {
     /// disk is full. Reads keep working; intake resumes by itself once writes succeed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// This labd's place in a federation, when `[federation]` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<FederationHealth>,
+}
+
+/// A federated labd's connection to NATS, what it has published and what it has received.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FederationHealth {
+    /// This host's name in the federation.
+    pub host: String,
+    /// `host`, `hub` or `both`.
+    pub role: String,
+    /// The NATS servers (credentials hidden).
+    pub url: String,
+    pub connected: bool,
+    /// The last problem with NATS (unreachable, refused credentials, a misconfigured stream), until it clears.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<PublishHealth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<HubHealth>,
+}
+
+/// How far this host's log is published.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PublishHealth {
+    /// The last sequence number JetStream acknowledged (and labd stored).
+    pub published: u64,
+    /// The newest sequence number in the log.
+    pub log_seq: u64,
+    /// Events not yet acknowledged.
+    pub lag_events: u64,
+    /// Age of the oldest event not yet acknowledged (0 when there is none).
+    pub lag_s: f64,
+}
+
+/// What a hub has received.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HubHealth {
+    /// Per host: the last sequence number of its log applied here.
+    pub hosts: std::collections::BTreeMap<String, u64>,
+    /// Events appended here since labd started.
+    pub received: u64,
+    /// Shipments received again (redeliveries, republications) and skipped since labd started.
+    pub duplicates: u64,
+    /// Events kept unread because this labd does not know their format (`labctl errors` lists them).
+    pub held: u64,
 }
 
 /// A run's status as shown: the last stored status, or `stale` for a running run whose sources went silent.
@@ -155,6 +203,9 @@ pub struct ExperimentRow {
     pub last_activity: String,
     pub metrics: usize,
     pub points: u64,
+    /// The host the run was recorded on (on a hub, its name in the federation).
+    #[serde(default)]
+    pub host: String,
 }
 
 /// `GET /api/v1/experiments/{id}/metrics/{key}`: points of one metric, paged.

@@ -4,6 +4,7 @@
 //! The binaries are taken from the target folder these tests were built into; build them first
 //! (`cargo build --workspace --bins`, which `scripts/test.sh` does).
 
+pub mod nats;
 pub mod slurm;
 pub mod sweeps;
 

@@ -312,6 +312,8 @@ mod tests {
             message: None,
             measurements: ms,
             sources: vec![],
+            origin: None,
+            origin_id: None,
         }
     }
 

@@ -135,10 +135,12 @@ pub fn summarize(
                 ids.push(r.id.as_str().to_string());
                 values.push(v);
                 for (col, k) in key_cols.iter_mut().zip(&keys) {
-                    col.push(
-                        f.get(k)
-                            .map_or_else(|| "null".to_string(), Value::to_string),
-                    );
+                    col.push(match f.get(k) {
+                        Some(v) => v.to_string(),
+                        // `host`, where the config has none: the host the run was recorded on.
+                        None if k == "host" => Value::String(r.host.clone()).to_string(),
+                        None => "null".to_string(),
+                    });
                 }
             }
             None => missing.push(r.id.as_str().to_string()),
@@ -351,6 +353,8 @@ mod tests {
             metrics,
             extra: Default::default(),
             ranges: vec![],
+            origin_id: None,
+            foreign: false,
         }
     }
 

@@ -141,10 +141,20 @@ async fn facts(
     let Json(body) = body?;
     let exp = {
         let v = s.views();
-        v.registry
+        let r = v
+            .registry
             .get(&id)
-            .map(|r| r.id.clone())
-            .ok_or_else(|| Error::not_found(format!("no experiment {id:?}")))?
+            .ok_or_else(|| Error::not_found(format!("no experiment {id:?}")))?;
+        if r.foreign {
+            return Err(Error(
+                StatusCode::CONFLICT,
+                format!(
+                    "experiment {id} was recorded on host {}: log to that host's labd (this one holds it through the federation)",
+                    r.host
+                ),
+            ));
+        }
+        r.id.clone()
     };
     let now = now_micros();
     let events: Vec<Event> = lines(body, kind)?

@@ -29,6 +29,10 @@ pub async fn health(State(s): State<Arc<AppState>>) -> Json<Health> {
         last_seq: v.applied,
         experiments: v.registry.experiments.len(),
         uptime_s: s.started.elapsed().as_secs_f64(),
+        federation: s
+            .federation
+            .as_ref()
+            .and_then(|f| f.health(&s.log, now_micros()).ok()),
     })
 }
 

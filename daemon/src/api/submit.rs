@@ -40,6 +40,7 @@ pub async fn submit(
         .unwrap_or_else(|| "sweep".into());
     let id = spec.sweep_id.clone().unwrap_or_else(|| new_id(&name));
     check_id(&id)?;
+    super::sweeps::local(&s, &id)?;
     spec.name = Some(name);
     spec.sweep_id = Some(id.clone());
     if let Some(w) = &spec.workdir

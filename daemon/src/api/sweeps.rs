@@ -164,15 +164,35 @@ pub async fn show(
     };
     Ok(Json(json!({
         "id": sw.id, "name": sw.spec.name, "state": sw.state, "reason": sw.reason,
-        "created": sw.created, "updated": sw.updated, "dir": sw.dir, "spec": sw.spec,
+        "created": sw.created, "updated": sw.updated, "dir": sw.dir, "spec": sw.spec, "host": sw.host,
         "progress": progress(&v, sw),
         "trials": trials,
     })))
 }
 
+/// Refuses to change another host's sweep (seen here through the federation): its trials run there.
+pub fn local(s: &AppState, id: &str) -> Result<()> {
+    match s
+        .views()
+        .sweeps
+        .sweeps
+        .get(id)
+        .and_then(|sw| sw.host.clone())
+    {
+        Some(host) => Err(Error(
+            axum::http::StatusCode::CONFLICT,
+            format!(
+                "sweep {id} runs on host {host}: change it through that host's labd (this one shows it through the federation)"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `POST /api/v1/sweeps/{id}/cancel`: no new trials start; running ones are stopped (SIGTERM to their group,
 /// SIGKILL after 5 s) and recorded as cancelled.
 pub async fn cancel(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>> {
+    local(&s, &id)?;
     let state = s.views().sweeps.sweeps.get(&id).map(|sw| sw.state);
     match state {
         None => return Err(Error::not_found(format!("no sweep {id:?}"))),
@@ -201,6 +221,7 @@ pub async fn cancel(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> R
 /// `POST /api/v1/sweeps/{id}/pause`: no new trials start (or are submitted to Slurm); running ones go on;
 /// `resume` continues.
 pub async fn pause(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>> {
+    local(&s, &id)?;
     let state = s.views().sweeps.sweeps.get(&id).map(|sw| sw.state);
     match state {
         None => return Err(Error::not_found(format!("no sweep {id:?}"))),
@@ -240,6 +261,7 @@ pub async fn resume(
     q: std::result::Result<Query<ResumeQuery>, QueryRejection>,
 ) -> Result<Json<Value>> {
     let Query(q) = q?;
+    local(&s, &id)?;
     let again: Vec<(String, u32)> = {
         let v = s.views();
         let sw = find(&v, &id)?;

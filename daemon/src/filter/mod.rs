@@ -203,6 +203,8 @@ mod tests {
             .into(),
             extra: Default::default(),
             ranges: vec![],
+            origin_id: None,
+            foreign: false,
         }
     }
 

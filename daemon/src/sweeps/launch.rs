@@ -34,7 +34,9 @@ pub(super) async fn start_waiting(
             .sweeps
             .sweeps
             .values()
-            .filter(|s| s.state == SweepState::Running && s.spec.executor == Executor::Local)
+            .filter(|s| {
+                s.is_local() && s.state == SweepState::Running && s.spec.executor == Executor::Local
+            })
             .collect();
         sweeps.sort_by_key(|s| s.created);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

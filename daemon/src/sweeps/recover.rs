@@ -58,7 +58,9 @@ fn cut_off(deps: &Deps) -> Vec<CutOff> {
         .sweeps
         .values()
         // A Slurm sweep's trials run on the cluster, not here: the Slurm executor re-attaches to them.
-        .filter(|s| s.state != SweepState::Finished && s.spec.executor == Executor::Local)
+        .filter(|s| {
+            s.is_local() && s.state != SweepState::Finished && s.spec.executor == Executor::Local
+        })
         .flat_map(|s| {
             s.trials()
                 .filter_map(|t| {

@@ -295,7 +295,7 @@ async fn finish_sweeps(deps: &Deps, running: &HashMap<Key, Live>) {
         v.sweeps
             .sweeps
             .values()
-            .filter(|s| s.state == SweepState::Running)
+            .filter(|s| s.is_local() && s.state == SweepState::Running)
             .filter(|s| !running.keys().any(|(id, _)| *id == s.id))
             .filter(|s| {
                 s.trials.values().all(|t| {

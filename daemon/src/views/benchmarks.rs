@@ -37,6 +37,12 @@ pub struct Bench {
     pub measurements: Vec<Measurement>,
     /// Files (or `http`, `labd`) its facts came from.
     pub sources: Vec<String>,
+    /// On a hub, for another host's benchmark: that host.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// Its id on that host, when it has another one here.
+    #[serde(default)]
+    pub origin_id: Option<String>,
 }
 
 impl Bench {
@@ -56,6 +62,8 @@ impl Bench {
             message: None,
             measurements: Vec::new(),
             sources: Vec::new(),
+            origin: None,
+            origin_id: None,
         }
     }
 
@@ -84,6 +92,12 @@ impl Benchmarks {
             .benches
             .entry(id.clone())
             .or_insert_with(|| Bench::new(id, event.time));
+        if let Some(o) = &event.origin {
+            bench.origin = Some(o.host.clone());
+            if o.id.is_some() {
+                bench.origin_id = o.id.clone();
+            }
+        }
         let src = match &event.source {
             Source::File { path, .. } => path.as_str(),
             Source::Http { .. } => "http",
@@ -98,7 +112,10 @@ impl Benchmarks {
                 bench.name = b.name.clone();
                 bench.config = b.config.clone();
                 bench.build = b.build.clone();
-                bench.host = b.host.clone();
+                bench.host = event
+                    .origin
+                    .as_ref()
+                    .map_or_else(|| b.host.clone(), |o| o.host.clone());
                 bench.planned = b.planned;
                 bench.started = b.started;
                 bench.runner = b.runner.clone();
@@ -122,8 +139,10 @@ impl Benchmarks {
 
     /// Benchmarks that labd itself was running (for recovery after a restart).
     pub fn running_by_labd(&self) -> impl Iterator<Item = &Bench> {
-        self.benches
-            .values()
-            .filter(|b| b.status == BenchStatus::Running && b.runner.as_deref() == Some("labd"))
+        self.benches.values().filter(|b| {
+            b.status == BenchStatus::Running
+                && b.runner.as_deref() == Some("labd")
+                && b.origin.is_none()
+        })
     }
 }

@@ -19,7 +19,7 @@ pub use ingest::IngestView;
 pub use registry::Registry;
 
 /// Bump when the checkpoint's layout changes: an old checkpoint is then ignored and the views rebuilt.
-const CHECKPOINT_VERSION: u32 = 6;
+const CHECKPOINT_VERSION: u32 = 7;
 /// Key of the views' checkpoint in the log database.
 pub const CHECKPOINT_KEY: &str = "views";
 

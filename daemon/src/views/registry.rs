@@ -36,6 +36,13 @@ pub struct Record {
     pub extra: Map<String, Value>,
     /// Inclusive sequence ranges holding this run's events, ascending.
     pub ranges: Vec<(Seq, Seq)>,
+    /// On a hub, for another host's run: its id on that host, when it has another one here (see
+    /// [`labd_schemas::Origin::id`]).
+    #[serde(default)]
+    pub origin_id: Option<ExperimentId>,
+    /// On a hub: whether the run was recorded by another host's labd (`host` is then that host's name).
+    #[serde(default)]
+    pub foreign: bool,
 }
 
 /// The registry view.
@@ -68,7 +75,11 @@ impl Registry {
                     tags: c.tags.clone(),
                     config: c.config.clone(),
                     config_hash: c.config_hash.clone(),
-                    host: c.host.clone(),
+                    // On a hub, the host it was recorded on, by its name in the federation.
+                    host: event
+                        .origin
+                        .as_ref()
+                        .map_or_else(|| c.host.clone(), |o| o.host.clone()),
                     started: c.started,
                     status: RunStatus::Running,
                     status_notes: None,
@@ -81,6 +92,12 @@ impl Registry {
                     metrics: BTreeMap::new(),
                     extra: c.extra.clone(),
                     ranges: vec![(seq, seq)],
+                    origin_id: event
+                        .origin
+                        .as_ref()
+                        .and_then(|o| o.id.clone())
+                        .map(ExperimentId),
+                    foreign: event.origin.is_some(),
                 };
                 self.experiments.insert(c.exp.clone(), record);
                 return;
@@ -226,6 +243,7 @@ impl Record {
             last_activity: micros_to_rfc3339(self.last_activity),
             metrics: self.metrics.len(),
             points: self.points(),
+            host: self.host.clone(),
         }
     }
 

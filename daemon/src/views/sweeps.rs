@@ -114,9 +114,20 @@ pub struct Sweep {
     /// Trial ids in plan order.
     pub order: Vec<String>,
     pub trials: HashMap<String, Trial>,
+    /// On a hub, for another host's sweep: that host (its trials run there; this labd only shows them).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Its id on that host, when it has another one here.
+    #[serde(default)]
+    pub origin_id: Option<String>,
 }
 
 impl Sweep {
+    /// Whether this labd runs the sweep's trials (it is not another host's, seen on a hub).
+    pub fn is_local(&self) -> bool {
+        self.host.is_none()
+    }
+
     /// Trials in plan order.
     pub fn trials(&self) -> impl Iterator<Item = &Trial> {
         self.order.iter().filter_map(|id| self.trials.get(id))
@@ -147,7 +158,7 @@ pub struct Sweeps {
 impl Sweeps {
     pub fn apply(&mut self, _seq: Seq, event: &Event) {
         match &event.kind {
-            EventKind::SweepCreated(c) => self.created(c, event.time),
+            EventKind::SweepCreated(c) => self.created(c, event.time, event.origin.as_ref()),
             EventKind::SweepChanged(c) => {
                 if let Some(s) = self.sweeps.get_mut(&c.sweep) {
                     s.state = c.state;
@@ -166,7 +177,7 @@ impl Sweeps {
     }
 
     /// A sweep submitted (again): its plan, keeping the trials a resume keeps.
-    fn created(&mut self, c: &SweepCreated, time: i64) {
+    fn created(&mut self, c: &SweepCreated, time: i64, origin: Option<&labd_schemas::Origin>) {
         let old = self.sweeps.remove(&c.sweep);
         let keep = c.spec.resume;
         let trials: HashMap<String, Trial> = c
@@ -193,6 +204,8 @@ impl Sweeps {
                 updated: time,
                 order: c.trials.iter().map(|p| p.id.clone()).collect(),
                 trials,
+                host: origin.map(|o| o.host.clone()),
+                origin_id: origin.and_then(|o| o.id.clone()),
             },
         );
     }

@@ -34,6 +34,10 @@ pub struct Origin {
     pub host: String,
     /// The event's sequence number in that host's log.
     pub seq: u64,
+    /// The name the event's run, sweep or benchmark has on that host, when the hub had to give it another
+    /// (`<name>@<host>`: the name was taken by another host's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 impl Event {

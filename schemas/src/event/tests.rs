@@ -567,6 +567,7 @@ fn an_event_from_another_host_keeps_its_origin_and_local_ones_carry_none() {
     remote.origin = Some(Origin {
         host: "gpu7".into(),
         seq: 1234,
+        id: Some("20241216_143052_baseline_a1b2c3d4".into()),
     });
     let back: Event = rmp_serde::from_slice(&rmp_serde::to_vec_named(&remote).unwrap()).unwrap();
     assert_eq!(back, remote);

@@ -175,7 +175,9 @@ fn waiting(deps: &Deps) -> Vec<(super::launch::Head, Vec<Trial>)> {
     v.sweeps
         .sweeps
         .values()
-        .filter(|s| s.spec.executor == Executor::Slurm && s.state == SweepState::Running)
+        .filter(|s| {
+            s.is_local() && s.spec.executor == Executor::Slurm && s.state == SweepState::Running
+        })
         .filter_map(|s| {
             let trials: Vec<Trial> = s
                 .trials()
@@ -201,7 +203,7 @@ pub fn in_flight(deps: &Deps) -> Vec<InFlight> {
     v.sweeps
         .sweeps
         .values()
-        .filter(|s| s.spec.executor == Executor::Slurm)
+        .filter(|s| s.is_local() && s.spec.executor == Executor::Slurm)
         .flat_map(|s| {
             s.trials()
                 .filter(|t| matches!(t.status, TrialStatus::Queued | TrialStatus::Running))

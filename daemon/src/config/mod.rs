@@ -1,6 +1,10 @@
 //! Configuration: flags, `LABD_*` environment variables and an optional TOML file, merged in that order of
 //! precedence (flag > env > file > default) into one validated [`Config`].
 
+mod federation;
+
+pub use federation::{Auth, Federation, NatsUrl, Role, Tls, shown_url};
+
 use crate::ingest;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
@@ -163,6 +167,9 @@ struct FileConfig {
     /// The site's Slurm: where its commands are, the shared folder, how often to poll.
     #[serde(default)]
     slurm: SlurmFile,
+    /// This labd's place in a lab-wide ledger over NATS JetStream.
+    #[serde(default)]
+    federation: federation::FederationFile,
 }
 
 /// `[slurm]` in the config file.
@@ -245,6 +252,9 @@ pub struct Config {
     /// The site's Slurm (`[slurm]`); the defaults work where sbatch is on the PATH and the data folder is on
     /// storage the nodes share.
     pub slurm: Slurm,
+    /// `[federation]`: publishing to and consuming from a lab-wide ledger over NATS JetStream; `None`: this
+    /// labd keeps its ledger to itself.
+    pub federation: Option<Federation>,
 }
 
 impl Config {
@@ -281,6 +291,7 @@ impl Config {
                 dir: data_dir.join("sweeps"),
                 poll: Duration::from_secs(2),
             },
+            federation: None,
         }
     }
 
@@ -467,6 +478,9 @@ impl Config {
         if let Some(s) = site.poll {
             config.slurm.poll = seconds("[slurm] poll", s)?;
         }
+        config.federation = federation::resolve(file.federation, &config.host, &|p: &Path| {
+            rel(&p.to_path_buf())
+        })?;
         config.display = file.display;
         config.reductions =
             crate::analytics::reduce::Reductions::parse(&file.reductions).map_err(|e| {

@@ -1,0 +1,285 @@
+//! What a hub changes in another host's event before appending it to its own log, and only that:
+//! - its origin: the host and the event's sequence number there;
+//! - file paths (the event's source, a file's ingest record, a sweep's folder, a trial's run log) qualified by
+//!   the host, `<host>:<path>`: a path means nothing without its machine, and two hosts' `/data/inbox/run.jsonl`
+//!   are two files;
+//! - the id of a run, sweep or benchmark that is already taken here by another host's (or the hub's own):
+//!   `<id>@<host>`, with the id it has on its host kept in the origin. Ids that are free stay as they are, so an
+//!   id names the same run on its host and on the hub.
+//!
+//! Everything else (values, configs, times) is kept bit for bit.
+
+use crate::ids::Ids;
+use crate::views::Views;
+use labd_log::Seq;
+use labd_schemas::sweep::TrialState;
+use labd_schemas::{Event, EventKind, ExperimentId, Origin, Source};
+use std::collections::{HashMap, HashSet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Space {
+    Run,
+    Sweep,
+    Bench,
+}
+
+/// The names other hosts' runs, sweeps and benchmarks have here.
+#[derive(Debug, Default)]
+pub struct Names {
+    /// (space, host, id on the host) → id here.
+    here: HashMap<(Space, String, String), String>,
+    /// Sweep and benchmark ids given out here (runs' are in the shared [`Ids`]).
+    taken: HashSet<(Space, String)>,
+}
+
+impl Names {
+    /// The names given so far, as the views have them (after a restart).
+    pub fn from_views(v: &Views) -> Names {
+        let mut n = Names::default();
+        for r in v.registry.experiments.values().filter(|r| r.foreign) {
+            let orig = r.origin_id.as_ref().unwrap_or(&r.id);
+            n.here
+                .insert((Space::Run, r.host.clone(), orig.0.clone()), r.id.0.clone());
+        }
+        for s in v.sweeps.sweeps.values() {
+            n.taken.insert((Space::Sweep, s.id.clone()));
+            if let Some(h) = &s.host {
+                let orig = s.origin_id.as_ref().unwrap_or(&s.id);
+                n.here
+                    .insert((Space::Sweep, h.clone(), orig.clone()), s.id.clone());
+            }
+        }
+        for b in v.benchmarks.benches.values() {
+            n.taken.insert((Space::Bench, b.id.clone()));
+            if let Some(h) = &b.origin {
+                let orig = b.origin_id.as_ref().unwrap_or(&b.id);
+                n.here
+                    .insert((Space::Bench, h.clone(), orig.clone()), b.id.clone());
+            }
+        }
+        n
+    }
+
+    /// `event`, recorded as `seq` on `host`, as this hub records it. `in_use` tells whether a sweep or benchmark
+    /// id is in use here by the hub's own (the views, which may have gained one since these names were read).
+    pub fn localize(
+        &mut self,
+        ids: &Ids,
+        in_use: &dyn Fn(&str, bool) -> bool,
+        host: &str,
+        seq: Seq,
+        mut event: Event,
+    ) -> Event {
+        let mut renamed = None;
+        let mut run = |exp: &mut ExperimentId, names: &mut Names| {
+            let here = names.name(Space::Run, host, &exp.0, &mut |id| {
+                ids.claim(&ExperimentId(id.to_string()))
+            });
+            if here != exp.0 {
+                renamed = Some(std::mem::replace(&mut exp.0, here));
+            }
+        };
+        match &mut event.kind {
+            EventKind::ExperimentCreated(e) => run(&mut e.exp, self),
+            EventKind::MetricsLogged(e) => run(&mut e.exp, self),
+            EventKind::MessageLogged(e) => run(&mut e.exp, self),
+            EventKind::SummaryRecorded(e) => run(&mut e.exp, self),
+            EventKind::ArtifactRecorded(e) => run(&mut e.exp, self),
+            EventKind::StatusChanged(e) => run(&mut e.exp, self),
+            EventKind::FileIngested(f) => f.path = qualified(host, &f.path),
+            EventKind::IngestError(e) => e.path = qualified(host, &e.path),
+            EventKind::SweepCreated(c) => {
+                renamed = self.other(Space::Sweep, in_use, host, &mut c.sweep);
+                c.dir = qualified(host, &c.dir);
+            }
+            EventKind::SweepChanged(c) => {
+                renamed = self.other(Space::Sweep, in_use, host, &mut c.sweep);
+            }
+            EventKind::TrialChanged(c) => {
+                renamed = self.other(Space::Sweep, in_use, host, &mut c.sweep);
+                match &mut c.state {
+                    TrialState::Started { run_log, .. }
+                    | TrialState::SlurmStarted { run_log, .. } => {
+                        *run_log = qualified(host, run_log);
+                    }
+                    _ => {}
+                }
+            }
+            EventKind::BenchStarted(b) => {
+                renamed = self.other(Space::Bench, in_use, host, &mut b.bench);
+            }
+            EventKind::BenchMeasured(b) => {
+                renamed = self.other(Space::Bench, in_use, host, &mut b.bench);
+            }
+            EventKind::BenchChanged(b) => {
+                renamed = self.other(Space::Bench, in_use, host, &mut b.bench);
+            }
+        }
+        if let Source::File { path, .. } = &mut event.source {
+            *path = qualified(host, path);
+        }
+        event.origin = Some(Origin {
+            host: host.to_string(),
+            seq,
+            id: renamed,
+        });
+        event
+    }
+
+    /// A sweep's or benchmark's id here; the id on the host when it differs.
+    fn other(
+        &mut self,
+        space: Space,
+        in_use: &dyn Fn(&str, bool) -> bool,
+        host: &str,
+        id: &mut String,
+    ) -> Option<String> {
+        let sweep = space == Space::Sweep;
+        let here = self.name(space, host, id, &mut |candidate| !in_use(candidate, sweep));
+        (here != *id).then(|| std::mem::replace(id, here))
+    }
+
+    /// The id here of `id` of `host` in `space`, given out on first sight: `id` itself when `claim` takes it,
+    /// else `<id>@<host>` (then `-2`, `-3`, ...).
+    fn name(
+        &mut self,
+        space: Space,
+        host: &str,
+        id: &str,
+        claim: &mut dyn FnMut(&str) -> bool,
+    ) -> String {
+        let key = (space, host.to_string(), id.to_string());
+        if let Some(here) = self.here.get(&key) {
+            return here.clone();
+        }
+        let taken = &mut self.taken;
+        let mut try_claim = |candidate: &str| -> bool {
+            if space == Space::Run {
+                return claim(candidate);
+            }
+            if taken.contains(&(space, candidate.to_string())) || !claim(candidate) {
+                return false;
+            }
+            taken.insert((space, candidate.to_string()));
+            true
+        };
+        let here = if try_claim(id) {
+            id.to_string()
+        } else {
+            let base = format!("{id}@{host}");
+            let mut candidate = base.clone();
+            let mut n = 2;
+            while !try_claim(&candidate) {
+                candidate = format!("{base}-{n}");
+                n += 1;
+            }
+            candidate
+        };
+        self.here.insert(key, here.clone());
+        here
+    }
+}
+
+/// A path of `host`'s as this hub records it.
+pub fn qualified(host: &str, path: &str) -> String {
+    format!("{host}:{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use labd_schemas::RunStatus;
+    use labd_schemas::event::{FileIngested, StatusChanged};
+
+    fn status(exp: &str, path: &str) -> Event {
+        Event::new(
+            7,
+            Source::File {
+                path: path.into(),
+                first_line: 1,
+                last_line: 1,
+            },
+            EventKind::StatusChanged(StatusChanged {
+                exp: ExperimentId(exp.into()),
+                status: RunStatus::Completed,
+                notes: None,
+                extra: Default::default(),
+            }),
+        )
+    }
+
+    fn exp_of(e: &Event) -> &str {
+        e.experiment().unwrap().as_str()
+    }
+
+    #[test]
+    fn free_ids_stay_taken_ones_get_the_host_and_paths_name_their_machine() {
+        let ids = Ids::new([ExperimentId("mine".into())]);
+        let none = |_: &str, _: bool| false;
+        let mut names = Names::default();
+        let a = names.localize(&ids, &none, "gpu1", 5, status("run", "/data/r.jsonl"));
+        assert_eq!(exp_of(&a), "run");
+        assert_eq!(
+            a.origin,
+            Some(Origin {
+                host: "gpu1".into(),
+                seq: 5,
+                id: None
+            })
+        );
+        let Source::File { path, .. } = &a.source else {
+            panic!()
+        };
+        assert_eq!(path, "gpu1:/data/r.jsonl");
+        // Another host's run of the same id, and a run of the hub's own id.
+        let b = names.localize(&ids, &none, "gpu2", 9, status("run", "/data/r.jsonl"));
+        assert_eq!(exp_of(&b), "run@gpu2");
+        assert_eq!(b.origin.unwrap().id.as_deref(), Some("run"));
+        let c = names.localize(&ids, &none, "gpu2", 10, status("mine", "/x"));
+        assert_eq!(exp_of(&c), "mine@gpu2");
+        // The same names again for later events of those runs.
+        assert_eq!(
+            exp_of(&names.localize(&ids, &none, "gpu2", 11, status("run", "/x"))),
+            "run@gpu2"
+        );
+        assert_eq!(
+            exp_of(&names.localize(&ids, &none, "gpu1", 12, status("run", "/x"))),
+            "run"
+        );
+        // The hub's own new runs do not take them.
+        assert_eq!(
+            ids.unique(ExperimentId("run@gpu2".into())).as_str(),
+            "run@gpu2-2"
+        );
+        let f = Event::new(
+            1,
+            Source::Daemon,
+            EventKind::FileIngested(FileIngested {
+                path: "/data/r.jsonl".into(),
+                from: 0,
+                to: 10,
+                lines: 1,
+                restarted: None,
+            }),
+        );
+        let EventKind::FileIngested(f) = names.localize(&ids, &none, "gpu1", 13, f).kind else {
+            panic!()
+        };
+        assert_eq!(f.path, "gpu1:/data/r.jsonl");
+    }
+
+    #[test]
+    fn sweeps_in_use_here_give_way() {
+        let mut names = Names::default();
+        let in_use = |id: &str, sweep: bool| sweep && id == "lr";
+        let mut name = |host: &str, id: &str| {
+            let mut id = id.to_string();
+            let renamed = names.other(Space::Sweep, &in_use, host, &mut id);
+            (id, renamed)
+        };
+        assert_eq!(name("gpu1", "lr"), ("lr@gpu1".into(), Some("lr".into())));
+        assert_eq!(name("gpu1", "bs"), ("bs".into(), None));
+        assert_eq!(name("gpu2", "bs"), ("bs@gpu2".into(), Some("bs".into())));
+        assert_eq!(name("gpu1", "lr"), ("lr@gpu1".into(), Some("lr".into())));
+    }
+}
