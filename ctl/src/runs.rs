@@ -74,23 +74,33 @@ pub fn ls(c: &Client, args: LsArgs, json: bool) -> Result<i32> {
     if json {
         print_json(&rows)?;
     } else {
+        // Runs of several hosts (a federation's hub): which host each was recorded on.
+        let hosts = rows
+            .iter()
+            .map(|r| r.host.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         let cells: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
-                vec![
-                    r.id.to_string(),
-                    r.name.clone(),
-                    r.status.as_str().into(),
+                let mut row = vec![r.id.to_string(), r.name.clone(), r.status.as_str().into()];
+                if hosts > 1 {
+                    row.push(r.host.clone());
+                }
+                row.extend([
                     r.metrics.to_string(),
                     r.points.to_string(),
                     r.tags.join(","),
-                ]
+                ]);
+                row
             })
             .collect();
-        table::print(
-            &["ID", "NAME", "STATUS", "METRICS", "POINTS", "TAGS"],
-            &cells,
-        );
+        let header: &[&str] = if hosts > 1 {
+            &["ID", "NAME", "STATUS", "HOST", "METRICS", "POINTS", "TAGS"]
+        } else {
+            &["ID", "NAME", "STATUS", "METRICS", "POINTS", "TAGS"]
+        };
+        table::print(header, &cells);
     }
     Ok(0)
 }

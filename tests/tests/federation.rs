@@ -133,6 +133,11 @@ fn two_hosts_and_a_hub_hold_the_same_runs_exactly_once_through_kills_of_each() {
     // host is a field to filter by: `labctl ls --where host=gpu2`.
     let only = hub.labctl_json(&["ls", "--where", "host == \"gpu2\""]);
     assert_eq!(only.as_array().unwrap().len(), 20);
+    let table = String::from_utf8_lossy(&hub.labctl(&["ls"]).stdout).into_owned();
+    assert!(
+        table.lines().next().unwrap_or("").contains("HOST"),
+        "{table}"
+    );
     // The hosts report their publish lag, the hub what it received.
     gpu1.wait_for("no publish lag", WAIT, |d| {
         health(d)["federation"]["publish"]["lag_events"] == 0

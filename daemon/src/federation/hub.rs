@@ -20,7 +20,7 @@ use labd_schemas::event::{IngestError, Severity};
 use labd_schemas::time::now_micros;
 use labd_schemas::{Event, EventKind, Origin, Source};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Messages taken at once (their batches reach the writer together and share its commits).
 const CHUNK: usize = 256;
@@ -58,7 +58,12 @@ struct Hub {
     /// Per host: the last sequence number applied (or on its way to the writer).
     positions: HashMap<String, u64>,
     names: Names,
+    /// Events appended since the last progress line in the log, and when that was.
+    progress: (u64, Instant),
 }
+
+/// How often a hub that is receiving says so in the log.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 async fn session(deps: &mut Deps) -> Result<(), FederationError> {
     let f = deps.settings.clone();
@@ -92,6 +97,7 @@ async fn session(deps: &mut Deps) -> Result<(), FederationError> {
             .map(|(k, v)| (k[HUB_PREFIX.len()..].to_string(), v))
             .collect(),
         names: Names::from_views(&deps.views.read()),
+        progress: (0, Instant::now()),
     };
     deps.status.update(|h| {
         h.connected = true;
@@ -207,6 +213,22 @@ async fn handle(
     if let Some(e) = failure {
         // The positions this session assumed are not all stored: start again from the log's.
         return Err(e.into());
+    }
+    hub.progress.0 += received;
+    if hub.progress.0 > 0 && hub.progress.1.elapsed() >= PROGRESS_EVERY {
+        let mut at: Vec<String> = hub
+            .positions
+            .iter()
+            .map(|(h, p)| format!("{h} at {p}"))
+            .collect();
+        at.sort();
+        tracing::info!(
+            "federation hub: {} events received in {:.0}s ({})",
+            hub.progress.0,
+            hub.progress.1.elapsed().as_secs_f64(),
+            at.join(", ")
+        );
+        hub.progress = (0, Instant::now());
     }
     Ok(())
 }

@@ -24,6 +24,8 @@ const BLOCKS_PER_READ: usize = 64;
 const STORE_EVERY: Duration = Duration::from_millis(200);
 /// How often the log is looked at for new events when all is published.
 const IDLE_POLL: Duration = Duration::from_millis(50);
+/// How often a publisher behind says how far it is, in the log.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// Room left in a message for its headers.
 const HEADER_ROOM: usize = 1024;
 
@@ -83,6 +85,7 @@ async fn session(deps: &mut Deps) -> Result<(), FederationError> {
     let mut window: Vec<(Seq, PublishAckFuture)> = Vec::with_capacity(WINDOW);
     let mut acked = sent;
     let mut last_store = Instant::now();
+    let mut last_progress = Instant::now();
     loop {
         let stopping = *deps.stopping.borrow();
         let newest = log.last_seq()?;
@@ -139,6 +142,13 @@ async fn session(deps: &mut Deps) -> Result<(), FederationError> {
                 .await?;
             stored = Some(acked);
             last_store = Instant::now();
+            if !caught_up && last_progress.elapsed() >= PROGRESS_EVERY {
+                tracing::info!(
+                    "federation: published up to event {acked} of {newest} ({} to go)",
+                    newest - acked
+                );
+                last_progress = Instant::now();
+            }
         }
         if stopping {
             return Ok(());
