@@ -51,6 +51,28 @@ pub struct ReplayArgs {
     verify: bool,
 }
 
+/// Arguments of `labctl republish`.
+#[derive(Args)]
+pub struct RepublishArgs {
+    /// The first sequence number of this labd's log to publish again.
+    #[arg(long)]
+    from: u64,
+}
+
+/// `labctl republish --from N`: the host publishes its log again from event N.
+pub fn republish(c: &Client, args: RepublishArgs, json: bool) -> Result<i32> {
+    let answer: Value = c.post("/federation/republish", &json!({ "from": args.from }))?;
+    if json {
+        print_json(&answer)?;
+    } else {
+        println!(
+            "publishing again from event {} (published up to {} before); a hub skips what it has",
+            args.from, answer["published_before"]
+        );
+    }
+    Ok(0)
+}
+
 /// `labctl status`: the daemon's health and its ingestion in a few lines.
 pub fn status(c: &Client, json: bool) -> Result<i32> {
     let health: Health = c.get("/health", &[])?;

@@ -1,7 +1,7 @@
 //! The command line: the options every command takes and the list of commands. Each command's own arguments
 //! sit beside its code, in the module that runs it.
 
-use crate::admin::{ErrorsArgs, IngestArgs, ReplayArgs, TailArgs};
+use crate::admin::{ErrorsArgs, IngestArgs, ReplayArgs, RepublishArgs, TailArgs};
 use crate::analytics::{CurveArgs, IncompleteArgs, PointsArgs, VaryingArgs};
 use crate::export::ExportArgs;
 use crate::runs::{CompareArgs, LsArgs, MetricArgs, ShowArgs};
@@ -77,6 +77,9 @@ pub enum Cmd {
     Points(PointsArgs),
     /// Runs whose curves stop short of the expected length, have gaps, or restart.
     Incomplete(IncompleteArgs),
+    /// Federation: publish this host's log again from an event (when the NATS stream lost some; a hub skips
+    /// what it has).
+    Republish(RepublishArgs),
 }
 
 /// Parses the command line; on a mistake, prints clap's message and exits (code 2).

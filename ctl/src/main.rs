@@ -63,5 +63,6 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Curve(args) => analytics::curve(&c, args, json),
         Cmd::Points(args) => analytics::points(&c, args),
         Cmd::Incomplete(args) => analytics::incomplete(&c, args, json),
+        Cmd::Republish(args) => admin::republish(&c, args, json),
     }
 }

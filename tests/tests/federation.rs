@@ -448,3 +448,65 @@ fn stream_leader(node: &Nats) -> (String, usize) {
         stream["cluster"]["replicas"].as_array().map_or(0, Vec::len),
     )
 }
+
+#[test]
+fn a_stream_that_lost_events_shows_the_gap_and_republish_fills_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(nats) = Nats::start(&tmp.path().join("nats")) else {
+        return;
+    };
+    let url = nats.url();
+    let gpu1 = labd(tmp.path(), "gpu1", &url, "host", "");
+    let p = runs(tmp.path(), "gpu1", 0, 5, 100);
+    wait_points(&gpu1, p);
+    gpu1.wait_for("published", WAIT, |d| {
+        health(d)["federation"]["publish"]["lag_events"] == 0
+    });
+    // The stream loses what it held (as a single server can after a power loss), then gets more.
+    purge(&url);
+    let more = runs(tmp.path(), "gpu1", 5, 5, 100);
+    wait_points(&gpu1, p + more);
+    gpu1.wait_for("published", WAIT, |d| {
+        health(d)["federation"]["publish"]["lag_events"] == 0
+    });
+    let hub = labd(tmp.path(), "hub", &url, "hub", "");
+    hub.wait_for("the gap reported", WAIT, |d| {
+        health(d)["federation"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("republish --from 1"))
+    });
+    assert!(points(&hub, None).is_empty(), "nothing applied past a gap");
+    let out = gpu1.labctl(&["republish", "--from", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_same(&hub, &[&gpu1], &["gpu1"]);
+    hub.wait_for("the gap cleared", WAIT, |d| {
+        health(d)["federation"]["error"].is_null()
+    });
+    // Refused where it makes no sense.
+    let (code, body) = gpu1.post(
+        "/federation/republish",
+        &serde_json::json!({"from": 1_000_000}),
+    );
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = hub.post("/federation/republish", &serde_json::json!({"from": 1}));
+    assert_eq!(code, 409, "{body}");
+}
+
+/// Deletes every message of the federation's stream.
+fn purge(url: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        js.get_stream("LABD_EVENTS")
+            .await
+            .unwrap()
+            .purge()
+            .await
+            .unwrap();
+    });
+}

@@ -88,3 +88,60 @@ pub async fn replay(
     });
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))))
 }
+
+/// The body of `POST /federation/republish`.
+#[derive(serde::Deserialize)]
+pub struct Republish {
+    /// The first sequence number of this log to publish again.
+    from: u64,
+}
+
+/// `POST /api/v1/federation/republish {"from": N}`: publish this log again from event N (for a stream that lost
+/// acknowledged events: a single nats-server without `sync_interval: always` after a power loss, a stream
+/// deleted and made again). A hub skips what it has already, so nothing is applied twice.
+pub async fn republish(
+    State(s): State<Arc<AppState>>,
+    body: std::result::Result<Json<Republish>, JsonRejection>,
+) -> Result<Json<Value>> {
+    let Json(req) = body?;
+    let publishes = s
+        .config
+        .federation
+        .as_ref()
+        .is_some_and(|f| f.role.publishes());
+    if !publishes {
+        return Err(Error(
+            StatusCode::CONFLICT,
+            "this labd publishes nothing: [federation] with role \"host\" or \"both\" is not configured".into(),
+        ));
+    }
+    let key = crate::mailbox::PUBLISHED;
+    let was = s.log.position(key).map_err(Error::internal)?;
+    let published = was.unwrap_or(0);
+    if req.from == 0 || req.from > published + 1 {
+        return Err(Error::bad(format!(
+            "from {}: events 1..={published} are published; give a sequence number from 1 to {}",
+            req.from,
+            published + 1
+        )));
+    }
+    s.appender
+        .append_async(labd_log::writer::Batch {
+            events: Vec::new(),
+            cursors: Vec::new(),
+            positions: vec![labd_log::writer::PositionMove {
+                key: key.into(),
+                expected: was,
+                to: req.from - 1,
+            }],
+        })
+        .await
+        .map_err(|e| Error(StatusCode::CONFLICT, format!("{e} (try again)")))?;
+    tracing::info!(
+        "federation: publishing again from event {} (requested over HTTP)",
+        req.from
+    );
+    Ok(Json(
+        json!({"from": req.from, "published_before": published}),
+    ))
+}

@@ -108,6 +108,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         )
         .route("/api/v1/ingest/errors", get(read::errors))
         .route("/api/v1/replay", post(admin::replay))
+        .route("/api/v1/federation/republish", post(admin::republish))
         .route("/api/v1/jobs/{id}", get(read::job))
         .route("/api/v1/analytics/varying", get(analytics::varying))
         .route("/api/v1/analytics/summary", get(analytics::summary))

@@ -8,7 +8,8 @@
 //!   and the age of the oldest) while it ingests at full speed;
 //! - the time until every point is visible on the hub: events/s and points/s from host ingest to hub
 //!   visibility;
-//! - the hub's resident memory (now and peak) once it holds them all.
+//! - the hub's resident memory (now and peak) once it holds them all;
+//! - for reference, the same corpus into a labd without `[federation]`, alone on the machine.
 //!
 //! `cargo build --release -p labd -p labctl && target/release/labd-federation-bench [--runs N] [--steps N]`
 
@@ -93,6 +94,34 @@ fn main() -> Result<()> {
         bytes as f64 / 1e6
     );
 
+    // The reference: the same files (hard links) into a labd that publishes nothing.
+    let base_staging = a.dir.join("staging-base");
+    std::fs::create_dir_all(&base_staging)?;
+    for e in std::fs::read_dir(&staging)? {
+        let e = e?;
+        std::fs::hard_link(e.path(), base_staging.join(e.file_name()))?;
+    }
+    let base_s = {
+        let (plain, addr) = start(&labd, &a.dir, "plain", None, "")?;
+        let agent = ureq_agent::new();
+        let inbox = a.dir.join("plain-inbox");
+        let t0 = Instant::now();
+        for e in std::fs::read_dir(&base_staging)? {
+            let e = e?;
+            std::fs::rename(e.path(), inbox.join(e.file_name()))?;
+        }
+        wait(Duration::from_secs(1800), "the reference ingest", || {
+            Ok(total_points(&agent, &addr)? == points)
+        })?;
+        let s = t0.elapsed().as_secs_f64();
+        drop(plain);
+        s
+    };
+    println!(
+        "reference, labd without [federation]: {base_s:.2} s, {:.0} points/s",
+        points as f64 / base_s
+    );
+
     let nats_port = free_port()?;
     let _nats = Running(
         Command::new(&a.nats)
@@ -105,8 +134,8 @@ fn main() -> Result<()> {
             .context("starting nats-server")?,
     );
     let url = format!("nats://127.0.0.1:{nats_port}");
-    let (host, host_addr) = start(&labd, &a.dir, "gpu1", "host", &url)?;
-    let (hub, hub_addr) = start(&labd, &a.dir, "hub", "hub", &url)?;
+    let (host, host_addr) = start(&labd, &a.dir, "gpu1", Some("host"), &url)?;
+    let (hub, hub_addr) = start(&labd, &a.dir, "hub", Some("hub"), &url)?;
     let agent = ureq_agent::new();
     for addr in [&host_addr, &hub_addr] {
         wait(Duration::from_secs(30), "federation connected", || {
@@ -184,14 +213,20 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Starts a labd named `name` with `role`, watching `<dir>/<name>-inbox`.
-fn start(labd: &Path, dir: &Path, name: &str, role: &str, url: &str) -> Result<(Running, String)> {
+/// Starts a labd named `name` with `role` (none: not federated), watching `<dir>/<name>-inbox`.
+fn start(
+    labd: &Path,
+    dir: &Path,
+    name: &str,
+    role: Option<&str>,
+    url: &str,
+) -> Result<(Running, String)> {
     let port = free_port()?;
     let config = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &config,
-        format!("host = \"{name}\"\n\n[federation]\nnats_url = \"{url}\"\nrole = \"{role}\"\n"),
-    )?;
+    let federation = role.map_or(String::new(), |role| {
+        format!("\n[federation]\nnats_url = \"{url}\"\nrole = \"{role}\"\n")
+    });
+    std::fs::write(&config, format!("host = \"{name}\"\n{federation}"))?;
     let inbox = dir.join(format!("{name}-inbox"));
     std::fs::create_dir_all(&inbox)?;
     let child = Command::new(labd)

@@ -60,6 +60,8 @@ struct Hub {
     names: Names,
     /// Events appended since the last progress line in the log, and when that was.
     progress: (u64, Instant),
+    /// Hosts whose next shipment is missing (a later one came), at the position reported.
+    gaps: HashMap<String, u64>,
 }
 
 /// How often a hub that is receiving says so in the log.
@@ -98,6 +100,7 @@ async fn session(deps: &mut Deps) -> Result<(), FederationError> {
             .collect(),
         names: Names::from_views(&deps.views.read()),
         progress: (0, Instant::now()),
+        gaps: HashMap::new(),
     };
     deps.status.update(|h| {
         h.connected = true;
@@ -288,13 +291,25 @@ fn plan(deps: &Deps, hub: &mut Hub, msg: &jetstream::Message, held: &mut u64) ->
         return Plan::Skip;
     }
     if header.first > pos + 1 {
-        tracing::debug!(
-            "federation hub: {host}'s events {}..={} came before {}..: delivered again later",
-            header.first,
-            header.last,
-            pos + 1
-        );
+        // The stream holds a host's shipments in order: one missing before this one was lost by NATS (a
+        // single server after a power loss, a stream made again) or is being delivered again just now.
+        if hub.gaps.get(&host) != Some(&pos) {
+            let msg = format!(
+                "{host}'s events {}..={} arrived but {}..{} did not: waiting for them; if the stream lost them, `labctl republish --from {}` on {host} sends them again",
+                header.first,
+                header.last,
+                pos + 1,
+                header.first,
+                pos + 1
+            );
+            tracing::warn!("federation hub: {msg}");
+            deps.status.update(|h| h.error = Some(msg));
+            hub.gaps.insert(host, pos);
+        }
         return Plan::Later;
+    }
+    if hub.gaps.remove(&host).is_some() {
+        deps.status.update(|h| h.error = None);
     }
     let events = match shipment::decode(payload) {
         Ok((_, items)) => {

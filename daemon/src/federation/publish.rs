@@ -84,6 +84,8 @@ async fn session(deps: &mut Deps) -> Result<(), FederationError> {
     );
     let mut window: Vec<(Seq, PublishAckFuture)> = Vec::with_capacity(WINDOW);
     let mut acked = sent;
+    // After a republish request: shipments up to this sequence number get ids JetStream has not seen.
+    let mut again: Option<(Seq, String)> = None;
     let mut last_store = Instant::now();
     let mut last_progress = Instant::now();
     loop {
@@ -101,7 +103,12 @@ async fn session(deps: &mut Deps) -> Result<(), FederationError> {
                 for (first, last, bytes) in shipments(&f.host, b, sent + 1, own_only, max)? {
                     let publish = jetstream::message::PublishMessage::build()
                         .payload(bytes.into())
-                        .message_id(format!("{}.{first}-{last}", f.host));
+                        .message_id(match &again {
+                            Some((upto, tag)) if first <= *upto => {
+                                format!("{}.{first}-{last}.{tag}", f.host)
+                            }
+                            _ => format!("{}.{first}-{last}", f.host),
+                        });
                     let ack = js
                         .send_publish(subject.clone(), publish)
                         .await
@@ -123,6 +130,15 @@ async fn session(deps: &mut Deps) -> Result<(), FederationError> {
                 tracing::debug!("federation: events up to {last} were published already");
             }
             acked = last;
+        }
+        // A republish request moved the stored position back (`POST /federation/republish`).
+        let now_stored = log.position(PUBLISHED)?;
+        if now_stored != stored && !stopping {
+            let from = now_stored.unwrap_or(0);
+            tracing::info!("federation: publishing again from event {}", from + 1);
+            again = Some((sent, format!("again-{}", labd_schemas::time::now_micros())));
+            (stored, sent, acked) = (now_stored, from, from);
+            continue;
         }
         let caught_up = sent >= newest;
         if stored.is_none_or(|s| acked > s)
