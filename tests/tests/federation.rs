@@ -510,3 +510,85 @@ fn purge(url: &str) {
             .unwrap();
     });
 }
+
+/// Kill -9 at random moments: each cycle drops runs into a host, then kills one of the two hosts, the hub or
+/// nats-server while events flow, and starts it again. At the end the hub holds exactly what the hosts hold.
+/// `LABD_FEDERATION_CYCLES` (default 4) and `LABD_FEDERATION_SEED` (default: the time) for longer runs.
+#[test]
+fn random_kills_of_hosts_hub_and_nats_lose_and_double_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut nats) = Nats::start(&tmp.path().join("nats")) else {
+        return;
+    };
+    let cycles: usize = std::env::var("LABD_FEDERATION_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let mut seed: u64 = std::env::var("LABD_FEDERATION_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("LABD_FEDERATION_SEED={seed}");
+    let mut rnd = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let url = nats.url();
+    let mut hosts = [
+        labd(tmp.path(), "gpu1", &url, "host", ""),
+        labd(tmp.path(), "gpu2", &url, "host", ""),
+    ];
+    let mut hub = labd(tmp.path(), "hub", &url, "hub", "");
+    let mut written = [0u64; 2];
+    let mut next_run = 0;
+    let ms = |n: u64| std::thread::sleep(std::time::Duration::from_millis(n));
+    for cycle in 0..cycles {
+        for (h, name) in ["gpu1", "gpu2"].iter().enumerate() {
+            let n = 1 + rnd(3) as usize;
+            written[h] += runs(tmp.path(), name, next_run, n, 200 + rnd(2000) as usize);
+            next_run += n;
+        }
+        ms(rnd(800));
+        let victim = rnd(4);
+        eprintln!(
+            "cycle {cycle}: killing {}",
+            ["gpu1", "gpu2", "the hub", "nats-server"][victim as usize]
+        );
+        match victim {
+            0 | 1 => {
+                let d = &mut hosts[victim as usize];
+                d.kill9();
+                ms(rnd(500));
+                d.restart();
+            }
+            2 => {
+                hub.kill9();
+                ms(rnd(500));
+                hub.restart();
+            }
+            _ => {
+                nats.kill9();
+                ms(rnd(1500));
+                nats.restart();
+            }
+        }
+    }
+    for (d, w) in hosts.iter().zip(written) {
+        wait_points(d, w);
+    }
+    wait_same(&hub, &[&hosts[0], &hosts[1]], &["gpu1", "gpu2"]);
+    // Every event of each host's log, not only its points.
+    for (d, name) in hosts.iter().zip(["gpu1", "gpu2"]) {
+        hub.wait_for(&format!("{name}'s whole log"), WAIT, |hub| {
+            health(hub)["federation"]["hub"]["hosts"][name] == health(d)["log_seq"]
+        });
+    }
+}

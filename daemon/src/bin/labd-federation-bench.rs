@@ -9,7 +9,8 @@
 //! - the time until every point is visible on the hub: events/s and points/s from host ingest to hub
 //!   visibility;
 //! - the hub's resident memory (now and peak) once it holds them all;
-//! - for reference, the same corpus into a labd without `[federation]`, alone on the machine.
+//! - for reference, the same corpus into a labd without `[federation]`, alone on the machine;
+//! - a second hub started afterwards: its catch-up from the stream alone (the host idle).
 //!
 //! `cargo build --release -p labd -p labctl && target/release/labd-federation-bench [--runs N] [--steps N]`
 
@@ -209,7 +210,22 @@ fn main() -> Result<()> {
         host_rss as f64 / 1e6,
         host_peak as f64 / 1e6
     );
-    drop((host, hub));
+    // A new hub reads the whole stream while nothing else runs.
+    drop(hub);
+    let t1 = Instant::now();
+    let (hub2, hub2_addr) = start(&labd, &a.dir, "hub2", Some("hub"), &url)?;
+    wait(Duration::from_secs(1800), "the second hub", || {
+        Ok(total_points(&agent, &hub2_addr)? == points)
+    })?;
+    let catch_up = t1.elapsed().as_secs_f64();
+    let (_, hub2_peak) = memory(hub2.0.id());
+    println!(
+        "a new hub catching up on the whole stream alone: {catch_up:.2} s (start included), {:.0} events/s, {:.0} points/s, {:.0} MB peak",
+        events as f64 / catch_up,
+        points as f64 / catch_up,
+        hub2_peak as f64 / 1e6
+    );
+    drop((host, hub2));
     Ok(())
 }
 

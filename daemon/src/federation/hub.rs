@@ -20,6 +20,7 @@ use labd_schemas::event::{IngestError, Severity};
 use labd_schemas::time::now_micros;
 use labd_schemas::{Event, EventKind, Origin, Source};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Messages taken at once (their batches reach the writer together and share its commits).
@@ -112,27 +113,80 @@ async fn session(deps: &mut Deps) -> Result<(), FederationError> {
         f.consumer,
         hub.positions.len()
     );
+    // Commits are awaited and messages acknowledged by a task of their own, so the next messages are decoded
+    // while the writer commits the last ones.
+    let failed: Arc<Mutex<Option<labd_log::LogError>>> = Arc::default();
+    let (to_acker, from_hub) = tokio::sync::mpsc::channel::<Prepared>(2);
+    let acker = tokio::spawn(acknowledge(from_hub, failed.clone(), deps.status.clone()));
     let mut stopping = deps.stopping.clone();
-    loop {
+    let outcome = loop {
+        if let Some(e) = lock(&failed).take() {
+            // The positions this session assumed are not all stored: start again from the log's.
+            break Err(e.into());
+        }
         let first = tokio::select! {
             m = messages.next() => m,
-            _ = stopping.changed() => return Ok(()),
+            _ = stopping.changed() => break Ok(()),
         };
         let Some(first) = first else {
-            return Err(FederationError::Consume(
+            break Err(FederationError::Consume(
                 "the consumer's messages ended".into(),
             ));
         };
-        let mut chunk = vec![first.map_err(|e| FederationError::Consume(e.to_string()))?];
+        let first = match first {
+            Ok(m) => m,
+            Err(e) => break Err(FederationError::Consume(e.to_string())),
+        };
+        let mut chunk = vec![first];
+        let mut broken = None;
         while chunk.len() < CHUNK {
             match messages.next().now_or_never() {
                 Some(Some(Ok(m))) => chunk.push(m),
-                Some(Some(Err(e))) => return Err(FederationError::Consume(e.to_string())),
+                Some(Some(Err(e))) => {
+                    broken = Some(FederationError::Consume(e.to_string()));
+                    break;
+                }
                 _ => break,
             }
         }
-        handle(deps, &mut hub, chunk).await?;
+        let prepared = prepare(deps, &mut hub, chunk).await;
+        if to_acker.send(prepared).await.is_err() {
+            break Err(FederationError::Consume(
+                "the acknowledging task ended".into(),
+            ));
+        }
+        if let Some(e) = broken {
+            break Err(e);
+        }
+    };
+    // What was handed to the writer is committed (or refused) and answered before the session ends.
+    drop(to_acker);
+    let _ = acker.await;
+    match (outcome, lock(&failed).take()) {
+        (Ok(()), Some(e)) => Err(e.into()),
+        (outcome, _) => outcome,
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A chunk of messages with what was decided for each and its batch handed to the writer.
+struct Prepared {
+    messages: Vec<jetstream::Message>,
+    kinds: Vec<Kind>,
+    pending: Vec<Option<Result<labd_log::writer::Pending, labd_log::LogError>>>,
+    received: u64,
+    duplicates: u64,
+    held: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Append,
+    Skip,
+    Later,
 }
 
 /// What to do with one message.
@@ -145,31 +199,31 @@ enum Plan {
     Later,
 }
 
-async fn handle(
-    deps: &Deps,
-    hub: &mut Hub,
-    chunk: Vec<jetstream::Message>,
-) -> Result<(), FederationError> {
-    let mut plans = Vec::with_capacity(chunk.len());
+/// Decides for each message of a chunk and hands the batches to the writer at once (it commits them together).
+async fn prepare(deps: &Deps, hub: &mut Hub, messages: Vec<jetstream::Message>) -> Prepared {
+    let mut kinds = Vec::with_capacity(messages.len());
+    let mut batches = Vec::with_capacity(messages.len());
     let (mut received, mut duplicates, mut held) = (0u64, 0u64, 0u64);
-    for msg in &chunk {
-        let plan = plan(deps, hub, msg, &mut held);
-        match &plan {
-            Plan::Append(b) => received += b.events.len() as u64,
-            Plan::Skip => duplicates += 1,
-            Plan::Later => {}
+    for msg in &messages {
+        match plan(deps, hub, msg, &mut held) {
+            Plan::Append(b) => {
+                received += b.events.len() as u64;
+                kinds.push(Kind::Append);
+                batches.push(Some(b));
+            }
+            Plan::Skip => {
+                duplicates += 1;
+                kinds.push(Kind::Skip);
+                batches.push(None);
+            }
+            Plan::Later => {
+                kinds.push(Kind::Later);
+                batches.push(None);
+            }
         }
-        plans.push(plan);
     }
-    // Hand every batch to the writer at once (it commits them together), then wait for each.
     let appender = deps.appender.clone();
-    let batches: Vec<Option<Batch>> = plans
-        .iter_mut()
-        .map(|p| match p {
-            Plan::Append(b) => Some(std::mem::take(b)),
-            _ => None,
-        })
-        .collect();
+    let count = batches.len();
     let pending = tokio::task::spawn_blocking(move || {
         batches
             .into_iter()
@@ -177,46 +231,11 @@ async fn handle(
             .collect::<Vec<_>>()
     })
     .await
-    .map_err(|e| FederationError::Consume(e.to_string()))?;
-    let mut failure = None;
-    for ((msg, plan), submitted) in chunk.iter().zip(&plans).zip(pending) {
-        if failure.is_some() {
-            let _ = msg.ack_with(AckKind::Nak(None)).await;
-            continue;
-        }
-        let outcome = match submitted {
-            Some(Ok(rx)) => match rx.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(refused)) => Err(labd_log::LogError::from(refused)),
-                Err(_) => Err(labd_log::LogError::WriterGone),
-            },
-            Some(Err(e)) => Err(e),
-            None => Ok(()),
-        };
-        match (outcome, plan) {
-            (Ok(()), Plan::Later) => {
-                let _ = msg.ack_with(AckKind::Nak(Some(GAP_WAIT))).await;
-            }
-            (Ok(()), _) => {
-                let _ = msg.ack().await;
-            }
-            (Err(e), _) => {
-                let _ = msg.ack_with(AckKind::Nak(None)).await;
-                failure = Some(e);
-            }
-        }
-    }
-    deps.status.update(|h| {
-        if let Some(hub) = &mut h.hub {
-            hub.received += received;
-            hub.duplicates += duplicates;
-            hub.held += held;
-        }
+    .unwrap_or_else(|_| {
+        (0..count)
+            .map(|_| Some(Err(labd_log::LogError::WriterGone)))
+            .collect()
     });
-    if let Some(e) = failure {
-        // The positions this session assumed are not all stored: start again from the log's.
-        return Err(e.into());
-    }
     hub.progress.0 += received;
     if hub.progress.0 > 0 && hub.progress.1.elapsed() >= PROGRESS_EVERY {
         let mut at: Vec<String> = hub
@@ -233,7 +252,63 @@ async fn handle(
         );
         hub.progress = (0, Instant::now());
     }
-    Ok(())
+    Prepared {
+        messages,
+        kinds,
+        pending,
+        received,
+        duplicates,
+        held,
+    }
+}
+
+/// Waits for each chunk's commits in order and acknowledges each message after its own; after a refusal every
+/// message still unacknowledged is delivered again (and the session starts over from the stored positions).
+async fn acknowledge(
+    mut chunks: tokio::sync::mpsc::Receiver<Prepared>,
+    failed: Arc<Mutex<Option<labd_log::LogError>>>,
+    status: crate::mailbox::Federation,
+) {
+    let mut broken = false;
+    while let Some(p) = chunks.recv().await {
+        for ((msg, kind), submitted) in p.messages.iter().zip(&p.kinds).zip(p.pending) {
+            if broken {
+                let _ = msg.ack_with(AckKind::Nak(None)).await;
+                continue;
+            }
+            let outcome = match submitted {
+                Some(Ok(rx)) => match rx.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(refused)) => Err(labd_log::LogError::from(refused)),
+                    Err(_) => Err(labd_log::LogError::WriterGone),
+                },
+                Some(Err(e)) => Err(e),
+                None => Ok(()),
+            };
+            match (outcome, kind) {
+                (Ok(()), Kind::Later) => {
+                    let _ = msg.ack_with(AckKind::Nak(Some(GAP_WAIT))).await;
+                }
+                (Ok(()), _) => {
+                    let _ = msg.ack().await;
+                }
+                (Err(e), _) => {
+                    let _ = msg.ack_with(AckKind::Nak(None)).await;
+                    *lock(&failed) = Some(e);
+                    broken = true;
+                }
+            }
+        }
+        if !broken {
+            status.update(|h| {
+                if let Some(hub) = &mut h.hub {
+                    hub.received += p.received;
+                    hub.duplicates += p.duplicates;
+                    hub.held += p.held;
+                }
+            });
+        }
+    }
 }
 
 /// Decides what to do with one message, moving the host's position when it is to be appended.

@@ -26,8 +26,9 @@ enum Space {
 /// The names other hosts' runs, sweeps and benchmarks have here.
 #[derive(Debug, Default)]
 pub struct Names {
-    /// (space, host, id on the host) → id here.
-    here: HashMap<(Space, String, String), String>,
+    /// Host → per space (run, sweep, benchmark): id on the host → the id here when it differs (`None`: the
+    /// same). Looked up with borrowed keys: this runs for every event a hub receives.
+    here: HashMap<String, [HashMap<String, Option<String>>; 3]>,
     /// Sweep and benchmark ids given out here (runs' are in the shared [`Ids`]).
     taken: HashSet<(Space, String)>,
 }
@@ -37,27 +38,31 @@ impl Names {
     pub fn from_views(v: &Views) -> Names {
         let mut n = Names::default();
         for r in v.registry.experiments.values().filter(|r| r.foreign) {
-            let orig = r.origin_id.as_ref().unwrap_or(&r.id);
-            n.here
-                .insert((Space::Run, r.host.clone(), orig.0.clone()), r.id.0.clone());
+            let orig = r.origin_id.as_ref().map(|o| o.0.clone());
+            n.record(Space::Run, &r.host, orig, r.id.0.clone());
         }
         for s in v.sweeps.sweeps.values() {
             n.taken.insert((Space::Sweep, s.id.clone()));
             if let Some(h) = &s.host {
-                let orig = s.origin_id.as_ref().unwrap_or(&s.id);
-                n.here
-                    .insert((Space::Sweep, h.clone(), orig.clone()), s.id.clone());
+                n.record(Space::Sweep, h, s.origin_id.clone(), s.id.clone());
             }
         }
         for b in v.benchmarks.benches.values() {
             n.taken.insert((Space::Bench, b.id.clone()));
             if let Some(h) = &b.origin {
-                let orig = b.origin_id.as_ref().unwrap_or(&b.id);
-                n.here
-                    .insert((Space::Bench, h.clone(), orig.clone()), b.id.clone());
+                n.record(Space::Bench, h, b.origin_id.clone(), b.id.clone());
             }
         }
         n
+    }
+
+    /// Records the id here of a host's `orig` (`None`: the same as `here`).
+    fn record(&mut self, space: Space, host: &str, orig: Option<String>, here: String) {
+        let map = &mut self.here.entry(host.to_string()).or_default()[space as usize];
+        match orig {
+            Some(orig) => map.insert(orig, Some(here)),
+            None => map.insert(here, None),
+        };
     }
 
     /// `event`, recorded as `seq` on `host`, as this hub records it. `in_use` tells whether a sweep or benchmark
@@ -72,10 +77,9 @@ impl Names {
     ) -> Event {
         let mut renamed = None;
         let mut run = |exp: &mut ExperimentId, names: &mut Names| {
-            let here = names.name(Space::Run, host, &exp.0, &mut |id| {
+            if let Some(here) = names.name(Space::Run, host, &exp.0, &mut |id| {
                 ids.claim(&ExperimentId(id.to_string()))
-            });
-            if here != exp.0 {
+            }) {
                 renamed = Some(std::mem::replace(&mut exp.0, here));
             }
         };
@@ -135,21 +139,20 @@ impl Names {
         id: &mut String,
     ) -> Option<String> {
         let sweep = space == Space::Sweep;
-        let here = self.name(space, host, id, &mut |candidate| !in_use(candidate, sweep));
-        (here != *id).then(|| std::mem::replace(id, here))
+        let here = self.name(space, host, id, &mut |candidate| !in_use(candidate, sweep))?;
+        Some(std::mem::replace(id, here))
     }
 
-    /// The id here of `id` of `host` in `space`, given out on first sight: `id` itself when `claim` takes it,
-    /// else `<id>@<host>` (then `-2`, `-3`, ...).
+    /// The id here of `id` of `host` in `space` when it is not `id` itself, given out on first sight: `id`
+    /// when `claim` takes it, else `<id>@<host>` (then `-2`, `-3`, ...).
     fn name(
         &mut self,
         space: Space,
         host: &str,
         id: &str,
         claim: &mut dyn FnMut(&str) -> bool,
-    ) -> String {
-        let key = (space, host.to_string(), id.to_string());
-        if let Some(here) = self.here.get(&key) {
+    ) -> Option<String> {
+        if let Some(here) = self.here.get(host).and_then(|m| m[space as usize].get(id)) {
             return here.clone();
         }
         let taken = &mut self.taken;
@@ -164,7 +167,7 @@ impl Names {
             true
         };
         let here = if try_claim(id) {
-            id.to_string()
+            None
         } else {
             let base = format!("{id}@{host}");
             let mut candidate = base.clone();
@@ -173,9 +176,10 @@ impl Names {
                 candidate = format!("{base}-{n}");
                 n += 1;
             }
-            candidate
+            Some(candidate)
         };
-        self.here.insert(key, here.clone());
+        self.here.entry(host.to_string()).or_default()[space as usize]
+            .insert(id.to_string(), here.clone());
         here
     }
 }
