@@ -592,3 +592,67 @@ fn random_kills_of_hosts_hub_and_nats_lose_and_double_nothing() {
         });
     }
 }
+
+#[test]
+fn tls_with_a_private_ca_and_a_token_connect_and_a_wrong_ca_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // A CA of the test's own, and a certificate for 127.0.0.1 signed by it.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+    // Another CA, which did not sign the server's certificate.
+    let other = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    std::fs::write(dir.join("other-ca.pem"), other.pem()).unwrap();
+    let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let Some(nats) = Nats::start_with(
+        &dir.join("nats"),
+        &[
+            "--tls",
+            "--tlscert",
+            &path("server.pem"),
+            "--tlskey",
+            &path("server.key"),
+            "--auth",
+            "s3cret-token",
+        ],
+    ) else {
+        return;
+    };
+    let url = format!("tls://127.0.0.1:{}", nats.port);
+    let tls = |ca: &str| {
+        format!(
+            "token = \"s3cret-token\"\ntls_ca = \"{}\"\ntls_required = true",
+            path(ca)
+        )
+    };
+    let gpu1 = labd(dir, "gpu1", &url, "host", &tls("ca.pem"));
+    let hub = labd(dir, "hub", &url, "hub", &tls("ca.pem"));
+    let p = runs(dir, "gpu1", 0, 3, 50);
+    wait_points(&gpu1, p);
+    wait_same(&hub, &[&gpu1], &["gpu1"]);
+    // Trusting the wrong CA: a TLS problem, named.
+    let wrong = labd(dir, "wrong", &url, "host", &tls("other-ca.pem"));
+    wrong.wait_for("the TLS problem", WAIT, |d| {
+        health(d)["federation"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("TLS") || e.contains("certificate"))
+    });
+    for d in [&gpu1, &hub, &wrong] {
+        assert!(!d.log().contains("s3cret-token"), "{}", d.log());
+    }
+}
