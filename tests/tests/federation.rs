@@ -656,3 +656,38 @@ fn tls_with_a_private_ca_and_a_token_connect_and_a_wrong_ca_is_named() {
         assert!(!d.log().contains("s3cret-token"), "{}", d.log());
     }
 }
+
+#[test]
+fn an_nkey_logs_in_and_another_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let user = nkeys::KeyPair::new_user();
+    let stranger = nkeys::KeyPair::new_user();
+    let conf = dir.join("nats.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "authorization {{ users = [ {{ nkey: \"{}\" }} ] }}\n",
+            user.public_key()
+        ),
+    )
+    .unwrap();
+    let Some(nats) = Nats::start_with(&dir.join("nats"), &["-c", conf.to_str().unwrap()]) else {
+        return;
+    };
+    let seed = |k: &nkeys::KeyPair| format!("nkey_seed = \"{}\"", k.seed().unwrap());
+    let gpu1 = labd(dir, "gpu1", &nats.url(), "both", &seed(&user));
+    let p = runs(dir, "gpu1", 0, 2, 20);
+    wait_points(&gpu1, p);
+    gpu1.wait_for("published", WAIT, |d| {
+        let h = health(d);
+        h["federation"]["connected"] == true && h["federation"]["publish"]["lag_events"] == 0
+    });
+    let other = labd(dir, "other", &nats.url(), "host", &seed(&stranger));
+    other.wait_for("the refusal", WAIT, |d| {
+        health(d)["federation"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("credentials") && e.contains("nkey"))
+    });
+    assert!(!other.log().contains(&stranger.seed().unwrap()));
+}
