@@ -575,3 +575,80 @@ fn analytics_can_be_asked_as_of_a_past_point() {
     let bad = d.labctl(&["varying", "--as-of", "last week"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
 }
+
+/// The experiment manager's and the analysis tools' final summaries (seeds 001 and 004) are analytics like
+/// curves: ranked, filtered, aggregated over seeds and tabled by hyperparameter.
+#[test]
+fn final_summaries_rank_filter_and_aggregate_like_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let f1 = |lr: f64, seed: u32| if lr > 5e-4 { 0.80 } else { 0.70 } + f64::from(seed) / 100.0;
+    for lr in [1e-3, 1e-4] {
+        for seed in 1..=3u32 {
+            let text = format!(
+                "{{\"kind\":\"run\",\"name\":\"bert-{lr}-{seed}\",\"config\":{{\"lr\":{lr},\"seed\":{seed}}}}}\n\
+                 {{\"kind\":\"metrics\",\"split\":\"train\",\"step\":1,\"values\":{{\"loss\":0.5}}}}\n\
+                 {{\"kind\":\"summary\",\"group\":\"final\",\"values\":{{\"test_f1\":{},\"test_accuracy\":0.9}}}}\n\
+                 {{\"kind\":\"summary\",\"group\":\"bias\",\"values\":{{\"gmb\":{{\"subgroup\":{}}}}}}}\n\
+                 {{\"kind\":\"status\",\"status\":\"completed\"}}\n",
+                f1(lr, seed),
+                f64::from(seed) / 10.0
+            );
+            std::fs::write(inbox.join(format!("run-{lr}-{seed}.jsonl")), text).unwrap();
+        }
+    }
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    d.wait_for("six runs", 10, |d| d.ls().len() == 6);
+
+    // Aggregated over seeds, grouped by the key that varies (lr).
+    let groups = d.labctl_json(&["summary", "--metric", "final.test_f1"]);
+    let groups = groups.as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    let mut means: Vec<f64> = groups.iter().map(|g| g["mean"].as_f64().unwrap()).collect();
+    means.sort_by(f64::total_cmp);
+    assert!(
+        (means[0] - 0.72).abs() < 1e-12 && (means[1] - 0.82).abs() < 1e-12,
+        "{means:?}"
+    );
+    assert!(groups.iter().all(|g| g["count"] == 3));
+    // Nested keys, and the experiment manager's file name for the group.
+    let bias = d.labctl_json(&[
+        "summary",
+        "--metric",
+        "bias_metrics.gmb.subgroup",
+        "--by",
+        "seed",
+    ]);
+    assert_eq!(bias.as_array().unwrap().len(), 3, "{bias}");
+
+    // Filtered, by the summary's path or as a metric.
+    for filter in [
+        "summary.final.test_f1 > 0.75",
+        "metric.final.test_f1 > 0.75",
+    ] {
+        let runs = d.labctl_json(&["ls", "--where", filter]);
+        assert_eq!(runs.as_array().unwrap().len(), 3, "{filter}: {runs}");
+    }
+
+    // Ranked in the runs table, and offered as a column.
+    let (code, t) = d.get("/table?metrics=final.test_f1&sort=metric:final.test_f1&desc=true");
+    assert_eq!(code, 200, "{t}");
+    assert_eq!(t["rows"][0]["metrics"]["final.test_f1"], f1(1e-3, 3));
+    assert_eq!(t["rows"][5]["metrics"]["final.test_f1"], f1(1e-4, 1));
+    assert!(
+        t["all_metrics"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("final.test_accuracy")),
+        "{t}"
+    );
+
+    // A key no run has: the answer lists the summaries' numbers too.
+    let (code, e) = d.get("/analytics/summary?metric=final.nope");
+    assert_eq!(code, 404);
+    assert!(
+        e["error"].as_str().unwrap().contains("final.test_f1"),
+        "{e}"
+    );
+}

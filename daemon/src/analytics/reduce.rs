@@ -113,7 +113,16 @@ impl Reduce {
 
     /// The number a run gives (None when it lacks the metric, or the curve store is needed and not given).
     pub fn of(&self, r: &Record, metric: &str, curves: Option<&Curves>) -> Option<f64> {
-        let m = r.metrics.get(metric)?;
+        let Some(m) = r.metrics.get(metric) else {
+            // A final summary's number (`final.test_f1`): one value, which every reduction of a single point
+            // gives back as it is.
+            let v = r.summary_value(metric)?;
+            return match self {
+                Reduce::Points => Some(1.0),
+                Reduce::Auc(_) => None,
+                _ => Some(v),
+            };
+        };
         let series = || curves.and_then(|c| c.series(&r.id, metric));
         match self {
             Reduce::Last => m.last,

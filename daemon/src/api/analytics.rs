@@ -206,12 +206,15 @@ pub async fn summary(
             };
             runs.retain(|r| check(r, &expect).is_empty());
         }
-        if !runs.iter().any(|r| r.metrics.contains_key(&q.metric)) {
-            let mut known: Vec<&String> = runs.iter().flat_map(|r| r.metrics.keys()).collect();
+        if !runs.iter().any(|r| r.has_value(&q.metric)) {
+            let mut known: Vec<String> = runs.iter().flat_map(|r| r.metrics.keys().cloned()).collect();
             known.sort();
             known.dedup();
+            let mut summaries: Vec<String> = runs.iter().flat_map(|r| r.summary_keys()).collect();
+            summaries.sort();
+            summaries.dedup();
             return Err(Error::not_found(format!(
-                "no selected run has metric {:?}; metrics of the selected runs: {known:?}",
+                "no selected run has metric or summary value {:?}; metrics of the selected runs: {known:?}; summary values: {summaries:?}",
                 q.metric
             )));
         }

@@ -89,7 +89,14 @@ pub async fn table(
             }
             let mut common: Vec<(&str, usize)> = count.into_iter().collect();
             common.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-            common.into_iter().map(|(k, _)| k.to_string()).collect()
+            let mut all: Vec<String> = common.into_iter().map(|(k, _)| k.to_string()).collect();
+            // Then the numbers of the final summaries (`final.test_f1`), which sort and show like metrics.
+            let mut summaries: Vec<String> = runs.iter().flat_map(|r| r.summary_keys()).collect();
+            summaries.sort();
+            summaries.dedup();
+            summaries.retain(|k| !all.contains(k));
+            all.extend(summaries);
+            all
         };
         let metrics: Vec<String> = match q.metrics.as_deref().filter(|m| !m.trim().is_empty()) {
             Some(list) => list
@@ -102,13 +109,7 @@ pub async fn table(
         };
         let mut order_idx: Vec<usize> = (0..runs.len()).collect();
         let sort = q.sort.as_deref().unwrap_or("");
-        let last = |i: usize, key: &str| -> Option<Value> {
-            runs[i]
-                .metrics
-                .get(key)
-                .and_then(|m| m.last)
-                .map(|x| json!(x))
-        };
+        let last = |i: usize, key: &str| -> Option<Value> { runs[i].value(key).map(|x| json!(x)) };
         let flat_ref = &flat;
         type By<'a> = Box<dyn Fn(&usize, &usize) -> Ordering + 'a>;
         let by: By = if let Some(key) = sort.strip_prefix("param:") {

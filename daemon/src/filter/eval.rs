@@ -107,16 +107,23 @@ fn lookup<'a>(f: &Field, r: &'a Record, clock: Clock) -> Option<Val<'a>> {
         Field::Ended => Val::Time(r.ended?),
         Field::LastActivity => Val::Time(r.last_activity),
         Field::Param(path) => json_val(walk(&r.config, path)?),
-        Field::Summary(group, path) => json_val(walk(r.summaries.get(group)?, path)?),
-        Field::Metric(stat, key) => {
-            let m = r.metrics.get(key)?;
-            match stat {
+        Field::Summary(group, path) => json_val(walk(r.summary_group(group)?, path)?),
+        Field::Metric(stat, key) => match r.metrics.get(key) {
+            Some(m) => match stat {
                 MetricStat::Last => Val::Num(Num::Float(m.last?)),
                 MetricStat::Min => Val::Num(Num::Float(m.min?)),
                 MetricStat::Max => Val::Num(Num::Float(m.max?)),
                 MetricStat::Points => Val::Num(Num::Int(i128::from(m.points))),
+            },
+            // A final summary's number filters like a metric with one point.
+            None => {
+                let v = r.summary_value(key)?;
+                match stat {
+                    MetricStat::Points => Val::Num(Num::Int(1)),
+                    _ => Val::Num(Num::Float(v)),
+                }
             }
-        }
+        },
     })
 }
 

@@ -232,6 +232,73 @@ impl Record {
         self.metrics.values().map(|m| m.points).sum()
     }
 
+    /// A number in the run's summaries, by `<group>.<path>` (`final.test_f1`, `bias.gmb.subgroup`; a leading
+    /// `summary.` is allowed; the experiment manager's file names `final_summary`, `bias_metrics` and
+    /// `xai_metrics` name its groups too). Integers come back as the nearest double, as metric values do.
+    pub fn summary_value(&self, key: &str) -> Option<f64> {
+        let key = key.strip_prefix("summary.").unwrap_or(key);
+        let (group, path) = match key.split_once('.') {
+            Some((g, p)) => (g, Some(p)),
+            None => (key, None),
+        };
+        let mut v = self.summary_group(group)?;
+        if let Some(path) = path {
+            for part in path.split('.') {
+                v = match v {
+                    Value::Object(m) => m.get(part)?,
+                    Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+                    _ => return None,
+                };
+            }
+        }
+        v.as_f64()
+    }
+
+    /// A summary group by its name, or by the experiment manager's file name for it.
+    pub fn summary_group(&self, group: &str) -> Option<&Value> {
+        let group = match group {
+            "final_summary" => "final",
+            "bias_metrics" => "bias",
+            "xai_metrics" => "xai",
+            g => g,
+        };
+        self.summaries.get(group)
+    }
+
+    /// The dot paths of every number in the run's summaries (`final.test_f1`, ...), sorted.
+    pub fn summary_keys(&self) -> Vec<String> {
+        fn walk(prefix: &str, v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Number(_) => out.push(prefix.to_string()),
+                Value::Object(m) => {
+                    for (k, v) in m {
+                        walk(&format!("{prefix}.{k}"), v, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for (group, v) in &self.summaries {
+            walk(group, v, &mut out);
+        }
+        out.sort();
+        out
+    }
+
+    /// A metric's last value, or else a summary's number: what a table shows under `key`.
+    pub fn value(&self, key: &str) -> Option<f64> {
+        match self.metrics.get(key) {
+            Some(m) => m.last,
+            None => self.summary_value(key),
+        }
+    }
+
+    /// Whether `key` names a metric or a number in the summaries of this run.
+    pub fn has_value(&self, key: &str) -> bool {
+        self.metrics.contains_key(key) || self.summary_value(key).is_some()
+    }
+
     pub fn row(&self, now: i64, stale_after_micros: i64) -> ExperimentRow {
         ExperimentRow {
             id: self.id.clone(),
