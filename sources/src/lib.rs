@@ -306,6 +306,8 @@ pub struct Context<'a> {
     pub take_unterminated: bool,
     /// Makes a proposed experiment id unique.
     pub ids: &'a mut dyn FnMut(ExperimentId) -> ExperimentId,
+    /// The clock new ids' times are read on.
+    pub id_clock: labd_schemas::ids::IdClock,
     /// State of runs that span files.
     pub runs: &'a mut Runs,
     /// Files beside this one that the format reads with it, as the ingestor found them: name (relative to
@@ -367,6 +369,7 @@ pub fn read_in_two(format: Format, data: &[u8], split: usize) -> Vec<Event> {
             max_line: 1 << 16,
             take_unterminated: finished,
             ids: &mut ids,
+            id_clock: Default::default(),
             runs: &mut runs,
             sidecars: &[],
         };
@@ -420,6 +423,7 @@ pub mod testing {
             max_line: 1 << 20,
             take_unterminated: quiet,
             ids: &mut ids,
+            id_clock: Default::default(),
             runs,
             sidecars,
         };

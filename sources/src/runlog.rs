@@ -50,7 +50,7 @@ pub fn create_experiment(
     let config = Value::Object(run.config);
     let hash = config_hash(&config);
     let started = run.time.and_then(|t| t.to_micros().ok()).unwrap_or(ctx.now);
-    let id = (ctx.ids)(ExperimentId::new(started, &name, &hash));
+    let id = (ctx.ids)(ExperimentId::new_on(ctx.id_clock, started, &name, &hash));
     let event = Event::new(
         ctx.now,
         src,
@@ -213,6 +213,7 @@ mod tests {
             max_line: 200,
             take_unterminated,
             ids: &mut ids,
+            id_clock: Default::default(),
             runs: &mut crate::Runs::default(),
             sidecars: &[],
         };

@@ -482,3 +482,28 @@ fn where_filters_runs_by_params_summaries_metrics_and_says_where_an_expression_i
         "{err}"
     );
 }
+
+/// Ids as the experiment manager made them (seed 001): the name keeps its underscores, and the time can be the
+/// host's local time (`--id-time local`).
+#[test]
+fn ids_keep_underscores_and_their_time_can_be_local() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let line = "{\"kind\":\"run\",\"name\":\"my_exp\",\"time\":\"2024-12-16T14:30:52Z\",\"config\":{\"lr\":0.1}}\n";
+    std::fs::write(inbox.join("a.jsonl"), line).unwrap();
+    let utc = labd_e2e::Daemon::start(&tmp.path().join("utc"), &inbox, &[]);
+    utc.wait_for("the run", 10, |d| d.ls().len() == 1);
+    let id = utc.ls()[0]["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("20241216_143052_my_exp_"), "{id}");
+    let local = labd_e2e::Daemon::start_with_env(
+        &tmp.path().join("local"),
+        &inbox,
+        &["--id-time", "local"],
+        // A POSIX TZ string: no time zone database needed.
+        &[("TZ", "JST-9")],
+    );
+    local.wait_for("the run", 10, |d| d.ls().len() == 1);
+    let id = local.ls()[0]["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("20241216_233052_my_exp_"), "{id}");
+}

@@ -123,6 +123,7 @@ pub async fn create(
             max_line: usize::MAX,
             take_unterminated: true,
             ids: &mut unique,
+            id_clock: s.config.ingest.id_clock,
             runs: &mut labd_sources::Runs::default(),
             sidecars: &[],
         };

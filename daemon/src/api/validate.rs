@@ -53,6 +53,7 @@ pub fn check(name: &str, bytes: &[u8], host: &str) -> std::result::Result<Value,
         max_line: 1 << 20,
         take_unterminated: true,
         ids: &mut ids,
+        id_clock: Default::default(),
         runs: &mut runs,
         sidecars: &[],
     };

@@ -95,6 +95,9 @@ pub struct Cli {
     pub max_connections: Option<usize>,
     /// Host name recorded with each run (default: this machine's).
     #[arg(long, env = "LABD_HOST")]
+    /// Clock of the time in new experiment ids: `utc` (default) or `local`, as the experiment manager wrote them.
+    #[arg(long, env = "LABD_ID_TIME")]
+    pub id_time: Option<String>,
     pub host: Option<String>,
     /// Globs of config keys left out of grouping (comma-separated; default: seeds, paths, folders, outputs,
     /// checkpoints, timestamps, names).
@@ -158,6 +161,7 @@ struct FileConfig {
     request_timeout: Option<f64>,
     max_connections: Option<usize>,
     host: Option<String>,
+    id_time: Option<String>,
     noise_keys: Option<Vec<String>>,
     #[serde(default)]
     display: crate::analytics::display::Display,
@@ -449,6 +453,12 @@ impl Config {
         }
         if let Some(h) = cli.host.clone().or(file.host) {
             config.host = h;
+        }
+        if let Some(t) = cli.id_time.clone().or(file.id_time) {
+            config.ingest.id_clock = t.parse().map_err(|reason| ConfigError::Invalid {
+                setting: "id_time",
+                reason,
+            })?;
         }
         if !cli.noise_keys.is_empty() {
             config.noise = crate::analytics::params::Noise(cli.noise_keys.clone());

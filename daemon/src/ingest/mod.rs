@@ -47,6 +47,8 @@ pub struct Options {
     pub chunk: usize,
     /// Artifacts up to this size get their sha256 computed when the line gives none.
     pub hash_limit: u64,
+    /// The clock new experiment ids' times are read on (`id_time`).
+    pub id_clock: labd_schemas::ids::IdClock,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             settle: Duration::from_secs(2),
             chunk: 8 << 20,
             hash_limit: 256 << 20,
+            id_clock: Default::default(),
         }
     }
 }
@@ -317,6 +320,7 @@ impl Ingestor {
             max_line: self.opts.max_line,
             take_unterminated,
             ids: &mut unique,
+            id_clock: self.opts.id_clock,
             runs: &mut self.runs,
             sidecars,
         };
