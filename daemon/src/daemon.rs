@@ -110,6 +110,7 @@ pub async fn run(
             ingest: ingest.clone(),
             stopping: stopping.clone(),
             heartbeat: config.sweep_heartbeat,
+            budgets: sweeps.budgets.clone(),
         },
         Some(sweeps::slurm::Site {
             sbatch: config.slurm.sbatch.clone(),

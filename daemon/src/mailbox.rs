@@ -20,13 +20,46 @@ pub enum SweepRequest {
 #[derive(Clone)]
 pub struct Sweeps {
     tx: mpsc::UnboundedSender<SweepRequest>,
+    /// What `parallel: auto` allows each sweep, as the scheduler last computed it (shown by `sweep show`).
+    pub budgets: Budgets,
+}
+
+/// Sweep id → what `parallel: auto` allows it now.
+#[derive(Clone, Default)]
+pub struct Budgets(
+    std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, labd_schemas::sweep::ParallelBudget>>,
+    >,
+);
+
+impl Budgets {
+    pub fn set(&self, sweep: &str, budget: labd_schemas::sweep::ParallelBudget) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.get(sweep) != Some(&budget) {
+            m.insert(sweep.to_string(), budget);
+        }
+    }
+
+    pub fn get(&self, sweep: &str) -> Option<labd_schemas::sweep::ParallelBudget> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sweep)
+            .cloned()
+    }
 }
 
 impl Sweeps {
     /// A mailbox and the receiving end the scheduler takes.
     pub fn new() -> (Sweeps, mpsc::UnboundedReceiver<SweepRequest>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Sweeps { tx }, rx)
+        (
+            Sweeps {
+                tx,
+                budgets: Budgets::default(),
+            },
+            rx,
+        )
     }
 
     pub fn wake(&self) {

@@ -49,6 +49,14 @@ pub struct SweepSpec {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub parallel: Parallel,
+    /// The seed's `jetson_optimized` (labctl's `--jetson`): `parallel: auto` uses the Jetson profile (unified
+    /// memory: the seed's table of trials by RAM), also where the host is not recognised as a Jetson.
+    #[serde(
+        default,
+        alias = "jetson_optimized",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub jetson: bool,
     /// Seconds a trial may run before its process group is killed.
     #[serde(default)]
     pub timeout: Option<f64>,
@@ -177,6 +185,14 @@ pub enum Strategy {
     Grid,
     /// `trials` draws, seeded by `seed`.
     Random,
+}
+
+/// What `parallel: auto` allows a sweep on this host now, and the figures it comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ParallelBudget {
+    pub parallel: u32,
+    /// `70 % of 62.8 GiB RAM / 8 GiB a trial = 5; 12 cores / 4 a trial = 3; ...`
+    pub why: String,
 }
 
 /// How many trials run at once: a number, or `auto` (from free CPU, RAM and GPU memory).

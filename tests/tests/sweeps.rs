@@ -541,3 +541,66 @@ fn dry_runs_plan_random_sweeps_deterministically_and_bad_sweeps_are_refused() {
     let missing = d.labctl(&["sweep", "status", "nope"]);
     assert_eq!(missing.status.code(), Some(2));
 }
+
+/// `--parallel auto` as the sweep system computed it (seed 003): 70 % of the RAM over a trial's memory; here a
+/// trial asks for 60 % of the RAM, so one runs at a time, and `sweep status` says why.
+#[test]
+fn parallel_auto_is_seventy_percent_of_ram_over_a_trials_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, _) = setup(tmp.path());
+    let total_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let ram = format!("{}K", total_kib * 6 / 10);
+    d.labctl_json(&[
+        "sweep",
+        "run",
+        "--command",
+        "date +%s.%N > {trial_dir}/start; sleep 0.3; date +%s.%N > {trial_dir}/end",
+        "--parallel",
+        "auto",
+        "--ram",
+        &ram,
+        "--cpus",
+        "0.1",
+        "--id",
+        "auto",
+        "--param",
+        "i",
+        "1",
+        "2",
+        "3",
+    ]);
+    let s = wait_state(&d, "auto", "finished", 60);
+    assert_eq!(s["progress"]["completed"], 3, "{s}");
+    assert_eq!(s["parallel_budget"]["parallel"], 1, "{s}");
+    let why = s["parallel_budget"]["why"].as_str().unwrap();
+    assert!(
+        why.contains("70 % of") && why.contains("a trial = 1"),
+        "{why}"
+    );
+    let text = String::from_utf8(d.labctl(&["sweep", "status", "auto"]).stdout).unwrap();
+    assert!(text.contains("parallel: auto → 1 (70 % of"), "{text}");
+    // One at a time: no trial started before the one before it ended.
+    let dir = Path::new(s["dir"].as_str().unwrap());
+    let mut spans: Vec<(f64, f64)> = trials(&s)
+        .iter()
+        .map(|t| {
+            let read = |f: &str| -> f64 {
+                std::fs::read_to_string(dir.join(t["id"].as_str().unwrap()).join(f))
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap()
+            };
+            (read("start"), read("end"))
+        })
+        .collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for w in spans.windows(2) {
+        assert!(w[1].0 >= w[0].1, "trials overlapped: {spans:?}");
+    }
+}

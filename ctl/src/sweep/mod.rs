@@ -31,9 +31,12 @@ pub enum SweepCmd {
         /// The sweep's id (default: from the file or made up).
         #[arg(long)]
         id: Option<String>,
-        /// A number, or auto.
+        /// A number, or auto (70 % of RAM over a trial's memory, capped by cores and GPUs).
         #[arg(long)]
         parallel: Option<String>,
+        /// The Jetson profile for `--parallel auto` (the file's `jetson_optimized: true`).
+        #[arg(long)]
+        jetson: bool,
         /// grid or random.
         #[arg(long)]
         strategy: Option<String>,
@@ -198,6 +201,13 @@ fn print_status(s: &Value) {
     println!("{}", progress_line(s));
     if let Some(r) = s["reason"].as_str() {
         println!("state: {r}");
+    }
+    if let Some(b) = s["parallel_budget"].as_object() {
+        println!(
+            "parallel: auto → {} ({})",
+            b.get("parallel").unwrap_or(&Value::Null),
+            b.get("why").and_then(Value::as_str).unwrap_or("")
+        );
     }
     let mut rows: Vec<Vec<String>> = s["trials"]
         .as_array()

@@ -64,6 +64,7 @@ pub fn build(cmd: &SweepCmd) -> Result<SweepSpec> {
         command,
         id,
         parallel,
+        jetson,
         strategy,
         trials,
         seed,
@@ -107,6 +108,10 @@ pub fn build(cmd: &SweepCmd) -> Result<SweepSpec> {
                 Value::Array(values.iter().map(|v| cli_value(v)).collect()),
             );
         }
+    }
+    if *jetson {
+        map.remove("jetson_optimized");
+        map.insert("jetson".into(), Value::Bool(true));
     }
     let mut set = |k: &str, v: Option<Value>| {
         if let Some(v) = v {
@@ -218,6 +223,7 @@ mod tests {
             command: None,
             id: None,
             parallel: None,
+            jetson: false,
             strategy: None,
             trials: None,
             seed: None,

@@ -165,6 +165,9 @@ pub async fn show(
     Ok(Json(json!({
         "id": sw.id, "name": sw.spec.name, "state": sw.state, "reason": sw.reason,
         "created": sw.created, "updated": sw.updated, "dir": sw.dir, "spec": sw.spec, "host": sw.host,
+        "parallel_budget": (sw.spec.parallel == labd_schemas::sweep::Parallel::Auto)
+            .then(|| s.sweeps.budgets.get(&sw.id))
+            .flatten(),
         "progress": progress(&v, sw),
         "trials": trials,
     })))

@@ -7,7 +7,7 @@ use super::live::{Key, Live, Me, Msg};
 use super::plan::{Facts, expand};
 use super::record::{Deps, Recorder, trial_event};
 use super::recover::start_ticks;
-use super::resources::{Grant, Host, Ledger};
+use super::resources::{Grant, Host, Ledger, auto_budget};
 use crate::ingest::pump::IngestMsg;
 use crate::views::sweeps::{Sweep, Trial, attempt_dir};
 use labd_schemas::sweep::{Executor, Parallel, SweepState, TrialState};
@@ -78,14 +78,19 @@ pub(super) async fn start_waiting(
     if candidates.is_empty() {
         return;
     }
-    let (gpus, cores, ram_total, mut ram_free) = {
+    let (gpus, cores, ram_total, mut ram_free, jetson) = {
         let mut h = host.lock().unwrap_or_else(|p| p.into_inner());
-        (h.gpus(), h.cores, h.ram_total, h.ram_available())
+        (h.gpus(), h.cores, h.ram_total, h.ram_available(), h.jetson)
     };
     for (sweep, trials) in candidates {
         let limit = match sweep.spec.parallel {
             Parallel::Fixed(n) => n as usize,
-            Parallel::Auto => usize::MAX,
+            Parallel::Auto => {
+                let budget = auto_budget(cores, ram_total, gpus.len(), jetson, &sweep.spec);
+                let n = budget.parallel as usize;
+                deps.budgets.set(&sweep.id, budget);
+                n
+            }
         };
         for t in trials {
             let in_sweep = running.keys().filter(|(s, _)| *s == sweep.id).count();

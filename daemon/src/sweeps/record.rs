@@ -24,6 +24,8 @@ pub struct Deps {
     pub stopping: watch::Receiver<bool>,
     /// How often running trials' usage is sampled.
     pub heartbeat: Duration,
+    /// Where the scheduler says what `parallel: auto` allows each sweep.
+    pub budgets: crate::mailbox::Budgets,
 }
 
 /// Records the scheduler's events in the order it makes them, without making it wait for the commits: one

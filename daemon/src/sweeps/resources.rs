@@ -5,6 +5,66 @@
 use labd_schemas::sweep::{GpuUsage, Resources, Usage};
 use std::collections::{HashMap, HashSet};
 
+/// Whether the machine under `root` is an NVIDIA Jetson: L4T's release file, or a Tegra in the device tree.
+pub fn is_jetson(root: &std::path::Path) -> bool {
+    root.join("etc/nv_tegra_release").is_file()
+        || std::fs::read(root.join("proc/device-tree/compatible"))
+            .is_ok_and(|c| c.windows(12).any(|w| w == b"nvidia,tegra"))
+}
+
+/// The share of RAM `parallel: auto` plans trials into (the sweep system's 70 %).
+const AUTO_RAM_SHARE: f64 = 0.7;
+
+/// What `parallel: auto` allows, as the sweep system computed it: 70 % of the RAM divided by a trial's memory
+/// (`resources.ram`, else `limits.memory`), capped by the cores (by `resources.cpus` a trial) and the GPUs (by
+/// `resources.gpus` a trial); on a Jetson, also the seed's table (trials of up to 2 GiB: 4 at once, 4 GiB: 3,
+/// 8 GiB: 2, more: 1). At least 1.
+pub fn auto_budget(
+    cores: f64,
+    ram_total: u64,
+    gpus: usize,
+    jetson: bool,
+    spec: &labd_schemas::sweep::SweepSpec,
+) -> labd_schemas::sweep::ParallelBudget {
+    const GIB: f64 = (1u64 << 30) as f64;
+    let res = &spec.resources;
+    let mut caps: Vec<(u64, String)> = Vec::new();
+    let trial_ram = res.ram.or(spec.limits.memory);
+    if let Some(r) = trial_ram.filter(|r| *r > 0 && ram_total > 0) {
+        let n = (AUTO_RAM_SHARE * ram_total as f64 / r as f64).floor() as u64;
+        caps.push((
+            n,
+            format!(
+                "70 % of {:.1} GiB RAM / {:.1} GiB a trial = {n}",
+                ram_total as f64 / GIB,
+                r as f64 / GIB
+            ),
+        ));
+    }
+    let cpus = if res.cpus > 0.0 { res.cpus } else { 1.0 };
+    let n = (cores / cpus).floor() as u64;
+    caps.push((n, format!("{cores} cores / {cpus} a trial = {n}")));
+    if res.gpus > 0 {
+        let n = gpus as u64 / u64::from(res.gpus);
+        caps.push((n, format!("{gpus} GPUs / {} a trial = {n}", res.gpus)));
+    }
+    if jetson || spec.jetson {
+        let gib = trial_ram.map_or(0.0, |r| r as f64 / GIB);
+        let n = match gib {
+            g if g <= 2.0 => 4,
+            g if g <= 4.0 => 3,
+            g if g <= 8.0 => 2,
+            _ => 1,
+        };
+        caps.push((n, format!("Jetson profile for {gib:.1} GiB a trial = {n}")));
+    }
+    let parallel = caps.iter().map(|c| c.0).min().unwrap_or(1).max(1);
+    labd_schemas::sweep::ParallelBudget {
+        parallel: u32::try_from(parallel).unwrap_or(u32::MAX),
+        why: caps.into_iter().map(|c| c.1).collect::<Vec<_>>().join("; "),
+    }
+}
+
 /// One GPU as NVML reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gpu {
@@ -20,6 +80,8 @@ pub struct Host {
     nvml: Option<nvml_wrapper::Nvml>,
     pub cores: f64,
     pub ram_total: u64,
+    /// An NVIDIA Jetson (unified memory: its GPU allocates from the RAM).
+    pub jetson: bool,
 }
 
 impl Host {
@@ -46,11 +108,18 @@ impl Host {
                 None
             }
         };
+        let jetson = is_jetson(std::path::Path::new("/"));
+        if jetson {
+            tracing::info!(
+                "sweeps: this host is an NVIDIA Jetson: parallel: auto uses the Jetson profile"
+            );
+        }
         let host = Host {
             sys,
             nvml,
             cores,
             ram_total,
+            jetson,
         };
         let gpus = host.gpus();
         if host.nvml.is_some() {
@@ -377,5 +446,72 @@ mod tests {
         l.release(&c);
         l.release(&d);
         assert!(l.gpu_memory.is_empty());
+    }
+
+    fn sweep(extra: serde_json::Value) -> labd_schemas::sweep::SweepSpec {
+        let mut v = serde_json::json!({"sweep": {"lr": [1, 2]}, "command": "true"});
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// The sweep system's `--parallel auto` (seed 003): 70 % of RAM over a trial's memory, capped by cores
+    /// and GPUs; on a Jetson its table.
+    #[test]
+    fn auto_parallelism_is_the_sweep_systems() {
+        const GIB: u64 = 1 << 30;
+        // 64 GiB, 12 cores, 8 GiB a trial: 0.7 × 64 / 8 = 5.6 → 5; 12 cores → 12.
+        let s = sweep(serde_json::json!({"resources": {"ram": "8G"}}));
+        let b = auto_budget(12.0, 64 * GIB, 0, false, &s);
+        assert_eq!(b.parallel, 5, "{}", b.why);
+        assert!(
+            b.why.contains("70 % of 64.0 GiB RAM / 8.0 GiB a trial = 5"),
+            "{}",
+            b.why
+        );
+        // Cores per trial, GPUs per trial.
+        let s = sweep(serde_json::json!({"resources": {"ram": "1G", "cpus": 4, "gpus": 1}}));
+        assert_eq!(auto_budget(12.0, 64 * GIB, 8, false, &s).parallel, 3);
+        assert_eq!(auto_budget(32.0, 64 * GIB, 2, false, &s).parallel, 2);
+        // No memory given: cores alone; limits.memory counts when resources.ram is not given.
+        assert_eq!(
+            auto_budget(6.0, 64 * GIB, 0, false, &sweep(serde_json::json!({}))).parallel,
+            6
+        );
+        let s = sweep(serde_json::json!({"limits": {"memory": "16G"}}));
+        assert_eq!(auto_budget(64.0, 64 * GIB, 0, false, &s).parallel, 2);
+        // The Jetson table (64 GB Orin): 2 GB a trial → 4, 4 GB → 3, 8 GB → 2; `jetson_optimized` forces it.
+        for (ram, want) in [("2G", 4), ("3.5G", 3), ("8G", 2), ("12G", 1)] {
+            let s = sweep(serde_json::json!({"resources": {"ram": ram}}));
+            assert_eq!(
+                auto_budget(12.0, 64 * GIB, 1, true, &s).parallel,
+                want,
+                "{ram}"
+            );
+        }
+        let s = sweep(serde_json::json!({"resources": {"ram": "2G"}, "jetson_optimized": true}));
+        assert!(s.jetson);
+        assert_eq!(auto_budget(12.0, 64 * GIB, 0, false, &s).parallel, 4);
+        // Never below one.
+        let s = sweep(serde_json::json!({"resources": {"ram": "128G"}}));
+        assert_eq!(auto_budget(2.0, 16 * GIB, 0, false, &s).parallel, 1);
+    }
+
+    #[test]
+    fn a_jetson_is_known_by_its_release_file_or_device_tree() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(!is_jetson(root.path()));
+        std::fs::create_dir_all(root.path().join("proc/device-tree")).unwrap();
+        std::fs::write(
+            root.path().join("proc/device-tree/compatible"),
+            b"nvidia,p3737-0000+p3701-0005\0nvidia,tegra234\0",
+        )
+        .unwrap();
+        assert!(is_jetson(root.path()));
+        let other = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(other.path().join("etc")).unwrap();
+        std::fs::write(other.path().join("etc/nv_tegra_release"), "# R36 (release)").unwrap();
+        assert!(is_jetson(other.path()));
     }
 }
