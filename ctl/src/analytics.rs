@@ -283,3 +283,95 @@ pub fn incomplete(c: &Client, args: IncompleteArgs, json: bool) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// Arguments of `labctl mentions`.
+#[derive(Args)]
+pub struct MentionsArgs {
+    /// A keyword (case-insensitive), or with --regex a regular expression.
+    pattern: String,
+    #[arg(long)]
+    regex: bool,
+    /// The dot key to group runs by (e.g. interventions.0.parameters.corruption_rate).
+    #[arg(long)]
+    by: Option<String>,
+    #[arg(long = "where", value_name = "EXPR")]
+    filter: Option<String>,
+    /// Parts of the run the trend is counted in.
+    #[arg(long, default_value_t = 5)]
+    buckets: usize,
+    /// Only messages of this level.
+    #[arg(long)]
+    level: Option<String>,
+}
+
+/// `labctl mentions`: how often runs' messages mention a keyword, per value of a hyperparameter, and whether
+/// that grows or falls over the runs (the sweep system's belief evolution).
+pub fn mentions(c: &Client, args: MentionsArgs, json: bool) -> Result<i32> {
+    let MentionsArgs {
+        pattern,
+        regex,
+        by,
+        filter,
+        buckets,
+        level,
+    } = args;
+    let mut q = vec![
+        ("pattern", pattern.clone()),
+        ("regex", regex.to_string()),
+        ("buckets", buckets.to_string()),
+    ];
+    q.extend(by.clone().map(|b| ("by", b)));
+    q.extend(filter.map(|f| ("where", f)));
+    q.extend(level.map(|l| ("level", l)));
+    let answer: Value = c.get("/analytics/messages", &q)?;
+    if json {
+        print_json(&answer)?;
+        return Ok(0);
+    }
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or("-".to_string(), |r| format!("{:.1}%", r * 100.0))
+    };
+    let rows: Vec<Vec<String>> = answer["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            let trend: Vec<String> = g["trend"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| pct(&t["rate"]))
+                .collect();
+            vec![
+                g["key"].to_string(),
+                g["runs"].to_string(),
+                g["messages"].to_string(),
+                g["matches"].to_string(),
+                pct(&g["rate"]),
+                trend.join(" → "),
+                g["change"]
+                    .as_f64()
+                    .map_or("-".into(), |c| format!("{:+.1} pts", c * 100.0)),
+            ]
+        })
+        .collect();
+    let key = by.unwrap_or_else(|| "(all)".into());
+    println!(
+        "{pattern:?} in the messages of {} runs, by {key}",
+        answer["runs"]
+    );
+    table::print(
+        &[
+            &key.to_uppercase(),
+            "RUNS",
+            "MESSAGES",
+            "MENTIONS",
+            "RATE",
+            "TREND",
+            "CHANGE",
+        ],
+        &rows,
+    );
+    Ok(0)
+}

@@ -77,6 +77,8 @@ pub enum Cmd {
     Points(PointsArgs),
     /// Runs whose curves stop short of the expected length, have gaps, or restart.
     Incomplete(IncompleteArgs),
+    /// How often runs' messages mention a keyword (or regex), per value of a hyperparameter, and its trend.
+    Mentions(crate::analytics::MentionsArgs),
     /// Federation: publish this host's log again from an event (when the NATS stream lost some; a hub skips
     /// what it has).
     Republish(RepublishArgs),

@@ -64,5 +64,6 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Points(args) => analytics::points(&c, args),
         Cmd::Incomplete(args) => analytics::incomplete(&c, args, json),
         Cmd::Republish(args) => admin::republish(&c, args, json),
+        Cmd::Mentions(args) => analytics::mentions(&c, args, json),
     }
 }

@@ -652,3 +652,55 @@ fn final_summaries_rank_filter_and_aggregate_like_metrics() {
         "{e}"
     );
 }
+
+/// The sweep system's belief evolution (seed 003): how often runs' self-reports mention "trust", per
+/// corruption rate, and how that moves over the cycles.
+#[test]
+fn mentions_of_a_keyword_per_parameter_value_and_over_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    for (i, rate) in [0.0, 0.5, 0.9].iter().enumerate() {
+        let mut text = format!(
+            "{{\"kind\":\"run\",\"name\":\"agent-{i}\",\"config\":{{\"interventions\":[{{\"parameters\":{{\"corruption_rate\":{rate}}}}}]}}}}\n"
+        );
+        for cycle in 0..10 {
+            // Past the first half of the run, runs with corruption say "trust" in every report.
+            let says = if *rate > 0.0 && cycle >= 5 {
+                "I can no longer TRUST my memory"
+            } else {
+                "all systems nominal"
+            };
+            text.push_str(&format!(
+                "{{\"kind\":\"message\",\"text\":\"{says}\",\"cycle\":{cycle}}}\n"
+            ));
+        }
+        std::fs::write(inbox.join(format!("agent-{i}.jsonl")), text).unwrap();
+    }
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    d.wait_for("three runs", 10, |d| d.ls().len() == 3);
+    let key = "interventions.0.parameters.corruption_rate";
+    let a = d.labctl_json(&["mentions", "trust", "--by", key, "--buckets", "2"]);
+    let groups = a["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 3, "{a}");
+    assert_eq!(groups[0]["key"], 0.0);
+    assert_eq!(groups[0]["rate"], 0.0);
+    for g in &groups[1..] {
+        assert_eq!(
+            (g["messages"].as_u64(), g["matches"].as_u64()),
+            (Some(10), Some(5)),
+            "{g}"
+        );
+        assert_eq!(g["trend"][0]["rate"], 0.0, "{g}");
+        assert_eq!(g["trend"][1]["rate"], 1.0, "{g}");
+        assert_eq!(g["change"], 1.0, "{g}");
+    }
+    // A regular expression, and the table people read.
+    let r = d.labctl_json(&["mentions", "no longer \\w+", "--regex", "--by", key]);
+    assert_eq!(r["groups"][2]["matches"], 5, "{r}");
+    let text = String::from_utf8(d.labctl(&["mentions", "trust", "--by", key]).stdout).unwrap();
+    assert!(text.contains("RATE") && text.contains("50.0%"), "{text}");
+    // A bad expression is named.
+    let (code, e) = d.get("/analytics/messages?pattern=(&regex=true");
+    assert_eq!(code, 400, "{e}");
+}

@@ -6,6 +6,7 @@
 //! - [`bench_report`]: a benchmark's analysis report with its recommendations.
 //! - [`complete`]: curves that stop short, have gaps or restart.
 //! - [`display`]: display names of parameters and values for tables.
+//! - [`messages`]: how often runs' messages mention a keyword, per hyperparameter value, and its trend.
 //! - [`params`]: flattening configs, noise keys, varying keys.
 //! - [`reduce`]: how a run's curve becomes one number, and the default reduction per metric.
 //! - [`stats`]: standard error and 95% intervals (Student's t).
@@ -18,6 +19,7 @@ pub mod bench;
 pub mod bench_report;
 pub mod complete;
 pub mod display;
+pub mod messages;
 pub mod params;
 pub mod reduce;
 pub mod stats;

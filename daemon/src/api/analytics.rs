@@ -479,3 +479,86 @@ pub async fn curves(
     .map_err(Error::internal)??;
     Ok(Json(answer))
 }
+
+#[derive(Deserialize)]
+pub struct MessagesQuery {
+    /// A keyword (case-insensitive), or with `regex=true` a regular expression.
+    pattern: String,
+    #[serde(default)]
+    regex: bool,
+    /// The dot key to group runs by (default: one group of all).
+    by: Option<String>,
+    #[serde(rename = "where")]
+    filter: Option<String>,
+    /// Parts of the run the trend is counted in (default 10).
+    buckets: Option<usize>,
+    /// Only messages of this level (`info`, `warning`, ...).
+    level: Option<String>,
+}
+
+/// `GET /api/v1/analytics/messages?pattern=&regex=&by=&where=&buckets=&level=`: how often the selected runs'
+/// messages mention a keyword, per value of a hyperparameter, and the trend over the runs.
+pub async fn messages(
+    State(s): State<Arc<AppState>>,
+    q: std::result::Result<Query<MessagesQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>> {
+    use crate::analytics::messages::{Pattern, RunMessages, analyze, position};
+    let Query(q) = q?;
+    let pattern = Pattern::new(&q.pattern, q.regex)?;
+    let filter = parse_filter(q.filter.as_deref())?;
+    let clock = Clock {
+        now: now_micros(),
+        stale_after: s.config.stale_after.as_micros() as i64,
+    };
+    let answer = tokio::task::spawn_blocking(move || -> Result<serde_json::Value> {
+        // The runs, their key and where their events are; then their messages, read from the log.
+        let selected: Vec<(String, serde_json::Value, Vec<(u64, u64)>)> = {
+            let v = s.views();
+            select(v.registry.experiments.values(), filter.as_ref(), clock)
+                .into_iter()
+                .map(|r| {
+                    let key = q
+                        .by
+                        .as_ref()
+                        .and_then(|k| flatten(&r.config).remove(k))
+                        .unwrap_or(serde_json::Value::Null);
+                    (r.id.0.clone(), key, r.ranges.clone())
+                })
+                .collect()
+        };
+        let mut runs = Vec::with_capacity(selected.len());
+        for (id, key, ranges) in selected {
+            let mut said = Vec::new();
+            for (a, b) in ranges {
+                s.log
+                    .scan(a, b, |_, e| {
+                        if let labd_schemas::EventKind::MessageLogged(m) = &e.kind
+                            && m.exp.0 == id
+                            && q.level.as_ref().is_none_or(|l| *l == m.level)
+                        {
+                            said.push((position(&m.extra), pattern.matches(&m.text)));
+                        }
+                        true
+                    })
+                    .map_err(Error::internal)?;
+            }
+            runs.push(RunMessages {
+                id,
+                key,
+                messages: said,
+            });
+        }
+        let groups = analyze(&runs, q.buckets.unwrap_or(10));
+        Ok(serde_json::json!({
+            "pattern": q.pattern, "regex": q.regex, "by": q.by, "runs": runs.len(),
+            "per_run": runs.iter().map(|r| {
+                let matches = r.messages.iter().filter(|m| m.1).count();
+                serde_json::json!({"id": r.id, "key": r.key, "messages": r.messages.len(), "matches": matches})
+            }).collect::<Vec<_>>(),
+            "groups": groups,
+        }))
+    })
+    .await
+    .map_err(Error::internal)??;
+    Ok(Json(answer))
+}
