@@ -512,7 +512,9 @@ pub async fn messages(
     };
     let answer = tokio::task::spawn_blocking(move || -> Result<serde_json::Value> {
         // The runs, their key and where their events are; then their messages, read from the log.
-        let selected: Vec<(String, serde_json::Value, Vec<(u64, u64)>)> = {
+        // Each run's id, its key's value, and the sequence ranges of its events.
+        type Selected = (String, serde_json::Value, Vec<(u64, u64)>);
+        let selected: Vec<Selected> = {
             let v = s.views();
             select(v.registry.experiments.values(), filter.as_ref(), clock)
                 .into_iter()
