@@ -12,9 +12,18 @@ use std::path::{Path, PathBuf};
 /// Arguments of `labctl export`.
 #[derive(Args)]
 pub struct ExportArgs {
-    id: String,
+    /// The experiment (the labd layout), or experiments (the manager layout; none: those --where selects, or all).
+    ids: Vec<String>,
     #[arg(long)]
     to: PathBuf,
+    /// `labd` (one experiment: config, every point with its axes, summaries, artifacts, source logs) or
+    /// `manager`: the experiment manager's layout, one folder per experiment and `experiment_registry.json`
+    /// beside them, which labd (or the manager) reads back.
+    #[arg(long, default_value = "labd")]
+    layout: String,
+    /// With the manager layout: the experiments this filter selects.
+    #[arg(long = "where", value_name = "EXPR")]
+    filter: Option<String>,
 }
 
 /// What became of an experiment's source logs: the ones copied, and why the others were not.
@@ -25,7 +34,23 @@ struct Sources {
 
 /// `labctl export`: writes the folder, then says what it holds; fails when no source log could be copied.
 pub fn export(c: &Client, args: ExportArgs, json: bool) -> Result<i32> {
-    let ExportArgs { id, to } = args;
+    let ExportArgs {
+        ids,
+        to,
+        layout,
+        filter,
+    } = args;
+    match layout.as_str() {
+        "labd" => {}
+        "manager" => return crate::export_manager::export(c, ids, filter, &to, json),
+        other => bail!("--layout {other:?}: use labd or manager"),
+    }
+    let [id] = ids.as_slice() else {
+        bail!(
+            "the labd layout exports one experiment: give its id (the manager layout takes several)"
+        );
+    };
+    let id = id.clone();
     let e: Experiment = c.get(&format!("/experiments/{}", enc(&id)), &[])?;
     let metrics_dir = to.join("metrics");
     std::fs::create_dir_all(&metrics_dir)

@@ -14,6 +14,7 @@ mod bench;
 mod cli;
 mod client;
 mod export;
+mod export_manager;
 mod flatten;
 mod runs;
 mod summary;

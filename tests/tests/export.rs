@@ -120,3 +120,141 @@ fn big_exports_stream_in_batches_and_files_appear_only_when_whole() {
     assert!(!file.with_file_name("bad.csv").exists());
     assert!(!file.with_file_name(".bad.csv.partial").exists());
 }
+
+/// The experiment manager's export (seed 001): one folder per experiment in its layout and the registry beside
+/// them; a fresh labd reading that folder holds the same experiments, every value bit for bit.
+#[test]
+fn the_experiment_managers_layout_round_trips_through_a_fresh_labd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(inbox.join("ckpt")).unwrap();
+    std::fs::write(inbox.join("ckpt/best_model.pt"), b"weights of run 0").unwrap();
+    for i in 0..3usize {
+        let mut text = format!(
+            "{{\"kind\":\"run\",\"name\":\"my_exp_{i}\",\"description\":\"lr test {i}\",\"tags\":[\"bert\"],\"time\":\"2024-12-16T14:30:5{i}.123456Z\",\"config\":{{\"optim\":{{\"lr\":{}}},\"seed\":{i}}}}}\n",
+            [1e-3, 2e-5, 0.1][i]
+        );
+        for step in 0..7 {
+            // Values as Python writes computed doubles, a NaN among them.
+            let v = 1.0 / (3.0 + f64::from(step) * 0.7 + i as f64);
+            let val = if step == 3 && i == 1 {
+                "NaN".to_string()
+            } else {
+                serde_json::to_string(&v).unwrap()
+            };
+            text.push_str(&format!(
+                "{{\"kind\":\"metrics\",\"split\":\"train\",\"step\":{step},\"values\":{{\"loss\":{val}}}}}\n"
+            ));
+            if step % 3 == 0 {
+                text.push_str(&format!(
+                    "{{\"kind\":\"metrics\",\"split\":\"val\",\"step\":{step},\"values\":{{\"f1\":{}}}}}\n",
+                    serde_json::to_string(&(0.5 + v / 7.0)).unwrap()
+                ));
+            }
+        }
+        text.push_str(&format!(
+            "{{\"kind\":\"summary\",\"group\":\"final\",\"values\":{{\"test_f1\":0.8{i},\"test_accuracy\":0.9}}}}\n\
+             {{\"kind\":\"summary\",\"group\":\"bias\",\"values\":{{\"gmb\":{{\"subgroup\":0.{i}}}}}}}\n\
+             {{\"kind\":\"summary\",\"group\":\"xai\",\"values\":{{\"comprehensiveness\":0.4}}}}\n"
+        ));
+        if i == 0 {
+            text.push_str(
+                "{\"kind\":\"artifact\",\"role\":\"checkpoint\",\"path\":\"ckpt/best_model.pt\"}\n",
+            );
+        }
+        text.push_str(if i == 2 {
+            "{\"kind\":\"status\",\"status\":\"failed\",\"notes\":\"diverged\"}\n"
+        } else {
+            "{\"kind\":\"status\",\"status\":\"completed\",\"notes\":\"Best F1 so far\"}\n"
+        });
+        std::fs::write(inbox.join(format!("run{i}.jsonl")), text).unwrap();
+    }
+    let a = Daemon::start(&tmp.path().join("a"), &inbox, &[]);
+    a.wait_for("three runs", 10, |d| d.ls().len() == 3);
+    let out = tmp.path().join("experiments");
+    let o = a.labctl(&[
+        "export",
+        "--layout",
+        "manager",
+        "--to",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let registry: Value =
+        serde_json::from_slice(&std::fs::read(out.join("experiment_registry.json")).unwrap())
+            .unwrap();
+    assert_eq!(registry["experiments"].as_array().unwrap().len(), 3);
+    let ids: Vec<String> = a
+        .ls()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &ids {
+        for f in [
+            "config.json",
+            "metrics/training_history.json",
+            "metrics/final_summary.json",
+            "metrics/bias_metrics.json",
+            "metrics/xai_metrics.json",
+        ] {
+            assert!(out.join(id).join(f).is_file(), "{id}/{f}");
+        }
+    }
+    let with_ckpt = ids.iter().find(|id| id.contains("my_exp_0")).unwrap();
+    assert_eq!(
+        std::fs::read(out.join(with_ckpt).join("checkpoints/best_model.pt")).unwrap(),
+        b"weights of run 0"
+    );
+
+    // A fresh labd reads the folder: the same experiments.
+    let b = Daemon::start(&tmp.path().join("b"), &out, &[]);
+    b.wait_for("three runs", 20, |d| d.ls().len() == 3);
+    for id in &ids {
+        let (_, x) = a.get(&format!("/experiments/{id}"));
+        let (code, y) = b.get(&format!("/experiments/{id}"));
+        assert_eq!(code, 200, "{id} on the fresh labd: {y}");
+        for k in [
+            "id",
+            "name",
+            "description",
+            "tags",
+            "config",
+            "status",
+            "status_notes",
+            "summaries",
+            "started",
+        ] {
+            assert_eq!(x[k], y[k], "{id}: {k}");
+        }
+        let keys: Vec<&String> = x["metrics"].as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            y["metrics"].as_object().unwrap().keys().collect::<Vec<_>>(),
+            "{id}"
+        );
+        for key in keys {
+            let values = |d: &Daemon| -> Vec<(Value, Value)> {
+                d.get(&format!("/experiments/{id}/metrics/{key}")).1["points"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| (p["value"].clone(), p["repr"].clone()))
+                    .collect()
+            };
+            assert_eq!(values(&a), values(&b), "{id} {key}");
+        }
+    }
+    let (_, y) = b.get(&format!("/experiments/{with_ckpt}"));
+    assert!(
+        y["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["role"] == "checkpoint"
+                && a["path"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("checkpoints/best_model.pt")),
+        "{y}"
+    );
+}
