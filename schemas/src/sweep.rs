@@ -20,6 +20,8 @@ pub struct SweepSpec {
     #[serde(default = "empty_object")]
     pub base_config: Value,
     /// Dot path (nested keys and list indices, `interventions.0.parameters.rate`) → values or a distribution.
+    /// (The sweep system's `sweep_params` is read as this.)
+    #[serde(alias = "sweep_params")]
     pub sweep: BTreeMap<String, Space>,
     #[serde(default)]
     pub strategy: Strategy,
@@ -47,7 +49,8 @@ pub struct SweepSpec {
     /// Extra environment variables of the trials.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    #[serde(default)]
+    /// (The sweep system's `parallel_jobs` is read as this.)
+    #[serde(default, alias = "parallel_jobs")]
     pub parallel: Parallel,
     /// The seed's `jetson_optimized` (labctl's `--jetson`): `parallel: auto` uses the Jetson profile (unified
     /// memory: the seed's table of trials by RAM), also where the host is not recognised as a Jetson.
@@ -57,8 +60,11 @@ pub struct SweepSpec {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub jetson: bool,
-    /// Seconds a trial may run before its process group is killed.
-    #[serde(default)]
+    /// Keep `plot_data.json` in the sweep's folder (the sweep system's `--plot`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plot: bool,
+    /// Seconds a trial may run before its process group is killed. (The sweep system's `timeout_seconds`.)
+    #[serde(default, alias = "timeout_seconds")]
     pub timeout: Option<f64>,
     /// Further attempts of a failed or timed-out trial.
     #[serde(default)]

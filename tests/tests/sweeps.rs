@@ -604,3 +604,123 @@ fn parallel_auto_is_seventy_percent_of_ram_over_a_trials_memory() {
         assert!(w[1].0 >= w[0].1, "trials overlapped: {spans:?}");
     }
 }
+
+/// The sweep system's file and command line (seed 003): its keys (`jetson_optimized`, `sweep_params`,
+/// `timeout_seconds`), `--config` and `--plot`; its files in the sweep's folder as trials end; `analyze
+/// --output --plot --viz-script`; and its keys labd does otherwise named.
+#[test]
+fn the_sweep_systems_file_flags_and_output_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, base) = setup(tmp.path());
+    let file = tmp.path().join("memory_corruption_sweep.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: memory_corruption\nbase_config: {}\nsweep_params:\n  interventions.0.parameters.corruption_rate: [0.0, 0.5]\n  optim.lr: [0.1, 0.01]\nparallel_jobs: 2\njetson_optimized: true\nresume: true\ntimeout_seconds: 120\ntags: [memory_corruption]\ncommand: python3 {} {{config}}\nsweep_id: corruption\n",
+            base.display(),
+            labd_e2e::sweeps::train()
+        ),
+    )
+    .unwrap();
+    let out = d.labctl(&["sweep", "run", "--config", file.to_str().unwrap(), "--plot"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = wait_state(&d, "corruption", "finished", 120);
+    assert_eq!(s["progress"]["completed"], 4, "{s}");
+    assert_eq!(s["spec"]["jetson"], true);
+    let dir = Path::new(s["dir"].as_str().unwrap()).to_path_buf();
+    let read = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap_or_default())
+            .unwrap_or(Value::Null)
+    };
+    // The files follow the sweep: wait for the last trial's result to be written.
+    d.wait_for("the sweep's files", 30, |_| {
+        read("completed_experiments.json")
+            .as_array()
+            .is_some_and(|a| a.len() == 4)
+    });
+    assert_eq!(read("sweep_config.json")["total_experiments"], 4);
+    let results = read("sweep_results.json");
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    for r in results {
+        assert_eq!(r["status"], "completed", "{r}");
+        assert!(r["experiment_id"].is_string(), "{r}");
+        assert!(r["metrics"]["train/loss"].is_number(), "{r}");
+        assert!(
+            r["params"]["interventions.0.parameters.corruption_rate"].is_number(),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        read("plot_data.json")["points"].as_array().unwrap().len(),
+        4
+    );
+    let configs = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("exp") && n.ends_with("_config.json")
+        })
+        .count();
+    assert_eq!(configs, 4);
+
+    // analyze_sweep.py's --output, --plot and --viz-script.
+    let report = tmp.path().join("report.txt");
+    let plot = tmp.path().join("plot.json");
+    let script = tmp.path().join("viz.sh");
+    let seen = tmp.path().join("viz-saw");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1\" > {}\n", seen.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = d.labctl(&[
+        "sweep",
+        "analyze",
+        "corruption",
+        "--metric",
+        "train/loss",
+        "--output",
+        report.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+        "--viz-script",
+        script.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&report)
+            .unwrap()
+            .contains("corruption")
+    );
+    assert!(plot.is_file());
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap().trim(),
+        plot.to_str().unwrap()
+    );
+
+    // Keys labd does otherwise are named, with what to do.
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "sweep:\n  lr: [1]\ncommand: 'true'\noutput_dir: logs/sweeps\n",
+    )
+    .unwrap();
+    let out = d.labctl(&["sweep", "run", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("output_dir") && err.contains("data folder"),
+        "{err}"
+    );
+}

@@ -19,6 +19,12 @@ pub enum SweepCmd {
     Run {
         /// The sweep file (YAML or JSON).
         file: Option<PathBuf>,
+        /// The sweep file, as the sweep system's `run_sweep.py --config` named it.
+        #[arg(long = "config", value_name = "FILE", conflicts_with = "file")]
+        config_file: Option<PathBuf>,
+        /// Keep `plot_data.json` in the sweep's folder as trials finish.
+        #[arg(long)]
+        plot: bool,
         /// A parameter by dot path and its values: `--param optim.lr 0.1 0.01` (repeatable).
         #[arg(long, num_args = 2.., value_names = ["PATH", "VALUES"], action = clap::ArgAction::Append, value_parser = param_word)]
         param: Vec<Vec<String>>,
@@ -121,9 +127,15 @@ pub enum SweepCmd {
         /// `md`: print the Markdown report (the default output is that report too; --json for the data).
         #[arg(long)]
         report: Option<String>,
-        /// Write the plot-ready series (JSON) to this file.
-        #[arg(long)]
+        /// Write the plot-ready series (JSON) to this file (`--plot` alone: `plot_data.json`).
+        #[arg(long, num_args = 0..=1, default_missing_value = "plot_data.json")]
         plot: Option<PathBuf>,
+        /// Also write the report to this file.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Run this script with the plot data file as its argument (`--plot` defaults to `plot_data.json`).
+        #[arg(long)]
+        viz_script: Option<PathBuf>,
     },
 }
 
@@ -409,7 +421,13 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
             threshold_abs,
             report,
             plot,
+            output,
+            viz_script,
         } => {
+            let plot = match (plot, viz_script) {
+                (None, Some(_)) => Some(PathBuf::from("plot_data.json")),
+                (p, _) => p.clone(),
+            };
             if report
                 .as_deref()
                 .is_some_and(|r| r != "md" && r != "markdown")
@@ -423,7 +441,7 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
             q.extend(threshold.map(|t| ("threshold", t.to_string())));
             q.extend(threshold_abs.map(|t| ("threshold_abs", t.to_string())));
             let path = format!("/sweeps/{}/analysis", client::enc(id));
-            if let Some(file) = plot {
+            if let Some(file) = &plot {
                 let a: Value = c.get(&path, &q)?;
                 std::fs::write(file, serde_json::to_vec_pretty(&a["plot"])?)
                     .with_context(|| format!("writing {}", file.display()))?;
@@ -436,6 +454,24 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
                 q.push(("format", "md".into()));
                 let text = c.get_text(&path, &q)?;
                 print!("{text}");
+                if let Some(out) = output {
+                    std::fs::write(out, &text)
+                        .with_context(|| format!("writing {}", out.display()))?;
+                    eprintln!("wrote the report to {}", out.display());
+                }
+            }
+            if let (Some(script), Some(file)) = (viz_script, &plot) {
+                let status = std::process::Command::new(script)
+                    .arg(file)
+                    .status()
+                    .with_context(|| format!("running {}", script.display()))?;
+                if !status.success() {
+                    bail!(
+                        "{} {} exited with {status}",
+                        script.display(),
+                        file.display()
+                    );
+                }
             }
             Ok(0)
         }

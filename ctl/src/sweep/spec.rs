@@ -59,6 +59,8 @@ fn load_file(path: &Path) -> Result<Map<String, Value>> {
 pub fn build(cmd: &SweepCmd) -> Result<SweepSpec> {
     let SweepCmd::Run {
         file,
+        config_file,
+        plot,
         param,
         base,
         command,
@@ -81,10 +83,26 @@ pub fn build(cmd: &SweepCmd) -> Result<SweepSpec> {
     else {
         bail!("not a run");
     };
-    let mut map = match file {
+    let mut map = match file.as_ref().or(config_file.as_ref()) {
         Some(f) => load_file(f)?,
         None => Map::new(),
     };
+    // The sweep system's names of labd's keys.
+    for (old, new) in [
+        ("sweep_params", "sweep"),
+        ("parallel_jobs", "parallel"),
+        ("timeout_seconds", "timeout"),
+        ("jetson_optimized", "jetson"),
+    ] {
+        if let Some(v) = map.remove(old) {
+            if map.contains_key(new) {
+                bail!(
+                    "the sweep file has both `{old}` (the sweep system's name) and `{new}`: keep one"
+                );
+            }
+            map.insert(new.into(), v);
+        }
+    }
     if let Some(b) = base {
         let v = if Path::new(b).exists() {
             read_doc(Path::new(b))?
@@ -108,6 +126,24 @@ pub fn build(cmd: &SweepCmd) -> Result<SweepSpec> {
                 Value::Array(values.iter().map(|v| cli_value(v)).collect()),
             );
         }
+    }
+    // The sweep system's keys whose meaning labd does differently.
+    for (old, new) in [
+        (
+            "output_dir",
+            "labd keeps each sweep's folder (its files, sweep_results.json included) under its data folder, or [slurm] dir for Slurm sweeps; `labctl sweep status <id>` names it",
+        ),
+        (
+            "db_path",
+            "labd records every run in its own event log; no database path is needed",
+        ),
+    ] {
+        if map.contains_key(old) {
+            bail!("`{old}` is the sweep system's key: {new}; remove it");
+        }
+    }
+    if *plot {
+        map.insert("plot".into(), Value::Bool(true));
     }
     if *jetson {
         map.remove("jetson_optimized");
@@ -218,6 +254,8 @@ mod tests {
     fn run_file(file: PathBuf, param: Vec<Vec<String>>) -> SweepCmd {
         SweepCmd::Run {
             file: Some(file),
+            config_file: None,
+            plot: false,
             param,
             base: None,
             command: None,

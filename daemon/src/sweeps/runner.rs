@@ -68,6 +68,8 @@ pub async fn run(
             }
         });
     }
+    // The sweep system's files in each sweep's folder, kept up to date beside the scheduler.
+    tokio::spawn(super::files::run(deps.clone()));
     let host = match tokio::task::spawn_blocking(Host::probe).await {
         Ok(h) => Arc::new(std::sync::Mutex::new(h)),
         Err(_) => return,
