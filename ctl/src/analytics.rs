@@ -375,3 +375,45 @@ pub fn mentions(c: &Client, args: MentionsArgs, json: bool) -> Result<i32> {
     );
     Ok(0)
 }
+
+/// Arguments of `labctl table`.
+#[derive(Args)]
+pub struct TableArgs {
+    /// Answer as of a past sequence number or RFC 3339 time.
+    #[arg(long)]
+    as_of: Option<String>,
+    #[arg(long = "where", value_name = "EXPR")]
+    filter: Option<String>,
+    /// csv or parquet.
+    #[arg(long, default_value = "csv")]
+    format: String,
+    /// Write to this file (required for parquet; default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `labctl table`: the wide runs table (a column per config key, metric and summary number) as CSV or Parquet.
+pub fn table(c: &Client, args: TableArgs) -> Result<i32> {
+    let TableArgs {
+        as_of,
+        filter,
+        format,
+        out,
+    } = args;
+    if format == "parquet" && out.is_none() {
+        bail!("--format parquet needs --out FILE");
+    }
+    let mut q = vec![("format", format)];
+    q.extend(as_of.map(|a| ("as_of", a)));
+    q.extend(filter.map(|f| ("where", f)));
+    match out {
+        Some(path) => {
+            let n = c.download_to("/analytics/runs", &q, &path)?;
+            eprintln!("wrote {n} bytes to {}", path.display());
+        }
+        None => {
+            c.download("/analytics/runs", &q, &mut std::io::stdout().lock())?;
+        }
+    }
+    Ok(0)
+}

@@ -77,6 +77,8 @@ pub enum Cmd {
     Points(PointsArgs),
     /// Runs whose curves stop short of the expected length, have gaps, or restart.
     Incomplete(IncompleteArgs),
+    /// The wide runs table: a column per config key, metric (last value) and summary number, as CSV or Parquet.
+    Table(crate::analytics::TableArgs),
     /// How often runs' messages mention a keyword (or regex), per value of a hyperparameter, and its trend.
     Mentions(crate::analytics::MentionsArgs),
     /// Federation: publish this host's log again from an event (when the NATS stream lost some; a hub skips

@@ -66,5 +66,6 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Incomplete(args) => analytics::incomplete(&c, args, json),
         Cmd::Republish(args) => admin::republish(&c, args, json),
         Cmd::Mentions(args) => analytics::mentions(&c, args, json),
+        Cmd::Table(args) => analytics::table(&c, args),
     }
 }

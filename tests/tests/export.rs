@@ -258,3 +258,81 @@ fn the_experiment_managers_layout_round_trips_through_a_fresh_labd() {
         "{y}"
     );
 }
+
+/// The wide runs table (the analysis tools' pasted tables): a column per config key, per metric's last value and
+/// per summary number, as CSV and as Parquet with integers kept integers and doubles exact.
+#[test]
+fn the_wide_runs_table_has_a_column_per_key_metric_and_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let lrs = [0.1, 3e-5];
+    for (i, lr) in lrs.iter().enumerate() {
+        std::fs::write(
+            inbox.join(format!("r{i}.jsonl")),
+            format!(
+                "{{\"kind\":\"run\",\"name\":\"r{i}\",\"config\":{{\"optim\":{{\"lr\":{lr},\"name\":\"adam\"}},\"seed\":{i},\"layers\":[64,64]}}}}\n\
+                 {{\"kind\":\"metrics\",\"split\":\"val\",\"step\":1,\"values\":{{\"acc\":0.{i}1}}}}\n\
+                 {{\"kind\":\"summary\",\"group\":\"final\",\"values\":{{\"test_f1\":0.8{i}}}}}\n"
+            ),
+        )
+        .unwrap();
+    }
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    d.wait_for("two runs", 10, |d| d.ls().len() == 2);
+    let out = d.labctl(&["table"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let header = csv.lines().next().unwrap();
+    for col in [
+        "id",
+        "optim.lr",
+        "optim.name",
+        "seed",
+        "layers.0",
+        "metric.val/acc",
+        "summary.final.test_f1",
+    ] {
+        assert!(
+            header.split(',').any(|c| c.trim_matches('"') == col),
+            "{col} in {header}"
+        );
+    }
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let file = tmp.path().join("runs.parquet");
+    let out = d.labctl(&[
+        "table",
+        "--format",
+        "parquet",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use polars::prelude::*;
+    let df = ParquetReader::new(std::fs::File::open(&file).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(df.height(), 2);
+    assert_eq!(df.column("seed").unwrap().dtype(), &DataType::Int64);
+    let mut got: Vec<f64> = df
+        .column("optim.lr")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    got.sort_by(f64::total_cmp);
+    assert_eq!(got, vec![3e-5, 0.1]);
+    assert_eq!(
+        df.column("summary.final.test_f1").unwrap().dtype(),
+        &DataType::Float64
+    );
+}

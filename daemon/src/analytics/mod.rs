@@ -13,6 +13,7 @@
 //! - [`summary`]: one value per run (a reduction), grouped and aggregated with Polars.
 //! - [`sweep`]: a sweep's per-parameter tables, best configuration, thresholds and report.
 //! - [`table`]: a summary sorted, as a Polars frame (CSV, Parquet), with display names.
+//! - [`wide`]: the wide runs table: one column per config key, metric and summary number.
 
 pub mod band;
 pub mod bench;
@@ -26,6 +27,7 @@ pub mod stats;
 pub mod summary;
 pub mod sweep;
 pub mod table;
+pub mod wide;
 
 use polars::prelude::PolarsError;
 

@@ -564,3 +564,50 @@ pub async fn messages(
     .map_err(Error::internal)??;
     Ok(Json(answer))
 }
+
+#[derive(Deserialize)]
+pub struct RunsTableQuery {
+    /// Answer as of a past sequence number or RFC 3339 time (replayed from the log).
+    as_of: Option<String>,
+    #[serde(rename = "where")]
+    filter: Option<String>,
+    /// `csv` (default) or `parquet`.
+    format: Option<String>,
+}
+
+/// `GET /api/v1/analytics/runs?where=&format=csv|parquet`: the wide runs table, one column per config key,
+/// metric (last value) and summary number.
+pub async fn runs_table(
+    State(s): State<Arc<AppState>>,
+    q: std::result::Result<Query<RunsTableQuery>, QueryRejection>,
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let Query(q) = q?;
+    let format = q.format.clone().unwrap_or_else(|| "csv".into());
+    if !matches!(format.as_str(), "csv" | "parquet") {
+        return Err(Error::bad(format!(
+            "unknown format {format:?}: use csv or parquet"
+        )));
+    }
+    let filter = parse_filter(q.filter.as_deref())?;
+    let now = now_micros();
+    let stale = s.config.stale_after.as_micros() as i64;
+    let clock = Clock {
+        now,
+        stale_after: stale,
+    };
+    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+        let v = views_for(&s, q.as_of.as_deref())?;
+        let runs = select(v.registry.experiments.values(), filter.as_ref(), clock);
+        let mut df = crate::analytics::wide::frame(&runs, now, stale).map_err(Error::internal)?;
+        write_table(&mut df, format == "parquet")
+    })
+    .await
+    .map_err(Error::internal)??;
+    let content_type = if bytes.starts_with(b"PAR1") {
+        "application/vnd.apache.parquet"
+    } else {
+        "text/csv"
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response())
+}

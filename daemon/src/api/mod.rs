@@ -114,6 +114,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .route("/api/v1/analytics/summary", get(analytics::summary))
         .route("/api/v1/analytics/incomplete", get(analytics::incomplete))
         .route("/api/v1/analytics/messages", get(analytics::messages))
+        .route("/api/v1/analytics/runs", get(analytics::runs_table))
         .route("/api/v1/analytics/curves", get(analytics::curves))
         .route("/api/v1/analytics/points", get(export::points))
         .route("/api/v1/validate", post(validate::validate))
