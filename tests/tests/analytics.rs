@@ -704,3 +704,50 @@ fn mentions_of_a_keyword_per_parameter_value_and_over_the_run() {
     let (code, e) = d.get("/analytics/messages?pattern=(&regex=true");
     assert_eq!(code, 400, "{e}");
 }
+
+/// Metric globs (the analysis tools' `val/*`): in filters, summaries and curve queries.
+#[test]
+fn metric_globs_in_filters_summaries_and_curves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    for (i, acc) in [0.95, 0.5].iter().enumerate() {
+        std::fs::write(
+            inbox.join(format!("r{i}.jsonl")),
+            format!(
+                "{{\"kind\":\"run\",\"name\":\"r{i}\",\"config\":{{\"lr\":0.{}}}}}\n\
+                 {{\"kind\":\"metrics\",\"split\":\"train\",\"step\":1,\"values\":{{\"loss\":2.0}}}}\n\
+                 {{\"kind\":\"metrics\",\"split\":\"val\",\"step\":1,\"values\":{{\"acc\":{acc},\"loss\":0.3}}}}\n\
+                 {{\"kind\":\"metrics\",\"split\":\"val\",\"step\":2,\"values\":{{\"acc\":{acc},\"loss\":0.2}}}}\n",
+                i + 1
+            ),
+        )
+        .unwrap();
+    }
+    let d = Daemon::start(&tmp.path().join("data"), &inbox, &[]);
+    d.wait_for("two runs", 10, |d| d.ls().len() == 2);
+    // Any val metric above 0.9: only the first run.
+    let runs = d.labctl_json(&["ls", "--where", "metric.val/* > 0.9"]);
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    // No train metric below 1: none.
+    let runs = d.labctl_json(&["ls", "--where", "metric.train/* < 1"]);
+    assert_eq!(runs.as_array().unwrap().len(), 0, "{runs}");
+    // A summary over val/*: the first matching metric, and the others as columns.
+    let (code, s) = d.get("/analytics/summary?metric=val/*&by=lr");
+    assert_eq!(code, 200, "{s}");
+    assert_eq!(s["metric"], "val/acc", "{s}");
+    assert!(s.to_string().contains("val/loss"), "{s}");
+    // Curves: one per run and matching metric, each named.
+    let (code, c) = d.get("/analytics/curves?metric=val/*");
+    assert_eq!(code, 200, "{c}");
+    let mut named: Vec<String> = c["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["metric"].as_str().unwrap().to_string())
+        .collect();
+    named.sort();
+    assert_eq!(named, ["val/acc", "val/acc", "val/loss", "val/loss"]);
+    let (code, _) = d.get("/analytics/curves?metric=val/*&group=lr");
+    assert_eq!(code, 400);
+}

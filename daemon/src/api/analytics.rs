@@ -180,7 +180,7 @@ pub async fn summary(
         .filter(|m| !m.trim().is_empty())
         .map(|m| Measure::parse(m, &s.config.reductions))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let curves_needed = reduce.needs_curves() || measures.iter().any(|m| m.reduce.needs_curves());
+    let explicit_reduce = q.reduce.as_deref().is_some_and(|r| !r.trim().is_empty());
     let by = match q.by.as_deref().map(str::trim) {
         None | Some("varying") => By::Varying,
         Some(keys) => By::Keys(
@@ -198,6 +198,44 @@ pub async fn summary(
     let answer = tokio::task::spawn_blocking(move || {
         let v = views_for(&s, q.as_of.as_deref())?;
         let mut runs = select(v.registry.experiments.values(), filter.as_ref(), clock);
+        let mut q = q;
+        let (mut reduce, mut measures) = (reduce, measures);
+        // A glob (`val/*`): every matching metric, the first as the summary's, the others as columns.
+        if q.metric.contains(['*', '?']) {
+            let mut matched: Vec<String> = runs
+                .iter()
+                .flat_map(|r| r.metrics.keys())
+                .filter(|k| crate::filter::glob_match(&q.metric, k))
+                .cloned()
+                .collect();
+            matched.sort();
+            matched.dedup();
+            let Some((first, rest)) = matched.split_first() else {
+                return Err(Error::not_found(format!(
+                    "no metric of the selected runs matches {:?}",
+                    q.metric
+                )));
+            };
+            let of = |k: &str| {
+                if explicit_reduce {
+                    reduce.clone()
+                } else {
+                    s.config.reductions.of(k)
+                }
+            };
+            let extra: Vec<Measure> = rest
+                .iter()
+                .map(|k| Measure {
+                    metric: k.clone(),
+                    reduce: of(k),
+                })
+                .collect();
+            reduce = of(first);
+            measures.splice(0..0, extra);
+            q.metric = first.clone();
+        }
+        let curves_needed =
+            reduce.needs_curves() || measures.iter().any(|m| m.reduce.needs_curves());
         if q.complete_only {
             let expect = Expect {
                 steps: q.expect_steps,
@@ -352,6 +390,9 @@ fn default_points() -> usize {
 pub struct RunCurve {
     pub id: String,
     pub name: String,
+    /// The curve's metric, when the query named several with a glob (`val/*`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
     /// Points before downsampling.
     pub total: usize,
     pub points: Vec<(f64, Option<f64>)>,
@@ -410,26 +451,43 @@ pub async fn curves(
                 .collect::<Result<_>>()?,
             None => select(v.registry.experiments.values(), filter.as_ref(), clock)
                 .into_iter()
-                .filter(|r| r.metrics.contains_key(&q.metric))
+                .filter(|r| r.metrics.keys().any(|k| crate::filter::glob_match(&q.metric, k)))
                 .collect(),
         };
+        // A glob (`val/*`) names every matching metric: one curve per run and metric.
+        let glob = q.metric.contains(['*', '?']);
+        if glob && q.group.is_some() {
+            return Err(Error::bad(format!(
+                "a group's curve is of one metric; {:?} is a glob: name one metric",
+                q.metric
+            )));
+        }
         let (from, to) = (q.from.unwrap_or(f64::NEG_INFINITY), q.to.unwrap_or(f64::INFINITY));
-        let pairs_of = |r: &Record| {
-            let mut p = v.curves.series(&r.id, &q.metric).map(|s| s.pairs(&axis)).unwrap_or_default();
+        let pairs_of_metric = |r: &Record, metric: &str| {
+            let mut p = v.curves.series(&r.id, metric).map(|s| s.pairs(&axis)).unwrap_or_default();
             if from > f64::NEG_INFINITY || to < f64::INFINITY {
                 p.retain(|(x, _)| *x >= from && *x <= to);
             }
             p
         };
+        let pairs_of = |r: &Record| pairs_of_metric(r, &q.metric);
         let thin = |p: Vec<(f64, f64)>| if q.points == 0 { p } else { downsample(&p, q.points) };
         let mut answer = CurvesAnswer { metric: q.metric.clone(), x: q.x.clone(), by: Vec::new(), runs: Vec::new(), groups: Vec::new() };
         match q.group.as_deref() {
             None => {
                 for r in runs {
-                    let pairs = pairs_of(r);
-                    let total = pairs.len();
-                    let points = thin(pairs).into_iter().map(|(x, y)| (x, y.is_finite().then_some(y))).collect();
-                    answer.runs.push(RunCurve { id: r.id.to_string(), name: r.name.clone(), total, points });
+                    let metrics: Vec<&String> = if glob {
+                        r.metrics.keys().filter(|k| crate::filter::glob_match(&q.metric, k)).collect()
+                    } else {
+                        vec![&q.metric]
+                    };
+                    for m in metrics {
+                        let pairs = pairs_of_metric(r, m);
+                        let total = pairs.len();
+                        let points = thin(pairs).into_iter().map(|(x, y)| (x, y.is_finite().then_some(y))).collect();
+                        let metric = glob.then(|| m.clone());
+                        answer.runs.push(RunCurve { id: r.id.to_string(), name: r.name.clone(), metric, total, points });
+                    }
                 }
             }
             Some(group) => {

@@ -108,13 +108,16 @@ fn lookup<'a>(f: &Field, r: &'a Record, clock: Clock) -> Option<Val<'a>> {
         Field::LastActivity => Val::Time(r.last_activity),
         Field::Param(path) => json_val(walk(&r.config, path)?),
         Field::Summary(group, path) => json_val(walk(r.summary_group(group)?, path)?),
+        // A glob (`metric.val/* > 0.9`): true when any matching metric is.
+        Field::Metric(stat, key) if key.contains(['*', '?']) => Val::Many(
+            r.metrics
+                .iter()
+                .filter(|(k, _)| super::glob_match(key, k))
+                .filter_map(|(_, m)| stat_val(*stat, m))
+                .collect(),
+        ),
         Field::Metric(stat, key) => match r.metrics.get(key) {
-            Some(m) => match stat {
-                MetricStat::Last => Val::Num(Num::Float(m.last?)),
-                MetricStat::Min => Val::Num(Num::Float(m.min?)),
-                MetricStat::Max => Val::Num(Num::Float(m.max?)),
-                MetricStat::Points => Val::Num(Num::Int(i128::from(m.points))),
-            },
+            Some(m) => stat_val(*stat, m)?,
             // A final summary's number filters like a metric with one point.
             None => {
                 let v = r.summary_value(key)?;
@@ -124,6 +127,16 @@ fn lookup<'a>(f: &Field, r: &'a Record, clock: Clock) -> Option<Val<'a>> {
                 }
             }
         },
+    })
+}
+
+/// One statistic of a metric as a value.
+fn stat_val(stat: MetricStat, m: &labd_schemas::api::MetricStats) -> Option<Val<'static>> {
+    Some(match stat {
+        MetricStat::Last => Val::Num(Num::Float(m.last?)),
+        MetricStat::Min => Val::Num(Num::Float(m.min?)),
+        MetricStat::Max => Val::Num(Num::Float(m.max?)),
+        MetricStat::Points => Val::Num(Num::Int(i128::from(m.points))),
     })
 }
 

@@ -23,7 +23,8 @@ fn lex(expr: &str) -> Result<Vec<(usize, Tok)>, (usize, String)> {
     let chars: Vec<char> = expr.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
-    let ident_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '/' | '@');
+    let ident_char =
+        |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '/' | '@' | '*' | '?');
     while i < chars.len() {
         let c = chars[i];
         let start = i;
