@@ -77,6 +77,8 @@ pub enum Cmd {
     Points(PointsArgs),
     /// Runs whose curves stop short of the expected length, have gaps, or restart.
     Incomplete(IncompleteArgs),
+    /// A sweep's report (as the sweep system's analyze_sweep.py): `sweep analyze` with its primary metric by default.
+    Report(crate::sweep::ReportArgs),
     /// The wide runs table: a column per config key, metric (last value) and summary number, as CSV or Parquet.
     Table(crate::analytics::TableArgs),
     /// How often runs' messages mention a keyword (or regex), per value of a hyperparameter, and its trend.

@@ -67,5 +67,6 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Republish(args) => admin::republish(&c, args, json),
         Cmd::Mentions(args) => analytics::mentions(&c, args, json),
         Cmd::Table(args) => analytics::table(&c, args),
+        Cmd::Report(args) => sweep::run(&c, args.into_analyze(), json),
     }
 }

@@ -709,6 +709,17 @@ fn the_sweep_systems_file_flags_and_output_files() {
         plot.to_str().unwrap()
     );
 
+    // analyze_sweep.py <id> with no metric: the trials' primary metric.
+    let out = d.labctl(&["report", "corruption"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The trainer logs train/loss and val/acc: the validation metric is the primary one.
+    assert!(text.starts_with("# Sweep corruption: val/acc"), "{text}");
+
     // Keys labd does otherwise are named, with what to do.
     let bad = tmp.path().join("bad.yaml");
     std::fs::write(

@@ -104,11 +104,13 @@ pub enum SweepCmd {
     Pause { id: String },
     /// Compare a sweep's parameter values on a metric: tables per parameter, the best configuration over
     /// repeats, thresholds.
+    #[command(alias = "report")]
     Analyze {
         id: String,
-        /// Metric key, `<split>/<name>`.
+        /// Metric key, `<split>/<name>`, or a summary number (`final.test_f1`); default: the trials' primary
+        /// metric (the one most of their runs have, validation and losses first).
         #[arg(long)]
-        metric: String,
+        metric: Option<String>,
         /// How a run's curve becomes one number (default: the metric's configured default, else last).
         #[arg(long)]
         reduce: Option<String>,
@@ -137,6 +139,43 @@ pub enum SweepCmd {
         #[arg(long)]
         viz_script: Option<PathBuf>,
     },
+}
+
+/// Arguments of `labctl report`: a sweep's report, as `analyze_sweep.py <sweep_id>` printed it.
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    id: String,
+    /// Default: the trials' primary metric.
+    #[arg(long)]
+    metric: Option<String>,
+    /// Also write the report to this file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Write the plot-ready series (JSON) to this file (`--plot` alone: `plot_data.json`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "plot_data.json")]
+    plot: Option<PathBuf>,
+    /// Run this script with the plot data file as its argument.
+    #[arg(long)]
+    viz_script: Option<PathBuf>,
+}
+
+impl ReportArgs {
+    /// The same as `sweep analyze`.
+    pub fn into_analyze(self) -> SweepCmd {
+        SweepCmd::Analyze {
+            id: self.id,
+            metric: self.metric,
+            reduce: None,
+            param: None,
+            goal: None,
+            threshold: None,
+            threshold_abs: None,
+            report: None,
+            plot: self.plot,
+            output: self.output,
+            viz_script: self.viz_script,
+        }
+    }
 }
 
 /// One word of `--param` (clap gathers them; `cli::parse` regroups them by occurrence).
@@ -434,7 +473,8 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
             {
                 bail!("--report {:?}: use md", report.as_deref().unwrap_or(""));
             }
-            let mut q = vec![("metric", metric.clone())];
+            let mut q: Vec<(&str, String)> =
+                metric.clone().map(|m| ("metric", m)).into_iter().collect();
             q.extend(reduce.clone().map(|r| ("reduce", r)));
             q.extend(param.clone().map(|p| ("param", p)));
             q.extend(goal.clone().map(|g| ("goal", g)));

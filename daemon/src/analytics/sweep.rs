@@ -121,6 +121,54 @@ pub struct Analysis {
     pub plot: Vec<Value>,
 }
 
+/// The metric a report is about when none is named: the one the most trials' runs have; among those, a
+/// validation or test metric before a training one, a loss, accuracy or F1 before others, then by name; a final
+/// summary's number when the runs have no metric at all.
+pub fn primary_metric(sweep: &Sweep, views: &Views) -> Option<String> {
+    let runs: Vec<&crate::views::registry::Record> = sweep
+        .trials()
+        .filter_map(|t| t.experiment_id.as_ref())
+        .filter_map(|id| views.registry.experiments.get(id))
+        .collect();
+    let mut count: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for r in &runs {
+        for k in r.metrics.keys() {
+            *count.entry(k.clone()).or_default() += 1;
+        }
+    }
+    if count.is_empty() {
+        for r in &runs {
+            for k in r.summary_keys() {
+                *count.entry(k).or_default() += 1;
+            }
+        }
+    }
+    let rank = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        let split = if ["val", "eval", "valid", "validation", "test", "final"]
+            .iter()
+            .any(|s| k.starts_with(&format!("{s}/")) || k.starts_with(&format!("{s}.")))
+        {
+            0
+        } else {
+            1
+        };
+        let kind = ["loss", "acc", "f1"]
+            .iter()
+            .position(|w| k.contains(w))
+            .unwrap_or(3);
+        (split, kind)
+    };
+    count
+        .into_iter()
+        .max_by(|a, b| {
+            a.1.cmp(&b.1)
+                .then_with(|| rank(&b.0).cmp(&rank(&a.0)))
+                .then_with(|| b.0.cmp(&a.0))
+        })
+        .map(|(k, _)| k)
+}
+
 /// Analyzes `sweep` with the runs in `views`.
 pub fn analyze(sweep: &Sweep, views: &Views, ask: &Ask) -> Result<Analysis, AnalyticsError> {
     let curves = ask.reduce.needs_curves().then_some(&views.curves);

@@ -297,7 +297,9 @@ pub async fn resume(
 
 #[derive(Deserialize)]
 pub struct AnalysisQuery {
-    metric: String,
+    /// The metric (or summary number); without it, the trials' primary metric (see
+    /// `analytics::sweep::primary_metric`).
+    metric: Option<String>,
     /// The reduction (default: the metric's from `[reductions]`, else `last`).
     reduce: Option<String>,
     /// `min` or `max` (default: min for losses, errors and times, else max).
@@ -318,15 +320,27 @@ pub async fn analysis(
     Path(id): Path<String>,
     q: std::result::Result<Query<AnalysisQuery>, QueryRejection>,
 ) -> Result<axum::response::Response> {
-    use crate::analytics::sweep::{Ask, Goal, analyze, report};
+    use crate::analytics::sweep::{Ask, Goal, analyze, primary_metric, report};
     use axum::response::IntoResponse;
-    let Query(q) = q?;
+    let Query(mut q) = q?;
+    let metric = match q.metric.take().filter(|m| !m.trim().is_empty()) {
+        Some(m) => m,
+        None => {
+            let v = s.views();
+            let sw = find(&v, &id)?;
+            primary_metric(sw, &v).ok_or_else(|| {
+                Error::not_found(format!(
+                    "sweep {id}: no trial's run has a metric or a summary number yet"
+                ))
+            })?
+        }
+    };
     let reduce: crate::analytics::reduce::Reduce = match q.reduce.as_deref() {
         Some(r) if !r.trim().is_empty() => r.parse()?,
-        _ => s.config.reductions.of(&q.metric),
+        _ => s.config.reductions.of(&metric),
     };
     let goal = match q.goal.as_deref() {
-        None => Goal::guess(&q.metric),
+        None => Goal::guess(&metric),
         Some("min") => Goal::Min,
         Some("max") => Goal::Max,
         Some(other) => return Err(Error::bad(format!("goal {other:?}: use min or max"))),
@@ -350,7 +364,7 @@ pub async fn analysis(
             ));
         }
         let ask = Ask {
-            metric: &q.metric,
+            metric: &metric,
             reduce,
             goal,
             param: q.param.as_deref(),
