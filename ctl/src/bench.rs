@@ -27,7 +27,8 @@ pub enum BenchCmd {
     Ls,
     /// A benchmark's status, summary and recommendations.
     Show { id: String },
-    /// Write performance_summary.csv, performance_analysis_report.json and one results file per dataset.
+    /// Write performance_summary.csv, raw_measurements.csv (every repeat), performance_analysis_report.json and
+    /// one results file per dataset.
     Export {
         id: String,
         /// The folder to write into (made if missing).
@@ -216,6 +217,8 @@ pub fn run(c: &Client, cmd: BenchCmd, json_out: bool) -> Result<i32> {
                 Ok(())
             };
             write("performance_summary.csv".into(), csv.into_bytes())?;
+            let raw = c.get_text(&format!("/benchmarks/{id}/raw.csv"), &[])?;
+            write("raw_measurements.csv".into(), raw.into_bytes())?;
             write(
                 "performance_analysis_report.json".into(),
                 serde_json::to_vec_pretty(&report)?,

@@ -83,6 +83,10 @@ fn a_small_cmr_benchmark_runs_through_labctl_and_exports_its_reports() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Every repeat, beside the summary.
+    let raw = std::fs::read_to_string(dir.join("raw_measurements.csv")).unwrap();
+    assert!(raw.starts_with("analysis,"), "{raw}");
+    assert!(raw.lines().count() > 6, "{raw}");
     let csv = std::fs::read_to_string(dir.join("performance_summary.csv")).unwrap();
     let mut lines = csv.lines();
     assert!(lines.next().unwrap().starts_with(
@@ -197,6 +201,15 @@ fn results_dropped_in_as_benchmark_lines_land_in_the_same_view() {
     );
     let csv = csv.1["text"].as_str().unwrap_or_default().to_string();
     assert!(csv.contains("\n128,1,0.02,0.025,25"), "{csv}");
+    let raw = labd_e2e::request(
+        &d.addr,
+        "GET",
+        "/benchmarks/py-harness-1/raw.csv",
+        None,
+        None,
+    );
+    let raw = raw.1["text"].as_str().unwrap_or_default().to_string();
+    assert!(raw.starts_with("analysis,"), "{raw}");
     assert_eq!(d.get("/benchmarks/nope").0, 404);
 }
 

@@ -70,6 +70,52 @@ pub(super) fn latest<'a>(b: &'a Bench, analysis: &'a str) -> Vec<&'a Measurement
     v
 }
 
+/// `raw_measurements.csv`: every repeat of every measurement, as the runner timed it: the analysis, its
+/// parameters (a column each), the figure, the repeat (1-based) and the value (the shortest text that reads back
+/// to the same double; `NaN` where there was none).
+pub fn raw_csv(b: &Bench) -> String {
+    let params: std::collections::BTreeSet<&String> = b
+        .measurements
+        .iter()
+        .flat_map(|m| m.params.keys())
+        .collect();
+    let cell = |text: String| {
+        if text.contains([',', '"', '\n']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text
+        }
+    };
+    let mut out = String::from("analysis");
+    for p in &params {
+        out.push(',');
+        out.push_str(&cell((*p).clone()));
+    }
+    out.push_str(",figure,repeat,value\n");
+    for m in &b.measurements {
+        for (figure, samples) in &m.samples {
+            for (i, v) in samples.iter().enumerate() {
+                out.push_str(&cell(m.analysis.clone()));
+                for p in &params {
+                    out.push(',');
+                    out.push_str(&cell(match m.params.get(*p) {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(v) => v.to_string(),
+                        None => String::new(),
+                    }));
+                }
+                let value = if v.is_finite() {
+                    serde_json::to_string(v).unwrap_or_default()
+                } else {
+                    v.to_string()
+                };
+                out.push_str(&format!(",{},{},{value}\n", cell(figure.clone()), i + 1));
+            }
+        }
+    }
+    out
+}
+
 /// `performance_summary.csv`: one row per sequence length and batch size of the overhead analysis, with the
 /// memory measured at the same point and the component times measured at the same length.
 pub fn summary_csv(b: &Bench) -> String {
@@ -315,6 +361,35 @@ mod tests {
             origin: None,
             origin_id: None,
         }
+    }
+
+    #[test]
+    fn raw_csv_has_every_repeat_with_its_parameters() {
+        let mut a = m(
+            1,
+            "overhead",
+            json!({"sequence_length": 512, "batch_size": 1}),
+            &[],
+        );
+        a.samples
+            .insert("baseline_time".into(), vec![0.1, 0.30000000000000004]);
+        let mut b = m(2, "retrieval", json!({"strategy": "semantic, fast"}), &[]);
+        b.samples.insert("retrieval_time".into(), vec![f64::NAN]);
+        let csv = raw_csv(&bench("x", vec![a, b]));
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "analysis,batch_size,sequence_length,strategy,figure,repeat,value"
+        );
+        assert_eq!(lines[1], "overhead,1,512,,baseline_time,1,0.1");
+        assert_eq!(
+            lines[2],
+            "overhead,1,512,,baseline_time,2,0.30000000000000004"
+        );
+        assert_eq!(
+            lines[3],
+            "retrieval,,,\"semantic, fast\",retrieval_time,1,NaN"
+        );
     }
 
     #[test]

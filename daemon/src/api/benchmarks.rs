@@ -106,6 +106,16 @@ pub async fn summary_csv(
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv))
 }
 
+/// `GET /api/v1/benchmarks/{id}/raw.csv`: every repeat of every measurement.
+pub async fn raw_csv(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
+    let v = s.views();
+    let csv = analysis::raw_csv(find(&v, &id)?);
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv))
+}
+
 /// `GET /api/v1/benchmarks/{id}/datasets`: per-dataset results.
 pub async fn datasets(
     State(s): State<Arc<AppState>>,

@@ -134,6 +134,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
             "/api/v1/benchmarks/{id}/summary.csv",
             get(benchmarks::summary_csv),
         )
+        .route("/api/v1/benchmarks/{id}/raw.csv", get(benchmarks::raw_csv))
         .route(
             "/api/v1/benchmarks/{id}/datasets",
             get(benchmarks::datasets),
