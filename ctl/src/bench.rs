@@ -27,8 +27,8 @@ pub enum BenchCmd {
     Ls,
     /// A benchmark's status, summary and recommendations.
     Show { id: String },
-    /// Write performance_summary.csv, raw_measurements.csv (every repeat), performance_analysis_report.json and
-    /// one results file per dataset.
+    /// Write performance_summary.csv, raw_measurements.csv (every repeat), charts/*.svg,
+    /// performance_analysis_report.json and one results file per dataset.
     Export {
         id: String,
         /// The folder to write into (made if missing).
@@ -219,6 +219,13 @@ pub fn run(c: &Client, cmd: BenchCmd, json_out: bool) -> Result<i32> {
             write("performance_summary.csv".into(), csv.into_bytes())?;
             let raw = c.get_text(&format!("/benchmarks/{id}/raw.csv"), &[])?;
             write("raw_measurements.csv".into(), raw.into_bytes())?;
+            // The charts it has data for (labd answers 404 for the others).
+            for chart in ["overhead", "memory", "scaling", "strategies"] {
+                if let Ok(svg) = c.get_text(&format!("/benchmarks/{id}/charts/{chart}.svg"), &[]) {
+                    std::fs::create_dir_all(out.join("charts"))?;
+                    write(format!("charts/{chart}.svg"), svg.into_bytes())?;
+                }
+            }
             write(
                 "performance_analysis_report.json".into(),
                 serde_json::to_vec_pretty(&report)?,

@@ -84,6 +84,8 @@ fn a_small_cmr_benchmark_runs_through_labctl_and_exports_its_reports() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Every repeat, beside the summary.
+    assert!(dir.join("charts/overhead.svg").is_file());
+    assert!(dir.join("charts/memory.svg").is_file());
     let raw = std::fs::read_to_string(dir.join("raw_measurements.csv")).unwrap();
     assert!(raw.starts_with("analysis,"), "{raw}");
     assert!(raw.lines().count() > 6, "{raw}");
@@ -210,6 +212,23 @@ fn results_dropped_in_as_benchmark_lines_land_in_the_same_view() {
     );
     let raw = raw.1["text"].as_str().unwrap_or_default().to_string();
     assert!(raw.starts_with("analysis,"), "{raw}");
+    // Its charts: overhead and time by sequence length from the overhead rows; none of memory without them.
+    for chart in ["overhead", "scaling"] {
+        let (code, svg) = labd_e2e::request(
+            &d.addr,
+            "GET",
+            &format!("/benchmarks/py-harness-1/charts/{chart}.svg"),
+            None,
+            None,
+        );
+        assert_eq!(code, 200, "{chart}: {svg}");
+        let svg = svg["text"].as_str().unwrap_or_default().to_string();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("<polyline"),
+            "{svg}"
+        );
+    }
+    assert_eq!(d.get("/benchmarks/py-harness-1/charts/pie.svg").0, 404);
     assert_eq!(d.get("/benchmarks/nope").0, 404);
 }
 

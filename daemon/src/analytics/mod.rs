@@ -4,6 +4,7 @@
 //! - [`band`]: a group's curve: mean and band across runs per x (Polars).
 //! - [`bench`]: a benchmark's summary CSV, fits, per-dataset results, comparisons.
 //! - [`bench_report`]: a benchmark's analysis report with its recommendations.
+//! - [`bench_charts`]: a benchmark's charts (overhead, memory, time by sequence length; strategies), as SVG.
 //! - [`complete`]: curves that stop short, have gaps or restart.
 //! - [`display`]: display names of parameters and values for tables.
 //! - [`messages`]: how often runs' messages mention a keyword, per hyperparameter value, and its trend.
@@ -17,6 +18,7 @@
 
 pub mod band;
 pub mod bench;
+pub mod bench_charts;
 pub mod bench_report;
 pub mod complete;
 pub mod display;

@@ -116,6 +116,31 @@ pub async fn raw_csv(
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv))
 }
 
+/// `GET /api/v1/benchmarks/{id}/charts/{name}.svg`: one of its charts (`overhead`, `memory`, `scaling`,
+/// `strategies`); 404 when it measured nothing the chart shows.
+pub async fn chart(
+    State(s): State<Arc<AppState>>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse> {
+    let v = s.views();
+    let b = find(&v, &id)?;
+    let chart = name.strip_suffix(".svg").unwrap_or(&name);
+    if !crate::analytics::bench_charts::CHARTS.contains(&chart) {
+        return Err(Error::not_found(format!(
+            "no chart {name:?}: the charts are {}",
+            crate::analytics::bench_charts::CHARTS
+                .map(|c| format!("{c}.svg"))
+                .join(", ")
+        )));
+    }
+    let svg = crate::analytics::bench_charts::chart(b, chart).ok_or_else(|| {
+        Error::not_found(format!(
+            "benchmark {id} measured nothing the {chart} chart shows"
+        ))
+    })?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg))
+}
+
 /// `GET /api/v1/benchmarks/{id}/datasets`: per-dataset results.
 pub async fn datasets(
     State(s): State<Arc<AppState>>,

@@ -136,6 +136,10 @@ pub fn router(shared: Arc<AppState>) -> Router {
         )
         .route("/api/v1/benchmarks/{id}/raw.csv", get(benchmarks::raw_csv))
         .route(
+            "/api/v1/benchmarks/{id}/charts/{chart}",
+            get(benchmarks::chart),
+        )
+        .route(
             "/api/v1/benchmarks/{id}/datasets",
             get(benchmarks::datasets),
         )
