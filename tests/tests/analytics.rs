@@ -504,7 +504,7 @@ fn curves_of_runs_and_of_groups_survive_a_restart_from_the_checkpoint() {
 fn tables_show_configured_display_names() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("labd.toml");
-    std::fs::write(&config, "[display.names]\n\"optim.lr\" = \"LR\"\n[display.values.\"optim.lr\"]\n\"0.1\" = \"high\"\n").unwrap();
+    std::fs::write(&config, "[display.names]\n\"optim.lr\" = \"LR\"\n\"val/acc\" = \"Val. accuracy\"\n[display.values.\"optim.lr\"]\n\"0.1\" = \"high\"\n").unwrap();
     let d = Daemon::start(
         &tmp.path().join("data"),
         &repo_root().join("examples/runs"),
@@ -535,6 +535,18 @@ fn tables_show_configured_display_names() {
     ]);
     assert_eq!(json[2]["optim.lr"], 0.1, "JSON keeps the real values");
     assert_eq!(json[2]["display"]["optim.lr"], "high");
+    // The runs table (the web view's) names its columns and shows values the same way.
+    let (code, t) = d.get("/table?where=tag%20%3D%3D%20%22sweep-lr%22&metrics=val/acc");
+    assert_eq!(code, 200, "{t}");
+    assert_eq!(t["names"]["optim.lr"], "LR", "{t}");
+    assert_eq!(t["names"]["val/acc"], "Val. accuracy", "{t}");
+    let high = t["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["params"]["optim.lr"] == 0.1)
+        .all(|r| r["shown"]["optim.lr"] == "high");
+    assert!(high, "{t}");
 }
 
 #[test]

@@ -64,6 +64,7 @@ pub async fn table(
         stale_after: stale,
     };
     let noise = s.config.noise.clone();
+    let display = s.config.display.clone();
     let answer = tokio::task::spawn_blocking(move || -> Result<Value> {
         let v = s.views();
         let runs: Vec<_> = v
@@ -158,16 +159,32 @@ pub async fn table(
                     .iter()
                     .map(|k| (k.clone(), last(i, k).unwrap_or(Value::Null)))
                     .collect();
+                // Values shown under another text (`[display.values]`), where one is configured.
+                let shown: Map<String, Value> = p
+                    .iter()
+                    .filter(|(k, _)| display.values.contains_key(*k))
+                    .map(|(k, v)| (k.clone(), Value::String(display.value(k, v))))
+                    .collect();
                 json!({
                     "id": r.id, "name": r.name, "status": r.shown_status(now, stale), "tags": r.tags,
                     "started": r.started, "ended": r.ended, "points": r.points(),
-                    "params": p, "metrics": m,
+                    "params": p, "metrics": m, "shown": shown,
                 })
+            })
+            .collect();
+        // Column names as configured (`[display.names]`); without one, the key itself.
+        let names: Map<String, Value> = params
+            .iter()
+            .chain(metrics.iter())
+            .map(|k| {
+                let shown = display.names.get(k).cloned().unwrap_or_else(|| k.clone());
+                (k.clone(), Value::String(shown))
             })
             .collect();
         Ok(json!({
             "total": total, "offset": q.offset, "limit": limit,
             "params": params, "metrics": metrics, "all_metrics": all_metrics, "rows": rows,
+            "names": names,
         }))
     })
     .await
