@@ -220,7 +220,7 @@ pub fn run(c: &Client, cmd: BenchCmd, json_out: bool) -> Result<i32> {
             let raw = c.get_text(&format!("/benchmarks/{id}/raw.csv"), &[])?;
             write("raw_measurements.csv".into(), raw.into_bytes())?;
             // The charts it has data for (labd answers 404 for the others).
-            for chart in ["overhead", "memory", "scaling", "strategies"] {
+            for chart in ["overhead", "memory", "scaling", "strategies", "utilization"] {
                 if let Ok(svg) = c.get_text(&format!("/benchmarks/{id}/charts/{chart}.svg"), &[]) {
                     std::fs::create_dir_all(out.join("charts"))?;
                     write(format!("charts/{chart}.svg"), svg.into_bytes())?;

@@ -263,8 +263,68 @@ async fn launch(
 fn measured(w: &Worker, id: &str) -> (u64, Option<BenchStatus>) {
     let v = w.deps.views.read();
     match v.benchmarks.benches.get(id) {
-        Some(b) => (b.measurements.len() as u64, Some(b.status)),
+        // Utilization samples are labd's own, not the runner's planned measurements.
+        Some(b) => (b.measured() as u64, Some(b.status)),
         None => (0, None),
+    }
+}
+
+/// Seconds between two samples of what a running benchmark uses.
+const UTILIZATION_EVERY: u64 = 2;
+
+/// Records one sample of what the runner (its process tree) and the host use, as a `utilization` measurement at
+/// `t` seconds.
+async fn record_utilization(
+    w: &Worker,
+    id: &str,
+    host: &mut crate::sweeps::resources::Host,
+    pid: u32,
+    t: f64,
+) {
+    let gpus: Vec<u32> = host.gpus().iter().map(|g| g.index).collect();
+    let Some(u) = host.sample(&[(pid, gpus)]).pop() else {
+        return;
+    };
+    let mut values = std::collections::BTreeMap::new();
+    values.insert("cpu_cores".to_string(), u.cpu);
+    values.insert("rss_bytes".to_string(), u.rss as f64);
+    values.insert("host_cpu".to_string(), u.host_cpu);
+    values.insert("host_ram_used".to_string(), u.host_ram_used as f64);
+    if !u.gpus.is_empty() {
+        let n = u.gpus.len() as f64;
+        values.insert(
+            "gpu_util".to_string(),
+            u.gpus.iter().map(|g| g.util).sum::<f64>() / n,
+        );
+        values.insert(
+            "gpu_memory_used".to_string(),
+            u.gpus.iter().map(|g| g.memory_used as f64).sum(),
+        );
+    }
+    let mut params = serde_json::Map::new();
+    params.insert("t".into(), serde_json::json!((t * 10.0).round() / 10.0));
+    let event = Event::new(
+        now_micros(),
+        Source::Daemon,
+        EventKind::BenchMeasured(labd_schemas::bench::BenchMeasured {
+            bench: id.to_string(),
+            analysis: "utilization".into(),
+            params,
+            values,
+            samples: Default::default(),
+        }),
+    );
+    if let Err(e) = w
+        .deps
+        .appender
+        .append_async(Batch {
+            events: vec![event],
+            cursors: Vec::new(),
+            positions: Vec::new(),
+        })
+        .await
+    {
+        tracing::warn!("benchmark {id}: recording its utilization: {e}");
     }
 }
 
@@ -287,6 +347,14 @@ async fn follow(
     let mut reported = 0;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     let mut stopping = w.deps.stopping.clone();
+    // What the runner uses while it runs (CPU and memory of its processes, the host's CPU, the GPUs through
+    // NVML when there are any), recorded every few seconds as `utilization` measurements.
+    let started = std::time::Instant::now();
+    let pid = child.id();
+    let mut host = tokio::task::spawn_blocking(crate::sweeps::resources::Host::probe)
+        .await
+        .ok();
+    let mut ticks = 0u64;
     let exit = loop {
         tokio::select! {
             status = child.wait() => break status,
@@ -296,6 +364,12 @@ async fn follow(
                     job.advance(n - reported);
                     reported = n;
                     tracing::info!("benchmark {id}: {n}/{planned} measurements");
+                }
+                ticks += 1;
+                if ticks % UTILIZATION_EVERY == 1
+                    && let (Some(h), Some(pid)) = (host.as_mut(), pid)
+                {
+                    record_utilization(&w, &id, h, pid, started.elapsed().as_secs_f64()).await;
                 }
             }
             _ = stopping.changed() => {

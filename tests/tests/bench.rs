@@ -86,6 +86,8 @@ fn a_small_cmr_benchmark_runs_through_labctl_and_exports_its_reports() {
     // Every repeat, beside the summary.
     assert!(dir.join("charts/overhead.svg").is_file());
     assert!(dir.join("charts/memory.svg").is_file());
+    // What the runner used while it ran, sampled by labd.
+    assert!(dir.join("charts/utilization.svg").is_file());
     let raw = std::fs::read_to_string(dir.join("raw_measurements.csv")).unwrap();
     assert!(raw.starts_with("analysis,"), "{raw}");
     assert!(raw.lines().count() > 6, "{raw}");

@@ -258,9 +258,11 @@ pub struct Row {
 pub fn compare(a: &Bench, b: &Bench) -> Vec<Row> {
     let index = |x: &Bench| -> BTreeMap<(String, String), Measurement> {
         let mut m = BTreeMap::new();
+        // Utilization over time says how a run went, not a figure to compare point by point.
         for analysis in x
             .measurements
             .iter()
+            .filter(|m| m.analysis != "utilization")
             .map(|m| m.analysis.clone())
             .collect::<std::collections::BTreeSet<_>>()
         {

@@ -7,7 +7,7 @@ use crate::views::benchmarks::{Bench, Measurement};
 use std::fmt::Write as _;
 
 /// The charts a benchmark can have.
-pub const CHARTS: [&str; 4] = ["overhead", "memory", "scaling", "strategies"];
+pub const CHARTS: [&str; 5] = ["overhead", "memory", "scaling", "strategies", "utilization"];
 
 /// One chart as SVG; `None` when the benchmark measured nothing it would show.
 pub fn chart(b: &Bench, name: &str) -> Option<String> {
@@ -37,6 +37,7 @@ pub fn chart(b: &Bench, name: &str) -> Option<String> {
             &[("baseline_time", "baseline"), ("full_cmr_time", "CMR")],
         ),
         "strategies" => strategies(b),
+        "utilization" => utilization(b),
         _ => None,
     }
 }
@@ -93,6 +94,41 @@ fn by_length(
         }
     }
     (!series.is_empty()).then(|| svg(title, "sequence length (tokens)", unit, &series, None))
+}
+
+/// What the runner used while it ran: its CPU (cores), the host's CPU (%) and the GPUs' utilization (%), by time.
+fn utilization(b: &Bench) -> Option<String> {
+    let rows: Vec<&Measurement> = b
+        .measurements
+        .iter()
+        .filter(|m| m.analysis == "utilization")
+        .collect();
+    let at = |m: &Measurement| m.params.get("t").and_then(serde_json::Value::as_f64);
+    let series: Vec<(String, Vec<(f64, f64)>)> = [
+        ("cpu_cores", "runner CPU (cores)", 1.0),
+        ("host_cpu", "host CPU (%)", 100.0),
+        ("gpu_util", "GPU utilization (%)", 1.0),
+    ]
+    .iter()
+    .map(|(figure, label, scale)| {
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter_map(|m| Some((at(m)?, m.values.get(*figure)? * scale)))
+            .filter(|p| p.1.is_finite())
+            .collect();
+        (label.to_string(), pts)
+    })
+    .filter(|(_, pts)| !pts.is_empty())
+    .collect();
+    (!series.is_empty()).then(|| {
+        svg(
+            "Utilization while it ran",
+            "time (s)",
+            "value",
+            &series,
+            None,
+        )
+    })
 }
 
 /// Retrieval accuracy and time per strategy.

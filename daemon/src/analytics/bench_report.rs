@@ -86,7 +86,7 @@ pub fn report(b: &Bench) -> Value {
         "benchmark": {
             "id": b.id, "name": b.name, "suite": b.suite, "status": b.status, "message": b.message,
             "host": b.host, "build": b.build, "config": b.config, "started": b.started, "ended": b.ended,
-            "planned": b.planned, "measurements": b.measurements.len(),
+            "planned": b.planned, "measurements": b.measured(),
         },
         "summary": summary,
         "detailed_results": {

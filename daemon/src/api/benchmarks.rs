@@ -57,9 +57,10 @@ pub async fn submit(
 fn brief(b: &Bench) -> Value {
     json!({
         "id": b.id, "suite": b.suite, "name": b.name, "status": b.status, "message": b.message,
-        "planned": b.planned, "measured": b.measurements.len(), "started": b.started, "ended": b.ended,
+        "planned": b.planned, "measured": b.measured(), "started": b.started, "ended": b.ended,
         "runner": b.runner, "host": b.host, "device": b.build.get("device"),
-        "last": b.measurements.last().map(|m| json!({"analysis": m.analysis, "params": m.params})),
+        "last": b.measurements.iter().rev().find(|m| m.analysis != "utilization")
+            .map(|m| json!({"analysis": m.analysis, "params": m.params})),
     })
 }
 

@@ -46,6 +46,14 @@ pub struct Bench {
 }
 
 impl Bench {
+    /// The runner's measurements (labd's own `utilization` samples left out), for progress against `planned`.
+    pub fn measured(&self) -> usize {
+        self.measurements
+            .iter()
+            .filter(|m| m.analysis != "utilization")
+            .count()
+    }
+
     fn new(id: &str, time: i64) -> Bench {
         Bench {
             id: id.to_string(),
