@@ -66,15 +66,18 @@ fn a_small_cmr_benchmark_runs_through_labctl_and_exports_its_reports() {
     assert_eq!(b["planned"], 33);
     assert_eq!(b["measured"], 33);
 
-    // Every measurement is an event in the log.
+    // Every measurement is an event in the log; beside them, labd's own samples of what the runner used.
     let events = d.get("/events?limit=100000").1;
-    let measured = events["events"]
+    let kinds: Vec<&Value> = events["events"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["event"]["kind"]["bench_measured"].is_object())
-        .count();
-    assert_eq!(measured, 33);
+        .filter_map(|e| e["event"]["kind"]["bench_measured"].as_object())
+        .filter_map(|m| m.get("analysis"))
+        .collect();
+    let utilization = kinds.iter().filter(|a| **a == "utilization").count();
+    assert_eq!(kinds.len() - utilization, 33);
+    assert!(utilization >= 1, "utilization sampled while the runner ran");
 
     let dir = tmp.path().join("export");
     let out = d.labctl(&["bench", "export", &id, "--out", dir.to_str().unwrap()]);
