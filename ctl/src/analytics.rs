@@ -232,13 +232,18 @@ pub fn points(c: &Client, args: PointsArgs) -> Result<i32> {
     q.extend(as_of.map(|a| ("as_of", a)));
     q.extend(metric.map(|m| ("metric", m)));
     q.extend(filter.map(|f| ("where", f)));
+    download("/analytics/points", &q, c, out)
+}
+
+/// Streams a table download to `out`, or to standard output.
+fn download(path: &str, q: &[(&str, String)], c: &Client, out: Option<PathBuf>) -> Result<i32> {
     match out {
-        Some(path) => {
-            let n = c.download_to("/analytics/points", &q, &path)?;
-            eprintln!("wrote {n} bytes to {}", path.display());
+        Some(file) => {
+            let n = c.download_to(path, q, &file)?;
+            eprintln!("wrote {n} bytes to {}", file.display());
         }
         None => {
-            c.download("/analytics/points", &q, &mut std::io::stdout().lock())?;
+            c.download(path, q, &mut std::io::stdout().lock())?;
         }
     }
     Ok(0)
@@ -406,14 +411,5 @@ pub fn table(c: &Client, args: TableArgs) -> Result<i32> {
     let mut q = vec![("format", format)];
     q.extend(as_of.map(|a| ("as_of", a)));
     q.extend(filter.map(|f| ("where", f)));
-    match out {
-        Some(path) => {
-            let n = c.download_to("/analytics/runs", &q, &path)?;
-            eprintln!("wrote {n} bytes to {}", path.display());
-        }
-        None => {
-            c.download("/analytics/runs", &q, &mut std::io::stdout().lock())?;
-        }
-    }
-    Ok(0)
+    download("/analytics/runs", &q, c, out)
 }

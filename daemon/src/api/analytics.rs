@@ -71,6 +71,17 @@ fn write_table(df: &mut polars::prelude::DataFrame, parquet: bool) -> Result<Vec
     Ok(out)
 }
 
+/// A table written by [`write_table`] as an answer, with its content type.
+fn table_response(bytes: Vec<u8>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let content_type = if bytes.starts_with(b"PAR1") {
+        "application/vnd.apache.parquet"
+    } else {
+        "text/csv"
+    };
+    ([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response()
+}
+
 fn parse_filter(expr: Option<&str>) -> Result<Option<Filter>> {
     expr.map(str::parse::<Filter>)
         .transpose()
@@ -286,12 +297,7 @@ pub async fn summary(
     })
     .await
     .map_err(Error::internal)??;
-    let content_type = if bytes.starts_with(b"PAR1") {
-        "application/vnd.apache.parquet"
-    } else {
-        "text/csv"
-    };
-    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response())
+    Ok(table_response(bytes))
 }
 
 #[derive(Deserialize)]
@@ -639,7 +645,6 @@ pub async fn runs_table(
     State(s): State<Arc<AppState>>,
     q: std::result::Result<Query<RunsTableQuery>, QueryRejection>,
 ) -> Result<axum::response::Response> {
-    use axum::response::IntoResponse;
     let Query(q) = q?;
     let format = q.format.clone().unwrap_or_else(|| "csv".into());
     if !matches!(format.as_str(), "csv" | "parquet") {
@@ -662,10 +667,5 @@ pub async fn runs_table(
     })
     .await
     .map_err(Error::internal)??;
-    let content_type = if bytes.starts_with(b"PAR1") {
-        "application/vnd.apache.parquet"
-    } else {
-        "text/csv"
-    };
-    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response())
+    Ok(table_response(bytes))
 }

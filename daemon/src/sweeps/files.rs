@@ -26,7 +26,7 @@ pub async fn run(deps: Deps) {
     let mut written: HashMap<String, i64> = HashMap::new();
     let mut stopping = deps.stopping.clone();
     loop {
-        let due: Vec<(String, i64, HashMap<String, String>)> = {
+        let due: Vec<(String, i64, String, HashMap<String, String>)> = {
             let v = deps.views.read();
             v.sweeps
                 .sweeps
@@ -37,20 +37,13 @@ pub async fn run(deps: Deps) {
                     (
                         s.id.clone(),
                         s.updated,
+                        s.dir.clone(),
                         files(&v, s, !written.contains_key(&s.id)),
                     )
                 })
                 .collect()
         };
-        for (id, updated, files) in due {
-            let dir = deps
-                .views
-                .read()
-                .sweeps
-                .sweeps
-                .get(&id)
-                .map(|s| s.dir.clone());
-            let Some(dir) = dir else { continue };
+        for (id, updated, dir, files) in due {
             let ok = tokio::task::spawn_blocking(move || write_all(Path::new(&dir), &files))
                 .await
                 .unwrap_or(false);
