@@ -10,9 +10,9 @@
 //! | reconstruction | method | full_cmr_time, reconstruction_time, reconstruction_fidelity |
 //! | buffer | step | utilization, entries, evictions, hit_rate, step_time |
 //! | components | sequence_length | scoring_time, buffer_time, retrieval_time, reconstruction_time, model_time, full_cmr_time |
-//! | dataset | dataset | retrieval_accuracy, chance, facts_stored, reconstruction_fidelity, memory_utilization, evictions, hit_rate, time_per_segment |
+//! | dataset | dataset (its name), type, text, max_length, batch_size, memory, reconstruction | retrieval_accuracy, chance, facts_stored, reconstruction_fidelity (with reconstruction), memory_utilization, evictions, hit_rate (with memory), time_per_segment, tokens_per_second, samples, facts_asked |
 
-use crate::config::{BenchConfig, CmrConfig, DatasetKind, Method, Strategy};
+use crate::config::{BenchConfig, CmrConfig, DatasetKind, DatasetRun, Method, Strategy};
 use crate::datasets::{self, Rng, Sample};
 use crate::emit::{Emitter, quartiles};
 use crate::model::{Model, sync};
@@ -27,6 +27,8 @@ use tch::{Device, Tensor};
 pub enum MeasureError {
     #[error("writing results: {0}")]
     Write(#[from] std::io::Error),
+    #[error(transparent)]
+    Text(#[from] datasets::TextError),
 }
 
 pub struct Bench<'a, W: Write> {
@@ -132,8 +134,8 @@ impl<'a, W: Write> Bench<'a, W> {
             self.components()?;
         }
         if cfg.wants("dataset") {
-            for &kind in &cfg.datasets.kinds {
-                self.dataset(kind)?;
+            for run in cfg.datasets.runs() {
+                self.dataset(&run)?;
             }
         }
         Ok(())
@@ -411,32 +413,78 @@ impl<'a, W: Write> Bench<'a, W> {
         Ok(())
     }
 
-    fn dataset(&mut self, kind: DatasetKind) -> Result<(), MeasureError> {
-        let samples = datasets::generate(
-            kind,
-            self.cfg.datasets.samples,
-            self.cfg.model.vocab,
-            self.cfg.datasets.seed,
+    fn dataset(&mut self, run: &DatasetRun) -> Result<(), MeasureError> {
+        let vocab = self.cfg.model.vocab;
+        let words = datasets::words(&run.text, vocab)?;
+        let samples = datasets::samples(
+            run.kind,
+            run.segment_len(),
+            run.samples,
+            vocab,
+            run.seed,
+            &words,
         );
-        let s = evaluate(&self.model, &self.cfg.cmr, &samples, self.device);
-        self.out.result(
-            "dataset",
-            json!({"dataset": kind.as_str()}),
-            &[
+        let how = Evaluation {
+            batch_size: run.batch_size,
+            memory: run.memory,
+            reconstruction: run.reconstruction,
+        };
+        let s = evaluate_with(&self.model, &self.cfg.cmr, &samples, self.device, &how);
+        let text = match run.text.as_str() {
+            t @ ("corpus" | "synthetic") => t,
+            _ => "files",
+        };
+        let mut values = vec![
+            ("time_per_segment", s.time_per_segment),
+            ("tokens_per_second", s.tokens_per_second),
+            ("samples", samples.len() as f64),
+            ("facts_asked", s.asked),
+        ];
+        if run.memory {
+            values.extend([
                 ("retrieval_accuracy", s.accuracy),
                 ("chance", s.chance),
                 ("facts_stored", s.stored),
-                ("reconstruction_fidelity", s.fidelity),
                 ("memory_utilization", s.utilization),
                 ("evictions", s.evictions),
                 ("hit_rate", s.hit_rate),
-                ("time_per_segment", s.time_per_segment),
-                ("samples", samples.len() as f64),
-                ("facts_asked", s.asked),
-            ],
+            ]);
+            if run.reconstruction {
+                values.push(("reconstruction_fidelity", s.fidelity));
+            }
+        }
+        self.out.result(
+            "dataset",
+            json!({
+                "dataset": run.name, "type": run.kind.as_str(), "text": text,
+                "max_length": run.max_length, "batch_size": run.batch_size,
+                "memory": run.memory, "reconstruction": run.reconstruction,
+            }),
+            &values,
             &[],
         )?;
         Ok(())
+    }
+}
+
+/// How a dataset test runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Samples side by side in one forward pass, each with its own memory.
+    pub batch_size: usize,
+    /// CMR on; off: the plain model (only the timing means anything).
+    pub memory: bool,
+    /// Reweave the retrieved memories; off: store and retrieve only.
+    pub reconstruction: bool,
+}
+
+impl Default for Evaluation {
+    fn default() -> Self {
+        Evaluation {
+            batch_size: 1,
+            memory: true,
+            reconstruction: true,
+        }
     }
 }
 
@@ -456,6 +504,7 @@ pub struct Score {
     pub evictions: f64,
     pub hit_rate: f64,
     pub time_per_segment: f64,
+    pub tokens_per_second: f64,
     pub asked: f64,
 }
 
@@ -477,70 +526,102 @@ fn chance_any(pool: usize, good: usize, draws: usize) -> f64 {
 
 /// Runs `samples` through `model` with CMR, one segment per pass, memory reset per sample.
 pub fn evaluate(model: &Model, cmr_cfg: &CmrConfig, samples: &[Sample], device: Device) -> Score {
+    evaluate_with(model, cmr_cfg, samples, device, &Evaluation::default())
+}
+
+/// Runs `samples` through `model`, `how.batch_size` samples per pass (their segments side by side, each sample
+/// with its own memory, reset per batch), one segment per pass.
+pub fn evaluate_with(
+    model: &Model,
+    cmr_cfg: &CmrConfig,
+    samples: &[Sample],
+    device: Device,
+    how: &Evaluation,
+) -> Score {
     let mut cmr = Cmr::new(cmr_cfg, &model.cfg, device);
+    cmr.reconstruct = how.reconstruction;
     let (mut asked, mut found, mut stored, mut chance) = (0.0, 0.0, 0.0, 0.0);
     let (mut fidelity_sum, mut fidelity_n) = (0.0, 0.0);
     let (mut utilization, mut evictions, mut requests, mut hits) = (0.0, 0.0, 0u64, 0u64);
-    let (mut segments, mut secs) = (0usize, 0.0);
-    for sample in samples {
+    let (mut segments, mut tokens, mut secs, mut batches) = (0usize, 0usize, 0.0, 0usize);
+    for batch in samples.chunks(how.batch_size.max(1)) {
         cmr.reset();
-        let last = sample.segments.len() - 1;
-        for (i, seg) in sample.segments.iter().enumerate() {
-            cmr.capture = i == last;
-            let x = Tensor::from_slice(seg).unsqueeze(0).to_device(device);
+        batches += 1;
+        let count = batch[0].segments.len();
+        for i in 0..count {
+            cmr.capture = i == count - 1;
+            let flat: Vec<i64> = batch
+                .iter()
+                .flat_map(|s| s.segments[i].iter().copied())
+                .collect();
+            let x = Tensor::from_slice(&flat)
+                .view([batch.len() as i64, -1])
+                .to_device(device);
             let t = Instant::now();
-            let _ = cmr.forward(model, &x);
+            let _ = if how.memory {
+                cmr.forward(model, &x)
+            } else {
+                model.forward(&x)
+            };
             sync(device);
             secs += t.elapsed().as_secs_f64();
-            segments += 1;
+            segments += batch.len();
+            tokens += flat.len();
         }
-        for fact in sample.asked() {
-            asked += 1.0;
-            let in_span = |&(step, pos): &(u64, usize)| {
-                step == fact.segment as u64 && fact.span.contains(&pos)
-            };
-            let mut miss_all = 1.0;
-            let (mut hit, mut any_stored) = (false, false);
-            for c in &cmr.captured {
-                let r = &c.retrieved;
-                let good = r.pool.iter().filter(|p| in_span(p)).count();
-                any_stored |= good > 0;
-                miss_all *= 1.0 - chance_any(r.pool.len(), good, r.slots.len());
-                let got: Vec<usize> = (0..r.slots.len())
-                    .filter(|&j| in_span(&(r.steps[j], r.positions[j])))
-                    .collect();
-                hit |= !got.is_empty();
-                // Fidelity at the asking position, against the first fact state it was reconstructed from.
-                if let (Some(at), Some(recon), Some(mem)) =
-                    (fact.asked_at, &c.reconstruction, &c.memories)
-                    && let Some(&j) = got.iter().find(|&&j| (j as i64) < mem.size()[0])
-                {
-                    let a = unit(&recon.get(at as i64).unsqueeze(0));
-                    let b = unit(&mem.get(j as i64).unsqueeze(0));
-                    fidelity_sum += a.matmul(&b.transpose(0, 1)).double_value(&[0, 0]);
-                    fidelity_n += 1.0;
+        for (row, sample) in batch.iter().enumerate() {
+            for fact in sample.asked() {
+                asked += 1.0;
+                if !how.memory {
+                    continue;
                 }
+                let in_span = |&(step, pos): &(u64, usize)| {
+                    step == fact.segment as u64 && fact.span.contains(&pos)
+                };
+                let mut miss_all = 1.0;
+                let (mut hit, mut any_stored) = (false, false);
+                for c in cmr.captured.iter().filter(|c| c.row == row) {
+                    let r = &c.retrieved;
+                    let good = r.pool.iter().filter(|p| in_span(p)).count();
+                    any_stored |= good > 0;
+                    miss_all *= 1.0 - chance_any(r.pool.len(), good, r.slots.len());
+                    let got: Vec<usize> = (0..r.slots.len())
+                        .filter(|&j| in_span(&(r.steps[j], r.positions[j])))
+                        .collect();
+                    hit |= !got.is_empty();
+                    // Fidelity at the asking position, against the first fact state it was reconstructed from.
+                    if let (Some(at), Some(recon), Some(mem)) =
+                        (fact.asked_at, &c.reconstruction, &c.memories)
+                        && let Some(&j) = got.iter().find(|&&j| (j as i64) < mem.size()[0])
+                    {
+                        let a = unit(&recon.get(at as i64).unsqueeze(0));
+                        let b = unit(&mem.get(j as i64).unsqueeze(0));
+                        fidelity_sum += a.matmul(&b.transpose(0, 1)).double_value(&[0, 0]);
+                        fidelity_n += 1.0;
+                    }
+                }
+                found += f64::from(u8::from(hit));
+                stored += f64::from(u8::from(any_stored));
+                chance += 1.0 - miss_all;
             }
-            found += f64::from(u8::from(hit));
-            stored += f64::from(u8::from(any_stored));
-            chance += 1.0 - miss_all;
         }
         utilization += cmr.buffer.utilization();
         evictions += cmr.buffer.evictions as f64;
         requests += cmr.requests;
         hits += cmr.hits;
     }
-    let n = samples.len().max(1) as f64;
+    let n = batches.max(1) as f64;
     let per = |x: f64, d: f64| if d > 0.0 { x / d } else { f64::NAN };
+    let memory = |x: f64| if how.memory { x } else { f64::NAN };
     Score {
-        accuracy: per(found, asked),
-        chance: per(chance, asked),
-        stored: per(stored, asked),
+        accuracy: memory(per(found, asked)),
+        chance: memory(per(chance, asked)),
+        stored: memory(per(stored, asked)),
         fidelity: per(fidelity_sum, fidelity_n),
-        utilization: utilization / n,
-        evictions: evictions / n,
+        utilization: memory(utilization / n),
+        evictions: memory(evictions / n),
         hit_rate: per(hits as f64, requests as f64),
         time_per_segment: per(secs, segments as f64),
+        tokens_per_second: per(tokens as f64, secs),
         asked,
     }
 }
@@ -579,5 +660,64 @@ mod tests {
             eprintln!("{kind:?}: {s:?}");
             assert!(s.accuracy >= 3.0 * s.chance, "{kind:?}: {s:?}");
         }
+    }
+
+    #[test]
+    fn batches_text_and_the_toggles() {
+        tch::set_num_threads(1);
+        let cfg = ModelConfig {
+            layers: 3,
+            d_model: 64,
+            heads: 4,
+            vocab: 4096,
+            max_seq_len: 256,
+            mlp_ratio: 2,
+            seed: 0,
+            weights: None,
+        };
+        let model = Model::new(&cfg, Device::Cpu).unwrap();
+        let cmr = CmrConfig::default();
+        let words = datasets::words("synthetic", cfg.vocab).unwrap();
+        let samples =
+            datasets::samples(DatasetKind::QuestionAnswering, 48, 6, cfg.vocab, 1, &words);
+        // Side by side in a batch, each sample keeps its own memory: the same facts are found as one by one.
+        let one = evaluate(&model, &cmr, &samples, Device::Cpu);
+        let batched = Evaluation {
+            batch_size: 4,
+            ..Default::default()
+        };
+        let four = evaluate_with(&model, &cmr, &samples, Device::Cpu, &batched);
+        assert_eq!((one.asked, four.asked), (6.0, 6.0));
+        assert_eq!(one.accuracy, four.accuracy, "{one:?} {four:?}");
+        assert_eq!(one.stored, four.stored);
+        // Real text: the facts are kept and found, though the question now shares words with the context.
+        let corpus = datasets::words("corpus", cfg.vocab).unwrap();
+        for kind in DatasetKind::ALL {
+            let samples = datasets::samples(kind, kind.shape().1.min(64), 4, cfg.vocab, 2, &corpus);
+            let s = evaluate_with(&model, &cmr, &samples, Device::Cpu, &batched);
+            eprintln!("text {kind:?}: {s:?}");
+            // What the scorer keeps and the retriever finds on text is the measurement; here only that it is one.
+            assert!((0.0..=1.0).contains(&s.accuracy), "{kind:?}: {s:?}");
+            assert!(
+                (0.0..=1.0).contains(&s.stored) && s.asked >= 4.0,
+                "{kind:?}: {s:?}"
+            );
+            assert!(s.tokens_per_second > 0.0 && s.utilization > 0.0);
+        }
+        // Without reconstruction: found, but nothing reweaved; without memory: only the timing.
+        let no_recon = Evaluation {
+            reconstruction: false,
+            ..batched.clone()
+        };
+        let s = evaluate_with(&model, &cmr, &samples, Device::Cpu, &no_recon);
+        assert_eq!(s.accuracy, four.accuracy);
+        assert!(s.fidelity.is_nan());
+        let plain = Evaluation {
+            memory: false,
+            ..batched
+        };
+        let s = evaluate_with(&model, &cmr, &samples, Device::Cpu, &plain);
+        assert!(s.accuracy.is_nan() && s.utilization.is_nan() && s.hit_rate.is_nan());
+        assert!(s.time_per_segment > 0.0 && s.asked == 6.0);
     }
 }

@@ -51,6 +51,8 @@ pub struct Cmr {
     pub hits: u64,
     /// Wait for the device around each component (true timings on CUDA, at some cost).
     pub sync_timing: bool,
+    /// Blend the retrieved memories into the states; off: store and retrieve only, the output is the model's.
+    pub reconstruct: bool,
     pub capture: bool,
     pub captured: Vec<Capture>,
 }
@@ -73,6 +75,7 @@ impl Cmr {
             requests: 0,
             hits: 0,
             sync_timing: false,
+            reconstruct: true,
             capture: false,
             captured: Vec::new(),
         }
@@ -166,7 +169,16 @@ impl Cmr {
         let started = Instant::now();
         let gate = self.cfg.reconstruction.gate;
         let cap = self.cfg.reconstruction.max_memory_tokens;
-        let takes: Vec<usize> = retrieved.iter().map(|r| r.slots.len().min(cap)).collect();
+        let takes: Vec<usize> = retrieved
+            .iter()
+            .map(|r| {
+                if self.reconstruct {
+                    r.slots.len().min(cap)
+                } else {
+                    0
+                }
+            })
+            .collect();
         let wanted: Vec<usize> = retrieved
             .iter()
             .zip(&takes)

@@ -345,13 +345,31 @@ impl DatasetKind {
     }
 }
 
+/// The dataset tests. `kinds` with the options beside it make one test per kind; `tests` (the predecessor's
+/// `dataset_configs` list, each entry in its shape) replaces them, each entry taking the options it leaves out
+/// from here.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatasetConfig {
     pub kinds: Vec<DatasetKind>,
-    /// Samples per dataset.
+    /// Samples per dataset (the predecessor's `max_samples`).
+    #[serde(alias = "max_samples")]
     pub samples: usize,
     pub seed: u64,
+    /// Tokens of a sample at most, over all its segments (each segment is one forward pass).
+    pub max_length: usize,
+    /// Samples run side by side in one forward pass (each with its own memory).
+    pub batch_size: usize,
+    /// CMR on (store, retrieve, reweave) or the plain model, for a baseline.
+    pub enable_memory: bool,
+    /// Blend the retrieved memories into the states; off: store and retrieve only.
+    pub enable_reconstruction: bool,
+    /// The words: `corpus` (public-domain prose and source code shipped in the runner), `synthetic` (token
+    /// ids drawn so that a fact's key is the only word a question shares with its context), or the path of a
+    /// text file or folder (`.txt`, `.md`, `.jsonl` with a `text` field; source files for `code_generation`).
+    pub text: String,
+    #[serde(alias = "dataset_configs")]
+    pub tests: Vec<DatasetTest>,
 }
 
 impl Default for DatasetConfig {
@@ -360,7 +378,128 @@ impl Default for DatasetConfig {
             kinds: DatasetKind::ALL.to_vec(),
             samples: 8,
             seed: 0,
+            max_length: 512,
+            batch_size: 4,
+            enable_memory: true,
+            enable_reconstruction: true,
+            text: "corpus".into(),
+            tests: Vec::new(),
         }
+    }
+}
+
+/// One dataset test as the predecessor wrote it: `{name, type, max_length, max_samples, batch_size,
+/// test_config: {enable_memory, enable_reconstruction}}`, plus `text`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatasetTest {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<DatasetKind>,
+    pub max_length: Option<usize>,
+    #[serde(alias = "samples")]
+    pub max_samples: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub test_config: Option<TestToggles>,
+    pub text: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestToggles {
+    pub enable_memory: bool,
+    pub enable_reconstruction: bool,
+}
+
+impl Default for TestToggles {
+    fn default() -> Self {
+        TestToggles {
+            enable_memory: true,
+            enable_reconstruction: true,
+        }
+    }
+}
+
+/// A dataset test with every option settled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatasetRun {
+    pub name: String,
+    pub kind: DatasetKind,
+    pub max_length: usize,
+    pub samples: usize,
+    pub batch_size: usize,
+    pub memory: bool,
+    pub reconstruction: bool,
+    pub text: String,
+    pub seed: u64,
+}
+
+impl DatasetKind {
+    /// Segments of a sample, and their length before `max_length` shortens them.
+    pub fn shape(self) -> (usize, usize) {
+        match self {
+            DatasetKind::Conversation => (6, 48),
+            DatasetKind::LongContext => (12, 128),
+            DatasetKind::QuestionAnswering => (4, 96),
+            DatasetKind::Summarization => (8, 96),
+            DatasetKind::CodeGeneration => (6, 64),
+        }
+    }
+
+    /// The shortest segment that holds the facts and the questions (summarization asks four at once).
+    pub fn min_segment_len(self) -> usize {
+        match self {
+            DatasetKind::Summarization => 32,
+            _ => 16,
+        }
+    }
+}
+
+impl DatasetRun {
+    /// Tokens per segment: the kind's length, shortened so that the sample fits `max_length`.
+    pub fn segment_len(&self) -> usize {
+        let (segments, len) = self.kind.shape();
+        len.min(self.max_length / segments)
+    }
+}
+
+impl DatasetConfig {
+    /// The tests to run, in order.
+    pub fn runs(&self) -> Vec<DatasetRun> {
+        let base = |kind: DatasetKind| DatasetRun {
+            name: kind.as_str().to_string(),
+            kind,
+            max_length: self.max_length,
+            samples: self.samples,
+            batch_size: self.batch_size,
+            memory: self.enable_memory,
+            reconstruction: self.enable_reconstruction,
+            text: self.text.clone(),
+            seed: self.seed,
+        };
+        if self.tests.is_empty() {
+            return self.kinds.iter().map(|&k| base(k)).collect();
+        }
+        self.tests
+            .iter()
+            .map(|t| {
+                let mut r = base(t.kind.unwrap_or(DatasetKind::Conversation));
+                if let Some(n) = &t.name {
+                    r.name.clone_from(n);
+                }
+                r.max_length = t.max_length.unwrap_or(r.max_length);
+                r.samples = t.max_samples.unwrap_or(r.samples);
+                r.batch_size = t.batch_size.unwrap_or(r.batch_size);
+                if let Some(tc) = &t.test_config {
+                    r.memory = tc.enable_memory;
+                    r.reconstruction = tc.enable_reconstruction;
+                }
+                if let Some(text) = &t.text {
+                    r.text.clone_from(text);
+                }
+                r
+            })
+            .collect()
     }
 }
 
@@ -460,6 +599,55 @@ impl BenchConfig {
                 format!("unknown analysis {a:?} (expected {})", ANALYSES.join(", ")),
             );
         }
+        self.check_datasets()
+    }
+
+    fn check_datasets(&self) -> Result<(), ConfigError> {
+        let bad = |field, reason: String| Err(ConfigError::Invalid { field, reason });
+        if let Some(i) = self.datasets.tests.iter().position(|t| t.kind.is_none()) {
+            return bad(
+                "datasets.tests",
+                format!(
+                    "entry {i} has no type (expected one of {})",
+                    DatasetKind::ALL.map(DatasetKind::as_str).join(", ")
+                ),
+            );
+        }
+        for run in self.datasets.runs() {
+            let (segments, _) = run.kind.shape();
+            let min = run.kind.min_segment_len();
+            if run.segment_len() < min {
+                return bad(
+                    "datasets.max_length",
+                    format!(
+                        "{}: {} tokens over the {segments} segments of {} leave {} a segment; at least {} are needed",
+                        run.name,
+                        run.max_length,
+                        run.kind.as_str(),
+                        run.max_length / segments,
+                        min * segments
+                    ),
+                );
+            }
+            if run.samples == 0 || run.samples > 100_000 {
+                return bad(
+                    "datasets.samples",
+                    format!("{}: {} is outside 1..=100000", run.name, run.samples),
+                );
+            }
+            if run.batch_size == 0 || run.batch_size > 256 {
+                return bad(
+                    "datasets.batch_size",
+                    format!("{}: {} is outside 1..=256", run.name, run.batch_size),
+                );
+            }
+            if run.text.trim().is_empty() {
+                return bad(
+                    "datasets.text",
+                    format!("{}: expected corpus, synthetic or a path", run.name),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -480,7 +668,7 @@ impl BenchConfig {
                 "reconstruction" => Method::ALL.len() as u64,
                 "buffer" => r.buffer_steps as u64,
                 "components" => r.sequence_lengths.len() as u64,
-                "dataset" => self.datasets.kinds.len() as u64,
+                "dataset" => self.datasets.runs().len() as u64,
                 _ => 0,
             })
             .sum()
@@ -509,9 +697,54 @@ mod tests {
             ),
             (r#"{"run":{"analyses":["speed"]}}"#, "unknown analysis"),
             (r#"{"cmr":{"retrieval":{"strategy":"psychic"}}}"#, "psychic"),
+            (r#"{"datasets":{"max_length":40}}"#, "datasets.max_length"),
+            (r#"{"datasets":{"batch_size":0}}"#, "datasets.batch_size"),
+            (
+                r#"{"datasets":{"dataset_configs":[{"name":"x"}]}}"#,
+                "entry 0 has no type",
+            ),
+            (
+                r#"{"datasets":{"tests":[{"type":"conversation","toggles":{}}]}}"#,
+                "toggles",
+            ),
         ] {
             let err = BenchConfig::from_json(text).unwrap_err().to_string();
             assert!(err.contains(says), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn the_predecessors_dataset_configs_are_taken_as_written() {
+        let c = BenchConfig::from_json(
+            r#"{"datasets":{"batch_size":2,"dataset_configs":[
+                {"name":"conversation_test","type":"conversation","max_length":512,"max_samples":50,
+                 "batch_size":4,"test_config":{"enable_memory":true,"enable_reconstruction":false}},
+                {"name":"qa","type":"question_answering","test_config":{"enable_memory":false}}]}}"#,
+        )
+        .unwrap();
+        let runs = c.datasets.runs();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].name, "conversation_test");
+        assert_eq!(
+            (runs[0].samples, runs[0].batch_size, runs[0].max_length),
+            (50, 4, 512)
+        );
+        assert!(runs[0].memory && !runs[0].reconstruction);
+        assert_eq!(runs[1].kind, DatasetKind::QuestionAnswering);
+        assert_eq!(
+            (runs[1].samples, runs[1].batch_size),
+            (8, 2),
+            "from datasets"
+        );
+        assert!(!runs[1].memory && runs[1].reconstruction);
+        assert_eq!(runs[1].text, "corpus");
+        // max_length shortens segments: 512 over the 12 of a long context.
+        let long = BenchConfig::default()
+            .datasets
+            .runs()
+            .into_iter()
+            .find(|r| r.kind == DatasetKind::LongContext)
+            .unwrap();
+        assert_eq!(long.segment_len(), 42);
     }
 }

@@ -155,6 +155,108 @@ fn a_small_cmr_benchmark_runs_through_labctl_and_exports_its_reports() {
     );
 }
 
+/// The predecessor's dataset tests as its documentation writes them (`dataset_config`: name, type, max_length,
+/// max_samples, batch_size, test_config toggles), on the shipped text and on a folder of the user's own text.
+#[test]
+fn the_predecessors_dataset_configs_run_on_real_text() {
+    let Some(_) = runner() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&tmp.path().join("data"), &tmp.path().join("inbox"), &[]);
+    let texts = tmp.path().join("texts");
+    std::fs::create_dir_all(&texts).unwrap();
+    std::fs::write(
+        texts.join("notes.md"),
+        "The experiment ran for three days. The loss fell slowly and then all at once. ".repeat(20),
+    )
+    .unwrap();
+    std::fs::write(
+        texts.join("dialogue.jsonl"),
+        "{\"text\": \"Did the run finish? It did, after the second restart.\"}\n".repeat(10),
+    )
+    .unwrap();
+    let config = tmp.path().join("datasets.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+name: dataset-testing
+model: {{layers: 2, d_model: 32, heads: 4, vocab: 1024}}
+cmr: {{hook_layers: [0, 1]}}
+run: {{device: cpu, threads: 1, analyses: [dataset]}}
+datasets:
+  dataset_configs:
+    - name: conversation_test
+      type: conversation
+      max_length: 512
+      max_samples: 50
+      batch_size: 4
+      test_config: {{enable_memory: true, enable_reconstruction: true}}
+    - {{name: qa_plain, type: question_answering, max_samples: 4, test_config: {{enable_memory: false}}}}
+    - {{name: long_no_reweave, type: long_context, max_length: 256, max_samples: 3, batch_size: 2,
+        test_config: {{enable_memory: true, enable_reconstruction: false}}}}
+    - {{name: my_notes, type: summarization, max_samples: 2, text: {}}}
+"#,
+            texts.display()
+        ),
+    )
+    .unwrap();
+    let out = d.labctl(&["bench", "cmr", "--config", config.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    let list = d.labctl_json(&["bench", "ls"]);
+    let id = list["benchmarks"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(list["benchmarks"][0]["measured"], 4);
+    let results = d.get(&format!("/benchmarks/{id}/datasets")).1;
+    let conv = &results["conversation_test"];
+    assert_eq!(conv["samples"], 50.0, "{results}");
+    assert!(conv["retrieval_accuracy"].as_f64().is_some(), "{conv}");
+    assert!(
+        conv["reconstruction_fidelity"].is_number() || conv["reconstruction_fidelity"] == "NaN"
+    );
+    // The plain model: timings only.
+    let plain = &results["qa_plain"];
+    assert!(plain["time_per_segment"].as_f64().unwrap() > 0.0, "{plain}");
+    assert!(plain.get("retrieval_accuracy").is_none(), "{plain}");
+    // Stored and retrieved, never reweaved.
+    let long = &results["long_no_reweave"];
+    assert!(long["retrieval_accuracy"].as_f64().is_some(), "{long}");
+    assert!(long.get("reconstruction_fidelity").is_none(), "{long}");
+    assert!(results["my_notes"]["facts_asked"].as_f64().unwrap() >= 8.0);
+    // The options are the measurements' parameters.
+    let events = d.get("/events?limit=100000").1;
+    let params: Vec<Value> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"]["kind"]["bench_measured"].as_object())
+        .filter(|m| m["analysis"] == "dataset")
+        .map(|m| m["params"].clone())
+        .collect();
+    assert_eq!(params.len(), 4);
+    assert_eq!(
+        params[0],
+        json!({"dataset": "conversation_test", "type": "conversation", "text": "corpus", "max_length": 512,
+               "batch_size": 4, "memory": true, "reconstruction": true})
+    );
+    assert_eq!(params[3]["text"], "files");
+
+    // A text path that is not there is refused before anything runs, naming it.
+    let (code, body) = d.post(
+        "/benchmarks",
+        &json!({"config": {"datasets": {"kinds": ["conversation"], "text": "/nonexistent/corpus"}}}),
+    );
+    assert_eq!(code, 400, "{body}");
+    let all = body.to_string();
+    assert!(
+        all.contains("/nonexistent/corpus") && all.contains("no such file"),
+        "{all}"
+    );
+}
+
 #[test]
 fn results_dropped_in_as_benchmark_lines_land_in_the_same_view() {
     let tmp = tempfile::tempdir().unwrap();

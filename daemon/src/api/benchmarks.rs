@@ -37,6 +37,25 @@ pub async fn submit(
     if let Some(name) = req.name.filter(|n| !n.trim().is_empty()) {
         cfg.name = name;
     }
+    // The runner reads text files on this host, from its own folder: a path must be absolute and there.
+    for run in cfg.datasets.runs() {
+        if matches!(run.text.as_str(), "corpus" | "synthetic") {
+            continue;
+        }
+        let path = std::path::Path::new(&run.text);
+        if !path.is_absolute() {
+            return Err(Error::bad(format!(
+                "config: datasets.text {:?} ({}): give an absolute path, `corpus` or `synthetic`",
+                run.text, run.name
+            )));
+        }
+        if !path.exists() {
+            return Err(Error::bad(format!(
+                "config: datasets.text {} ({}): no such file or folder on the labd host",
+                run.text, run.name
+            )));
+        }
+    }
 
     let started = s.benchmarks.start(cfg).await.map_err(|e| match e {
         crate::mailbox::BenchError::NoRunner(_) => {
