@@ -250,12 +250,45 @@ pub fn compare(c: &Client, args: CompareArgs, json: bool) -> Result<i32> {
         ("summary", compare_section(&summaries, diff)),
         ("final metric", compare_section(&finals, diff)),
     ];
+    // Display names as the daemon is configured (`[display]`); a daemon without the endpoint has none.
+    let display: Display = c.get("/display", &[]).unwrap_or_default();
     if json {
-        print_comparison_json(&ids, &sections)?;
+        print_comparison_json(&ids, &sections, &display)?;
     } else {
-        print_comparison(&exps, sections);
+        print_comparison(&exps, sections, &display);
     }
     Ok(0)
+}
+
+/// The daemon's `[display]` names and value remaps.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Display {
+    #[serde(default)]
+    names: BTreeMap<String, String>,
+    #[serde(default)]
+    values: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Display {
+    /// The key as shown: `Name (key)` where a name is configured.
+    fn key(&self, key: &str) -> String {
+        match self.names.get(key) {
+            Some(n) if n != key => format!("{n} ({key})"),
+            _ => key.to_string(),
+        }
+    }
+    /// A value's remapped text, where one is configured.
+    fn value(&self, key: &str, v: Option<&Value>) -> Option<String> {
+        let map = self.values.get(key)?;
+        let v = v?;
+        let text = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        map.get(&text)
+            .or_else(|| if v.is_null() { map.get("None") } else { None })
+            .cloned()
+    }
 }
 
 /// Every summary value of an experiment under `group.key`.
@@ -290,13 +323,28 @@ fn compare_section(maps: &[BTreeMap<String, Value>], only_diff: bool) -> Vec<Com
         .collect()
 }
 
-fn print_comparison_json(ids: &[String], sections: &[(&str, Vec<CompareRow>)]) -> Result<()> {
+fn print_comparison_json(
+    ids: &[String],
+    sections: &[(&str, Vec<CompareRow>)],
+    display: &Display,
+) -> Result<()> {
     let out: Value = sections
         .iter()
         .map(|(name, rows)| {
             let rows: Vec<Value> = rows
                 .iter()
-                .map(|(k, d, vals)| json!({ "key": k, "differs": d, "values": vals }))
+                .map(|(k, d, vals)| {
+                    let mut row = json!({ "key": k, "differs": d, "values": vals });
+                    if let Some(n) = display.names.get(k) {
+                        row["name"] = json!(n);
+                    }
+                    if display.values.contains_key(k) {
+                        let shown: Vec<Option<String>> =
+                            vals.iter().map(|v| display.value(k, v.as_ref())).collect();
+                        row["shown"] = json!(shown);
+                    }
+                    row
+                })
                 .collect();
             (name.to_string(), Value::Array(rows))
         })
@@ -306,7 +354,11 @@ fn print_comparison_json(ids: &[String], sections: &[(&str, Vec<CompareRow>)]) -
 }
 
 /// Prints each non-empty section as a table, a column per experiment, differing rows marked with `*`.
-fn print_comparison(exps: &[Experiment], sections: [(&str, Vec<CompareRow>); 3]) {
+fn print_comparison(
+    exps: &[Experiment],
+    sections: [(&str, Vec<CompareRow>); 3],
+    display: &Display,
+) {
     let mut header = vec!["", "KEY"];
     let id_heads: Vec<String> = exps.iter().map(|e| e.id.to_string()).collect();
     header.extend(id_heads.iter().map(String::as_str));
@@ -320,9 +372,13 @@ fn print_comparison(exps: &[Experiment], sections: [(&str, Vec<CompareRow>); 3])
             .map(|(k, d, vals)| {
                 let mut row = vec![
                     if *d { "*".to_string() } else { " ".to_string() },
-                    k.clone(),
+                    display.key(k),
                 ];
-                row.extend(vals.iter().map(|v| flatten::cell(v.as_ref())));
+                row.extend(vals.iter().map(|v| {
+                    display
+                        .value(k, v.as_ref())
+                        .unwrap_or_else(|| flatten::cell(v.as_ref()))
+                }));
                 row
             })
             .collect();

@@ -277,7 +277,8 @@ function lineChart(card, title, series, opts = {}) {
 // The curve of `metric` for runs `ids`: [{label, points}].
 async function runCurves(ids, metric, width, range) {
   const ans = await api.get('/analytics/curves', { metric, ids: ids.join(','), x: chartState.x, points: Math.round(width), from: range && range[0], to: range && range[1] });
-  return ans.runs.map((r) => ({ label: r.name + ' (' + r.id.slice(-8) + ')', points: r.points, total: r.total }));
+  const names = ans.names || {};
+  return ans.runs.map((r) => ({ label: r.name + ' (' + r.id.slice(-8) + ')' + (r.metric ? ' ' + (names[r.metric] || r.metric) : ''), points: r.points, total: r.total }));
 }
 
 // ---------- experiments ----------
@@ -496,12 +497,13 @@ async function viewGroups(app) {
         h('td', { class: 'num' }, fmt(g.std)), h('td', { class: 'num' }, fmt(g.median)), h('td', { class: 'num' }, fmt(g.min)), h('td', { class: 'num' }, fmt(g.max)))))));
     chartBox.replaceChildren();
     const series = curves.groups.map((g) => {
-      const label = (curves.by || []).map((k) => `${k.split('.').pop()}=${fmt(g[k])}`).join(' ') || 'all runs';
+      const names = curves.names || {}, shown = g.shown || {};
+      const label = (curves.by || []).map((k) => `${names[k] || k.split('.').pop()}=${k in shown ? shown[k] : fmt(g[k])}`).join(' ') || 'all runs';
       const pts = g.points;
       return { label: `${label} (${g.runs.length})`, points: pts.map((p) => [p.x, p.mean]),
         band: { lo: pts.map((p) => (p.std === null || p.std === undefined ? p.mean : p.mean - p.std)), hi: pts.map((p) => (p.std === null || p.std === undefined ? p.mean : p.mean + p.std)) } };
     });
-    lineChart(chartBox, `${state.metric}: mean ± std across runs`, series);
+    lineChart(chartBox, `${(curves.names || {})[state.metric] || state.metric}: mean ± std across runs`, series);
     ready('groups');
   }
   await load();

@@ -547,6 +547,52 @@ fn tables_show_configured_display_names() {
         .filter(|r| r["params"]["optim.lr"] == 0.1)
         .all(|r| r["shown"]["optim.lr"] == "high");
     assert!(high, "{t}");
+    // Curve legends: the grouping key's name, its values shown, the metric's name.
+    let (code, c) = d
+        .get("/analytics/curves?metric=val/acc&group=optim.lr&where=tag%20%3D%3D%20%22sweep-lr%22");
+    assert_eq!(code, 200, "{c}");
+    assert_eq!(c["names"]["optim.lr"], "LR", "{c}");
+    assert_eq!(c["names"]["val/acc"], "Val. accuracy", "{c}");
+    let groups = c["groups"].as_array().unwrap();
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["optim.lr"] == 0.1 && g["shown"]["optim.lr"] == "high"),
+        "{c}"
+    );
+    // labctl compare names the keys and remaps the values; JSON keeps the real ones beside.
+    let ids: Vec<String> = t["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut args = vec!["compare"];
+    args.extend(ids.iter().map(String::as_str));
+    let out = d.labctl(&args);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lr = text
+        .lines()
+        .find(|l| l.contains("LR (optim.lr)"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(lr.contains("high"), "{text}");
+    let json = d.labctl_json(&args);
+    let row = json["sections"]["config"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "optim.lr")
+        .unwrap()
+        .clone();
+    assert_eq!(row["name"], "LR");
+    let highs = row["shown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(row["values"].as_array().unwrap())
+        .filter(|(shown, v)| **v == 0.1 && **shown == "high")
+        .count();
+    assert!(highs >= 1, "{row}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Display names for tables: parameter names and values remapped as configured (`optim.lr` → `LR`,
 //! `None` → `random`); without a mapping a name shows as its last dot segment and a value as itself.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 /// [display.values."model.weights"]
 /// None = "random"
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Display {
     /// Dot key → shown name.

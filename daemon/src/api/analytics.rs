@@ -410,6 +410,8 @@ pub struct GroupCurve {
     #[serde(flatten)]
     pub keys: std::collections::BTreeMap<String, serde_json::Value>,
     pub runs: Vec<String>,
+    /// The keys' values as tables show them (`[display.values]`, else the value itself).
+    pub shown: std::collections::BTreeMap<String, String>,
     pub points: Vec<crate::analytics::band::BandPoint>,
 }
 
@@ -421,6 +423,9 @@ pub struct CurvesAnswer {
     pub by: Vec<String>,
     pub runs: Vec<RunCurve>,
     pub groups: Vec<GroupCurve>,
+    /// Legend names of the metrics and grouping keys (`[display.names]`; a key without one: its last dot
+    /// segment; a metric without one: itself).
+    pub names: std::collections::BTreeMap<String, String>,
 }
 
 /// `GET /api/v1/analytics/curves?metric=&x=&ids=&where=&group=&points=&from=&to=`: curves of runs or of groups of runs,
@@ -478,7 +483,16 @@ pub async fn curves(
         };
         let pairs_of = |r: &Record| pairs_of_metric(r, &q.metric);
         let thin = |p: Vec<(f64, f64)>| if q.points == 0 { p } else { downsample(&p, q.points) };
-        let mut answer = CurvesAnswer { metric: q.metric.clone(), x: q.x.clone(), by: Vec::new(), runs: Vec::new(), groups: Vec::new() };
+        let display = &s.config.display;
+        let metric_name = |m: &str| display.names.get(m).cloned().unwrap_or_else(|| m.to_string());
+        let mut answer = CurvesAnswer {
+            metric: q.metric.clone(),
+            x: q.x.clone(),
+            by: Vec::new(),
+            runs: Vec::new(),
+            groups: Vec::new(),
+            names: [(q.metric.clone(), metric_name(&q.metric))].into(),
+        };
         match q.group.as_deref() {
             None => {
                 for r in runs {
@@ -492,6 +506,7 @@ pub async fn curves(
                         let total = pairs.len();
                         let points = thin(pairs).into_iter().map(|(x, y)| (x, y.is_finite().then_some(y))).collect();
                         let metric = glob.then(|| m.clone());
+                        answer.names.entry(m.clone()).or_insert_with(|| metric_name(m));
                         answer.runs.push(RunCurve { id: r.id.to_string(), name: r.name.clone(), metric, total, points });
                     }
                 }
@@ -528,12 +543,15 @@ pub async fn curves(
                             kept_x.peek() == Some(&b.x)
                         })
                         .collect();
+                    let shown = keys.iter().zip(&values).map(|(k, v)| (k.clone(), display.value(k, v))).collect();
                     answer.groups.push(GroupCurve {
                         keys: keys.iter().cloned().zip(values).collect(),
+                        shown,
                         runs: members.iter().map(|&i| runs[i].id.to_string()).collect(),
                         points,
                     });
                 }
+                answer.names.extend(keys.iter().map(|k| (k.clone(), display.name(k))));
                 answer.by = keys;
             }
         }

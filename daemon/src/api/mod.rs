@@ -86,6 +86,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
     let limit = shared.config.max_body_bytes;
     Router::new()
         .route("/api/v1/health", get(read::health))
+        .route("/api/v1/display", get(read::display))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/experiments", get(read::list).post(push::create))
         .route("/api/v1/experiments/{id}", get(read::show))

@@ -108,6 +108,12 @@ pub async fn show(
     )))
 }
 
+/// `GET /api/v1/display`: the display names of keys and values (`[display]` of the configuration), for clients
+/// that lay out tables themselves (`labctl compare`).
+pub async fn display(State(s): State<Arc<AppState>>) -> Json<crate::analytics::display::Display> {
+    Json(s.config.display.clone())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CompareQuery {
