@@ -28,7 +28,8 @@ seeds() { # target -> seed folders from the fixtures
     mlflow_metric|mlflow_run) echo "$f/mlflow/mlruns" ;;
     mlflow_sqlite) echo "$f/mlflow/sqlite" ;;
     expmgr) echo "$f/expmgr" ;;
-    event_msgpack|event_block) echo "schemas/samples" ;;
+    event_msgpack) echo "schemas/samples" ;;
+    event_block) echo "schemas/samples eventlog/samples" ;;
     shipment) echo "eventlog/samples" ;;
   esac
 }

@@ -11,11 +11,16 @@
 
 use crate::{Seq, block};
 use labd_schemas::Event;
-use labd_schemas::event::EVENT_FORMAT_VERSION;
 use serde::{Deserialize, Serialize};
 
-/// The format written into every new shipment.
-pub const SHIPMENT_FORMAT: u16 = 1;
+/// The newest shipment format, read and written. Format 2 carries a format 2 (columnar) block; format 1 a
+/// format 1 block. A shipment says the format of its block so that an older hub names the version it lacks.
+pub const SHIPMENT_FORMAT: u16 = 2;
+
+/// The shipment format that carries `block` as it is.
+pub fn format_for(block: &[u8]) -> u16 {
+    u16::from(block::format(block)).max(1)
+}
 
 /// One shipment, as sent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -81,6 +86,7 @@ pub fn build(
         seqs: (!dense).then(|| seqs.to_vec()),
         block: block::encode(events)?,
     };
+    debug_assert_eq!(format_for(&shipment.block), SHIPMENT_FORMAT);
     encode(&shipment)
 }
 
@@ -113,8 +119,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Vec<Item>), String> {
         ));
     }
     let s: Shipment = rmp_serde::from_slice(bytes).map_err(|e| format!("not a shipment: {e}"))?;
-    let raw = block::unpack(&s.block)?;
-    let items = tolerant_events(&raw)?;
+    let items = block::decode_tolerant(&s.block)?;
     let named = s
         .seqs
         .as_ref()
@@ -152,49 +157,11 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Vec<Item>), String> {
     Ok((h, items))
 }
 
-type Tolerant = Result<Event, (Vec<u8>, String)>;
-
-/// The events of a block's msgpack array; each that does not read (or is of a newer format) as its bytes and
-/// the reason.
-fn tolerant_events(raw: &[u8]) -> Result<Vec<Tolerant>, String> {
-    // The common case: every event reads, in one pass.
-    if let Ok(events) = rmp_serde::from_slice::<Vec<Event>>(raw)
-        && events.iter().all(|e| e.v <= EVENT_FORMAT_VERSION)
-    {
-        return Ok(events.into_iter().map(Ok).collect());
-    }
-    let value = rmpv::decode::read_value(&mut &raw[..])
-        .map_err(|e| format!("events are not msgpack: {e}"))?;
-    let rmpv::Value::Array(values) = value else {
-        return Err("events are not a msgpack array".into());
-    };
-    let mut out = Vec::with_capacity(values.len());
-    for value in values {
-        let mut bytes = Vec::new();
-        rmpv::encode::write_value(&mut bytes, &value).map_err(|e| e.to_string())?;
-        let version = value
-            .as_map()
-            .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some("v")))
-            .and_then(|(_, v)| v.as_u64());
-        let item = match version {
-            Some(v) if v > u64::from(EVENT_FORMAT_VERSION) => Err((
-                bytes,
-                format!("event format v{v} (this labd reads up to v{EVENT_FORMAT_VERSION})"),
-            )),
-            _ => match rmp_serde::from_slice::<Event>(&bytes) {
-                Ok(e) => Ok(e),
-                Err(e) => Err((bytes, format!("event does not read: {e}"))),
-            },
-        };
-        out.push(item);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::message;
+    use labd_schemas::event::EVENT_FORMAT_VERSION;
 
     #[test]
     fn a_shipment_reads_back_with_its_sequence_numbers() {
@@ -265,7 +232,7 @@ mod tests {
         // Re-frame as an array of three.
         raw[0] = 0x93;
         raw.extend_from_slice(&odd_renamed);
-        let items = tolerant_events(&raw).unwrap();
+        let items = block::tolerant_events(&raw).unwrap();
         assert_eq!(items[0], Ok(known));
         let (bytes, reason) = items[1].clone().unwrap_err();
         assert!(reason.contains("format v2"), "{reason}");
@@ -295,7 +262,7 @@ mod tests {
         assert!(e.contains("outside its range"), "{e}");
         s.format = SHIPMENT_FORMAT + 1;
         let e = decode(&encode(&s).unwrap()).unwrap_err();
-        assert!(e.contains("shipment format 2"), "{e}");
+        assert!(e.contains("shipment format 3"), "{e}");
         // The header still says what it was.
         assert_eq!(header(&encode(&s).unwrap()).unwrap().first, 3);
     }

@@ -189,7 +189,7 @@ fn shipments(
     let bad = |e: String| FederationError::Publish(format!("events {}..={}: {e}", b.first, b.last));
     if own_only && b.first >= from {
         let bytes = shipment::encode(&shipment::Shipment {
-            format: shipment::SHIPMENT_FORMAT,
+            format: shipment::format_for(&b.bytes),
             host: host.to_string(),
             first: b.first,
             last: b.last,

@@ -269,6 +269,25 @@ impl Series {
             .collect()
     }
 
+    /// Points `offset..offset + limit` copied out as plain columns, for a page of the metric; `None` when the
+    /// series has custom axes (the log's page says which points lacked one, the store's NaN cannot).
+    pub fn window(&self, offset: usize, limit: usize) -> Option<Window> {
+        if !self.custom.is_empty() {
+            return None;
+        }
+        let range = offset.min(self.len())..offset.saturating_add(limit).min(self.len());
+        let column = |c: &Option<ExactColumn>| {
+            c.as_ref()
+                .map(|c| range.clone().map(|i| c.get(i)).collect::<Vec<f64>>())
+        };
+        Some(Window {
+            step: range.clone().map(|i| self.step.get(i)).collect(),
+            value: self.value[range.clone()].to_vec(),
+            epoch: column(&self.epoch),
+            wall: column(&self.wall),
+        })
+    }
+
     /// Bytes of point data held.
     pub fn bytes(&self) -> usize {
         self.len() * 8
@@ -276,6 +295,36 @@ impl Series {
             + self.epoch.as_ref().map_or(0, ExactColumn::bytes)
             + self.wall.as_ref().map_or(0, ExactColumn::bytes)
             + self.custom.values().map(|c| c.len() * 8).sum::<usize>()
+    }
+}
+
+/// A stretch of a series copied out of the store (see [`Series::window`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    pub step: Vec<Option<i64>>,
+    pub value: Vec<f64>,
+    /// NaN where a point had no epoch.
+    pub epoch: Option<Vec<f64>>,
+    pub wall: Option<Vec<f64>>,
+}
+
+impl Window {
+    /// The points as the API pages them.
+    pub fn points(&self) -> Vec<labd_schemas::api::Point> {
+        let axis = |c: &Option<Vec<f64>>, i: usize| {
+            c.as_ref().map(|c| c[i]).filter(|v| !v.is_nan())
+        };
+        (0..self.value.len())
+            .map(|i| {
+                labd_schemas::api::Point::new(
+                    self.step[i],
+                    axis(&self.epoch, i),
+                    axis(&self.wall, i),
+                    BTreeMap::new(),
+                    self.value[i],
+                )
+            })
+            .collect()
     }
 }
 
@@ -451,6 +500,48 @@ mod tests {
             (0..4).map(|i| steps.get(i)).collect::<Vec<_>>(),
             [Some(1), None, Some(5_000_000_000), Some(2)]
         );
+    }
+
+    #[test]
+    fn a_window_pages_the_same_points_as_the_log() {
+        let mut c = Curves::default();
+        let events = [
+            row("a", 0, None, &[], 2.0),
+            row("a", 10, Some(0.5), &[], f64::INFINITY),
+            row("a", 20, Some(1.0), &[], f64::NAN),
+            row("a", 30, Some(1.5), &[], 0.1 + 0.2),
+        ];
+        for (i, e) in events.iter().enumerate() {
+            assert!(c.apply(i as u64 + 1, e));
+        }
+        let from_log: Vec<labd_schemas::api::Point> = events
+            .iter()
+            .map(|e| {
+                let EventKind::MetricsLogged(m) = &e.kind else {
+                    unreachable!()
+                };
+                labd_schemas::api::Point::new(
+                    m.step,
+                    m.epoch,
+                    m.wall_time,
+                    BTreeMap::new(),
+                    m.values["loss"],
+                )
+            })
+            .collect();
+        let s = c.series(&ExperimentId("a".into()), "train/loss").unwrap();
+        let json = |p: &[labd_schemas::api::Point]| serde_json::to_string(p).unwrap();
+        assert_eq!(json(&s.window(0, 100).unwrap().points()), json(&from_log));
+        assert_eq!(json(&s.window(1, 2).unwrap().points()), json(&from_log[1..3]));
+        assert!(s.window(9, 2).unwrap().points().is_empty());
+        assert_eq!(
+            s.window(3, 1).unwrap().points()[0].value.map(f64::to_bits),
+            Some((0.1f64 + 0.2).to_bits())
+        );
+        // A custom axis: the log answers (it knows which points lacked it).
+        c.apply(5, &row("a", 40, None, &[("tokens", 1.0)], 1.0));
+        let s = c.series(&ExperimentId("a".into()), "train/loss").unwrap();
+        assert!(s.window(0, 10).is_none());
     }
 
     #[test]
