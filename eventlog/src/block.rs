@@ -288,7 +288,8 @@ mod tests {
         };
         let mut extra = row("b", Some(9), 0.25, Some(("b.jsonl", 90)));
         if let EventKind::MetricsLogged(m) = &mut extra.kind {
-            m.extra.insert("note".into(), serde_json::json!("kept as msgpack"));
+            m.extra
+                .insert("note".into(), serde_json::json!("kept as msgpack"));
         }
         let events = vec![
             message("a", "start"),
@@ -301,7 +302,12 @@ mod tests {
             extra,
             row("hub", Some(2), f64::INFINITY, Some(("gpu7:a.jsonl", 1))),
             row("hub", Some(7), 1e-300, None),
-            row("a", Some(i64::MIN), f64::MIN_POSITIVE, Some(("a.jsonl", u64::MAX - 1))),
+            row(
+                "a",
+                Some(i64::MIN),
+                f64::MIN_POSITIVE,
+                Some(("a.jsonl", u64::MAX - 1)),
+            ),
             row("a", Some(i64::MAX), 5.0, Some(("a.jsonl", 0))),
         ];
         let back = decode(&encode(&events).unwrap()).unwrap();
@@ -362,13 +368,44 @@ mod tests {
         );
     }
 
-    /// A run's metric rows take a few bytes each: about what the values' digits hold.
+    /// Encode and decode time of both formats (not a check: `cargo test --release -p labd-log -- --ignored
+    /// block_speed --nocapture`).
     #[test]
-    fn metric_rows_are_small() {
+    #[ignore]
+    fn block_speed() {
+        let events = bench_rows();
+        for (name, enc) in [
+            (
+                "format 1",
+                encode_v1 as fn(&[Event]) -> Result<Vec<u8>, String>,
+            ),
+            ("format 2", encode),
+        ] {
+            let t = std::time::Instant::now();
+            let mut bytes = Vec::new();
+            for _ in 0..200 {
+                bytes = enc(&events).unwrap();
+            }
+            let e = t.elapsed().as_secs_f64() / 200.0;
+            let t = std::time::Instant::now();
+            for _ in 0..200 {
+                assert_eq!(decode(&bytes).unwrap().len(), events.len());
+            }
+            let d = t.elapsed().as_secs_f64() / 200.0;
+            eprintln!(
+                "{name}: encode {:.0} ns a row, decode {:.0} ns a row, {} bytes",
+                e * 1e9 / events.len() as f64,
+                d * 1e9 / events.len() as f64,
+                bytes.len()
+            );
+        }
+    }
+
+    fn bench_rows() -> Vec<Event> {
         use labd_schemas::event::MetricsLogged;
         use labd_schemas::{EventKind, ExperimentId, Source};
         let mut seed = 7u64;
-        let events: Vec<Event> = (0..1024i64)
+        (0..1024i64)
             .map(|step| {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
@@ -400,7 +437,13 @@ mod tests {
                     }),
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    /// A run's metric rows take a few bytes each: about what the values' digits hold.
+    #[test]
+    fn metric_rows_are_small() {
+        let events = bench_rows();
         let v2 = encode(&events).unwrap();
         let v1 = encode_v1(&events).unwrap();
         let per_point = v2.len() as f64 / (4.0 * 1024.0);

@@ -49,8 +49,8 @@ const MAX_EXPONENT: u8 = 18;
 const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0; // 2^53
 
 const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
-    1e18, 1e19, 1e20, 1e21, 1e22,
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
 /// Whether `e` is stored as a columnar row.
@@ -231,11 +231,7 @@ pub fn encode(events: &[Event], version: u16) -> Result<Vec<u8>, String> {
             for (name, &v) in map {
                 let id = strings.id(name);
                 put(&mut streams[KEYS], id);
-                put_float(
-                    &mut streams[FLOATS],
-                    prev.named.entry(id).or_default(),
-                    v,
-                );
+                put_float(&mut streams[FLOATS], prev.named.entry(id).or_default(), v);
             }
         }
         if let Some(o) = &e.origin {
@@ -284,7 +280,10 @@ impl<'a> Reader<'a> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let Some((&b, rest)) = self.bytes.split_first() else {
-                return Err(format!("columnar block: {} ends inside a number", self.what));
+                return Err(format!(
+                    "columnar block: {} ends inside a number",
+                    self.what
+                ));
             };
             self.bytes = rest;
             v |= u64::from(b & 0x7f) << shift;
@@ -292,7 +291,10 @@ impl<'a> Reader<'a> {
                 return Ok(v);
             }
         }
-        Err(format!("columnar block: {} has a number too long", self.what))
+        Err(format!(
+            "columnar block: {} has a number too long",
+            self.what
+        ))
     }
 
     fn take(&mut self, n: u64) -> Result<&'a [u8], String> {
@@ -372,7 +374,10 @@ pub fn decode(raw: &[u8]) -> Result<Body, String> {
     let version = u16::try_from(r.varint()?).map_err(|_| "columnar block: version")?;
     let count = r.varint()?;
     if count > raw.len() as u64 {
-        return Err(format!("columnar block: {count} strings in {} bytes", raw.len()));
+        return Err(format!(
+            "columnar block: {count} strings in {} bytes",
+            raw.len()
+        ));
     }
     let mut strings = Vec::with_capacity(count as usize);
     for _ in 0..count {
@@ -390,8 +395,16 @@ pub fn decode(raw: &[u8]) -> Result<Body, String> {
         let len = r.varint()?;
         streams.push(Reader::new(r.take(len)?, what));
     }
-    let [flags_s, time_s, source_s, names_s, step_s, floats_s, origin_s, keys_s] =
-        &mut streams[..]
+    let [
+        flags_s,
+        time_s,
+        source_s,
+        names_s,
+        step_s,
+        floats_s,
+        origin_s,
+        keys_s,
+    ] = &mut streams[..]
     else {
         return Err("columnar block: streams".into());
     };
@@ -450,7 +463,10 @@ pub fn decode(raw: &[u8]) -> Result<Body, String> {
             for _ in 0..len {
                 let id = keys_s.varint()?;
                 let name = strings.get(id as usize).ok_or_else(|| {
-                    format!("columnar block: a key names string {id} of {}", strings.len())
+                    format!(
+                        "columnar block: a key names string {id} of {}",
+                        strings.len()
+                    )
                 })?;
                 let v = floats_s.float(prev.named.entry(id).or_default())?;
                 map.insert(name.clone(), v);
@@ -502,12 +518,20 @@ mod tests {
     #[test]
     fn decimals_are_found_and_others_are_not() {
         assert_eq!(decimal(0.693147, 6), Some((693147, 6)));
-        assert_eq!(decimal(0.5, 6), Some((500000, 6)), "the stream's exponent first");
+        assert_eq!(
+            decimal(0.5, 6),
+            Some((500000, 6)),
+            "the stream's exponent first"
+        );
         assert_eq!(decimal(0.5, 0), Some((5, 1)));
         assert_eq!(decimal(1_760_000_000.5, 1), Some((17_600_000_005, 1)));
         assert_eq!(decimal(f64::NAN, 0), None);
         assert_eq!(decimal(-0.0, 0), None);
-        assert_eq!(decimal(0.1 + 0.2, 0), None, "17 digits: not a short decimal");
+        assert_eq!(
+            decimal(0.1 + 0.2, 0),
+            None,
+            "17 digits: not a short decimal"
+        );
         assert_eq!(decimal(1e300, 0), None);
     }
 

@@ -311,9 +311,8 @@ pub struct Window {
 impl Window {
     /// The points as the API pages them.
     pub fn points(&self) -> Vec<labd_schemas::api::Point> {
-        let axis = |c: &Option<Vec<f64>>, i: usize| {
-            c.as_ref().map(|c| c[i]).filter(|v| !v.is_nan())
-        };
+        let axis =
+            |c: &Option<Vec<f64>>, i: usize| c.as_ref().map(|c| c[i]).filter(|v| !v.is_nan());
         (0..self.value.len())
             .map(|i| {
                 labd_schemas::api::Point::new(
@@ -532,7 +531,10 @@ mod tests {
         let s = c.series(&ExperimentId("a".into()), "train/loss").unwrap();
         let json = |p: &[labd_schemas::api::Point]| serde_json::to_string(p).unwrap();
         assert_eq!(json(&s.window(0, 100).unwrap().points()), json(&from_log));
-        assert_eq!(json(&s.window(1, 2).unwrap().points()), json(&from_log[1..3]));
+        assert_eq!(
+            json(&s.window(1, 2).unwrap().points()),
+            json(&from_log[1..3])
+        );
         assert!(s.window(9, 2).unwrap().points().is_empty());
         assert_eq!(
             s.window(3, 1).unwrap().points()[0].value.map(f64::to_bits),

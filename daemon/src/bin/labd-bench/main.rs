@@ -159,8 +159,10 @@ fn main() -> Result<()> {
         live_rss as f64 / 1e6
     );
     println!(
-        "100 full curves ({} points each) over HTTP: {curves_secs:.3}s",
-        a.steps
+        "100 full curves ({} points each) over HTTP, one kept-alive connection (median of 5): {:.1} ms as 100 metric pages, {:.1} ms as one /analytics/curves?points=0",
+        a.steps,
+        curves_secs * 1e3,
+        live.curves_one_request * 1e3
     );
     println!("idle daemon CPU over 10 s: {:.2}%", idle_cpu * 100.0);
     println!(
@@ -282,7 +284,14 @@ struct Live {
     /// Peak RSS of the live daemon (VmHWM), bytes.
     peak_rss: u64,
     curves_secs: f64,
+    /// The same 100 curves in one `/analytics/curves?points=0` request.
+    curves_one_request: f64,
     idle_cpu: f64,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn total_points(agent: &ureq_agent::Agent, base: &str) -> Result<u64> {
@@ -339,16 +348,51 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
     }
     let drop_secs = t.elapsed().as_secs_f64();
     let ids = run_ids(&agent, &base, 100)?;
-    let t = Instant::now();
+    // 100 full curves over one kept-alive connection, as a browser fetches them: the median of 5 rounds, each
+    // answer read whole (its bytes; parsing them is the client's business and is checked after the clock).
+    let mut conn = ureq_agent::Conn::open(&base)?;
+    let pages: Vec<String> = ids
+        .iter()
+        .map(|id| format!("/api/v1/experiments/{id}/metrics/train/loss"))
+        .collect();
+    let mut rounds = Vec::new();
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        bodies.clear();
+        for p in &pages {
+            let (status, body) = conn.get(p)?;
+            if status != 200 {
+                bail!("{p}: HTTP {status}");
+            }
+            bodies.push(body);
+        }
+        rounds.push(t.elapsed().as_secs_f64());
+    }
     let mut got = 0usize;
-    for id in &ids {
-        let page: serde_json::Value = serde_json::from_str(
-            &agent.get(&format!("{base}/experiments/{id}/metrics/train/loss"))?,
-        )?;
+    for b in &bodies {
+        let page: serde_json::Value = serde_json::from_slice(b)?;
         got += page["points"].as_array().map_or(0, Vec::len);
     }
-    let curves = t.elapsed().as_secs_f64();
     eprintln!("fetched {} curves, {got} points", ids.len());
+    let curves = median(&mut rounds);
+    let all_curves = format!(
+        "/api/v1/analytics/curves?metric=train/loss&points=0&ids={}",
+        ids.join(",")
+    );
+    let mut rounds = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (status, body) = conn.get(&all_curves)?;
+        rounds.push(t.elapsed().as_secs_f64());
+        if status != 200 {
+            bail!(
+                "{all_curves}: HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+    let curves_one_request = median(&mut rounds);
 
     // Analytics (issue #3): warm queries, each the median of 21.
     let summary_url = format!("{base}/analytics/summary?metric=train/loss&reduce=last&by=varying");
@@ -438,6 +482,7 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
         drop_secs,
         peak_rss,
         curves_secs: curves,
+        curves_one_request,
         idle_cpu: idle,
         summary_ms,
         summary_curves_ms,

@@ -59,3 +59,60 @@ impl Agent {
         }
     }
 }
+
+/// One kept-alive connection, as a browser or a client library keeps one: requests one after another on the
+/// same socket, each answer read by its Content-Length.
+pub struct Conn {
+    stream: std::io::BufReader<TcpStream>,
+    host: String,
+}
+
+impl Conn {
+    pub fn open(base: &str) -> anyhow::Result<Conn> {
+        let rest = base
+            .strip_prefix("http://")
+            .ok_or_else(|| anyhow::anyhow!("not http: {base}"))?;
+        let host = rest.split('/').next().unwrap_or(rest).to_string();
+        let s = TcpStream::connect(&host)?;
+        s.set_nodelay(true)?;
+        Ok(Conn {
+            stream: std::io::BufReader::new(s),
+            host,
+        })
+    }
+
+    /// GETs `path` (from the root, e.g. `/api/v1/health`): the status and the body's bytes.
+    pub fn get(&mut self, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+        use std::io::BufRead;
+        write!(
+            self.stream.get_mut(),
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            self.host
+        )?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line)?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("bad status line {line:?}"))?;
+        let mut length = None;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line)?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse::<usize>().ok();
+            }
+        }
+        let length = length.ok_or_else(|| anyhow::anyhow!("{path}: no Content-Length"))?;
+        let mut body = vec![0u8; length];
+        self.stream.read_exact(&mut body)?;
+        Ok((status, body))
+    }
+}
