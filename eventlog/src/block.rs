@@ -293,7 +293,7 @@ mod tests {
         }
         let events = vec![
             message("a", "start"),
-            row("a", Some(0), 0.693147, Some(("a.jsonl", 2))),
+            row("a", Some(0), 0.683147, Some(("a.jsonl", 2))),
             row("a", Some(1), 0.5, Some(("a.jsonl", 3))),
             row("b", Some(3), f64::NAN, Some(("b.jsonl", 7))),
             message("b", "between"),
@@ -333,7 +333,7 @@ mod tests {
         use labd_schemas::event::MetricsLogged;
         use labd_schemas::{EventKind, ExperimentId, Source};
         let mut events = vec![message("a", "one")];
-        for (step, v) in [(0i64, 0.693147), (1, f64::NAN), (2, 0.1 + 0.2)] {
+        for (step, v) in [(0i64, 0.683147), (1, f64::NAN), (2, 0.1 + 0.2)] {
             events.push(Event::new(
                 1_765_000_000_000_000 + step,
                 Source::File {

@@ -517,7 +517,7 @@ mod tests {
 
     #[test]
     fn decimals_are_found_and_others_are_not() {
-        assert_eq!(decimal(0.693147, 6), Some((693147, 6)));
+        assert_eq!(decimal(0.683147, 6), Some((683147, 6)));
         assert_eq!(
             decimal(0.5, 6),
             Some((500000, 6)),
@@ -538,8 +538,8 @@ mod tests {
     #[test]
     fn floats_keep_their_bits_through_every_tag() {
         let values = [
-            0.693147,
-            0.693147,
+            0.683147,
+            0.683147,
             0.5,
             0.51,
             f64::NAN,

@@ -585,7 +585,7 @@ mod page_tests {
     fn a_page_from_columns_is_the_serde_page() {
         let w = Window {
             step: vec![Some(0), None, Some(-3), Some(i64::MAX), Some(4)],
-            value: vec![0.693147, f64::NAN, f64::INFINITY, -0.0, 1e-300],
+            value: vec![0.683147, f64::NAN, f64::INFINITY, -0.0, 1e-300],
             epoch: Some(vec![0.0, f64::NAN, 0.5, 1e21, 3.0]),
             wall: None,
         };
