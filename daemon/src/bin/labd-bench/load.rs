@@ -23,6 +23,15 @@ struct Latency {
     errors: u64,
 }
 
+/// What the targets table reads of a load run.
+pub struct LoadFigures {
+    /// p99 latency of the clients while the backlog was ingested, ms.
+    pub p99_under_ingest_ms: f64,
+    /// The daemon's peak RSS over that window, bytes.
+    pub peak_rss: u64,
+    pub errors: u64,
+}
+
 pub struct Options {
     pub connections: u32,
     pub window_s: u64,
@@ -35,7 +44,7 @@ pub fn run(
     corpus: &Path,
     points_per_run: u64,
     opts: &Options,
-) -> Result<()> {
+) -> Result<LoadFigures> {
     if Command::new("wrk").arg("--version").output().is_err() {
         bail!("wrk is not installed (Debian: apt-get install wrk)");
     }
@@ -171,7 +180,11 @@ pub fn run(
             rss as f64 / 1e6
         );
     }
-    Ok(())
+    Ok(LoadFigures {
+        p99_under_ingest_ms: under_load.p99_ms,
+        peak_rss: rss_ingest.max(rss_alone),
+        errors: under_load.errors + alone.errors,
+    })
 }
 
 fn drop_groups(groups: &[PathBuf], inbox: &Path) -> Result<()> {

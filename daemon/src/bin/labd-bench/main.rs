@@ -16,6 +16,7 @@
 //! a backlog is ingested, and the ingest rate with and without them (see `load.rs`).
 
 mod load;
+mod targets;
 mod ureq_agent;
 
 use anyhow::{Context, Result, bail};
@@ -33,6 +34,9 @@ struct Args {
     clients: u32,
     window: u64,
     full_digits: bool,
+    targets: bool,
+    small: bool,
+    big: bool,
 }
 
 fn args() -> Result<Args> {
@@ -45,6 +49,9 @@ fn args() -> Result<Args> {
         clients: 100,
         window: 10,
         full_digits: false,
+        targets: false,
+        small: false,
+        big: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -58,8 +65,11 @@ fn args() -> Result<Args> {
             "--clients" => a.clients = value()?.parse()?,
             "--window" => a.window = value()?.parse()?,
             "--full-digits" => a.full_digits = true,
+            "--targets" => a.targets = true,
+            "--small" => a.small = true,
+            "--big" => a.big = true,
             other => bail!(
-                "unknown flag {other}; flags: --runs --steps --metrics --dir --load --clients --window --full-digits"
+                "unknown flag {other}; flags: --runs --steps --metrics --dir --load --clients --window --full-digits --targets [--small] [--big]"
             ),
         }
     }
@@ -75,12 +85,30 @@ fn main() -> Result<()> {
             labd.display()
         );
     }
+    if a.targets {
+        return targets::run(&labd, &a);
+    }
+    if a.load {
+        let corpus = fresh_corpus(&a)?;
+        let opts = load::Options {
+            connections: a.clients,
+            window_s: a.window,
+        };
+        load::run(&labd, &a.dir, &corpus, (a.steps * a.metrics) as u64, &opts)?;
+        return Ok(());
+    }
+    let f = measure(&labd, &a)?;
+    print_figures(&a, &f);
+    Ok(())
+}
+
+/// Writes the corpus `a` describes into a fresh `<dir>/corpus`.
+fn fresh_corpus(a: &Args) -> Result<PathBuf> {
     let corpus = a.dir.join("corpus");
-    let data = a.dir.join("data");
     let _ = std::fs::remove_dir_all(&a.dir);
     std::fs::create_dir_all(&corpus)?;
     let t = Instant::now();
-    let (points, bytes) = write_corpus(&corpus, &a)?;
+    let (points, bytes) = write_corpus(&corpus, a)?;
     eprintln!(
         "corpus: {} runs x {} metrics x {} steps = {points} points, {:.0} MiB, written in {:.1}s",
         a.runs,
@@ -90,16 +118,29 @@ fn main() -> Result<()> {
         t.elapsed().as_secs_f64()
     );
     sync();
-    if a.load {
-        let opts = load::Options {
-            connections: a.clients,
-            window_s: a.window,
-        };
-        return load::run(&labd, &a.dir, &corpus, (a.steps * a.metrics) as u64, &opts);
-    }
+    Ok(corpus)
+}
 
+/// Every figure of one corpus.
+pub struct Figures {
+    pub points: u64,
+    pub ingest_wall: f64,
+    pub ingest_rss: u64,
+    pub replay_secs: f64,
+    pub replay_wall: f64,
+    pub replay_rss: u64,
+    pub db_bytes: u64,
+    pub stored: u64,
+    pub live: Live,
+}
+
+/// Writes the corpus, then measures ingest (`--once`), replay, the disk, and a live daemon.
+fn measure(labd: &Path, a: &Args) -> Result<Figures> {
+    let corpus = fresh_corpus(a)?;
+    let points = (a.runs * a.steps * a.metrics) as u64;
+    let data = a.dir.join("data");
     // Ingest: drop to durable and queryable.
-    let mut cmd = Command::new(&labd);
+    let mut cmd = Command::new(labd);
     cmd.args(["--once", "--data-dir"])
         .arg(&data)
         .arg("--watch")
@@ -111,7 +152,7 @@ fn main() -> Result<()> {
     let stored = labd_log::EventLog::open(&db)?.stored_event_bytes()?;
 
     // Replay of the whole log.
-    let mut cmd = Command::new(&labd);
+    let mut cmd = Command::new(labd);
     cmd.args(["replay", "--json", "--data-dir"])
         .arg(&data)
         .env("RUST_LOG", "warn");
@@ -127,12 +168,33 @@ fn main() -> Result<()> {
         );
     }
 
-    // A running daemon: 100 full curves, then idle CPU.
     // A running daemon: drop the corpus into its watched folder, then 100 full curves, then idle CPU.
-    let live = serve_phase(&labd, &a.dir, &corpus, points)?;
-    let (drop_secs, curves_secs, idle_cpu) = (live.drop_secs, live.curves_secs, live.idle_cpu);
-    let live_rss = live.peak_rss;
+    let live = serve_phase(labd, &a.dir, &corpus, points)?;
+    Ok(Figures {
+        points,
+        ingest_wall,
+        ingest_rss,
+        replay_secs,
+        replay_wall,
+        replay_rss,
+        db_bytes,
+        stored,
+        live,
+    })
+}
 
+fn print_figures(a: &Args, f: &Figures) {
+    let Figures {
+        points,
+        ingest_wall,
+        ingest_rss,
+        replay_secs,
+        replay_wall,
+        replay_rss,
+        db_bytes,
+        stored,
+        ref live,
+    } = *f;
     println!(
         "labd-bench: {} runs x {} metrics x {} steps = {points} points",
         a.runs, a.metrics, a.steps
@@ -154,17 +216,19 @@ fn main() -> Result<()> {
         stored as f64 / points as f64
     );
     println!(
-        "ingest (live daemon, corpus dropped into its inbox until every point is queryable): {drop_secs:.2}s = {:.0} points/s; daemon peak RSS {:.0} MB",
-        points as f64 / drop_secs,
-        live_rss as f64 / 1e6
+        "ingest (live daemon, corpus dropped into its inbox until every point is queryable): {:.2}s = {:.0} points/s; daemon peak RSS {:.0} MB, {:.0} MB resident when idle",
+        live.drop_secs,
+        points as f64 / live.drop_secs,
+        live.peak_rss as f64 / 1e6,
+        live.idle_rss as f64 / 1e6
     );
     println!(
         "100 full curves ({} points each) over HTTP, one kept-alive connection (median of 5): {:.1} ms as 100 metric pages, {:.1} ms as one /analytics/curves?points=0",
         a.steps,
-        curves_secs * 1e3,
+        live.curves_secs * 1e3,
         live.curves_one_request * 1e3
     );
-    println!("idle daemon CPU over 10 s: {:.2}%", idle_cpu * 100.0);
+    println!("idle daemon CPU over 10 s: {:.2}%", live.idle_cpu * 100.0);
     println!(
         "analytics: summary by varying keys {:.1} ms (mean_last:10 over curves {:.1} ms); curves of 100 runs at 500 points {:.1} ms (medians of 21)",
         live.summary_ms, live.summary_curves_ms, live.curve_ms
@@ -177,10 +241,15 @@ fn main() -> Result<()> {
         live.export_rise as f64 / 1e6
     );
     println!(
-        "cold start from the checkpoint: first answer after {:.2}s; curve store warm after {:.2}s",
-        live.cold_secs, live.warm_secs
+        "cold start from the checkpoint: first answer after {:.2}s; curve store warm after {:.2}s{}",
+        live.cold_secs,
+        live.warm_secs,
+        if live.curves_503 {
+            " (curves answered 503 meanwhile)"
+        } else {
+            ""
+        }
     );
-    Ok(())
 }
 
 /// Writes `runs` run logs; answers the points and bytes written.
@@ -265,7 +334,7 @@ fn run_measured(mut cmd: Command) -> Result<(f64, u64)> {
     Ok((wall, usage.ru_maxrss as u64 * 1024))
 }
 
-struct Live {
+pub struct Live {
     /// Warm `summary` grouped by varying keys (registry reduction), median ms.
     summary_ms: f64,
     /// The same with a reduction over whole curves (`mean_last:10`), median ms.
@@ -283,6 +352,10 @@ struct Live {
     drop_secs: f64,
     /// Peak RSS of the live daemon (VmHWM), bytes.
     peak_rss: u64,
+    /// Resident memory after ten idle seconds with every point ingested, bytes.
+    idle_rss: u64,
+    /// Whether a curve request answered 503 (store warming up) during the cold start.
+    curves_503: bool,
     curves_secs: f64,
     /// The same 100 curves in one `/analytics/curves?points=0` request.
     curves_one_request: f64,
@@ -452,6 +525,7 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let idle = (cpu1 - cpu0) as f64 / hz / t.elapsed().as_secs_f64();
+    let idle_rss = rss(child.id());
     let peak_rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))?
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -470,7 +544,12 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
         std::thread::sleep(Duration::from_millis(5));
     }
     let cold_secs = t.elapsed().as_secs_f64();
-    while agent.get(&curve_url).is_err() {
+    let mut curves_503 = false;
+    loop {
+        match agent.get(&curve_url) {
+            Ok(_) => break,
+            Err(e) => curves_503 |= e.to_string().contains(" 503"),
+        }
         if t.elapsed() > Duration::from_secs(300) {
             bail!("the curve store was not warm within 300 s of a cold start");
         }
@@ -481,6 +560,8 @@ fn serve_phase(labd: &Path, dir: &Path, corpus: &Path, points: u64) -> Result<Li
     Ok(Live {
         drop_secs,
         peak_rss,
+        idle_rss,
+        curves_503,
         curves_secs: curves,
         curves_one_request,
         idle_cpu: idle,
