@@ -20,6 +20,7 @@
 //! streams: for each of STREAMS, byte length + bytes
 //! ```
 
+use crate::codec::{FloatState, Reader, put, put_float, unzigzag, zigzag};
 use labd_schemas::event::MetricsLogged;
 use labd_schemas::{Event, EventKind, ExperimentId, Origin, Source};
 use std::collections::{BTreeMap, HashMap};
@@ -35,24 +36,6 @@ const FLOATS: usize = 5;
 const ORIGIN: usize = 6;
 const KEYS: usize = 7;
 
-const HAS_STEP: u64 = 1;
-const HAS_EPOCH: u64 = 2;
-const HAS_WALL: u64 = 4;
-const HAS_SPLIT: u64 = 8;
-const HAS_ORIGIN: u64 = 16;
-const HAS_ORIGIN_ID: u64 = 32;
-const SOURCE_SHIFT: u32 = 6;
-
-/// Most powers of ten a decimal float may be scaled by (10^22 is the last exact f64 power of ten).
-const MAX_EXPONENT: u8 = 18;
-/// Decimals whose `m` is at most this are exact integers in an f64 and their differences fit the varint tag.
-const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0; // 2^53
-
-const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-];
-
 /// Whether `e` is stored as a columnar row.
 fn columnar(e: &Event, version: u16) -> Option<&MetricsLogged> {
     match &e.kind {
@@ -61,75 +44,22 @@ fn columnar(e: &Event, version: u16) -> Option<&MetricsLogged> {
     }
 }
 
-fn put(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+/// A string of the block's table, by the index `r` reads.
+fn string<'s>(r: &mut Reader, strings: &'s [String]) -> Result<&'s str, String> {
+    let i = r.varint()?;
+    strings
+        .get(i as usize)
+        .map(String::as_str)
+        .ok_or_else(|| format!("{} names string {i} of {}", r.what(), strings.len()))
 }
 
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-/// The previous float of a stream (a metric, an axis), that the next is written against.
-#[derive(Clone, Copy, Default)]
-struct FloatState {
-    bits: u64,
-    mantissa: i64,
-    exponent: u8,
-}
-
-/// `v` as a decimal `m × 10^-e` that reads back to its bits, trying the stream's exponent first.
-fn decimal(v: f64, prefer: u8) -> Option<(i64, u8)> {
-    let fits = |e: u8| -> Option<i64> {
-        let p = POW10[e as usize];
-        let m = (v * p).round();
-        (m.abs() <= MAX_MANTISSA && (m / p).to_bits() == v.to_bits()).then_some(m as i64)
-    };
-    if !v.is_finite() || (v == 0.0 && v.is_sign_negative()) {
-        return None;
-    }
-    if let Some(m) = fits(prefer) {
-        return Some((m, prefer));
-    }
-    (0..=MAX_EXPONENT)
-        .filter(|&e| e != prefer)
-        .find_map(|e| fits(e).map(|m| (m, e)))
-}
-
-/// Writes a float against its stream's previous one: low two bits of the first varint say how.
-/// 0: the same bits; 1: a decimal of the same exponent (zigzag difference of `m`); 2: a decimal of another
-/// exponent (zigzag `m`, then the exponent); 3: the bits XOR the previous, 8 bytes little endian.
-fn put_float(out: &mut Vec<u8>, state: &mut FloatState, v: f64) {
-    let bits = v.to_bits();
-    if bits == state.bits {
-        put(out, 0);
-        return;
-    }
-    match decimal(v, state.exponent) {
-        Some((m, e)) if e == state.exponent => {
-            put(out, zigzag(m.wrapping_sub(state.mantissa)) << 2 | 1);
-            state.mantissa = m;
-        }
-        Some((m, e)) => {
-            put(out, zigzag(m) << 2 | 2);
-            out.push(e);
-            state.mantissa = m;
-            state.exponent = e;
-        }
-        None => {
-            put(out, 3);
-            out.extend_from_slice(&(bits ^ state.bits).to_le_bytes());
-        }
-    }
-    state.bits = bits;
-}
+const HAS_STEP: u64 = 1;
+const HAS_EPOCH: u64 = 2;
+const HAS_WALL: u64 = 4;
+const HAS_SPLIT: u64 = 8;
+const HAS_ORIGIN: u64 = 16;
+const HAS_ORIGIN_ID: u64 = 32;
+const SOURCE_SHIFT: u32 = 6;
 
 /// Interned strings (runs, files, splits, metric names, hosts) by their index.
 #[derive(Default)]
@@ -265,93 +195,6 @@ pub fn encode(events: &[Event], version: u16) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// A cursor over bytes that says what ran out or is out of range instead of panicking.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    what: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8], what: &'static str) -> Self {
-        Reader { bytes, what }
-    }
-
-    fn varint(&mut self) -> Result<u64, String> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let Some((&b, rest)) = self.bytes.split_first() else {
-                return Err(format!(
-                    "columnar block: {} ends inside a number",
-                    self.what
-                ));
-            };
-            self.bytes = rest;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(format!(
-            "columnar block: {} has a number too long",
-            self.what
-        ))
-    }
-
-    fn take(&mut self, n: u64) -> Result<&'a [u8], String> {
-        if n > self.bytes.len() as u64 {
-            return Err(format!(
-                "columnar block: {} says {n} bytes, {} are left",
-                self.what,
-                self.bytes.len()
-            ));
-        }
-        let (a, b) = self.bytes.split_at(n as usize);
-        self.bytes = b;
-        Ok(a)
-    }
-
-    fn byte(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn string<'s>(&mut self, strings: &'s [String]) -> Result<&'s str, String> {
-        let i = self.varint()?;
-        strings.get(i as usize).map(String::as_str).ok_or_else(|| {
-            format!(
-                "columnar block: {} names string {i} of {}",
-                self.what,
-                strings.len()
-            )
-        })
-    }
-
-    fn float(&mut self, state: &mut FloatState) -> Result<f64, String> {
-        let head = self.varint()?;
-        match head & 3 {
-            0 => {}
-            1 => {
-                let p = POW10[state.exponent as usize];
-                state.mantissa = state.mantissa.wrapping_add(unzigzag(head >> 2));
-                state.bits = (state.mantissa as f64 / p).to_bits();
-            }
-            2 => {
-                let e = self.byte()?;
-                if e > MAX_EXPONENT {
-                    return Err(format!("columnar block: exponent {e} in {}", self.what));
-                }
-                state.exponent = e;
-                state.mantissa = unzigzag(head >> 2);
-                state.bits = (state.mantissa as f64 / POW10[e as usize]).to_bits();
-            }
-            _ => {
-                let raw: [u8; 8] = self.take(8)?.try_into().map_err(|_| "eight bytes")?;
-                state.bits ^= u64::from_le_bytes(raw);
-            }
-        }
-        Ok(f64::from_bits(state.bits))
-    }
-}
-
 /// What a body holds: the columnar rows decoded, and the other events' msgpack array, each at its index.
 pub struct Body {
     /// Events in order; `None` where the event is in `others`.
@@ -362,7 +205,7 @@ pub struct Body {
 
 /// Decodes a columnar body.
 pub fn decode(raw: &[u8]) -> Result<Body, String> {
-    let mut r = Reader::new(raw, "header");
+    let mut r = Reader::new(raw, "columnar block: header");
     let n = r.varint()?;
     // Each event takes at least a bit of the bitmap: a count beyond that is damage, refused before allocating.
     if n > raw.len() as u64 * 8 {
@@ -390,7 +233,14 @@ pub fn decode(raw: &[u8]) -> Result<Body, String> {
     let bitmap = r.take(n.div_ceil(8))?;
     let mut streams: Vec<Reader> = Vec::with_capacity(STREAMS);
     for what in [
-        "flags", "times", "sources", "names", "steps", "floats", "origins", "keys",
+        "columnar block: flags",
+        "columnar block: times",
+        "columnar block: sources",
+        "columnar block: names",
+        "columnar block: steps",
+        "columnar block: floats",
+        "columnar block: origins",
+        "columnar block: keys",
     ] {
         let len = r.varint()?;
         streams.push(Reader::new(r.take(len)?, what));
@@ -420,7 +270,7 @@ pub fn decode(raw: &[u8]) -> Result<Body, String> {
         let source = match flags >> SOURCE_SHIFT {
             0 => Source::Daemon,
             1 => {
-                let path = source_s.string(&strings)?.to_string();
+                let path = string(source_s, &strings)?.to_string();
                 let first_line = prev.line.wrapping_add(unzigzag(source_s.varint()?) as u64);
                 let last_line = first_line.wrapping_add(unzigzag(source_s.varint()?) as u64);
                 prev.line = last_line;
@@ -431,13 +281,13 @@ pub fn decode(raw: &[u8]) -> Result<Body, String> {
                 }
             }
             2 => Source::Http {
-                request: source_s.string(&strings)?.to_string(),
+                request: string(source_s, &strings)?.to_string(),
             },
             t => return Err(format!("columnar block: source kind {t}")),
         };
-        let exp = ExperimentId(names_s.string(&strings)?.to_string());
+        let exp = ExperimentId(string(names_s, &strings)?.to_string());
         let split = if flags & HAS_SPLIT != 0 {
-            Some(names_s.string(&strings)?.to_string())
+            Some(string(names_s, &strings)?.to_string())
         } else {
             None
         };
@@ -474,12 +324,12 @@ pub fn decode(raw: &[u8]) -> Result<Body, String> {
         }
         let [x, values] = maps;
         let origin = if flags & HAS_ORIGIN != 0 {
-            let host = origin_s.string(&strings)?.to_string();
+            let host = string(origin_s, &strings)?.to_string();
             prev.origin_seq = prev
                 .origin_seq
                 .wrapping_add(unzigzag(origin_s.varint()?) as u64);
             let id = if flags & HAS_ORIGIN_ID != 0 {
-                Some(origin_s.string(&strings)?.to_string())
+                Some(string(origin_s, &strings)?.to_string())
             } else {
                 None
             };
@@ -509,59 +359,4 @@ pub fn decode(raw: &[u8]) -> Result<Body, String> {
         }));
     }
     Ok(Body { rows, others })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimals_are_found_and_others_are_not() {
-        assert_eq!(decimal(0.683147, 6), Some((683147, 6)));
-        assert_eq!(
-            decimal(0.5, 6),
-            Some((500000, 6)),
-            "the stream's exponent first"
-        );
-        assert_eq!(decimal(0.5, 0), Some((5, 1)));
-        assert_eq!(decimal(1_760_000_000.5, 1), Some((17_600_000_005, 1)));
-        assert_eq!(decimal(f64::NAN, 0), None);
-        assert_eq!(decimal(-0.0, 0), None);
-        assert_eq!(
-            decimal(0.1 + 0.2, 0),
-            None,
-            "17 digits: not a short decimal"
-        );
-        assert_eq!(decimal(1e300, 0), None);
-    }
-
-    #[test]
-    fn floats_keep_their_bits_through_every_tag() {
-        let values = [
-            0.683147,
-            0.683147,
-            0.5,
-            0.51,
-            f64::NAN,
-            -0.0,
-            0.1 + 0.2,
-            f64::INFINITY,
-            1e-300,
-            -7.25,
-            f64::from_bits(1),
-            f64::MAX,
-            123456789012345.6,
-        ];
-        let mut out = Vec::new();
-        let mut state = FloatState::default();
-        for &v in &values {
-            put_float(&mut out, &mut state, v);
-        }
-        let mut r = Reader::new(&out, "test");
-        let mut state = FloatState::default();
-        for &v in &values {
-            assert_eq!(r.float(&mut state).unwrap().to_bits(), v.to_bits(), "{v}");
-        }
-        assert!(r.bytes.is_empty());
-    }
 }

@@ -7,6 +7,7 @@
 //! [`block`] is the stored encoding of a block of events.
 
 pub mod block;
+pub mod codec;
 mod columns;
 pub mod shipment;
 pub mod writer;

@@ -477,16 +477,28 @@ fn curves_of_runs_and_of_groups_survive_a_restart_from_the_checkpoint() {
         assert_eq!(p0["min"].as_f64().unwrap(), first[0].min(first[1]));
     }
 
-    // After a restart from the checkpoint the store warms up from the log and answers the same.
+    // After a clean restart the curve store is loaded from its checkpoint: warm at once, the same answers.
+    let url = format!(
+        "/analytics/curves?metric=train/loss&where={}&group=varying",
+        "tag%20%3D%3D%20%22sweep-lr%22"
+    );
     assert!(d.stop().success());
     d.restart();
-    d.wait_for("the curve store", 10, |d| {
-        d.get(&format!(
-            "/analytics/curves?metric=train/loss&where={}&group=varying",
-            "tag%20%3D%3D%20%22sweep-lr%22"
-        ))
-        .0 == 200
-    });
+    let (code, body) = d.get(&url);
+    assert_eq!(code, 200, "no warm-up after a clean stop: {body}");
+    let again = d.labctl_json(&[
+        "curve",
+        "--metric",
+        "train/loss",
+        "--where",
+        sweep,
+        "--group",
+    ]);
+    assert_eq!(again, grouped);
+    // After kill -9 the store starts from its last checkpoint and reads the rest of the log.
+    d.kill9();
+    d.restart();
+    d.wait_for("the curve store", 10, |d| d.get(&url).0 == 200);
     let again = d.labctl_json(&[
         "curve",
         "--metric",

@@ -132,15 +132,7 @@ impl Reduce {
             Reduce::AtStep(n) => value_at(&series()?.pairs(&Axis::Step), *n as f64),
             Reduce::AtEpoch(e) => value_at(&series()?.pairs(&Axis::Epoch), *e),
             Reduce::MeanLast(k) => {
-                let s = series()?;
-                let last: Vec<f64> = s
-                    .value
-                    .iter()
-                    .rev()
-                    .filter(|v| v.is_finite())
-                    .take(*k)
-                    .copied()
-                    .collect();
+                let last = series()?.last_finite(*k);
                 (!last.is_empty()).then(|| last.iter().sum::<f64>() / last.len() as f64)
             }
             Reduce::Auc(axis) => auc(&series()?.pairs(axis)),

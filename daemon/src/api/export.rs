@@ -7,7 +7,7 @@ use super::{Error, Result};
 use crate::filter::{Clock, Filter};
 use crate::state::AppState;
 use crate::views::Views;
-use crate::views::curves::Axis;
+use crate::views::chunk::NO_STEP;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -221,13 +221,15 @@ impl Rows {
             if wanted.is_some_and(|w| !w.contains(key)) {
                 continue;
             }
-            for i in 0..s.len() {
+            let c = s.columns();
+            let axis = |col: &Option<Vec<f64>>, i: usize| col.as_ref().and_then(|c| opt(c[i]));
+            for i in 0..c.len() {
                 self.run.push(id.to_string());
                 self.metric.push(key.clone());
-                self.step.push(s.step.get(i));
-                self.epoch.push(opt(s.x(&Axis::Epoch, i)));
-                self.wall.push(opt(s.x(&Axis::Wall, i)));
-                self.value.push(s.value[i]);
+                self.step.push((c.step[i] != NO_STEP).then_some(c.step[i]));
+                self.epoch.push(axis(&c.epoch, i));
+                self.wall.push(axis(&c.wall, i));
+                self.value.push(c.value[i]);
             }
         }
     }

@@ -1,176 +1,46 @@
-//! The curve store: every metric's points in columns, per run and metric, so curves and reductions over whole
-//! curves answer in milliseconds. Rebuilt from the log (it is not part of the checkpoint): a daemon that starts
-//! from a checkpoint answers from the registry at once while a background warm-up fills the store in order.
+//! The curve store: every metric's points per run and metric, so curves and reductions over whole curves
+//! answer in milliseconds. A series keeps its points in compressed chunks of [`CHUNK`] points (steps as
+//! differences, floats against the previous one: a few bytes a point, every bit kept) and an open tail as plain
+//! columns. The store is saved beside the views' checkpoint (its own key, its own sequence number), so a restart
+//! loads it instead of rebuilding; what the log holds beyond it is read in order by a background warm-up.
 
+use super::chunk::{CHUNK, Chunk, Columns, NO_STEP};
 use labd_log::Seq;
 use labd_schemas::{Event, EventKind, ExperimentId};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
-/// Steps as a column: 4 bytes a step while they fit in an i32 (almost always), 8 after.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Steps {
-    /// `i32::MIN` where a row had no step.
-    Narrow(Vec<i32>),
-    /// `i64::MIN` where a row had no step.
-    Wide(Vec<i64>),
-}
-
-impl Default for Steps {
-    fn default() -> Self {
-        Steps::Narrow(Vec::new())
-    }
-}
-
-impl Steps {
-    fn push(&mut self, step: Option<i64>) {
-        match self {
-            Steps::Narrow(col) => match step {
-                None => col.push(i32::MIN),
-                Some(s) if s > i32::MIN as i64 && s <= i32::MAX as i64 => col.push(s as i32),
-                Some(s) => {
-                    let mut wide: Vec<i64> = col
-                        .iter()
-                        .map(|&v| if v == i32::MIN { i64::MIN } else { v as i64 })
-                        .collect();
-                    wide.push(s);
-                    *self = Steps::Wide(wide);
-                }
-            },
-            Steps::Wide(col) => col.push(step.unwrap_or(i64::MIN)),
-        }
-    }
-
-    /// The step of point `i`, if it had one.
-    pub fn get(&self, i: usize) -> Option<i64> {
-        match self {
-            Steps::Narrow(col) => Some(col[i]).filter(|v| *v != i32::MIN).map(i64::from),
-            Steps::Wide(col) => Some(col[i]).filter(|v| *v != i64::MIN),
-        }
-    }
-
-    fn bytes(&self) -> usize {
-        match self {
-            Steps::Narrow(col) => col.len() * 4,
-            Steps::Wide(col) => col.len() * 8,
-        }
-    }
-}
-
-/// An optional x-axis as a column that gives back every value bit for bit: 4 bytes a point while each value is
-/// exactly `base` plus an f32 (whole and binary-fraction epochs, wall times in steps of a power of two), 8 bytes
-/// from the first value that is not. NaN marks a point without the axis.
-#[derive(Clone, Debug)]
-pub struct ExactColumn {
-    base: f64,
-    data: ExactData,
-}
-
-#[derive(Clone, Debug)]
-enum ExactData {
-    Narrow(Vec<f32>),
-    Wide(Vec<f64>),
-}
-
-impl ExactColumn {
-    /// `missing` points without the axis, the column's values to be near `base`.
-    fn new(base: f64, missing: usize) -> Self {
-        ExactColumn {
-            base,
-            data: ExactData::Narrow(vec![f32::NAN; missing]),
-        }
-    }
-
-    fn push(&mut self, v: f64) {
-        match &mut self.data {
-            ExactData::Wide(col) => col.push(v),
-            ExactData::Narrow(col) => {
-                let narrow = (v - self.base) as f32;
-                if v.is_nan() || (self.base + f64::from(narrow)).to_bits() == v.to_bits() {
-                    col.push(if v.is_nan() { f32::NAN } else { narrow });
-                } else {
-                    let base = self.base;
-                    let mut wide: Vec<f64> = col
-                        .iter()
-                        .map(|&o| {
-                            if o.is_nan() {
-                                f64::NAN
-                            } else {
-                                base + f64::from(o)
-                            }
-                        })
-                        .collect();
-                    wide.push(v);
-                    self.data = ExactData::Wide(wide);
-                }
-            }
-        }
-    }
-
-    /// The value of point `i` (NaN when the point lacks the axis).
-    pub fn get(&self, i: usize) -> f64 {
-        match &self.data {
-            ExactData::Narrow(col) if col[i].is_nan() => f64::NAN,
-            ExactData::Narrow(col) => self.base + f64::from(col[i]),
-            ExactData::Wide(col) => col[i],
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        match &self.data {
-            ExactData::Narrow(col) => col.len(),
-            ExactData::Wide(col) => col.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn bytes(&self) -> usize {
-        match &self.data {
-            ExactData::Narrow(col) => col.len() * 4,
-            ExactData::Wide(col) => col.len() * 8,
-        }
-    }
-}
-
-impl PartialEq for ExactColumn {
-    /// Bitwise, value by value (NaN equals NaN), however each side stores them.
-    fn eq(&self, o: &Self) -> bool {
-        self.len() == o.len()
-            && (0..self.len()).all(|i| self.get(i).to_bits() == o.get(i).to_bits())
-    }
-}
-
-/// The points of one metric of one run, as columns. Optional axes are allocated when first seen (NaN before).
-/// Every value and x comes back with the bits it was logged with.
-#[derive(Clone, Debug, Default)]
+/// The points of one metric of one run. Every value and x comes back with the bits it was logged with.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Series {
-    pub step: Steps,
-    pub value: Vec<f64>,
-    pub epoch: Option<ExactColumn>,
-    /// Wall time, Unix seconds (narrow as offsets from the first one).
-    pub wall: Option<ExactColumn>,
-    /// Custom axes, NaN where a row lacked them.
-    pub custom: BTreeMap<String, Vec<f64>>,
+    chunks: Vec<Chunk>,
+    open: Columns,
+    /// Names of the custom axes (`tokens`, ...), in the order they first appeared.
+    pub axes: Vec<String>,
+    len: usize,
 }
 
 impl PartialEq for Series {
-    /// Bitwise, so NaN values compare equal to themselves (replayed views must equal live ones).
+    /// Bitwise, point by point, so NaN values compare equal to themselves (replayed views must equal live ones).
     fn eq(&self, o: &Self) -> bool {
-        let bits64 = |a: &[f64], b: &[f64]| {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        if self.len != o.len || self.axes != o.axes {
+            return false;
+        }
+        let (a, b) = (self.columns(), o.columns());
+        let bits = |x: &[f64], y: &[f64]| {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
         };
-        self.step == o.step
-            && bits64(&self.value, &o.value)
-            && self.epoch == o.epoch
-            && self.wall == o.wall
-            && self.custom.len() == o.custom.len()
-            && self
-                .custom
-                .iter()
-                .zip(&o.custom)
-                .all(|((k, a), (l, b))| k == l && bits64(a, b))
+        let opt = |x: &Option<Vec<f64>>, y: &Option<Vec<f64>>| match (x, y) {
+            (Some(x), Some(y)) => bits(x, y),
+            (None, None) => true,
+            _ => false,
+        };
+        a.step == b.step
+            && bits(&a.value, &b.value)
+            && opt(&a.epoch, &b.epoch)
+            && opt(&a.wall, &b.wall)
+            && a.custom.len() == b.custom.len()
+            && a.custom.iter().zip(&b.custom).all(|(x, y)| bits(x, y))
     }
 }
 
@@ -213,88 +83,175 @@ impl Series {
         x: &BTreeMap<String, f64>,
         v: f64,
     ) {
-        let n = self.value.len();
-        self.step.push(step);
-        self.value.push(v);
-        if let Some(e) = epoch {
-            self.epoch
-                .get_or_insert_with(|| ExactColumn::new(0.0, n))
-                .push(e);
-        } else if let Some(col) = &mut self.epoch {
-            col.push(f64::NAN);
-        }
-        if let Some(w) = wall {
-            self.wall
-                .get_or_insert_with(|| ExactColumn::new(w, n))
-                .push(w);
-        } else if let Some(col) = &mut self.wall {
-            col.push(f64::NAN);
-        }
-        for (axis, col) in &mut self.custom {
-            col.push(x.get(axis).copied().unwrap_or(f64::NAN));
-        }
-        for (axis, &val) in x {
-            if !self.custom.contains_key(axis) {
-                let mut col = vec![f64::NAN; n];
-                col.push(val);
-                self.custom.insert(axis.clone(), col);
+        let open = &mut self.open;
+        let n = open.len();
+        for name in x.keys() {
+            if !self.axes.contains(name) {
+                self.axes.push(name.clone());
             }
+        }
+        while open.custom.len() < self.axes.len() {
+            open.custom.push(vec![f64::NAN; n]);
+        }
+        for (col, name) in open.custom.iter_mut().zip(&self.axes) {
+            col.push(x.get(name).copied().unwrap_or(f64::NAN));
+        }
+        let axis = |col: &mut Option<Vec<f64>>, v: Option<f64>| match (col, v) {
+            (Some(c), v) => c.push(v.unwrap_or(f64::NAN)),
+            (c @ None, Some(v)) => {
+                let mut new = vec![f64::NAN; n];
+                new.push(v);
+                *c = Some(new);
+            }
+            (None, None) => {}
+        };
+        axis(&mut open.epoch, epoch);
+        axis(&mut open.wall, wall);
+        open.step.push(step.unwrap_or(NO_STEP));
+        open.value.push(v);
+        self.len += 1;
+        if open.len() == CHUNK {
+            self.chunks.push(Chunk::encode(open));
+            *open = Columns::default();
         }
     }
 
     pub fn len(&self) -> usize {
-        self.value.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.value.is_empty()
+        self.len == 0
     }
 
-    /// The x value of point `i` on `axis` (NaN when the point lacks it).
-    pub fn x(&self, axis: &Axis, i: usize) -> f64 {
-        match axis {
-            Axis::Step => self.step.get(i).map_or(f64::NAN, |s| s as f64),
-            Axis::Epoch => self.epoch.as_ref().map_or(f64::NAN, |c| c.get(i)),
-            Axis::Wall => self.wall.as_ref().map_or(f64::NAN, |c| c.get(i)),
-            Axis::Index => i as f64,
-            Axis::Custom(name) => self.custom.get(name).map_or(f64::NAN, |c| c[i]),
+    /// Checks that every chunk decodes (a loaded checkpoint); the message names the first that does not.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, c) in self.chunks.iter().enumerate() {
+            let cols = c.decode()?;
+            if cols.len() != CHUNK || cols.custom.len() > self.axes.len() {
+                return Err(format!("chunk {i} holds {} points", cols.len()));
+            }
         }
+        let n = self.chunks.len() * CHUNK + self.open.len();
+        if n != self.len || self.open.len() >= CHUNK {
+            return Err(format!("{n} points in chunks, {} counted", self.len));
+        }
+        Ok(())
+    }
+
+    /// Chunk `i` decoded (its points `i * CHUNK..`), or the open tail for `i == chunks`.
+    fn part(&self, i: usize) -> Columns {
+        match self.chunks.get(i) {
+            Some(c) => c.decode().unwrap_or_else(|e| {
+                // Checked when loaded and written by this process: damage here is a bug, shown not hidden.
+                tracing::error!(
+                    "curve store: a chunk does not decode ({e}); its points read as NaN"
+                );
+                Columns {
+                    step: vec![NO_STEP; CHUNK],
+                    value: vec![f64::NAN; CHUNK],
+                    ..Default::default()
+                }
+            }),
+            None => self.open.clone(),
+        }
+    }
+
+    /// Points `range` (clamped to the series) as columns, decoding only the chunks it touches.
+    pub fn range(&self, range: std::ops::Range<usize>) -> Columns {
+        let (start, end) = (range.start.min(self.len), range.end.min(self.len));
+        let mut out = Columns::default();
+        if start >= end {
+            return out;
+        }
+        for i in start / CHUNK..=(end - 1) / CHUNK {
+            let part = self.part(i);
+            let base = i * CHUNK;
+            let from = start.max(base) - base;
+            let to = end.min(base + part.len()) - base;
+            out.extend(&part.slice(from..to));
+        }
+        // Axes that appeared after these points: NaN.
+        while out.custom.len() < self.axes.len() {
+            out.custom.push(vec![f64::NAN; out.len()]);
+        }
+        out
+    }
+
+    /// Every point, as columns.
+    pub fn columns(&self) -> Columns {
+        self.range(0..self.len)
     }
 
     /// `(x, y)` pairs on `axis`, points without that axis left out.
     pub fn pairs(&self, axis: &Axis) -> Vec<(f64, f64)> {
-        (0..self.len())
-            .map(|i| (self.x(axis, i), self.value[i]))
+        let c = self.columns();
+        let xs: Vec<f64> = match axis {
+            Axis::Step => c
+                .step
+                .iter()
+                .map(|&s| if s == NO_STEP { f64::NAN } else { s as f64 })
+                .collect(),
+            Axis::Epoch => c.epoch.unwrap_or_default(),
+            Axis::Wall => c.wall.unwrap_or_default(),
+            Axis::Index => (0..c.len()).map(|i| i as f64).collect(),
+            Axis::Custom(name) => self
+                .axes
+                .iter()
+                .position(|a| a == name)
+                .and_then(|i| c.custom.get(i).cloned())
+                .unwrap_or_default(),
+        };
+        xs.into_iter()
+            .zip(c.value)
             .filter(|(x, _)| !x.is_nan())
             .collect()
+    }
+
+    /// The last `k` finite values, newest first, decoding chunks from the end only as far as needed.
+    pub fn last_finite(&self, k: usize) -> Vec<f64> {
+        let mut out = Vec::with_capacity(k);
+        for i in (0..=self.chunks.len()).rev() {
+            let part = if i == self.chunks.len() {
+                None
+            } else {
+                Some(self.part(i))
+            };
+            let values = part.as_ref().map_or(&self.open.value, |p| &p.value);
+            for &v in values.iter().rev() {
+                if out.len() == k {
+                    return out;
+                }
+                if v.is_finite() {
+                    out.push(v);
+                }
+            }
+        }
+        out
     }
 
     /// Points `offset..offset + limit` copied out as plain columns, for a page of the metric; `None` when the
     /// series has custom axes (the log's page says which points lacked one, the store's NaN cannot).
     pub fn window(&self, offset: usize, limit: usize) -> Option<Window> {
-        if !self.custom.is_empty() {
+        if !self.axes.is_empty() {
             return None;
         }
-        let range = offset.min(self.len())..offset.saturating_add(limit).min(self.len());
-        let column = |c: &Option<ExactColumn>| {
-            c.as_ref()
-                .map(|c| range.clone().map(|i| c.get(i)).collect::<Vec<f64>>())
-        };
+        let c = self.range(offset.min(self.len)..offset.saturating_add(limit));
         Some(Window {
-            step: range.clone().map(|i| self.step.get(i)).collect(),
-            value: self.value[range.clone()].to_vec(),
-            epoch: column(&self.epoch),
-            wall: column(&self.wall),
+            step: c
+                .step
+                .iter()
+                .map(|&s| (s != NO_STEP).then_some(s))
+                .collect(),
+            value: c.value,
+            epoch: c.epoch,
+            wall: c.wall,
         })
     }
 
-    /// Bytes of point data held.
+    /// Bytes held: the chunks and the open tail.
     pub fn bytes(&self) -> usize {
-        self.len() * 8
-            + self.step.bytes()
-            + self.epoch.as_ref().map_or(0, ExactColumn::bytes)
-            + self.wall.as_ref().map_or(0, ExactColumn::bytes)
-            + self.custom.values().map(|c| c.len() * 8).sum::<usize>()
+        self.chunks.iter().map(Chunk::bytes).sum::<usize>() + self.open.bytes()
     }
 }
 
@@ -329,16 +286,65 @@ impl Window {
 
 /// All curves, as of `applied`. Events are applied strictly in order: one that does not follow `applied` is left
 /// for the warm-up, which reads it from the log.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Curves {
     /// Off where nothing asks for curves (`--once`, offline replay): saves the memory.
+    #[serde(skip)]
     pub off: bool,
     pub applied: Seq,
     pub runs: HashMap<ExperimentId, BTreeMap<String, Series>>,
     pub points: u64,
 }
 
+/// Key of the curve store's checkpoint in the log database, and the layout's version (an old one is ignored
+/// and the store rebuilt from the log).
+pub const CURVES_KEY: &str = "curves";
+const CURVES_VERSION: u32 = 1;
+
 impl Curves {
+    /// The checkpoint's bytes: the chunks as they are held.
+    pub fn encode_checkpoint(&self) -> Result<Vec<u8>, String> {
+        #[derive(Serialize)]
+        struct Ref<'a> {
+            version: u32,
+            curves: &'a Curves,
+        }
+        rmp_serde::to_vec_named(&Ref {
+            version: CURVES_VERSION,
+            curves: self,
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    /// The store from a checkpoint; `None` (with the reason) when it is of another version or does not read
+    /// whole, every chunk decoded once to be sure.
+    pub fn decode_checkpoint(bytes: &[u8]) -> Result<Curves, String> {
+        #[derive(Deserialize)]
+        struct Saved {
+            version: u32,
+            curves: Curves,
+        }
+        let saved: Saved = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
+        if saved.version != CURVES_VERSION {
+            return Err(format!(
+                "version {} (this labd reads {CURVES_VERSION})",
+                saved.version
+            ));
+        }
+        let c = saved.curves;
+        let mut points = 0u64;
+        for (exp, run) in &c.runs {
+            for (key, s) in run {
+                s.check().map_err(|e| format!("{exp} {key}: {e}"))?;
+                points += s.len() as u64;
+            }
+        }
+        if points != c.points {
+            return Err(format!("{points} points held, {} counted", c.points));
+        }
+        Ok(c)
+    }
+
     /// Applies `event` if it is the next one; answers whether it was.
     pub fn apply(&mut self, seq: Seq, event: &Event) -> bool {
         if self.off || seq != self.applied + 1 {
@@ -483,22 +489,68 @@ mod tests {
             "points without an epoch are left out"
         );
         assert_eq!(s.pairs(&Axis::Custom("tokens".into())), [(640.0, 1.0)]);
-        assert_eq!(s.x(&Axis::Wall, 2), 1_700_000_010.0);
-        assert!(s.value[2].is_nan());
+        assert_eq!(s.pairs(&Axis::Wall)[2].0, 1_700_000_010.0);
+        assert!(s.columns().value[2].is_nan());
         assert_eq!(c.points, 3);
         assert_eq!(c.clone(), c, "NaN compares equal bitwise");
-        let mut steps = Steps::default();
-        for s in [Some(1), None, Some(5_000_000_000), Some(2)] {
-            steps.push(s);
+    }
+
+    /// Across chunk boundaries, with axes that come and go, every bit comes back however it is read.
+    #[test]
+    fn chunks_give_back_every_point() {
+        let mut c = Curves::default();
+        let n = CHUNK * 3 + 17;
+        let value = |i: usize| match i % 97 {
+            0 => f64::NAN,
+            1 => -0.0,
+            2 => 0.1 + 0.2,
+            _ => ((1.0 / (1.0 + i as f64)) * 1e6).round() / 1e6,
+        };
+        for i in 0..n {
+            let epoch = (i >= 50).then_some(i as f64 / 128.0);
+            let x: Vec<(&str, f64)> = if i >= 200 && i % 2 == 0 {
+                vec![("tokens", 4096.0 * i as f64)]
+            } else {
+                vec![]
+            };
+            assert!(c.apply(i as u64 + 1, &row("a", i as i64, epoch, &x, value(i))));
         }
-        assert!(
-            matches!(steps, Steps::Wide(_)),
-            "widened when a step outgrew i32"
-        );
+        let s = c.series(&ExperimentId("a".into()), "train/loss").unwrap();
+        s.check().unwrap();
+        assert_eq!(s.len(), n);
+        let all = s.columns();
+        for i in 0..n {
+            assert_eq!(all.value[i].to_bits(), value(i).to_bits(), "{i}");
+            assert_eq!(all.step[i], i as i64);
+            let e = all.epoch.as_ref().unwrap()[i];
+            assert!(if i >= 50 {
+                e == i as f64 / 128.0
+            } else {
+                e.is_nan()
+            });
+            let t = all.custom[0][i];
+            assert!(if i >= 200 && i % 2 == 0 {
+                t == 4096.0 * i as f64
+            } else {
+                t.is_nan()
+            });
+        }
+        // A range read decodes only what it needs and gives the same points.
+        let part = s.range(CHUNK - 3..CHUNK * 2 + 5);
+        assert_eq!(part.len(), CHUNK + 8);
+        assert_eq!(part.step[0], (CHUNK - 3) as i64);
+        assert_eq!(part.custom.len(), 1);
         assert_eq!(
-            (0..4).map(|i| steps.get(i)).collect::<Vec<_>>(),
-            [Some(1), None, Some(5_000_000_000), Some(2)]
+            s.pairs(&Axis::Custom("tokens".into())).len(),
+            (n - 200).div_ceil(2)
         );
+        assert_eq!(s.last_finite(3).len(), 3);
+        // Raw columns would take 32 bytes a point here; the open tail's spare capacity counts too.
+        assert!(s.bytes() < n * 12, "{} bytes for {n} points", s.bytes());
+        // Saved and loaded (the checkpoint), equal bit for bit.
+        let bytes = rmp_serde::to_vec_named(&c).unwrap();
+        let back: Curves = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back, c);
     }
 
     #[test]
@@ -546,49 +598,28 @@ mod tests {
         assert!(s.window(0, 10).is_none());
     }
 
-    #[test]
-    fn epochs_and_wall_times_come_back_bit_for_bit() {
-        let mut col = ExactColumn::new(1_700_000_000.0, 1);
-        for w in [1_700_000_000.5, 1_700_000_100.25] {
-            col.push(w);
-        }
-        assert!(
-            matches!(col.data, ExactData::Narrow(_)),
-            "offsets fit an f32"
-        );
-        // Python's time.time(): more bits than an f32 offset holds.
-        let fine = 1_700_000_123.123_456_7;
-        col.push(fine);
-        col.push(f64::NAN);
-        assert!(matches!(col.data, ExactData::Wide(_)));
-        assert!(col.get(0).is_nan() && col.get(4).is_nan());
-        assert_eq!(col.get(1), 1_700_000_000.5);
-        assert_eq!(col.get(2), 1_700_000_100.25);
-        assert_eq!(col.get(3).to_bits(), fine.to_bits());
-        let mut epochs = ExactColumn::new(0.0, 0);
-        for e in [0.0, -0.0, 0.1, 2.0] {
-            epochs.push(e);
-        }
-        assert_eq!(
-            (0..4).map(|i| epochs.get(i).to_bits()).collect::<Vec<_>>(),
-            [0.0f64, -0.0, 0.1, 2.0].map(f64::to_bits)
-        );
-    }
-
     proptest::proptest! {
         #[test]
         fn any_axis_values_come_back_bit_for_bit(
-            base in proptest::num::f64::ANY,
-            values in proptest::collection::vec(proptest::option::of(proptest::num::f64::ANY), 0..64),
+            rows in proptest::collection::vec(
+                (proptest::option::of(proptest::num::f64::ANY), proptest::option::of(proptest::num::f64::ANY),
+                 proptest::num::f64::ANY, proptest::option::of(proptest::num::i64::ANY)),
+                0..300,
+            ),
         ) {
-            let mut col = ExactColumn::new(base, 0);
-            for v in &values {
-                col.push(v.unwrap_or(f64::NAN));
+            let mut s = Series::default();
+            for (epoch, wall, v, step) in &rows {
+                s.push(*step, *epoch, *wall, &BTreeMap::new(), *v);
             }
-            for (i, v) in values.iter().enumerate() {
-                match v {
-                    Some(v) if !v.is_nan() => proptest::prop_assert_eq!(col.get(i).to_bits(), v.to_bits()),
-                    _ => proptest::prop_assert!(col.get(i).is_nan()),
+            let c = s.columns();
+            for (i, (epoch, wall, v, step)) in rows.iter().enumerate() {
+                proptest::prop_assert_eq!(c.value[i].to_bits(), v.to_bits());
+                proptest::prop_assert_eq!(c.step[i], step.unwrap_or(NO_STEP));
+                for (col, x) in [(&c.epoch, epoch), (&c.wall, wall)] {
+                    match x {
+                        Some(x) if !x.is_nan() => proptest::prop_assert_eq!(col.as_ref().map(|c| c[i].to_bits()), Some(x.to_bits())),
+                        _ => proptest::prop_assert!(col.as_ref().is_none_or(|c| c[i].is_nan())),
+                    }
                 }
             }
         }

@@ -1,7 +1,9 @@
 //! The live views: one [`Views`] that every reader shares, applied by the log writer after each commit (the
-//! hook [`LiveViews::on_commit`] makes), saved as a checkpoint every so often and at shutdown, and after a start
-//! from a checkpoint (which holds no curves) the curve store filled from the log in the background.
+//! hook [`LiveViews::on_commit`] makes), saved as a checkpoint every so often and at shutdown (the curve store
+//! under its own key, less often: it is the larger), and after a start the curve store filled from the log
+//! in the background from where its checkpoint left it.
 
+use super::curves::CURVES_KEY;
 use super::{CHECKPOINT_KEY, Views};
 use labd_log::writer::OnCommit;
 use labd_log::{EventLog, LogError, Seq};
@@ -61,26 +63,66 @@ impl LiveViews {
         })
     }
 
-    /// Saves the views' checkpoint (blocking).
+    /// Saves the views' checkpoint and the curve store's (blocking).
     pub fn save_checkpoint(&self, log: &EventLog) -> Result<(), LogError> {
         let bytes = self.read().encode_checkpoint()?;
-        log.save_checkpoint(CHECKPOINT_KEY, &bytes)
+        log.save_checkpoint(CHECKPOINT_KEY, &bytes)?;
+        self.save_curves(log)
     }
 
-    /// Saves the checkpoint every `every` while something new was applied, until the task is dropped.
+    /// Saves the curve store (blocking), unless it is off.
+    pub fn save_curves(&self, log: &EventLog) -> Result<(), LogError> {
+        let bytes = {
+            let v = self.read();
+            if v.curves.off {
+                return Ok(());
+            }
+            v.curves.encode_checkpoint()
+        }
+        .map_err(|reason| LogError::Encode {
+            what: "curve store checkpoint",
+            reason,
+        })?;
+        log.save_checkpoint(CURVES_KEY, &bytes)
+    }
+
+    /// Saves the views' checkpoint every `every` while something new was applied, and the curve store's when
+    /// it grew by a quarter or ten ticks passed with new points, until the task is dropped.
     pub async fn checkpoint_every(self, log: EventLog, every: Duration) {
         let mut saved = self.read().applied;
+        let mut curves_saved = self.read().curves.points;
+        let mut ticks_since_curves = 0u32;
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {
             tick.tick().await;
-            let applied = self.read().applied;
+            let (applied, points) = {
+                let v = self.read();
+                (v.applied, v.curves.points)
+            };
+            ticks_since_curves += 1;
             if applied == saved {
                 continue;
             }
+            let curves = points != curves_saved
+                && (points >= curves_saved + curves_saved / 4 || ticks_since_curves >= 10);
             let (me, log) = (self.clone(), log.clone());
-            match tokio::task::spawn_blocking(move || me.save_checkpoint(&log)).await {
-                Ok(Ok(())) => saved = applied,
+            let saving = tokio::task::spawn_blocking(move || -> Result<(), LogError> {
+                let bytes = me.read().encode_checkpoint()?;
+                log.save_checkpoint(CHECKPOINT_KEY, &bytes)?;
+                if curves {
+                    me.save_curves(&log)?;
+                }
+                Ok(())
+            });
+            match saving.await {
+                Ok(Ok(())) => {
+                    saved = applied;
+                    if curves {
+                        curves_saved = points;
+                        ticks_since_curves = 0;
+                    }
+                }
                 Ok(Err(e)) => tracing::warn!("saving the views' checkpoint failed: {e}"),
                 Err(_) => return,
             }

@@ -4,6 +4,7 @@
 //! the log's database so a restart only catches up.
 
 pub mod benchmarks;
+pub mod chunk;
 pub mod curves;
 pub mod ingest;
 pub mod live;
@@ -32,7 +33,7 @@ pub struct Views {
     pub ingest: IngestView,
     pub sweeps: sweeps::Sweeps,
     pub benchmarks: benchmarks::Benchmarks,
-    /// Every metric's points in columns. Not checkpointed: rebuilt from the log in order (see `Curves`).
+    /// Every metric's points in compressed columns. Checkpointed apart (`curves::CURVES_KEY`), see `Curves`.
     #[serde(skip)]
     pub curves: Curves,
     /// Events and metric points applied in all.
@@ -146,10 +147,47 @@ impl Views {
             views = Views::default();
             views.curves.off = !with_curves;
         }
+        if with_curves {
+            views.curves = load_curves(log, last)?;
+        }
         if last > views.applied {
             tracing::info!("catching up views from seq {} to {last}", views.applied + 1);
         }
         views.catch_up(log, last, |_, _| true)?;
         Ok(views)
+    }
+}
+
+/// The curve store as saved (or empty when there is none, it does not read, or the log is behind it); the
+/// warm-up fills in what the log holds beyond it.
+fn load_curves(log: &EventLog, last: Seq) -> Result<Curves, LogError> {
+    let Some(bytes) = log.checkpoint(curves::CURVES_KEY)? else {
+        return Ok(Curves::default());
+    };
+    let started = std::time::Instant::now();
+    match Curves::decode_checkpoint(&bytes) {
+        Ok(c) if c.applied <= last => {
+            tracing::info!(
+                "curve store loaded: {} points as of seq {} ({:.0} MB) in {:.2}s",
+                c.points,
+                c.applied,
+                bytes.len() as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(c)
+        }
+        Ok(c) => {
+            tracing::warn!(
+                "curve store checkpoint (seq {}) is ahead of the log (seq {last}); rebuilding it",
+                c.applied
+            );
+            Ok(Curves::default())
+        }
+        Err(e) => {
+            tracing::warn!(
+                "curve store checkpoint does not read ({e}); rebuilding it from the log"
+            );
+            Ok(Curves::default())
+        }
     }
 }

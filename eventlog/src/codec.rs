@@ -1,0 +1,232 @@
+//! The number coding shared by the columnar blocks of the event log and the curve store's chunks: LEB128
+//! varints, zigzag for signed differences, and floats written against the previous one of their stream.
+//!
+//! Numbers keep their bits. A float is written as a decimal `m × 10^-e` when dividing `m` by `10^e` gives back
+//! exactly its bits (values that came from text with a few digits, as most logged values do; ALP works the same
+//! way): `m` as the difference from the stream's previous `m`. Any other float (NaN, infinities, −0.0, full
+//! 17-digit values) is written as its 8 bytes XOR the stream's previous bits.
+
+/// Most powers of ten a decimal float may be scaled by (10^22 is the last exact f64 power of ten).
+pub const MAX_EXPONENT: u8 = 18;
+/// Decimals whose `m` is at most this are exact integers in an f64 and their differences fit the varint tag.
+const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0; // 2^53
+
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+pub fn put(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+pub fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// The previous float of a stream (a metric, an axis), that the next is written against.
+#[derive(Clone, Copy, Default)]
+pub struct FloatState {
+    bits: u64,
+    mantissa: i64,
+    exponent: u8,
+}
+
+/// `v` as a decimal `m × 10^-e` that reads back to its bits, trying the stream's exponent first.
+fn decimal(v: f64, prefer: u8) -> Option<(i64, u8)> {
+    let fits = |e: u8| -> Option<i64> {
+        let p = POW10[e as usize];
+        let m = (v * p).round();
+        (m.abs() <= MAX_MANTISSA && (m / p).to_bits() == v.to_bits()).then_some(m as i64)
+    };
+    if !v.is_finite() || (v == 0.0 && v.is_sign_negative()) {
+        return None;
+    }
+    if let Some(m) = fits(prefer) {
+        return Some((m, prefer));
+    }
+    (0..=MAX_EXPONENT)
+        .filter(|&e| e != prefer)
+        .find_map(|e| fits(e).map(|m| (m, e)))
+}
+
+/// Writes a float against its stream's previous one: low two bits of the first varint say how.
+/// 0: the same bits; 1: a decimal of the same exponent (zigzag difference of `m`); 2: a decimal of another
+/// exponent (zigzag `m`, then the exponent); 3: the bits XOR the previous, 8 bytes little endian, or with the
+/// varint's next bit set, `f64::NAN` (a missing axis) in that one byte.
+pub fn put_float(out: &mut Vec<u8>, state: &mut FloatState, v: f64) {
+    let bits = v.to_bits();
+    if bits == state.bits {
+        put(out, 0);
+        return;
+    }
+    match decimal(v, state.exponent) {
+        Some((m, e)) if e == state.exponent => {
+            put(out, zigzag(m.wrapping_sub(state.mantissa)) << 2 | 1);
+            state.mantissa = m;
+        }
+        Some((m, e)) => {
+            put(out, zigzag(m) << 2 | 2);
+            out.push(e);
+            state.mantissa = m;
+            state.exponent = e;
+        }
+        // NaN as Rust and JSON parsers make it (a missing axis in a column): one byte.
+        None if bits == CANONICAL_NAN => put(out, 1 << 2 | 3),
+        None => {
+            put(out, 3);
+            out.extend_from_slice(&(bits ^ state.bits).to_le_bytes());
+        }
+    }
+    state.bits = bits;
+}
+
+/// The bits of `f64::NAN`.
+const CANONICAL_NAN: u64 = 0x7ff8_0000_0000_0000;
+
+/// A cursor over bytes that says what ran out or is out of range instead of panicking.
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8], what: &'static str) -> Self {
+        Reader { bytes, what }
+    }
+
+    /// What is being read, for errors.
+    pub fn what(&self) -> &'static str {
+        self.what
+    }
+
+    /// Whether every byte was read.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub fn varint(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let Some((&b, rest)) = self.bytes.split_first() else {
+                return Err(format!("{} ends inside a number", self.what));
+            };
+            self.bytes = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(format!("{} has a number too long", self.what))
+    }
+
+    pub fn take(&mut self, n: u64) -> Result<&'a [u8], String> {
+        if n > self.bytes.len() as u64 {
+            return Err(format!(
+                "{} says {n} bytes, {} are left",
+                self.what,
+                self.bytes.len()
+            ));
+        }
+        let (a, b) = self.bytes.split_at(n as usize);
+        self.bytes = b;
+        Ok(a)
+    }
+
+    pub fn byte(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub fn float(&mut self, state: &mut FloatState) -> Result<f64, String> {
+        let head = self.varint()?;
+        match head & 3 {
+            0 => {}
+            1 => {
+                let p = POW10[state.exponent as usize];
+                state.mantissa = state.mantissa.wrapping_add(unzigzag(head >> 2));
+                state.bits = (state.mantissa as f64 / p).to_bits();
+            }
+            2 => {
+                let e = self.byte()?;
+                if e > MAX_EXPONENT {
+                    return Err(format!("exponent {e} in {}", self.what));
+                }
+                state.exponent = e;
+                state.mantissa = unzigzag(head >> 2);
+                state.bits = (state.mantissa as f64 / POW10[e as usize]).to_bits();
+            }
+            _ => match head >> 2 {
+                0 => {
+                    let raw: [u8; 8] = self.take(8)?.try_into().map_err(|_| "eight bytes")?;
+                    state.bits ^= u64::from_le_bytes(raw);
+                }
+                1 => state.bits = CANONICAL_NAN,
+                k => return Err(format!("float kind {k} in {}", self.what)),
+            },
+        }
+        Ok(f64::from_bits(state.bits))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_found_and_others_are_not() {
+        assert_eq!(decimal(0.683147, 6), Some((683147, 6)));
+        assert_eq!(
+            decimal(0.5, 6),
+            Some((500000, 6)),
+            "the stream's exponent first"
+        );
+        assert_eq!(decimal(0.5, 0), Some((5, 1)));
+        assert_eq!(decimal(1_760_000_000.5, 1), Some((17_600_000_005, 1)));
+        assert_eq!(decimal(f64::NAN, 0), None);
+        assert_eq!(decimal(-0.0, 0), None);
+        assert_eq!(
+            decimal(0.1 + 0.2, 0),
+            None,
+            "17 digits: not a short decimal"
+        );
+        assert_eq!(decimal(1e300, 0), None);
+    }
+
+    #[test]
+    fn floats_keep_their_bits_through_every_tag() {
+        let values = [
+            0.683147,
+            0.683147,
+            0.5,
+            0.51,
+            f64::NAN,
+            -0.0,
+            0.1 + 0.2,
+            f64::INFINITY,
+            1e-300,
+            -7.25,
+            f64::from_bits(1),
+            f64::MAX,
+            123456789012345.6,
+        ];
+        let mut out = Vec::new();
+        let mut state = FloatState::default();
+        for &v in &values {
+            put_float(&mut out, &mut state, v);
+        }
+        let mut r = Reader::new(&out, "test");
+        let mut state = FloatState::default();
+        for &v in &values {
+            assert_eq!(r.float(&mut state).unwrap().to_bits(), v.to_bits(), "{v}");
+        }
+        assert!(r.bytes.is_empty());
+    }
+}
