@@ -95,6 +95,12 @@ cargo build --workspace --bins --locked "${features[@]}"
 step "tests"
 cargo test --workspace --locked "${features[@]}"
 
+step "performance targets, small form (labd-bench --targets --small: every figure's command stays working)"
+if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || true
+fi
+target/debug/labd-bench --targets --small --dir "$(mktemp -d)/labd-targets"
+
 step "fuzzing every parser and the event decoders (scripts/fuzz.sh, a few seconds each)"
 scripts/fuzz.sh "${LABD_FUZZ_SECONDS:-10}"
 

@@ -547,10 +547,27 @@ mod tests {
         assert_eq!(s.last_finite(3).len(), 3);
         // Raw columns would take 32 bytes a point here; the open tail's spare capacity counts too.
         assert!(s.bytes() < n * 12, "{} bytes for {n} points", s.bytes());
-        // Saved and loaded (the checkpoint), equal bit for bit.
-        let bytes = rmp_serde::to_vec_named(&c).unwrap();
-        let back: Curves = rmp_serde::from_slice(&bytes).unwrap();
+        // Saved and loaded (the checkpoint), equal bit for bit; damage is refused with a reason, never loaded.
+        let bytes = c.encode_checkpoint().unwrap();
+        let back = Curves::decode_checkpoint(&bytes).unwrap();
         assert_eq!(back, c);
+        assert_eq!(back.applied, n as u64);
+        assert!(Curves::decode_checkpoint(&bytes[..bytes.len() / 2]).is_err());
+        let mut wrong = c.clone();
+        wrong.points += 1;
+        let err = Curves::decode_checkpoint(&wrong.encode_checkpoint().unwrap()).unwrap_err();
+        assert!(err.contains("points"), "{err}");
+        let mut damaged = c.clone();
+        if let Some(s) = damaged
+            .runs
+            .values_mut()
+            .flat_map(|r| r.values_mut())
+            .next()
+        {
+            s.chunks[1].bytes.truncate(10);
+        }
+        let err = Curves::decode_checkpoint(&damaged.encode_checkpoint().unwrap()).unwrap_err();
+        assert!(err.contains("train/loss"), "{err}");
     }
 
     #[test]
