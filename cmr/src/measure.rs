@@ -639,11 +639,10 @@ mod tests {
         assert!((chance_any(4, 1, 2) - 0.5).abs() < 1e-12);
     }
 
-    #[test]
-    fn planted_facts_are_retrieved_well_above_chance() {
-        tch::set_num_threads(1);
-        let cfg = ModelConfig {
-            layers: 4,
+    /// A model small enough for tests: `layers` layers of 64.
+    fn small_model(layers: usize) -> ModelConfig {
+        ModelConfig {
+            layers,
             d_model: 64,
             heads: 4,
             vocab: 4096,
@@ -651,7 +650,13 @@ mod tests {
             mlp_ratio: 2,
             seed: 0,
             weights: None,
-        };
+        }
+    }
+
+    #[test]
+    fn planted_facts_are_retrieved_well_above_chance() {
+        tch::set_num_threads(1);
+        let cfg = small_model(4);
         let model = Model::new(&cfg, Device::Cpu).unwrap();
         let cmr = CmrConfig::default();
         for kind in DatasetKind::ALL {
@@ -665,16 +670,7 @@ mod tests {
     #[test]
     fn batches_text_and_the_toggles() {
         tch::set_num_threads(1);
-        let cfg = ModelConfig {
-            layers: 3,
-            d_model: 64,
-            heads: 4,
-            vocab: 4096,
-            max_seq_len: 256,
-            mlp_ratio: 2,
-            seed: 0,
-            weights: None,
-        };
+        let cfg = small_model(3);
         let model = Model::new(&cfg, Device::Cpu).unwrap();
         let cmr = CmrConfig::default();
         let words = datasets::words("synthetic", cfg.vocab).unwrap();

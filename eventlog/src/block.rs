@@ -72,7 +72,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Event>, String> {
             let body = columns::decode(&unpack(&bytes[4..])?)?;
             let others: Vec<Event> =
                 rmp_serde::from_slice(&body.others).map_err(|e| e.to_string())?;
-            merge(body.rows, others)
+            merge(body.rows, others, |e| e)
         }
         f => Err(newer(f)),
     }
@@ -82,8 +82,12 @@ fn newer(f: u8) -> String {
     format!("block format {f} (this labd reads up to {BLOCK_FORMAT})")
 }
 
-/// Puts the other events into the rows' gaps, in order.
-fn merge(rows: Vec<Option<Event>>, others: Vec<Event>) -> Result<Vec<Event>, String> {
+/// Puts the other events into the rows' gaps, in order, each row made an item by `row`.
+fn merge<T>(
+    rows: Vec<Option<Event>>,
+    others: Vec<T>,
+    row: impl Fn(Event) -> T,
+) -> Result<Vec<T>, String> {
     let gaps = rows.iter().filter(|r| r.is_none()).count();
     if gaps != others.len() {
         return Err(format!(
@@ -95,7 +99,7 @@ fn merge(rows: Vec<Option<Event>>, others: Vec<Event>) -> Result<Vec<Event>, Str
     Ok(rows
         .into_iter()
         .map(|r| match r {
-            Some(e) => e,
+            Some(e) => row(e),
             // Counted above: one for each gap.
             None => others.next().unwrap_or_else(|| unreachable!()),
         })
@@ -114,22 +118,7 @@ pub fn decode_tolerant(bytes: &[u8]) -> Result<Vec<Tolerant>, String> {
         2 => {
             let body = columns::decode(&unpack(&bytes[4..])?)?;
             let others = tolerant_events(&body.others)?;
-            let rows: Vec<Option<Event>> = body.rows;
-            let gaps = rows.iter().filter(|r| r.is_none()).count();
-            if gaps != others.len() {
-                return Err(format!(
-                    "columnar block: {gaps} events are not columns but {} are stored beside them (damaged)",
-                    others.len()
-                ));
-            }
-            let mut others = others.into_iter();
-            Ok(rows
-                .into_iter()
-                .map(|r| match r {
-                    Some(e) => Ok(e),
-                    None => others.next().unwrap_or_else(|| unreachable!()),
-                })
-                .collect())
+            merge(body.rows, others, Ok)
         }
         f => Err(newer(f)),
     }

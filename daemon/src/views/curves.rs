@@ -266,7 +266,9 @@ pub struct Window {
 }
 
 impl Window {
-    /// The points as the API pages them.
+    /// The points as the API pages them, one struct each: the reference that `api::read::page_json` (which
+    /// writes the same JSON straight from the columns) is tested against.
+    #[cfg(test)]
     pub fn points(&self) -> Vec<labd_schemas::api::Point> {
         let axis =
             |c: &Option<Vec<f64>>, i: usize| c.as_ref().map(|c| c[i]).filter(|v| !v.is_nan());
