@@ -23,7 +23,8 @@
 use crate::codec::{FloatState, Reader, put, put_float, unzigzag, zigzag};
 use labd_schemas::event::MetricsLogged;
 use labd_schemas::{Event, EventKind, ExperimentId, Origin, Source};
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 
 /// The streams, in the order they are stored.
 const STREAMS: usize = 8;
@@ -64,7 +65,7 @@ const SOURCE_SHIFT: u32 = 6;
 /// Interned strings (runs, files, splits, metric names, hosts) by their index.
 #[derive(Default)]
 struct Strings<'a> {
-    index: HashMap<&'a str, u64>,
+    index: FxHashMap<&'a str, u64>,
     list: Vec<&'a str>,
 }
 
@@ -89,8 +90,18 @@ struct Prev {
     origin_seq: u64,
     epoch: FloatState,
     wall: FloatState,
-    /// Per metric or axis name (its string index): the previous value.
-    named: HashMap<u64, FloatState>,
+    /// Per metric or axis name (by its string index, below the table's length): the previous value.
+    named: Vec<FloatState>,
+}
+
+impl Prev {
+    fn named(&mut self, id: u64) -> &mut FloatState {
+        let i = id as usize;
+        if i >= self.named.len() {
+            self.named.resize_with(i + 1, FloatState::default);
+        }
+        &mut self.named[i]
+    }
 }
 
 /// Encodes `events` into a columnar body; `version` is the event format version of the rows.
@@ -161,7 +172,7 @@ pub fn encode(events: &[Event], version: u16) -> Result<Vec<u8>, String> {
             for (name, &v) in map {
                 let id = strings.id(name);
                 put(&mut streams[KEYS], id);
-                put_float(&mut streams[FLOATS], prev.named.entry(id).or_default(), v);
+                put_float(&mut streams[FLOATS], prev.named(id), v);
             }
         }
         if let Some(o) = &e.origin {
@@ -318,7 +329,7 @@ pub fn decode(raw: &[u8]) -> Result<Body, String> {
                         strings.len()
                     )
                 })?;
-                let v = floats_s.float(prev.named.entry(id).or_default())?;
+                let v = floats_s.float(prev.named(id))?;
                 map.insert(name.clone(), v);
             }
         }

@@ -9,7 +9,7 @@ use labd_schemas::event::{
     ArtifactRecorded, ExperimentCreated, MessageLogged, MetricsLogged, StatusChanged,
     SummaryRecorded,
 };
-use labd_schemas::runlog::{RunLine, RunLogLine, parse_line};
+use labd_schemas::runlog::{MetricsRow, RunLine, RunLogLine, metrics_row, parse_line};
 use labd_schemas::{Event, EventKind, ExperimentId, Source};
 use serde_json::Value;
 
@@ -20,21 +20,67 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
         data,
         ctx,
         |text| parse_line(text).is_ok(),
-        |cursor, text, ctx, out| match parse_line(text) {
-            Err(e) => error(out, ctx, cursor.line, e.0),
-            Ok(parsed) => {
-                for problem in parsed.problems {
-                    error(
-                        out,
-                        ctx,
-                        cursor.line,
-                        format!("{problem}; the rest of the line was kept"),
-                    );
+        |cursor, text, ctx, out| {
+            // Most lines are plain metrics: read straight into the event's shape.
+            if let Some(row) = metrics_row(text) {
+                return apply_metrics(cursor, row, ctx, out);
+            }
+            match parse_line(text) {
+                Err(e) => error(out, ctx, cursor.line, e.0),
+                Ok(parsed) => {
+                    for problem in parsed.problems {
+                        error(
+                            out,
+                            ctx,
+                            cursor.line,
+                            format!("{problem}; the rest of the line was kept"),
+                        );
+                    }
+                    apply_line(cursor, parsed.line, ctx, out);
                 }
-                apply_line(cursor, parsed.line, ctx, out);
             }
         },
     )
+}
+
+/// A plain metrics line, as [`apply_line`] takes a parsed one.
+fn apply_metrics(
+    cursor: &mut FileCursor,
+    row: MetricsRow,
+    ctx: &mut Context<'_>,
+    out: &mut Output,
+) {
+    let src = source(ctx, cursor.line);
+    let exp = current_exp(cursor, ctx, out, &src);
+    out.points += row.values.len() as u64;
+    let kind = EventKind::MetricsLogged(MetricsLogged {
+        exp,
+        split: row.split,
+        step: row.step,
+        epoch: row.epoch,
+        wall_time: row.time.and_then(|t| t.to_seconds().ok()),
+        x: row.x,
+        values: row.values,
+        extra: row.extra,
+    });
+    out.events.push(Event::new(ctx.now, src, kind));
+}
+
+/// The file's current run; lines before any `run` line belong to an implicit run named after the file.
+fn current_exp(
+    cursor: &mut FileCursor,
+    ctx: &mut Context<'_>,
+    out: &mut Output,
+    src: &Source,
+) -> ExperimentId {
+    if let Some(exp) = &cursor.current_exp {
+        return exp.clone();
+    }
+    let (id, event) = create_experiment(RunLine::default(), ctx, src.clone());
+    out.events.push(event);
+    cursor.current_exp = Some(id.clone());
+    cursor.runs += 1;
+    id
 }
 
 /// Turns a `run` line into an `experiment_created` event and makes it the file's current run.
@@ -87,17 +133,7 @@ fn apply_line(cursor: &mut FileCursor, line: RunLogLine, ctx: &mut Context<'_>, 
         }
         other => other,
     };
-    let exp = match &cursor.current_exp {
-        Some(exp) => exp.clone(),
-        None => {
-            // Lines before any `run` line belong to an implicit run named after the file.
-            let (id, event) = create_experiment(RunLine::default(), ctx, src.clone());
-            out.events.push(event);
-            cursor.current_exp = Some(id.clone());
-            cursor.runs += 1;
-            id
-        }
-    };
+    let exp = current_exp(cursor, ctx, out, &src);
     out.points += line_points(&line);
     if let Some(kind) = fact(exp, line) {
         out.events.push(Event::new(ctx.now, src, kind));

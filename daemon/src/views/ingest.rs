@@ -27,12 +27,42 @@ pub struct IngestView {
 impl IngestView {
     pub fn apply(&mut self, seq: Seq, event: &Event) {
         if let Source::File { path, .. } = &event.source {
-            let totals = match self.files.get_mut(path.as_str()) {
-                Some(t) => t,
-                None => self.files.entry(path.clone()).or_default(),
-            };
-            totals.events += 1;
+            self.count(path, 1);
         }
+        self.problem(seq, event);
+    }
+
+    /// Applies `events` (numbered from `first`) as [`IngestView::apply`] one by one does; a stretch of events
+    /// from one file is counted with one lookup.
+    pub fn apply_batch(&mut self, first: Seq, events: &[Event]) {
+        let mut i = 0;
+        while i < events.len() {
+            if let Source::File { path, .. } = &events[i].source {
+                let n = events[i..]
+                    .iter()
+                    .take_while(|e| matches!(&e.source, Source::File { path: p, .. } if p == path))
+                    .count();
+                self.count(path, n as u64);
+                for (j, e) in events[i..i + n].iter().enumerate() {
+                    self.problem(first + (i + j) as u64, e);
+                }
+                i += n;
+            } else {
+                self.problem(first + i as u64, &events[i]);
+                i += 1;
+            }
+        }
+    }
+
+    fn count(&mut self, path: &str, n: u64) {
+        let totals = match self.files.get_mut(path) {
+            Some(t) => t,
+            None => self.files.entry(path.to_string()).or_default(),
+        };
+        totals.events += n;
+    }
+
+    fn problem(&mut self, seq: Seq, event: &Event) {
         if let EventKind::IngestError(err) = &event.kind {
             self.errors_total += 1;
             self.files.entry(err.path.clone()).or_default().errors += 1;

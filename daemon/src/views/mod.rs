@@ -65,9 +65,26 @@ impl Views {
 
     /// Applies a committed batch starting at `first`.
     pub fn apply_batch(&mut self, first: Seq, events: &[Event]) {
-        for (i, e) in events.iter().enumerate() {
-            self.apply(first + i as u64, e);
+        // Events already applied are passed over, as `apply` does.
+        let skip = (self.applied + 1)
+            .saturating_sub(first)
+            .min(events.len() as u64);
+        let (first, events) = (first + skip, &events[skip as usize..]);
+        if events.is_empty() {
+            return;
         }
+        // The views do not read one another, so each takes the whole batch in turn.
+        self.registry.apply_batch(first, events);
+        self.ingest.apply_batch(first, events);
+        for (i, e) in events.iter().enumerate() {
+            let seq = first + i as u64;
+            self.sweeps.apply(seq, e);
+            self.benchmarks.apply(seq, e);
+            self.curves.apply(seq, e);
+            self.points += e.kind.points() as u64;
+        }
+        self.events += events.len() as u64;
+        self.applied = first + events.len() as u64 - 1;
     }
 
     /// Applies every event after `applied` up to `upto` (inclusive), or while `keep(seq, event)` holds.
@@ -189,5 +206,109 @@ fn load_curves(log: &EventLog, last: Seq) -> Result<Curves, LogError> {
             );
             Ok(Curves::default())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::registry::Record;
+    use super::*;
+    use labd_schemas::event::{ExperimentCreated, IngestError, MetricsLogged, Severity};
+    use labd_schemas::{EventKind, ExperimentId, Source};
+
+    fn at(path: &str, line: u64, kind: EventKind) -> Event {
+        let source = Source::File {
+            path: path.into(),
+            first_line: line,
+            last_line: line,
+        };
+        Event::new(100 + line as i64, source, kind)
+    }
+
+    fn created(path: &str, id: &str) -> Event {
+        at(
+            path,
+            1,
+            EventKind::ExperimentCreated(ExperimentCreated {
+                exp: ExperimentId(id.into()),
+                name: id.into(),
+                description: None,
+                tags: vec![],
+                config: serde_json::json!({"lr": 0.1}),
+                config_hash: "h".into(),
+                host: "host".into(),
+                started: 5,
+                extra: Default::default(),
+            }),
+        )
+    }
+
+    fn metrics(path: &str, id: &str, step: i64) -> Event {
+        at(
+            path,
+            step as u64 + 2,
+            EventKind::MetricsLogged(MetricsLogged {
+                exp: ExperimentId(id.into()),
+                split: (step % 3 != 0).then(|| "train".into()),
+                step: Some(step),
+                epoch: None,
+                wall_time: None,
+                x: Default::default(),
+                values: [
+                    ("loss".to_string(), 1.0 / (step as f64 + 1.0)),
+                    ("acc".into(), 0.5),
+                ]
+                .into(),
+                extra: Default::default(),
+            }),
+        )
+    }
+
+    fn problem(path: &str, line: u64) -> Event {
+        at(
+            path,
+            line,
+            EventKind::IngestError(IngestError {
+                path: path.into(),
+                line: Some(line),
+                severity: Severity::Error,
+                reason: "bad".into(),
+                held: None,
+            }),
+        )
+    }
+
+    /// Applying a batch gives the views that applying its events one by one gives: runs interleaved, a run's
+    /// events before its creation, problems, events from another file, and events already applied.
+    #[test]
+    fn a_batch_applies_as_its_events_one_by_one() {
+        let mut events = vec![metrics("/a", "early", 0), created("/a", "a")];
+        for step in 0..20 {
+            events.push(metrics("/a", "a", step));
+            if step % 7 == 3 {
+                events.push(problem("/a", step as u64));
+                events.push(created("/b", &format!("b{step}")));
+            }
+            if step % 5 == 4 {
+                events.push(metrics("/b", "b3", step));
+                events.push(metrics("/a", "b3", step));
+            }
+        }
+        events.push(created("/a", "early"));
+        events.push(metrics("/a", "early", 1));
+        let mut one = Views::default();
+        for (i, e) in events.iter().enumerate() {
+            one.apply(i as u64 + 1, e);
+        }
+        let mut batched = Views::default();
+        let (head, tail) = events.split_at(9);
+        batched.apply_batch(1, head);
+        // The second batch starts over a few events already applied.
+        batched.apply_batch(6, &events[5..]);
+        batched.apply_batch(3, &events[2..4]);
+        assert_eq!(batched.applied, events.len() as u64);
+        assert_eq!(batched, one);
+        assert!(!tail.is_empty());
+        assert_eq!(one.registry.get("a").map(Record::points), Some(40));
     }
 }

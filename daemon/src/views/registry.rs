@@ -107,9 +107,49 @@ impl Registry {
                 None => return,
             },
         };
-        let Some(r) = self.experiments.get_mut(exp) else {
-            return;
-        };
+        if let Some(r) = self.experiments.get_mut(exp) {
+            r.apply(seq, event);
+        }
+    }
+
+    /// Applies `events` (numbered from `first`) in order, as [`Registry::apply`] one by one does; a stretch of
+    /// events of one run (what a file's batch mostly is) finds its record once.
+    pub fn apply_batch(&mut self, first: Seq, events: &[Event]) {
+        let mut i = 0;
+        while i < events.len() {
+            let e = &events[i];
+            let exp = match &e.kind {
+                EventKind::ExperimentCreated(_) => None,
+                other => other.experiment(),
+            };
+            let Some((exp, r)) = exp.and_then(|exp| Some((exp, self.experiments.get_mut(exp)?)))
+            else {
+                self.apply(first + i as u64, e);
+                i += 1;
+                continue;
+            };
+            while let Some(e) = events.get(i) {
+                if matches!(e.kind, EventKind::ExperimentCreated(_))
+                    || e.kind.experiment() != Some(exp)
+                {
+                    break;
+                }
+                let seq = first + i as u64;
+                r.apply(seq, e);
+                i += 1;
+            }
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Record> {
+        self.experiments.get(&ExperimentId(id.to_string()))
+    }
+}
+
+impl Record {
+    /// Applies an event about this run (not its creation).
+    fn apply(&mut self, seq: Seq, event: &Event) {
+        let r = self;
         r.last_activity = r.last_activity.max(event.time);
         add_seq(&mut r.ranges, seq);
         let src = match &event.source {
@@ -177,10 +217,6 @@ impl Registry {
             | EventKind::BenchMeasured(_)
             | EventKind::BenchChanged(_) => {}
         }
-    }
-
-    pub fn get(&self, id: &str) -> Option<&Record> {
-        self.experiments.get(&ExperimentId(id.to_string()))
     }
 }
 

@@ -12,8 +12,10 @@
 //! are accepted as values; `null` is a missing value. [`parse_line`] is the one parser everybody uses (the
 //! daemon's ingestion, `labctl validate`); the types here also generate the JSON Schema in `schemas/json/`.
 
+mod fast;
 mod parse;
 
+pub use fast::{MetricsRow, metrics as fast_metrics, metrics_row};
 pub use parse::{from_object, parse_line, quote_non_finite};
 
 use crate::time::TimeValue;

@@ -11,9 +11,20 @@ use crate::time::TimeValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// Parses one line (without its newline). Fast path: plain serde_json into a map; lines with Python's
-/// non-standard numbers are rewritten first.
+/// Parses one line (without its newline). Plain `metrics` lines are typed straight from the text ([`super::fast`]);
+/// the rest go through serde_json into a map, and lines with Python's non-standard numbers are rewritten first.
 pub fn parse_line(text: &str) -> Result<Parsed, LineError> {
+    if let Some(m) = super::fast::metrics(text) {
+        return Ok(Parsed {
+            line: RunLogLine::Metrics(m),
+            problems: Vec::new(),
+        });
+    }
+    general(text)
+}
+
+/// The general parser, for every kind of line.
+pub(super) fn general(text: &str) -> Result<Parsed, LineError> {
     let obj: Map<String, Value> = match serde_json::from_str(text) {
         Ok(obj) => obj,
         Err(first) => {

@@ -213,3 +213,143 @@ mod schema_file {
         );
     }
 }
+
+mod fast_path {
+    use super::super::parse::general;
+    use super::super::*;
+    use proptest::prelude::*;
+
+    /// One field of a generated line: a key (maybe escaped, maybe unknown) and a value of the right or a wrong
+    /// type.
+    fn field() -> impl Strategy<Value = String> {
+        let kind = prop::sample::select(vec![
+            r#""kind":"metrics""#,
+            r#""kind":"run""#,
+            r#""kind":1"#,
+            r#""ki\u006ed":"metrics""#,
+        ]);
+        let split = prop::sample::select(vec![
+            r#""split":"train""#,
+            r#""split":null"#,
+            r#""split":5"#,
+            r#""split":"v\"al""#,
+        ]);
+        let step = prop::sample::select(vec![
+            r#""step":3"#,
+            r#""step":-2"#,
+            r#""step":3.0"#,
+            r#""step":3.5"#,
+            r#""step":1e20"#,
+            r#""step":18446744073709551615"#,
+            r#""step":null"#,
+            r#""step":"4""#,
+        ]);
+        let epoch = prop::sample::select(vec![
+            r#""epoch":1"#,
+            r#""epoch":1.25"#,
+            r#""epoch":null"#,
+            r#""epoch":"NaN""#,
+            r#""epoch":"x""#,
+            r#""epoch":-0"#,
+        ]);
+        let time = prop::sample::select(vec![
+            r#""time":1734359452.123"#,
+            r#""time":1734359452"#,
+            r#""time":"2024-12-16T14:30:52Z""#,
+            r#""time":"yesterday""#,
+            r#""time":-5"#,
+            r#""time":null"#,
+            r#""time":[1]"#,
+        ]);
+        let x = prop::sample::select(vec![
+            r#""x":{"tokens":61440}"#,
+            r#""x":null"#,
+            r#""x":{"a":null,"b":2.5}"#,
+            r#""x":{"a":"x"}"#,
+            r#""x":5"#,
+        ]);
+        let values = prop::sample::select(vec![
+            r#""values":{"loss":0.1,"acc":"NaN","b":null}"#,
+            r#""values":{"loss":0.30000000000000004,"n":-7,"big":18446744073709551615}"#,
+            r#""values":{"a":"x","b":1}"#,
+            r#""values":{}"#,
+            r#""values":[]"#,
+            r#""values":null"#,
+            r#""values":{"a":1,"a":2}"#,
+            r#""va\u006cues":{"l\u00f6ss":-Infinity}"#,
+            r#""values":{"l":NaN}"#,
+            r#""values":{"l":1e400}"#,
+        ]);
+        let extra = prop::sample::select(vec![
+            r#""note":"hi""#,
+            r#""z":[1,{"q":null}]"#,
+            r#""n":2.5e-8"#,
+        ]);
+        prop_oneof![
+            kind.prop_map(String::from),
+            split.prop_map(String::from),
+            step.prop_map(String::from),
+            epoch.prop_map(String::from),
+            time.prop_map(String::from),
+            x.prop_map(String::from),
+            values.prop_map(String::from),
+            extra.prop_map(String::from),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Whatever line the fast path takes, it reads exactly as the general parser does (every bit: NaN and
+        /// -0.0 compared by their debug text), with no problems; and plain well-formed lines are taken.
+        #[test]
+        fn fast_path_reads_as_the_general_parser(fields in prop::collection::vec(field(), 0..9), plain in any::<bool>()) {
+            let mut fields = fields;
+            if plain {
+                fields.insert(0, r#""kind":"metrics""#.into());
+                fields.push(r#""values":{"loss":0.25}"#.into());
+            }
+            let text = format!("{{{}}}", fields.join(","));
+            if let Some(fast) = super::super::fast_metrics(&text) {
+                let general = general(&text);
+                let Ok(Parsed { line: RunLogLine::Metrics(m), problems }) = general else {
+                    panic!("fast path took {text}, the general parser gave {general:?}");
+                };
+                prop_assert!(problems.is_empty(), "{text}: {problems:?}");
+                prop_assert_eq!(format!("{fast:?}"), format!("{m:?}"), "{}", text);
+                // The row form drops the nulls, and is otherwise the same line.
+                let row = super::super::metrics_row(&text).expect("the row form takes what the line form takes");
+                let present: std::collections::BTreeMap<_, _> =
+                    m.values.iter().filter_map(|(k, v)| Some((k.clone(), (*v)?))).collect();
+                prop_assert_eq!(format!("{:?}", row.values), format!("{present:?}"));
+                prop_assert_eq!(
+                    format!("{:?}", (&row.split, row.step, row.epoch, &row.time, &row.x, &row.extra)),
+                    format!("{:?}", (&m.split, m.step, m.epoch, &m.time, &m.x, &m.extra))
+                );
+            } else {
+                prop_assert!(super::super::metrics_row(&text).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn plain_lines_take_the_fast_path() {
+        for text in [
+            r#"{"kind":"metrics","split":"train","step":120,"epoch":1,"time":1734359452,"x":{"tokens":61440},"values":{"loss":0.52,"acc":0.81}}"#,
+            r#"{"values":{"loss":"NaN","acc":null},"kind":"metrics","note":"kept"}"#,
+            r#"{"kind":"metrics","time":"2024-12-16T14:30:52Z","values":{"a":-0.0}}"#,
+        ] {
+            assert!(super::super::fast_metrics(text).is_some(), "{text}");
+        }
+        for text in [
+            r#"{"kind":"run","name":"a"}"#,
+            r#"{"kind":"metrics","values":{"l":NaN}}"#,
+            r#"{"kind":"metrics","values":{"a":"x"}}"#,
+            r#"{"kind":"metrics","step":1,"step":2,"values":{}}"#,
+            r#"{"kind":"metrics","time":"yesterday","values":{}}"#,
+            r#"{"kind":"metrics","values":{}} x"#,
+        ] {
+            assert!(super::super::fast_metrics(text).is_none(), "{text}");
+        }
+    }
+}
