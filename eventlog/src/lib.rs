@@ -35,6 +35,20 @@ pub(crate) const POSITIONS: TableDefinition<&str, u64> = TableDefinition::new("p
 
 /// redb's page cache.
 const CACHE_BYTES: usize = 32 << 20;
+/// Scans of at least this many events decode ahead on other threads ([`DECODERS`] of them).
+const DECODE_AHEAD_FROM: u64 = 50_000;
+const DECODERS: usize = 2;
+
+/// Which stored blocks a decoding pass takes: every `of`th, from the `k`th.
+#[derive(Clone, Copy)]
+struct Share {
+    k: usize,
+    of: usize,
+}
+
+impl Share {
+    const ALL: Share = Share { k: 0, of: 1 };
+}
 
 /// A sequence number: the position of an event in the log, from 1.
 pub type Seq = u64;
@@ -290,9 +304,101 @@ impl EventLog {
         to: Seq,
         mut f: impl FnMut(Seq, Event) -> bool,
     ) -> Result<(), LogError> {
+        self.blocks_inner(from, to, |first, events| {
+            for (i, event) in events.drain(..).enumerate() {
+                if !f(first + i as u64, event) {
+                    return false;
+                }
+            }
+            true
+        })
+    }
+
+    /// Events `from..=to` a stored block at a time: `f` gets the first one's sequence number and the events
+    /// (only those in the range), and answers whether to go on.
+    pub fn scan_blocks(
+        &self,
+        from: Seq,
+        to: Seq,
+        mut f: impl FnMut(Seq, &[Event]) -> bool,
+    ) -> Result<(), LogError> {
+        let generation = self.generation();
+        self.blocks_inner(from, to, |first, events| f(first, events))
+            .map_err(|e| self.noted(generation, e))
+    }
+
+    fn blocks_inner(
+        &self,
+        from: Seq,
+        to: Seq,
+        mut f: impl FnMut(Seq, &mut Vec<Event>) -> bool,
+    ) -> Result<(), LogError> {
         if from > to {
             return Ok(());
         }
+        if to - from < DECODE_AHEAD_FROM {
+            return self.decode_blocks(from, to, Share::ALL, |first, mut events| {
+                f(first, &mut events)
+            });
+        }
+        // A long scan (replay, catching up, export): blocks are decoded ahead on two threads, each taking every
+        // other block, while `f` takes them in order here. The events go back to the thread that made them to
+        // be dropped: memory is freed fastest by the thread that allocated it.
+        type Decoded = Result<(Seq, Vec<Event>), LogError>;
+        std::thread::scope(|scope| {
+            let mut decoded = Vec::new();
+            let mut done = Vec::new();
+            for k in 0..DECODERS {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(2);
+                let (done_tx, done_rx) = std::sync::mpsc::channel::<Vec<Event>>();
+                let share = Share { k, of: DECODERS };
+                let spawned = std::thread::Builder::new()
+                    .name(format!("labd-log-decode-{k}"))
+                    .spawn_scoped(scope, move || {
+                        let sent = self.decode_blocks(from, to, share, |first, events| {
+                            done_rx.try_iter().for_each(drop);
+                            tx.send(Ok((first, events))).is_ok()
+                        });
+                        if let Err(e) = sent {
+                            let _ = tx.send(Err(e));
+                        }
+                        done_rx.try_iter().for_each(drop);
+                    });
+                if spawned.is_err() {
+                    // No thread to be had: the ones started stop at their next block; decode here.
+                    drop(decoded);
+                    return self.decode_blocks(from, to, Share::ALL, |first, mut events| {
+                        f(first, &mut events)
+                    });
+                }
+                decoded.push(rx);
+                done.push(done_tx);
+            }
+            // Block i comes from decoder i mod DECODERS; when that one has no more, there are no more.
+            for k in (0..DECODERS).cycle() {
+                let Ok(item) = decoded[k].recv() else {
+                    break;
+                };
+                let (first, mut events) = item?;
+                let go_on = events.is_empty() || f(first, &mut events);
+                let _ = done[k].send(events);
+                if !go_on {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Decodes the blocks holding `from..=to` (those of `share`), handing each one's events in the range to `f`
+    /// until it answers false.
+    fn decode_blocks(
+        &self,
+        from: Seq,
+        to: Seq,
+        share: Share,
+        mut f: impl FnMut(Seq, Vec<Event>) -> bool,
+    ) -> Result<(), LogError> {
         let txn = self.db()?.begin_read().map_err(storage)?;
         let events = txn.open_table(EVENTS).map_err(storage)?;
         // The block holding `from` starts at or before it.
@@ -300,19 +406,30 @@ impl EventLog {
             Some(entry) => entry.map_err(storage)?.0.value(),
             None => from,
         };
-        for entry in events.range(start..=to).map_err(storage)? {
+        for (i, entry) in events.range(start..=to).map_err(storage)?.enumerate() {
+            if i % share.of != share.k {
+                continue;
+            }
             let (key, value) = entry.map_err(storage)?;
             let first = key.value();
-            let decoded = block::decode(value.value())
+            let mut decoded = block::decode(value.value())
                 .map_err(|reason| LogError::Corrupt { seq: first, reason })?;
-            for (i, event) in decoded.into_iter().enumerate() {
-                let seq = first + i as u64;
-                if seq < from {
-                    continue;
-                }
-                if seq > to || !f(seq, event) {
-                    return Ok(());
-                }
+            // The block's last event, and whether it runs past `to`.
+            let last = (first + decoded.len() as u64).saturating_sub(1);
+            let past = last > to;
+            if past {
+                decoded.truncate((to - first) as usize + 1);
+            }
+            let skip = from.saturating_sub(first).min(decoded.len() as u64) as usize;
+            if skip > 0 {
+                decoded.drain(..skip);
+            }
+            // Shared out, every block is handed on (empty too), so the reader can take the shares in turn.
+            if decoded.is_empty() && share.of == 1 {
+                continue;
+            }
+            if !f(first + skip as u64, decoded) || past {
+                return Ok(());
             }
         }
         Ok(())

@@ -639,4 +639,46 @@ mod tests {
             BLOCK_EVENTS + 10
         );
     }
+
+    /// A long scan decodes ahead on a second thread: every event comes, in order, once; ranges that start and
+    /// end inside blocks are cut there; stopping early stops it.
+    #[test]
+    fn long_scans_decode_ahead_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("log.redb")).unwrap();
+        let writer = Writer::start(log.clone(), Box::new(|_, _| {})).unwrap();
+        let n = crate::DECODE_AHEAD_FROM as usize * 2 + 7;
+        for chunk in (0..n).collect::<Vec<_>>().chunks(7_000) {
+            let events = chunk.iter().map(|i| message("x", &i.to_string())).collect();
+            writer
+                .appender()
+                .append(Batch {
+                    events,
+                    cursors: vec![],
+                    positions: Vec::new(),
+                })
+                .unwrap();
+        }
+        writer.close();
+        let text = |e: &Event| match &e.kind {
+            labd_schemas::EventKind::MessageLogged(m) => m.text.clone(),
+            other => panic!("{other:?}"),
+        };
+        let (from, to) = (5u64, n as u64 - 3);
+        let mut seen = Vec::new();
+        log.scan(from, to, |seq, e| {
+            assert_eq!(text(&e), (seq - 1).to_string());
+            seen.push(seq);
+            true
+        })
+        .unwrap();
+        assert_eq!(seen, (from..=to).collect::<Vec<_>>());
+        let mut blocks = 0;
+        log.scan_blocks(1, u64::MAX, |_, _| {
+            blocks += 1;
+            blocks < 3
+        })
+        .unwrap();
+        assert_eq!(blocks, 3);
+    }
 }

@@ -112,7 +112,13 @@ impl Series {
         self.len += 1;
         if open.len() == CHUNK {
             self.chunks.push(Chunk::encode(open));
-            *open = Columns::default();
+            // The next tail starts with room for a quarter chunk (grown twice at most, never more than
+            // doubling would leave spare), in the step and value columns every point has.
+            *open = Columns {
+                step: Vec::with_capacity(CHUNK / 4),
+                value: Vec::with_capacity(CHUNK / 4),
+                ..Columns::default()
+            };
         }
     }
 
@@ -349,27 +355,46 @@ impl Curves {
 
     /// Applies `event` if it is the next one; answers whether it was.
     pub fn apply(&mut self, seq: Seq, event: &Event) -> bool {
-        if self.off || seq != self.applied + 1 {
-            return false;
+        self.apply_batch(seq, std::slice::from_ref(event)) == 1
+    }
+
+    /// Applies the events of `events` (numbered from `first`) that follow `applied`, as [`Curves::apply`] one
+    /// by one does; a stretch of one run's rows finds the run once. Answers how many were applied.
+    pub fn apply_batch(&mut self, first: Seq, events: &[Event]) -> usize {
+        let next = self.applied + 1;
+        if self.off || next < first || next - first >= events.len() as u64 {
+            return 0;
         }
-        self.applied = seq;
-        if let EventKind::MetricsLogged(m) = &event.kind {
+        let events = &events[(next - first) as usize..];
+        self.applied += events.len() as u64;
+        let mut key = String::new();
+        let mut i = 0;
+        while i < events.len() {
+            let EventKind::MetricsLogged(m) = &events[i].kind else {
+                i += 1;
+                continue;
+            };
             let run = match self.runs.get_mut(&m.exp) {
                 Some(r) => r,
                 None => self.runs.entry(m.exp.clone()).or_default(),
             };
-            let mut key = String::new();
-            for (name, &v) in &m.values {
-                super::registry::metric_key(m.split.as_deref(), name, &mut key);
-                let series = match run.get_mut(key.as_str()) {
-                    Some(s) => s,
-                    None => run.entry(key.clone()).or_default(),
-                };
-                series.push(m.step, m.epoch, m.wall_time, &m.x, v);
-                self.points += 1;
+            while let Some(EventKind::MetricsLogged(m2)) = events.get(i).map(|e| &e.kind) {
+                if m2.exp != m.exp {
+                    break;
+                }
+                for (name, &v) in &m2.values {
+                    super::registry::metric_key(m2.split.as_deref(), name, &mut key);
+                    let series = match run.get_mut(key.as_str()) {
+                        Some(s) => s,
+                        None => run.entry(key.clone()).or_default(),
+                    };
+                    series.push(m2.step, m2.epoch, m2.wall_time, &m2.x, v);
+                    self.points += 1;
+                }
+                i += 1;
             }
         }
-        true
+        events.len()
     }
 
     pub fn series(&self, exp: &ExperimentId, key: &str) -> Option<&Series> {

@@ -76,11 +76,11 @@ impl Views {
         // The views do not read one another, so each takes the whole batch in turn.
         self.registry.apply_batch(first, events);
         self.ingest.apply_batch(first, events);
+        self.curves.apply_batch(first, events);
         for (i, e) in events.iter().enumerate() {
             let seq = first + i as u64;
             self.sweeps.apply(seq, e);
             self.benchmarks.apply(seq, e);
-            self.curves.apply(seq, e);
             self.points += e.kind.points() as u64;
         }
         self.events += events.len() as u64;
@@ -94,17 +94,15 @@ impl Views {
         upto: Seq,
         mut keep: impl FnMut(Seq, &Event) -> bool,
     ) -> Result<(), LogError> {
-        let mut stopped = false;
-        log.scan(self.applied + 1, upto, |seq, e| {
-            if !keep(seq, &e) {
-                stopped = true;
-                return false;
-            }
-            self.apply(seq, &e);
-            true
-        })?;
-        let _ = stopped;
-        Ok(())
+        log.scan_blocks(self.applied + 1, upto, |first, events| {
+            let n = events
+                .iter()
+                .enumerate()
+                .take_while(|(i, e)| keep(first + *i as u64, e))
+                .count();
+            self.apply_batch(first, &events[..n]);
+            n == events.len()
+        })
     }
 
     /// Whether the curve store has every event the other views have.
