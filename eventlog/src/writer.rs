@@ -110,6 +110,8 @@ pub type OnCommit = Box<dyn FnMut(Seq, &[Event]) + Send>;
 struct Request {
     batch: Batch,
     reply: oneshot::Sender<Result<Committed, Refused>>,
+    /// Where the batch's events go once applied (to be dropped by the thread that made them), if anywhere.
+    spent: Option<std::sync::mpsc::Sender<Vec<Event>>>,
 }
 
 /// Handle to the writer thread. Clone the [`Appender`] to append from several places.
@@ -161,9 +163,31 @@ impl Writer {
 impl Appender {
     /// Queues a batch; the returned receiver answers once it is committed (or failed).
     pub fn submit(&self, batch: Batch) -> Result<Pending, LogError> {
+        self.submit_to(batch, None)
+    }
+
+    /// As [`Appender::submit`], and the batch's events come back on `spent` once committed and applied, for
+    /// the thread that made them to drop (memory is freed fastest by the thread that allocated it).
+    pub fn submit_returning(
+        &self,
+        batch: Batch,
+        spent: &std::sync::mpsc::Sender<Vec<Event>>,
+    ) -> Result<Pending, LogError> {
+        self.submit_to(batch, Some(spent.clone()))
+    }
+
+    fn submit_to(
+        &self,
+        batch: Batch,
+        spent: Option<std::sync::mpsc::Sender<Vec<Event>>>,
+    ) -> Result<Pending, LogError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request { batch, reply })
+            .send(Request {
+                batch,
+                reply,
+                spent,
+            })
             .map_err(|_| LogError::WriterGone)?;
         Ok(rx)
     }
@@ -220,7 +244,7 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
         }
         match result {
             Ok(outcomes) => {
-                for (req, outcome) in group.into_iter().zip(outcomes) {
+                for (mut req, outcome) in group.into_iter().zip(outcomes) {
                     match outcome {
                         Ok(first) => {
                             let n = req.batch.events.len() as u64;
@@ -232,6 +256,10 @@ fn run(log: EventLog, rx: Receiver<Request>, mut on_commit: OnCommit) {
                                 }
                                 on_commit(first, &req.batch.events);
                                 handed = first + n - 1;
+                            }
+                            // Handed back before the answer, so whoever waited on it finds them there.
+                            if let Some(spent) = req.spent.take() {
+                                let _ = spent.send(std::mem::take(&mut req.batch.events));
                             }
                             let _ = req.reply.send(Ok(Committed {
                                 first,

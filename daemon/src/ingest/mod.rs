@@ -83,6 +83,11 @@ pub struct Ingestor {
     /// Problems already reported by this process (symlink loops, unreadable paths), not to repeat them.
     reported: HashSet<String>,
     buf: Vec<u8>,
+    /// Events of committed batches, handed back by the writer to be dropped here.
+    spent: (
+        std::sync::mpsc::Sender<Vec<Event>>,
+        std::sync::mpsc::Receiver<Vec<Event>>,
+    ),
 }
 
 impl Ingestor {
@@ -107,6 +112,7 @@ impl Ingestor {
             open: Batch::default(),
             reported: HashSet::new(),
             buf: Vec::new(),
+            spent: std::sync::mpsc::channel(),
         };
         me.reload()?;
         Ok(me)
@@ -244,6 +250,7 @@ impl Ingestor {
                 failed = Some(e);
             }
         }
+        self.spent.1.try_iter().for_each(drop);
         if let Some(e) = failed {
             self.reload()?;
             return Err(e);
@@ -270,7 +277,9 @@ impl Ingestor {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.open);
-        self.pending.push_back(self.appender.submit(batch)?);
+        self.spent.1.try_iter().for_each(drop);
+        self.pending
+            .push_back(self.appender.submit_returning(batch, &self.spent.0)?);
         while self.pending.len() > IN_FLIGHT {
             if let Some(Err(e)) = self.pending.pop_front().map(wait) {
                 self.flush().ok();
