@@ -4,7 +4,8 @@
 //! TensorBoard's own Rust loader (`tensorboard-data-server`, when `TB_DATA_SERVER` names its `server` binary or
 //! it is on the PATH).
 //!
-//! `cargo build --release -p labd && target/release/labd-formats-bench [--runs N] [--steps N]`
+//! `cargo build --release -p labd && target/release/labd-formats-bench [--runs N] [--steps N] [--keep]` (`--keep`
+//! leaves the corpora in the temporary folder, to profile against)
 
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
@@ -13,14 +14,15 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn main() -> Result<()> {
-    let (mut runs, mut steps) = (500usize, 2000usize);
+    let (mut runs, mut steps, mut keep) = (500usize, 2000usize, false);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--runs" => runs = value()?.parse()?,
             "--steps" => steps = value()?.parse()?,
-            other => bail!("unknown flag {other}; flags: --runs --steps"),
+            "--keep" => keep = true,
+            other => bail!("unknown flag {other}; flags: --runs --steps --keep"),
         }
     }
     let labd = std::env::current_exe()?.with_file_name("labd");
@@ -157,7 +159,11 @@ fn main() -> Result<()> {
             "tensorboard-data-server not found (set TB_DATA_SERVER to its `server` binary, from `pip install tensorboard`)"
         ),
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if keep {
+        eprintln!("corpora kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(())
 }
 

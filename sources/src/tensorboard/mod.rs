@@ -250,7 +250,8 @@ fn run_key(ctx: &Context<'_>) -> (String, String) {
 pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Output {
     let mut out = Output::default();
     let mut pos = 0usize;
-    let mut records: Vec<(u64, pb::Event)> = Vec::new();
+    // Each record's facts, as decoded (the run's config may come after its first scalars).
+    let mut decoded: Vec<(u64, Vec<Fact>)> = Vec::new();
     while data.len() - pos >= 12 {
         let header = &data[pos..pos + 12];
         let len = u64::from_le_bytes(header[..8].try_into().unwrap_or_default());
@@ -294,7 +295,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
         cursor.line = record;
         pos += total;
         match pb::Event::decode(body) {
-            Ok(e) => records.push((record, e)),
+            Ok(e) => decoded.push((record, facts(e))),
             Err(e) => out.events.push(problem(
                 ctx,
                 Some(record),
@@ -304,7 +305,6 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
         }
     }
     out.consumed = pos as u64;
-    let decoded: Vec<(u64, Vec<Fact>)> = records.into_iter().map(|(n, e)| (n, facts(e))).collect();
     let (key, name) = run_key(ctx);
     // The run keeps how many records of each of its files it took: a copy of a file adds nothing.
     let file = Path::new(ctx.path)
@@ -313,17 +313,19 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
         .unwrap_or_default();
     let mark = format!("f:{file}");
     let taken = ctx.runs.get(&key).counters.get(&mark).copied().unwrap_or(0);
-    let decoded: Vec<(u64, Vec<Fact>)> = decoded.into_iter().filter(|(n, _)| *n > taken).collect();
+    decoded.retain(|(n, _)| *n > taken);
     if let Some((last, _)) = decoded.last() {
         ctx.runs.get(&key).counters.insert(mark, *last);
     }
+    // The run's experiment, as `ctx.runs` holds it (looked up once; `begin` sets both).
+    let mut current = ctx.runs.get(&key).current_exp.clone();
     for (record, fs) in &decoded {
         for f in fs {
             match f {
                 Fact::Nothing => {}
-                Fact::HParams(config) => match ctx.runs.get(&key).current_exp.clone() {
+                Fact::HParams(config) => match current.clone() {
                     None => {
-                        begin(ctx, &key, &name, config.clone(), *record, &mut out);
+                        current = Some(begin(ctx, &key, &name, config.clone(), *record, &mut out));
                     }
                     Some(exp) => out.events.push(Event::new(
                         ctx.now,
@@ -341,7 +343,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                     wall_time,
                     values,
                 } => {
-                    let exp = match ctx.runs.get(&key).current_exp.clone() {
+                    let exp = match current.clone() {
                         Some(e) => e,
                         None => {
                             // The run's config, when hparams come later in what was just read.
@@ -353,21 +355,24 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                                     _ => None,
                                 })
                                 .unwrap_or_default();
-                            begin(ctx, &key, &name, config, *record, &mut out)
+                            let exp = begin(ctx, &key, &name, config, *record, &mut out);
+                            current = Some(exp.clone());
+                            exp
                         }
                     };
                     // Tags `split/name` (`train/loss`) keep their split; others have none.
-                    let mut rows: BTreeMap<Option<String>, BTreeMap<String, f64>> = BTreeMap::new();
+                    let mut rows: BTreeMap<Option<&str>, BTreeMap<String, f64>> = BTreeMap::new();
                     for (tag, v) in values {
                         let (split, metric) = match tag.split_once('/') {
-                            Some((s, m)) if !s.is_empty() && !m.is_empty() => {
-                                (Some(s.to_string()), m.to_string())
-                            }
-                            _ => (None, tag.clone()),
+                            Some((s, m)) if !s.is_empty() && !m.is_empty() => (Some(s), m),
+                            _ => (None, tag.as_str()),
                         };
-                        rows.entry(split).or_default().insert(metric, *v);
+                        rows.entry(split)
+                            .or_default()
+                            .insert(metric.to_string(), *v);
                     }
                     for (split, values) in rows {
+                        let split = split.map(str::to_string);
                         out.points += values.len() as u64;
                         out.events.push(Event::new(
                             ctx.now,
@@ -386,9 +391,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                     }
                 }
                 Fact::End(status) => {
-                    if let (Some(status), Some(exp)) =
-                        (status, ctx.runs.get(&key).current_exp.clone())
-                    {
+                    if let (Some(status), Some(exp)) = (status, current.clone()) {
                         out.events.push(Event::new(
                             ctx.now,
                             source(ctx, *record),
