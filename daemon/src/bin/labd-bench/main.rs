@@ -12,10 +12,14 @@
 //! time as Python's `json.dumps` writes a computed double (the shortest text that reads back to it, usually 16
 //! or 17 significant digits), which is what real training scripts log.
 //!
+//! With `--simulate`, only the views of `--runs` runs are built in this process from generated events (no files,
+//! no log): `--simulate --runs 25000` is the 100 M-point memory figure.
+//!
 //! With `--load [--clients N] [--window S]` it measures instead the latency of N clients querying (wrk) while
 //! a backlog is ingested, and the ingest rate with and without them (see `load.rs`).
 
 mod load;
+mod simulate;
 mod targets;
 mod ureq_agent;
 
@@ -37,6 +41,7 @@ struct Args {
     targets: bool,
     small: bool,
     big: bool,
+    simulate: bool,
 }
 
 fn args() -> Result<Args> {
@@ -52,6 +57,7 @@ fn args() -> Result<Args> {
         targets: false,
         small: false,
         big: false,
+        simulate: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,8 +74,9 @@ fn args() -> Result<Args> {
             "--targets" => a.targets = true,
             "--small" => a.small = true,
             "--big" => a.big = true,
+            "--simulate" => a.simulate = true,
             other => bail!(
-                "unknown flag {other}; flags: --runs --steps --metrics --dir --load --clients --window --full-digits --targets [--small] [--big]"
+                "unknown flag {other}; flags: --runs --steps --metrics --dir --load --clients --window --full-digits --targets [--small] [--big] --simulate"
             ),
         }
     }
@@ -87,6 +94,21 @@ fn main() -> Result<()> {
     }
     if a.targets {
         return targets::run(&labd, &a);
+    }
+    if a.simulate {
+        // `--runs` runs × `--metrics` × `--steps` (25,000 runs for the 100 M-point figure), views only.
+        let s = simulate::run(a.runs, a.steps, a.metrics);
+        println!(
+            "simulated views of {} runs, {} points, in {:.0} s: curve store {:.0} MB = {:.2} bytes/point; this process's RSS rose {:.0} MB = {:.2} bytes/point",
+            s.runs,
+            s.points,
+            s.secs,
+            s.curve_bytes as f64 / 1e6,
+            s.curve_bytes as f64 / s.points.max(1) as f64,
+            s.rss_growth as f64 / 1e6,
+            s.rss_growth as f64 / s.points.max(1) as f64
+        );
+        return Ok(());
     }
     if a.load {
         let corpus = fresh_corpus(&a)?;
