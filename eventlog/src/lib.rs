@@ -336,13 +336,23 @@ impl EventLog {
         if from > to {
             return Ok(());
         }
+        // A range open at the end (`to` = Seq::MAX, as a tail reads) is as long as what is there.
+        let to = if to - from < DECODE_AHEAD_FROM {
+            to
+        } else {
+            to.min(self.last_seq()?)
+        };
+        if from > to {
+            return Ok(());
+        }
         if to - from < DECODE_AHEAD_FROM {
             return self.decode_blocks(from, to, Share::ALL, |first, mut events| {
                 f(first, &mut events)
             });
         }
         // A long scan (replay, catching up, export): blocks are decoded ahead on two threads, each taking every
-        // other block, while `f` takes them in order here. The events go back to the thread that made them to
+        // other block (by its place from the first: the log only grows, and every block up to `to` is in both
+        // threads' snapshots), while `f` takes them in order here. The events go back to the thread that made them to
         // be dropped: memory is freed fastest by the thread that allocated it.
         type Decoded = Result<(Seq, Vec<Event>), LogError>;
         std::thread::scope(|scope| {

@@ -274,24 +274,34 @@ fn print_figures(a: &Args, f: &Figures) {
     );
 }
 
-/// Writes `runs` run logs; answers the points and bytes written.
-fn write_corpus(dir: &Path, a: &Args) -> Result<(u64, u64)> {
-    let (runs, steps, metrics) = (a.runs, a.steps, a.metrics);
-    let names: Vec<String> = ["loss", "acc", "lr", "grad_norm"]
+/// The corpus's metric names: `loss`, `acc`, `lr`, `grad_norm`, then `m4`, `m5`, ...
+fn metric_names(metrics: usize) -> Vec<String> {
+    ["loss", "acc", "lr", "grad_norm"]
         .iter()
         .map(|s| s.to_string())
         .chain((4..metrics).map(|i| format!("m{i}")))
         .take(metrics)
-        .collect();
-    let mut points = 0u64;
-    let mut bytes = 0u64;
+        .collect()
+}
+
+/// The corpus's noise: a fixed xorshift sequence of numbers in [0, 1).
+fn noise() -> impl FnMut() -> f64 {
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut rnd = move || {
+    move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         (seed >> 11) as f64 / (1u64 << 53) as f64
-    };
+    }
+}
+
+/// Writes `runs` run logs; answers the points and bytes written.
+fn write_corpus(dir: &Path, a: &Args) -> Result<(u64, u64)> {
+    let (runs, steps, metrics) = (a.runs, a.steps, a.metrics);
+    let names = metric_names(metrics);
+    let mut points = 0u64;
+    let mut bytes = 0u64;
+    let mut rnd = noise();
     for r in 0..runs {
         let path = dir.join(format!("group{:02}/run{r:05}.jsonl", r % 50));
         std::fs::create_dir_all(path.parent().unwrap_or(dir))?;

@@ -24,19 +24,8 @@ pub struct Simulated {
 pub fn run(runs: usize, steps: usize, metrics: usize) -> Simulated {
     let started = Instant::now();
     let before = crate::rss(std::process::id());
-    let names: Vec<String> = ["loss", "acc", "lr", "grad_norm"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain((4..metrics).map(|i| format!("m{i}")))
-        .take(metrics)
-        .collect();
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut rnd = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let names = crate::metric_names(metrics);
+    let mut rnd = crate::noise();
     let mut views = Views::default();
     let mut seq = 1u64;
     for r in 0..runs {
