@@ -317,11 +317,19 @@ impl Curves {
             version: u32,
             curves: &'a Curves,
         }
-        rmp_serde::to_vec_named(&Ref {
-            version: CURVES_VERSION,
-            curves: self,
-        })
-        .map_err(|e| e.to_string())
+        // Sized up front: the bytes are the chunks and tails as held, plus names and framing; grown by
+        // doubling, the buffer would hold up to twice the store for a moment.
+        let held = self.bytes();
+        let mut out = Vec::with_capacity(held + held / 8 + 4096);
+        rmp_serde::encode::write_named(
+            &mut out,
+            &Ref {
+                version: CURVES_VERSION,
+                curves: self,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(out)
     }
 
     /// The store from a checkpoint; `None` (with the reason) when it is of another version or does not read
