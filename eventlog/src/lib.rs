@@ -555,6 +555,31 @@ impl EventLog {
         write().map_err(|e| self.noted(generation, e))
     }
 
+    /// Saves a checkpoint of `len` bytes that `fill` writes in place, in redb's own pages: a large checkpoint
+    /// is not also held whole in memory beside them. If `fill` fails, nothing is saved.
+    pub fn save_checkpoint_with(
+        &self,
+        view: &str,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), String>,
+    ) -> Result<(), LogError> {
+        self.check_space()?;
+        let write = || -> Result<(), LogError> {
+            let txn = self.db()?.begin_write().map_err(storage)?;
+            {
+                let mut table = txn.open_table(CHECKPOINTS).map_err(storage)?;
+                let mut value = table.insert_reserve(view, len).map_err(storage)?;
+                fill(value.as_mut()).map_err(|reason| LogError::Encode {
+                    what: "checkpoint",
+                    reason,
+                })?;
+            }
+            txn.commit().map_err(storage)
+        };
+        let generation = self.generation();
+        write().map_err(|e| self.noted(generation, e))
+    }
+
     /// Bytes of the stored event blocks (what the events take, without redb's free and spare pages).
     pub fn stored_event_bytes(&self) -> Result<u64, LogError> {
         let txn = self.db()?.begin_read().map_err(storage)?;

@@ -668,6 +668,24 @@ mod tests {
         );
     }
 
+    /// A checkpoint written in place reads back as written; one whose filling fails leaves the last one.
+    #[test]
+    fn checkpoints_written_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("log.redb")).unwrap();
+        log.save_checkpoint_with("v", 5, |b| {
+            b.copy_from_slice(b"hello");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(log.checkpoint("v").unwrap().as_deref(), Some(&b"hello"[..]));
+        let err = log
+            .save_checkpoint_with("v", 3, |_| Err("no".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("no"), "{err}");
+        assert_eq!(log.checkpoint("v").unwrap().as_deref(), Some(&b"hello"[..]));
+    }
+
     /// A long scan decodes ahead on a second thread: every event comes, in order, once; ranges that start and
     /// end inside blocks are cut there; stopping early stops it.
     #[test]

@@ -312,24 +312,53 @@ const CURVES_VERSION: u32 = 1;
 impl Curves {
     /// The checkpoint's bytes: the chunks as they are held.
     pub fn encode_checkpoint(&self) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(self.checkpoint_len()?);
+        self.write_checkpoint_to(&mut out)?;
+        Ok(out)
+    }
+
+    /// How many bytes [`Curves::encode_checkpoint`] makes (counted by encoding into nothing).
+    pub fn checkpoint_len(&self) -> Result<usize, String> {
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0 += b.len();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut n = Count(0);
+        self.write_checkpoint_to(&mut n)?;
+        Ok(n.0)
+    }
+
+    /// Writes the checkpoint into `out`, which must be exactly [`Curves::checkpoint_len`] long (what
+    /// `EventLog::save_checkpoint_with` reserves).
+    pub fn write_checkpoint(&self, out: &mut [u8]) -> Result<(), String> {
+        let mut rest = out;
+        self.write_checkpoint_to(&mut rest)?;
+        if !rest.is_empty() {
+            return Err(format!("{} bytes short of the length counted", rest.len()));
+        }
+        Ok(())
+    }
+
+    fn write_checkpoint_to(&self, out: &mut impl std::io::Write) -> Result<(), String> {
         #[derive(Serialize)]
         struct Ref<'a> {
             version: u32,
             curves: &'a Curves,
         }
-        // Sized up front: the bytes are the chunks and tails as held, plus names and framing; grown by
-        // doubling, the buffer would hold up to twice the store for a moment.
-        let held = self.bytes();
-        let mut out = Vec::with_capacity(held + held / 8 + 4096);
         rmp_serde::encode::write_named(
-            &mut out,
+            out,
             &Ref {
                 version: CURVES_VERSION,
                 curves: self,
             },
         )
-        .map_err(|e| e.to_string())?;
-        Ok(out)
+        .map_err(|e| e.to_string())
     }
 
     /// The store from a checkpoint; `None` (with the reason) when it is of another version or does not read
@@ -584,6 +613,12 @@ mod tests {
         assert!(s.bytes() < n * 12, "{} bytes for {n} points", s.bytes());
         // Saved and loaded (the checkpoint), equal bit for bit; damage is refused with a reason, never loaded.
         let bytes = c.encode_checkpoint().unwrap();
+        // Written in place (as the daemon saves it) it is the same bytes; a buffer of another length is refused.
+        let mut direct = vec![0u8; c.checkpoint_len().unwrap()];
+        c.write_checkpoint(&mut direct).unwrap();
+        assert_eq!(direct, bytes);
+        assert!(c.write_checkpoint(&mut vec![0u8; bytes.len() + 1]).is_err());
+        assert!(c.write_checkpoint(&mut vec![0u8; bytes.len() - 1]).is_err());
         let back = Curves::decode_checkpoint(&bytes).unwrap();
         assert_eq!(back, c);
         assert_eq!(back.applied, n as u64);

@@ -72,18 +72,24 @@ impl LiveViews {
 
     /// Saves the curve store (blocking), unless it is off.
     pub fn save_curves(&self, log: &EventLog) -> Result<(), LogError> {
-        let bytes = {
-            let v = self.read();
-            if v.curves.off {
-                return Ok(());
-            }
-            v.curves.encode_checkpoint()
+        let v = self.read();
+        if v.curves.off {
+            return Ok(());
         }
-        .map_err(|reason| LogError::Encode {
-            what: "curve store checkpoint",
-            reason,
-        })?;
-        log.save_checkpoint(CURVES_KEY, &bytes)
+        let len = v
+            .curves
+            .checkpoint_len()
+            .map_err(|reason| LogError::Encode {
+                what: "curve store checkpoint",
+                reason,
+            })?;
+        // Written straight into the database's pages (the store is the largest thing labd saves: no second
+        // copy of it in memory), the views' lock let go before the commit.
+        log.save_checkpoint_with(CURVES_KEY, len, move |buf| {
+            let written = v.curves.write_checkpoint(buf);
+            drop(v);
+            written
+        })
     }
 
     /// Saves the views' checkpoint every `every` while something new was applied, and the curve store's when
