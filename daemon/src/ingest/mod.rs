@@ -83,11 +83,9 @@ pub struct Ingestor {
     /// Problems already reported by this process (symlink loops, unreadable paths), not to repeat them.
     reported: HashSet<String>,
     buf: Vec<u8>,
-    /// Events of committed batches, handed back by the writer to be dropped here.
-    spent: (
-        std::sync::mpsc::Sender<Vec<Event>>,
-        std::sync::mpsc::Receiver<Vec<Event>>,
-    ),
+    /// Events of committed batches, handed back by the writer (through `spent_to`) to be dropped here.
+    spent_to: std::sync::mpsc::Sender<Vec<Event>>,
+    spent: std::sync::mpsc::Receiver<Vec<Event>>,
 }
 
 impl Ingestor {
@@ -98,6 +96,7 @@ impl Ingestor {
         host: String,
         opts: Options,
     ) -> Result<Self, LogError> {
+        let (spent_to, spent) = std::sync::mpsc::channel();
         let mut me = Ingestor {
             log,
             appender,
@@ -112,7 +111,8 @@ impl Ingestor {
             open: Batch::default(),
             reported: HashSet::new(),
             buf: Vec::new(),
-            spent: std::sync::mpsc::channel(),
+            spent_to,
+            spent,
         };
         me.reload()?;
         Ok(me)
@@ -250,7 +250,7 @@ impl Ingestor {
                 failed = Some(e);
             }
         }
-        self.spent.1.try_iter().for_each(drop);
+        self.spent.try_iter().for_each(drop);
         if let Some(e) = failed {
             self.reload()?;
             return Err(e);
@@ -277,9 +277,9 @@ impl Ingestor {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.open);
-        self.spent.1.try_iter().for_each(drop);
+        self.spent.try_iter().for_each(drop);
         self.pending
-            .push_back(self.appender.submit_returning(batch, &self.spent.0)?);
+            .push_back(self.appender.submit_returning(batch, &self.spent_to)?);
         while self.pending.len() > IN_FLIGHT {
             if let Some(Err(e)) = self.pending.pop_front().map(wait) {
                 self.flush().ok();

@@ -118,24 +118,15 @@ impl Registry {
         let mut i = 0;
         while i < events.len() {
             let e = &events[i];
-            let exp = match &e.kind {
-                EventKind::ExperimentCreated(_) => None,
-                other => other.experiment(),
-            };
-            let Some((exp, r)) = exp.and_then(|exp| Some((exp, self.experiments.get_mut(exp)?)))
+            let Some((exp, r)) =
+                about(e).and_then(|exp| Some((exp, self.experiments.get_mut(exp)?)))
             else {
                 self.apply(first + i as u64, e);
                 i += 1;
                 continue;
             };
-            while let Some(e) = events.get(i) {
-                if matches!(e.kind, EventKind::ExperimentCreated(_))
-                    || e.kind.experiment() != Some(exp)
-                {
-                    break;
-                }
-                let seq = first + i as u64;
-                r.apply(seq, e);
+            while let Some(e) = events.get(i).filter(|e| about(e) == Some(exp)) {
+                r.apply(first + i as u64, e);
                 i += 1;
             }
         }
@@ -217,6 +208,14 @@ impl Record {
             | EventKind::BenchMeasured(_)
             | EventKind::BenchChanged(_) => {}
         }
+    }
+}
+
+/// The run an event is about, when it is not the run's creation.
+fn about(e: &Event) -> Option<&ExperimentId> {
+    match &e.kind {
+        EventKind::ExperimentCreated(_) => None,
+        other => other.experiment(),
     }
 }
 
