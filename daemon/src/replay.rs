@@ -93,7 +93,13 @@ pub fn replay(
         job.set_total(upto, "events");
     }
     let mut fresh = Views::default();
-    fresh.curves.off = live.read().unwrap_or_else(|p| p.into_inner()).curves.off;
+    if as_of.is_none() {
+        // It replaces the live store: its chunks go where the live store's do (a new file beside it).
+        fresh.curves = live.read().unwrap_or_else(|p| p.into_inner()).curves.like();
+    } else {
+        // Only the registry is reported.
+        fresh.curves.off = true;
+    }
     let mut last_log = Instant::now();
     let mut done = 0u64;
     fresh.catch_up(log, upto, |seq, event| {

@@ -33,7 +33,7 @@ pub fn unzigzag(v: u64) -> i64 {
 }
 
 /// The previous float of a stream (a metric, an axis), that the next is written against.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct FloatState {
     bits: u64,
     mantissa: i64,

@@ -105,3 +105,96 @@ fn replay_gives_identical_views_and_as_of_shows_the_past() {
         "views after offline replay and restart are the same"
     );
 }
+
+/// The curve store's chunk files in `data`.
+fn chunk_files(data: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(data)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("curves-") && name.ends_with(".chunks")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The curve store keeps its closed chunks in one file beside the log: every point comes back bit for bit
+/// after a restart, a live replay (whose new file replaces the old once saved) and kill -9 (chunks written
+/// after the last checkpoint are cut off and written again from the log).
+#[test]
+fn curve_chunks_on_disk_survive_restart_replay_and_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let mut d = Daemon::start(&data, &inbox, &[]);
+    write_run(&inbox.join("long.jsonl"), "long", 1000, true);
+    d.wait_for("long", 10, |d| d.total_points() == 2000);
+    let id_of = |d: &Daemon, name: &str| {
+        d.ls()
+            .iter()
+            .find(|r| r["name"] == name)
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let curve = |d: &Daemon, id: &str| {
+        let url = format!("/analytics/curves?metric=train/loss&points=0&ids={id}");
+        d.wait_for("the curve store", 10, |d| d.get(&url).0 == 200);
+        let (_, body) = d.get(&url);
+        let points = body["runs"][0]["points"].as_array().unwrap().clone();
+        points
+            .iter()
+            .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap().to_bits()))
+            .collect::<Vec<_>>()
+    };
+    let long = id_of(&d, "long");
+    let expected: Vec<(f64, u64)> = (0..1000)
+        .map(|s| (s as f64, (1.0 / (s as f64 + 1.0)).to_bits()))
+        .collect();
+    assert_eq!(curve(&d, &long), expected);
+    assert_eq!(chunk_files(&data).len(), 1);
+
+    assert!(d.stop().success());
+    let before = chunk_files(&data);
+    assert_eq!(before.len(), 1);
+    assert!(
+        std::fs::metadata(&before[0]).unwrap().len() > 0,
+        "chunks written out"
+    );
+    d.restart();
+    assert_eq!(
+        curve(&d, &long),
+        expected,
+        "loaded from the checkpoint and its file"
+    );
+
+    let report = d.labctl_json(&["replay"]);
+    assert_eq!(report["live"], true);
+    assert_eq!(curve(&d, &long), expected, "rebuilt by the replay");
+    assert!(d.stop().success());
+    let after = chunk_files(&data);
+    assert_eq!(
+        after.len(),
+        1,
+        "the replaced store's file is gone: {after:?}"
+    );
+    assert_ne!(after, before);
+    d.restart();
+    assert_eq!(curve(&d, &long), expected);
+
+    // More points, then kill -9: whatever the last checkpoint saved, every point is there after.
+    write_run(&inbox.join("more.jsonl"), "more", 700, false);
+    d.wait_for("more", 10, |d| d.total_points() == 3400);
+    d.kill9();
+    d.restart();
+    let more = id_of(&d, "more");
+    let expected_more: Vec<(f64, u64)> = (0..700)
+        .map(|s| (s as f64, (1.0 / (s as f64 + 1.0)).to_bits()))
+        .collect();
+    assert_eq!(curve(&d, &more), expected_more);
+    assert_eq!(curve(&d, &long), expected);
+    assert_eq!(chunk_files(&data).len(), 1);
+}

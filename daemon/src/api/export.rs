@@ -213,11 +213,8 @@ impl Rows {
 
     /// Copies one run's points (of the wanted metrics) out of the views.
     fn add_run(&mut self, v: &Views, id: &ExperimentId, wanted: Option<&[String]>) {
-        let Some(series) = v.curves.runs.get(id) else {
-            return;
-        };
         let opt = |x: f64| (!x.is_nan()).then_some(x);
-        for (key, s) in series {
+        for (key, s) in v.curves.run(id) {
             if wanted.is_some_and(|w| !w.contains(key)) {
                 continue;
             }

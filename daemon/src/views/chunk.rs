@@ -93,93 +93,249 @@ impl Columns {
     }
 }
 
-/// A closed stretch of a series, compressed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Chunk {
-    pub len: u32,
-    #[serde(with = "serde_bytes")]
-    pub bytes: Vec<u8>,
-}
-
 const HAS_EPOCH: u8 = 1;
 const HAS_WALL: u8 = 2;
 
-impl Chunk {
-    /// Compresses `c`.
-    pub fn encode(c: &Columns) -> Chunk {
-        let mut out = Vec::with_capacity(c.len() * 4 + 8);
-        let flags = if c.epoch.is_some() { HAS_EPOCH } else { 0 }
-            | if c.wall.is_some() { HAS_WALL } else { 0 };
-        out.push(flags);
-        put(&mut out, c.custom.len() as u64);
-        let mut prev = 0i64;
-        for &s in &c.step {
-            put(&mut out, zigzag(s.wrapping_sub(prev)));
-            prev = s;
-        }
-        let floats = |out: &mut Vec<u8>, col: &[f64]| {
-            let mut state = FloatState::default();
-            for &v in col {
-                put_float(out, &mut state, v);
-            }
-        };
-        for col in [&c.epoch, &c.wall].into_iter().flatten() {
-            floats(&mut out, col);
-        }
-        for col in &c.custom {
-            floats(&mut out, col);
-        }
-        floats(&mut out, &c.value);
-        out.shrink_to_fit();
-        Chunk {
-            len: c.len() as u32,
-            bytes: out,
-        }
+/// A closed stretch of points compressed: a flag byte (which optional axes it has), the number of custom axes,
+/// the steps, then each float column in turn (epoch, wall, customs, values). The reference that [`Open`]'s
+/// incremental encoding is tested against.
+#[cfg(test)]
+pub fn encode(c: &Columns) -> Vec<u8> {
+    let mut open = Open::default();
+    // Column by column through the same streams the open tail writes point by point.
+    open.n = c.len();
+    for &s in &c.step {
+        put(&mut open.step, zigzag(s.wrapping_sub(open.prev_step)));
+        open.prev_step = s;
+    }
+    let floats = |col: &[f64]| {
+        let mut f = Floats::default();
+        col.iter().for_each(|&v| f.push(v));
+        f
+    };
+    open.epoch = c.epoch.as_deref().map(floats);
+    open.wall = c.wall.as_deref().map(floats);
+    open.custom = c.custom.iter().map(|c| floats(c)).collect();
+    open.value = floats(&c.value);
+    open.close()
+}
+
+/// The `n` points of a chunk's bytes. An error means they are damaged.
+pub fn decode(bytes: &[u8], n: usize) -> Result<Columns, String> {
+    let mut r = Reader::new(bytes, "curve chunk");
+    let flags = r.byte()?;
+    let customs = r.varint()?;
+    if customs > bytes.len() as u64 {
+        return Err(format!("curve chunk: {customs} custom axes"));
+    }
+    let step = steps(&mut r, n)?;
+    let epoch = (flags & HAS_EPOCH != 0)
+        .then(|| floats(&mut r, n))
+        .transpose()?;
+    let wall = (flags & HAS_WALL != 0)
+        .then(|| floats(&mut r, n))
+        .transpose()?;
+    let custom = (0..customs)
+        .map(|_| floats(&mut r, n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let value = floats(&mut r, n)?;
+    if !r.is_empty() {
+        return Err("curve chunk: bytes after its points".into());
+    }
+    Ok(Columns {
+        step,
+        epoch,
+        wall,
+        custom,
+        value,
+    })
+}
+
+fn steps(r: &mut Reader, n: usize) -> Result<Vec<i64>, String> {
+    let mut step = Vec::with_capacity(n);
+    let mut prev = 0i64;
+    for _ in 0..n {
+        prev = prev.wrapping_add(unzigzag(r.varint()?));
+        step.push(prev);
+    }
+    Ok(step)
+}
+
+fn floats(r: &mut Reader, n: usize) -> Result<Vec<f64>, String> {
+    let mut state = FloatState::default();
+    (0..n).map(|_| r.float(&mut state)).collect()
+}
+
+/// One float column being written: its bytes so far and the last value, that the next is written against.
+#[derive(Clone, Debug, Default)]
+struct Floats {
+    bytes: Vec<u8>,
+    state: FloatState,
+}
+
+impl Floats {
+    fn nans(n: usize) -> Floats {
+        let mut f = Floats::default();
+        (0..n).for_each(|_| f.push(f64::NAN));
+        f
     }
 
-    /// The chunk's points. An error means its bytes are damaged (a checkpoint that does not read is rebuilt).
-    pub fn decode(&self) -> Result<Columns, String> {
-        let n = self.len as usize;
-        let mut r = Reader::new(&self.bytes, "curve chunk");
-        let flags = r.byte()?;
-        let customs = r.varint()?;
-        if customs > self.bytes.len() as u64 {
-            return Err(format!("curve chunk: {customs} custom axes"));
-        }
-        let mut step = Vec::with_capacity(n);
-        let mut prev = 0i64;
-        for _ in 0..n {
-            prev = prev.wrapping_add(unzigzag(r.varint()?));
-            step.push(prev);
-        }
-        let floats = |r: &mut Reader| -> Result<Vec<f64>, String> {
-            let mut state = FloatState::default();
-            (0..n).map(|_| r.float(&mut state)).collect()
-        };
-        let epoch = (flags & HAS_EPOCH != 0)
-            .then(|| floats(&mut r))
-            .transpose()?;
-        let wall = (flags & HAS_WALL != 0)
-            .then(|| floats(&mut r))
-            .transpose()?;
-        let custom = (0..customs)
-            .map(|_| floats(&mut r))
-            .collect::<Result<Vec<_>, _>>()?;
-        let value = floats(&mut r)?;
+    fn push(&mut self, v: f64) {
+        put_float(&mut self.bytes, &mut self.state, v);
+    }
+
+    fn read(&self, n: usize) -> Result<Vec<f64>, String> {
+        let mut r = Reader::new(&self.bytes, "open curve tail");
+        let out = floats(&mut r, n)?;
         if !r.is_empty() {
-            return Err("curve chunk: bytes after its points".into());
+            return Err("open curve tail: bytes after its points".into());
         }
+        Ok(out)
+    }
+
+    fn bytes(&self) -> usize {
+        self.bytes.capacity() + std::mem::size_of::<Floats>()
+    }
+}
+
+/// A series' open tail, compressed as it is written: each column a stream of its own, so a point costs its
+/// coded bytes (not 8 a column) while the chunk fills, and closing it only joins the streams. Optional axes
+/// start when a point first has them (NaN for the points before), as [`Columns`] does.
+#[derive(Clone, Debug, Default)]
+pub struct Open {
+    n: usize,
+    prev_step: i64,
+    step: Vec<u8>,
+    epoch: Option<Floats>,
+    wall: Option<Floats>,
+    custom: Vec<Floats>,
+    value: Floats,
+}
+
+impl Open {
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Appends a point. `custom` gives one value per custom axis the series knows (NaN where the point has
+    /// none); the list only grows.
+    pub fn push(
+        &mut self,
+        step: i64,
+        epoch: Option<f64>,
+        wall: Option<f64>,
+        custom: impl Iterator<Item = f64>,
+        value: f64,
+    ) {
+        let n = self.n;
+        put(&mut self.step, zigzag(step.wrapping_sub(self.prev_step)));
+        self.prev_step = step;
+        let axis = |col: &mut Option<Floats>, v: Option<f64>| match (col, v) {
+            (Some(c), v) => c.push(v.unwrap_or(f64::NAN)),
+            (c @ None, Some(v)) => {
+                let mut new = Floats::nans(n);
+                new.push(v);
+                *c = Some(new);
+            }
+            (None, None) => {}
+        };
+        axis(&mut self.epoch, epoch);
+        axis(&mut self.wall, wall);
+        let mut k = 0;
+        for v in custom {
+            if k == self.custom.len() {
+                self.custom.push(Floats::nans(n));
+            }
+            self.custom[k].push(v);
+            k += 1;
+        }
+        for c in &mut self.custom[k..] {
+            c.push(f64::NAN);
+        }
+        self.value.push(value);
+        self.n += 1;
+    }
+
+    /// The tail as a closed chunk's bytes (see [`decode`]); the tail starts again empty, keeping the room of
+    /// the columns every point has.
+    pub fn close(&mut self) -> Vec<u8> {
+        let flags = if self.epoch.is_some() { HAS_EPOCH } else { 0 }
+            | if self.wall.is_some() { HAS_WALL } else { 0 };
+        let optional = [&self.epoch, &self.wall].into_iter().flatten();
+        let len = 12
+            + self.step.len()
+            + optional.clone().map(|f| f.bytes.len()).sum::<usize>()
+            + self.custom.iter().map(|f| f.bytes.len()).sum::<usize>()
+            + self.value.bytes.len();
+        let mut out = Vec::with_capacity(len);
+        out.push(flags);
+        put(&mut out, self.custom.len() as u64);
+        out.extend_from_slice(&self.step);
+        for f in optional.chain(&self.custom) {
+            out.extend_from_slice(&f.bytes);
+        }
+        out.extend_from_slice(&self.value.bytes);
+        self.n = 0;
+        self.prev_step = 0;
+        self.step.clear();
+        self.value.bytes.clear();
+        self.value.state = FloatState::default();
+        self.epoch = None;
+        self.wall = None;
+        self.custom = Vec::new();
+        out
+    }
+
+    /// The tail's points. An error means a bug (the tail is only written here).
+    pub fn columns(&self) -> Result<Columns, String> {
+        let n = self.n;
+        let mut r = Reader::new(&self.step, "open curve tail");
+        let step = steps(&mut r, n)?;
+        let opt = |f: &Option<Floats>| f.as_ref().map(|f| f.read(n)).transpose();
         Ok(Columns {
             step,
-            epoch,
-            wall,
-            custom,
-            value,
+            epoch: opt(&self.epoch)?,
+            wall: opt(&self.wall)?,
+            custom: self
+                .custom
+                .iter()
+                .map(|f| f.read(n))
+                .collect::<Result<_, _>>()?,
+            value: self.value.read(n)?,
         })
     }
 
+    /// A tail holding the points of `c` (a tail saved as plain columns, loaded).
+    pub fn from_columns(c: &Columns) -> Open {
+        let mut open = Open::default();
+        let at = |col: &Option<Vec<f64>>, i: usize| col.as_ref().map(|c| c[i]);
+        for i in 0..c.len() {
+            open.push(
+                c.step[i],
+                at(&c.epoch, i),
+                at(&c.wall, i),
+                c.custom.iter().map(|col| col[i]),
+                c.value[i],
+            );
+        }
+        open
+    }
+
+    /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.bytes.capacity() + 16
+        std::mem::size_of::<Open>()
+            + self.step.capacity()
+            + [&self.epoch, &self.wall]
+                .into_iter()
+                .flatten()
+                .map(Floats::bytes)
+                .sum::<usize>()
+            + self.custom.iter().map(Floats::bytes).sum::<usize>()
+            + self.value.bytes.capacity()
     }
 }
 
@@ -220,8 +376,8 @@ mod tests {
                 })
                 .collect(),
         };
-        let chunk = Chunk::encode(&c);
-        let back = chunk.decode().unwrap();
+        let chunk = encode(&c);
+        let back = decode(&chunk, n).unwrap();
         assert_eq!(back.step, c.step);
         assert_eq!(
             bits(back.epoch.as_ref().unwrap()),
@@ -230,14 +386,42 @@ mod tests {
         assert!(back.wall.is_none());
         assert_eq!(bits(&back.custom[0]), bits(&c.custom[0]));
         assert_eq!(bits(&back.value), bits(&c.value));
+        assert!(chunk.len() < n * 8, "{} bytes for {n} points", chunk.len());
+        assert!(decode(&chunk[..chunk.len() / 2], n).is_err());
+        assert!(decode(&chunk, n + 1).is_err());
+        // Written point by point, the open tail reads back the same and closes to the same bytes.
+        let open = Open::from_columns(&c);
+        let read = open.columns().unwrap();
+        assert_eq!(read.step, c.step);
+        assert_eq!(bits(&read.custom[0]), bits(&c.custom[0]));
+        assert_eq!(bits(&read.value), bits(&c.value));
+        let mut open = open;
         assert!(
-            chunk.bytes.len() < n * 8,
-            "{} bytes for {n} points",
-            chunk.bytes.len()
+            open.bytes() < chunk.len() * 2 + 512,
+            "{} bytes held for {n} points ({} coded)",
+            open.bytes(),
+            chunk.len()
         );
-        let mut damaged = chunk.clone();
-        damaged.bytes.truncate(damaged.bytes.len() / 2);
-        assert!(damaged.decode().is_err());
+        assert_eq!(open.close(), chunk);
+        assert!(open.is_empty() && open.columns().unwrap().is_empty());
+    }
+
+    /// An axis that starts midway is NaN before, in the tail as in the columns; a closed tail starts afresh.
+    #[test]
+    fn the_open_tail_starts_axes_midway_and_afresh_after_closing() {
+        let mut open = Open::default();
+        open.push(1, None, None, std::iter::empty(), 0.5);
+        open.push(2, Some(0.25), None, [7.0].into_iter(), 0.75);
+        let c = open.columns().unwrap();
+        assert!(c.epoch.as_ref().unwrap()[0].is_nan() && c.epoch.as_ref().unwrap()[1] == 0.25);
+        assert!(c.custom[0][0].is_nan() && c.custom[0][1] == 7.0);
+        assert!(c.wall.is_none());
+        assert_eq!(encode(&c), open.clone().close());
+        open.close();
+        open.push(3, None, Some(9.0), std::iter::empty(), 1.0);
+        let c = open.columns().unwrap();
+        assert_eq!(c.step, [3]);
+        assert!(c.epoch.is_none() && c.custom.is_empty() && c.wall == Some(vec![9.0]));
     }
 
     #[test]

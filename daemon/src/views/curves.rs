@@ -1,46 +1,76 @@
 //! The curve store: every metric's points per run and metric, so curves and reductions over whole curves
 //! answer in milliseconds. A series keeps its points in compressed chunks of [`CHUNK`] points (steps as
-//! differences, floats against the previous one: a few bytes a point, every bit kept) and an open tail as plain
-//! columns. The store is saved beside the views' checkpoint (its own key, its own sequence number), so a restart
-//! loads it instead of rebuilding; what the log holds beyond it is read in order by a background warm-up.
+//! differences, floats against the previous one: a few bytes a point, every bit kept), closed chunks in the
+//! [`ChunkStore`] (a file beside the log: memory holds what is being written, the page cache what is read)
+//! and an open tail compressed as it is written. The store's index and tails are saved beside the views'
+//! checkpoint (their own key, their own sequence number) with the length of the chunk file they go with, so a
+//! restart loads them instead of rebuilding; what the log holds beyond them is read in order by a background
+//! warm-up.
 
-use super::chunk::{CHUNK, Chunk, Columns, NO_STEP};
+use super::chunk::{self, CHUNK, Columns, NO_STEP, Open};
+use super::chunk_store::{ChunkRef, ChunkStore, Saved};
 use labd_log::Seq;
 use labd_schemas::{Event, EventKind, ExperimentId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
-/// The points of one metric of one run. Every value and x comes back with the bits it was logged with.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// The points of one metric of one run: where its closed chunks are, and its open tail. Read through a
+/// [`SeriesRef`] (the series with its store). Every value and x comes back with the bits it was logged with.
+#[derive(Clone, Debug, Default)]
 pub struct Series {
-    chunks: Vec<Chunk>,
-    open: Columns,
+    chunks: Vec<ChunkRef>,
+    open: Open,
     /// Names of the custom axes (`tokens`, ...), in the order they first appeared.
     pub axes: Vec<String>,
     len: usize,
 }
 
-impl PartialEq for Series {
-    /// Bitwise, point by point, so NaN values compare equal to themselves (replayed views must equal live ones).
-    fn eq(&self, o: &Self) -> bool {
-        if self.len != o.len || self.axes != o.axes {
-            return false;
+/// A series as its checkpoint holds it: the open tail as plain columns (it is small; its coding state is
+/// rebuilt by writing it again).
+#[derive(Serialize, Deserialize)]
+struct SavedSeries<C> {
+    chunks: C,
+    open: Columns,
+    axes: Vec<String>,
+    len: usize,
+}
+
+impl Serialize for Series {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let open = self.open.columns().map_err(serde::ser::Error::custom)?;
+        SavedSeries {
+            chunks: &self.chunks,
+            open,
+            axes: self.axes.clone(),
+            len: self.len,
         }
-        let (a, b) = (self.columns(), o.columns());
-        let bits = |x: &[f64], y: &[f64]| {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
-        };
-        let opt = |x: &Option<Vec<f64>>, y: &Option<Vec<f64>>| match (x, y) {
-            (Some(x), Some(y)) => bits(x, y),
-            (None, None) => true,
-            _ => false,
-        };
-        a.step == b.step
-            && bits(&a.value, &b.value)
-            && opt(&a.epoch, &b.epoch)
-            && opt(&a.wall, &b.wall)
-            && a.custom.len() == b.custom.len()
-            && a.custom.iter().zip(&b.custom).all(|(x, y)| bits(x, y))
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Series {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let saved = SavedSeries::<Vec<ChunkRef>>::deserialize(d)?;
+        let c = &saved.open;
+        let n = c.len();
+        let fits = |col: &Option<Vec<f64>>| col.as_ref().is_none_or(|x| x.len() == n);
+        if c.step.len() != n
+            || !fits(&c.epoch)
+            || !fits(&c.wall)
+            || c.custom.iter().any(|x| x.len() != n)
+            || c.custom.len() > saved.axes.len()
+        {
+            return Err(serde::de::Error::custom(
+                "a series' open tail has columns of different lengths",
+            ));
+        }
+        Ok(Series {
+            chunks: saved.chunks,
+            open: Open::from_columns(c),
+            axes: saved.axes,
+            len: saved.len,
+        })
     }
 }
 
@@ -77,48 +107,27 @@ impl std::str::FromStr for Axis {
 impl Series {
     fn push(
         &mut self,
+        store: &ChunkStore,
         step: Option<i64>,
         epoch: Option<f64>,
         wall: Option<f64>,
         x: &BTreeMap<String, f64>,
         v: f64,
     ) {
-        let open = &mut self.open;
-        let n = open.len();
         for name in x.keys() {
             if !self.axes.contains(name) {
                 self.axes.push(name.clone());
             }
         }
-        while open.custom.len() < self.axes.len() {
-            open.custom.push(vec![f64::NAN; n]);
-        }
-        for (col, name) in open.custom.iter_mut().zip(&self.axes) {
-            col.push(x.get(name).copied().unwrap_or(f64::NAN));
-        }
-        let axis = |col: &mut Option<Vec<f64>>, v: Option<f64>| match (col, v) {
-            (Some(c), v) => c.push(v.unwrap_or(f64::NAN)),
-            (c @ None, Some(v)) => {
-                let mut new = vec![f64::NAN; n];
-                new.push(v);
-                *c = Some(new);
-            }
-            (None, None) => {}
-        };
-        axis(&mut open.epoch, epoch);
-        axis(&mut open.wall, wall);
-        open.step.push(step.unwrap_or(NO_STEP));
-        open.value.push(v);
+        let custom = self
+            .axes
+            .iter()
+            .map(|name| x.get(name).copied().unwrap_or(f64::NAN));
+        self.open
+            .push(step.unwrap_or(NO_STEP), epoch, wall, custom, v);
         self.len += 1;
-        if open.len() == CHUNK {
-            self.chunks.push(Chunk::encode(open));
-            // The next tail starts with room for a quarter chunk (grown twice at most, never more than
-            // doubling would leave spare), in the step and value columns every point has.
-            *open = Columns {
-                step: Vec::with_capacity(CHUNK / 4),
-                value: Vec::with_capacity(CHUNK / 4),
-                ..Columns::default()
-            };
+        if self.open.len() == CHUNK {
+            self.chunks.push(store.append(&self.open.close()));
         }
     }
 
@@ -130,42 +139,98 @@ impl Series {
         self.len == 0
     }
 
-    /// Checks that every chunk decodes (a loaded checkpoint); the message names the first that does not.
-    pub fn check(&self) -> Result<(), String> {
-        for (i, c) in self.chunks.iter().enumerate() {
-            let cols = c.decode()?;
-            if cols.len() != CHUNK || cols.custom.len() > self.axes.len() {
-                return Err(format!("chunk {i} holds {} points", cols.len()));
-            }
+    /// Bytes held in memory: where the chunks are, the open tail, the axes' names.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Series>()
+            + self.chunks.capacity() * std::mem::size_of::<ChunkRef>()
+            + self.open.bytes()
+            + self.axes.iter().map(|a| a.capacity() + 24).sum::<usize>()
+    }
+}
+
+/// A series with the store its chunks are in: what reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct SeriesRef<'a> {
+    pub series: &'a Series,
+    store: &'a ChunkStore,
+}
+
+impl PartialEq for SeriesRef<'_> {
+    /// Bitwise, point by point, so NaN values compare equal to themselves (replayed views must equal live ones).
+    fn eq(&self, o: &Self) -> bool {
+        if self.series.len != o.series.len || self.series.axes != o.series.axes {
+            return false;
         }
-        let n = self.chunks.len() * CHUNK + self.open.len();
-        if n != self.len || self.open.len() >= CHUNK {
-            return Err(format!("{n} points in chunks, {} counted", self.len));
+        let (a, b) = (self.columns(), o.columns());
+        let bits = |x: &[f64], y: &[f64]| {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+        };
+        let opt = |x: &Option<Vec<f64>>, y: &Option<Vec<f64>>| match (x, y) {
+            (Some(x), Some(y)) => bits(x, y),
+            (None, None) => true,
+            _ => false,
+        };
+        a.step == b.step
+            && bits(&a.value, &b.value)
+            && opt(&a.epoch, &b.epoch)
+            && opt(&a.wall, &b.wall)
+            && a.custom.len() == b.custom.len()
+            && a.custom.iter().zip(&b.custom).all(|(x, y)| bits(x, y))
+    }
+}
+
+impl<'a> SeriesRef<'a> {
+    pub fn len(&self) -> usize {
+        self.series.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.len == 0
+    }
+
+    /// Checks a loaded checkpoint's series: its chunks lie within the store and its counts agree (each chunk's
+    /// bytes are checked against their CRC when read).
+    pub fn check(&self) -> Result<(), String> {
+        let s = self.series;
+        if let Some(i) = s.chunks.iter().position(|c| !self.store.holds(*c)) {
+            return Err(format!("chunk {i} lies past the end of the chunk file"));
+        }
+        let n = s.chunks.len() * CHUNK + s.open.len();
+        if n != s.len || s.open.len() >= CHUNK {
+            return Err(format!("{n} points in chunks, {} counted", s.len));
         }
         Ok(())
     }
 
     /// Chunk `i` decoded (its points `i * CHUNK..`), or the open tail for `i == chunks`.
     fn part(&self, i: usize) -> Columns {
-        match self.chunks.get(i) {
-            Some(c) => c.decode().unwrap_or_else(|e| {
-                // Checked when loaded and written by this process: damage here is a bug, shown not hidden.
-                tracing::error!(
-                    "curve store: a chunk does not decode ({e}); its points read as NaN"
-                );
-                Columns {
-                    step: vec![NO_STEP; CHUNK],
-                    value: vec![f64::NAN; CHUNK],
-                    ..Default::default()
-                }
-            }),
-            None => self.open.clone(),
-        }
+        let decoded = match self.series.chunks.get(i) {
+            Some(c) => self
+                .store
+                .read(*c)
+                .and_then(|bytes| chunk::decode(&bytes, CHUNK)),
+            None => self.series.open.columns(),
+        };
+        decoded.unwrap_or_else(|e| {
+            // Checked by CRC and written by this process: damage here is shown, not hidden.
+            tracing::error!("curve store: a chunk does not read ({e}); its points read as NaN");
+            let n = if i < self.series.chunks.len() {
+                CHUNK
+            } else {
+                self.series.open.len()
+            };
+            Columns {
+                step: vec![NO_STEP; n],
+                value: vec![f64::NAN; n],
+                ..Default::default()
+            }
+        })
     }
 
     /// Points `range` (clamped to the series) as columns, decoding only the chunks it touches.
     pub fn range(&self, range: std::ops::Range<usize>) -> Columns {
-        let (start, end) = (range.start.min(self.len), range.end.min(self.len));
+        let len = self.series.len;
+        let (start, end) = (range.start.min(len), range.end.min(len));
         let mut out = Columns::default();
         if start >= end {
             return out;
@@ -178,7 +243,7 @@ impl Series {
             out.extend(&part.slice(from..to));
         }
         // Axes that appeared after these points: NaN.
-        while out.custom.len() < self.axes.len() {
+        while out.custom.len() < self.series.axes.len() {
             out.custom.push(vec![f64::NAN; out.len()]);
         }
         out
@@ -186,7 +251,7 @@ impl Series {
 
     /// Every point, as columns.
     pub fn columns(&self) -> Columns {
-        self.range(0..self.len)
+        self.range(0..self.series.len)
     }
 
     /// `(x, y)` pairs on `axis`, points without that axis left out.
@@ -202,6 +267,7 @@ impl Series {
             Axis::Wall => c.wall.unwrap_or_default(),
             Axis::Index => (0..c.len()).map(|i| i as f64).collect(),
             Axis::Custom(name) => self
+                .series
                 .axes
                 .iter()
                 .position(|a| a == name)
@@ -217,14 +283,8 @@ impl Series {
     /// The last `k` finite values, newest first, decoding chunks from the end only as far as needed.
     pub fn last_finite(&self, k: usize) -> Vec<f64> {
         let mut out = Vec::with_capacity(k);
-        for i in (0..=self.chunks.len()).rev() {
-            let part = if i == self.chunks.len() {
-                None
-            } else {
-                Some(self.part(i))
-            };
-            let values = part.as_ref().map_or(&self.open.value, |p| &p.value);
-            for &v in values.iter().rev() {
+        for i in (0..=self.series.chunks.len()).rev() {
+            for &v in self.part(i).value.iter().rev() {
                 if out.len() == k {
                     return out;
                 }
@@ -239,10 +299,10 @@ impl Series {
     /// Points `offset..offset + limit` copied out as plain columns, for a page of the metric; `None` when the
     /// series has custom axes (the log's page says which points lacked one, the store's NaN cannot).
     pub fn window(&self, offset: usize, limit: usize) -> Option<Window> {
-        if !self.axes.is_empty() {
+        if !self.series.axes.is_empty() {
             return None;
         }
-        let c = self.range(offset.min(self.len)..offset.saturating_add(limit));
+        let c = self.range(offset.min(self.series.len)..offset.saturating_add(limit));
         Some(Window {
             step: c
                 .step
@@ -253,11 +313,6 @@ impl Series {
             epoch: c.epoch,
             wall: c.wall,
         })
-    }
-
-    /// Bytes held: the chunks and the open tail.
-    pub fn bytes(&self) -> usize {
-        self.chunks.iter().map(Chunk::bytes).sum::<usize>() + self.open.bytes()
     }
 }
 
@@ -294,7 +349,7 @@ impl Window {
 
 /// All curves, as of `applied`. Events are applied strictly in order: one that does not follow `applied` is left
 /// for the warm-up, which reads it from the log.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Curves {
     /// Off where nothing asks for curves (`--once`, offline replay): saves the memory.
     #[serde(skip)]
@@ -302,25 +357,93 @@ pub struct Curves {
     pub applied: Seq,
     pub runs: HashMap<ExperimentId, BTreeMap<String, Series>>,
     pub points: u64,
+    /// Where the closed chunks are (memory unless made with [`Curves::on_disk`] or loaded).
+    #[serde(skip)]
+    pub store: ChunkStore,
+}
+
+impl PartialEq for Curves {
+    /// The same points, bit for bit, wherever each side keeps its chunks.
+    fn eq(&self, o: &Self) -> bool {
+        self.off == o.off
+            && self.applied == o.applied
+            && self.points == o.points
+            && self.runs.len() == o.runs.len()
+            && self.runs.iter().all(|(exp, run)| {
+                o.runs.get(exp).is_some_and(|other| {
+                    run.len() == other.len()
+                        && run
+                            .iter()
+                            .all(|(key, s)| other.get(key).is_some_and(|t| self.at(s) == o.at(t)))
+                })
+            })
+    }
 }
 
 /// Key of the curve store's checkpoint in the log database, and the layout's version (an old one is ignored
 /// and the store rebuilt from the log).
 pub const CURVES_KEY: &str = "curves";
-const CURVES_VERSION: u32 = 1;
+const CURVES_VERSION: u32 = 2;
+
+/// The checkpoint as written (borrowing the store) and as read.
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    version: u32,
+    curves: &'a Curves,
+    chunks: &'a Saved,
+}
+
+#[derive(Deserialize)]
+struct SavedCurves {
+    version: u32,
+    curves: Curves,
+    chunks: Saved,
+}
 
 impl Curves {
-    /// The checkpoint's bytes: the chunks as they are held (the daemon writes them in place instead, with
-    /// [`Curves::write_checkpoint`]; the tests read this).
+    /// An empty store whose chunks go to a new file in `dir`.
+    pub fn on_disk(dir: &Path) -> std::io::Result<Curves> {
+        Ok(Curves {
+            store: ChunkStore::create(dir)?,
+            ..Curves::default()
+        })
+    }
+
+    /// An empty store that keeps its chunks where this one does (a new file beside its file, or memory), for a
+    /// rebuild that will replace it.
+    pub fn like(&self) -> Curves {
+        let store = self.store.like().unwrap_or_else(|e| {
+            tracing::warn!(
+                "curve store: no new chunk file ({e}); the rebuilt store keeps its chunks in memory"
+            );
+            ChunkStore::default()
+        });
+        Curves {
+            off: self.off,
+            store,
+            ..Curves::default()
+        }
+    }
+
+    /// A series of this store, to read.
+    pub fn at<'a>(&'a self, series: &'a Series) -> SeriesRef<'a> {
+        SeriesRef {
+            series,
+            store: &self.store,
+        }
+    }
+
+    /// The checkpoint's bytes, its chunks named by `chunks` (what [`ChunkStore::save`] gives: the daemon writes
+    /// them in place instead, with [`Curves::write_checkpoint`]; the tests read this).
     #[cfg(test)]
-    pub fn encode_checkpoint(&self) -> Result<Vec<u8>, String> {
+    pub fn encode_checkpoint(&self, chunks: &Saved) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
-        self.write_checkpoint_to(&mut out)?;
+        self.write_checkpoint_to(chunks, &mut out)?;
         Ok(out)
     }
 
     /// How many bytes the checkpoint takes (counted by encoding into nothing).
-    pub fn checkpoint_len(&self) -> Result<usize, String> {
+    pub fn checkpoint_len(&self, chunks: &Saved) -> Result<usize, String> {
         struct Count(usize);
         impl std::io::Write for Count {
             fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -332,57 +455,53 @@ impl Curves {
             }
         }
         let mut n = Count(0);
-        self.write_checkpoint_to(&mut n)?;
+        self.write_checkpoint_to(chunks, &mut n)?;
         Ok(n.0)
     }
 
     /// Writes the checkpoint into `out`, which must be exactly [`Curves::checkpoint_len`] long (what
     /// `EventLog::save_checkpoint_with` reserves).
-    pub fn write_checkpoint(&self, out: &mut [u8]) -> Result<(), String> {
+    pub fn write_checkpoint(&self, chunks: &Saved, out: &mut [u8]) -> Result<(), String> {
         let mut rest = out;
-        self.write_checkpoint_to(&mut rest)?;
+        self.write_checkpoint_to(chunks, &mut rest)?;
         if !rest.is_empty() {
             return Err(format!("{} bytes short of the length counted", rest.len()));
         }
         Ok(())
     }
 
-    fn write_checkpoint_to(&self, out: &mut impl std::io::Write) -> Result<(), String> {
-        #[derive(Serialize)]
-        struct Ref<'a> {
-            version: u32,
-            curves: &'a Curves,
-        }
+    fn write_checkpoint_to(
+        &self,
+        chunks: &Saved,
+        out: &mut impl std::io::Write,
+    ) -> Result<(), String> {
         rmp_serde::encode::write_named(
             out,
-            &Ref {
+            &SavedRef {
                 version: CURVES_VERSION,
                 curves: self,
+                chunks,
             },
         )
         .map_err(|e| e.to_string())
     }
 
-    /// The store from a checkpoint; `None` (with the reason) when it is of another version or does not read
-    /// whole, every chunk decoded once to be sure.
-    pub fn decode_checkpoint(bytes: &[u8]) -> Result<Curves, String> {
-        #[derive(Deserialize)]
-        struct Saved {
-            version: u32,
-            curves: Curves,
-        }
-        let saved: Saved = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
+    /// The store from a checkpoint, its chunk file opened in `dir`; an error (with the reason) when it is of
+    /// another version, does not read whole, or its chunk file is missing or short.
+    pub fn decode_checkpoint(bytes: &[u8], dir: &Path) -> Result<Curves, String> {
+        let saved: SavedCurves = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
         if saved.version != CURVES_VERSION {
             return Err(format!(
                 "version {} (this labd reads {CURVES_VERSION})",
                 saved.version
             ));
         }
-        let c = saved.curves;
+        let mut c = saved.curves;
+        c.store = ChunkStore::open(saved.chunks, dir)?;
         let mut points = 0u64;
         for (exp, run) in &c.runs {
             for (key, s) in run {
-                s.check().map_err(|e| format!("{exp} {key}: {e}"))?;
+                c.at(s).check().map_err(|e| format!("{exp} {key}: {e}"))?;
                 points += s.len() as u64;
             }
         }
@@ -427,7 +546,7 @@ impl Curves {
                         Some(s) => s,
                         None => run.entry(key.clone()).or_default(),
                     };
-                    series.push(m2.step, m2.epoch, m2.wall_time, &m2.x, v);
+                    series.push(&self.store, m2.step, m2.epoch, m2.wall_time, &m2.x, v);
                     self.points += 1;
                 }
                 i += 1;
@@ -436,17 +555,32 @@ impl Curves {
         events.len()
     }
 
-    pub fn series(&self, exp: &ExperimentId, key: &str) -> Option<&Series> {
-        self.runs.get(exp)?.get(key)
+    pub fn series(&self, exp: &ExperimentId, key: &str) -> Option<SeriesRef<'_>> {
+        Some(self.at(self.runs.get(exp)?.get(key)?))
     }
 
-    /// Bytes of point data held.
+    /// A run's series by key.
+    pub fn run(&self, exp: &ExperimentId) -> impl Iterator<Item = (&String, SeriesRef<'_>)> {
+        self.runs
+            .get(exp)
+            .into_iter()
+            .flatten()
+            .map(|(k, s)| (k, self.at(s)))
+    }
+
+    /// Bytes held in memory: the index, the open tails and chunks not yet written out.
     pub fn bytes(&self) -> usize {
         self.runs
             .values()
             .flat_map(|r| r.values())
             .map(Series::bytes)
-            .sum()
+            .sum::<usize>()
+            + self.store.bytes().0
+    }
+
+    /// Bytes of closed chunks stored (in the chunk file, or memory).
+    pub fn stored_bytes(&self) -> u64 {
+        self.store.bytes().1
     }
 }
 
@@ -611,23 +745,36 @@ mod tests {
             (n - 200).div_ceil(2)
         );
         assert_eq!(s.last_finite(3).len(), 3);
-        // Raw columns would take 32 bytes a point here; the open tail's spare capacity counts too.
-        assert!(s.bytes() < n * 12, "{} bytes for {n} points", s.bytes());
+        // Raw columns would take 32 bytes a point here: memory holds the open tail and where the chunks are.
+        assert!(
+            s.series.bytes() < 2 * 1024,
+            "{} bytes held for {n} points",
+            s.series.bytes()
+        );
         // Saved and loaded (the checkpoint), equal bit for bit; damage is refused with a reason, never loaded.
-        let bytes = c.encode_checkpoint().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (chunks, _) = c.store.save().unwrap();
+        let bytes = c.encode_checkpoint(&chunks).unwrap();
         // Written in place (as the daemon saves it) it is the same bytes; a buffer of another length is refused.
-        let mut direct = vec![0u8; c.checkpoint_len().unwrap()];
-        c.write_checkpoint(&mut direct).unwrap();
+        let mut direct = vec![0u8; c.checkpoint_len(&chunks).unwrap()];
+        c.write_checkpoint(&chunks, &mut direct).unwrap();
         assert_eq!(direct, bytes);
-        assert!(c.write_checkpoint(&mut vec![0u8; bytes.len() + 1]).is_err());
-        assert!(c.write_checkpoint(&mut vec![0u8; bytes.len() - 1]).is_err());
-        let back = Curves::decode_checkpoint(&bytes).unwrap();
+        assert!(
+            c.write_checkpoint(&chunks, &mut vec![0u8; bytes.len() + 1])
+                .is_err()
+        );
+        assert!(
+            c.write_checkpoint(&chunks, &mut vec![0u8; bytes.len() - 1])
+                .is_err()
+        );
+        let back = Curves::decode_checkpoint(&bytes, dir.path()).unwrap();
         assert_eq!(back, c);
         assert_eq!(back.applied, n as u64);
-        assert!(Curves::decode_checkpoint(&bytes[..bytes.len() / 2]).is_err());
+        assert!(Curves::decode_checkpoint(&bytes[..bytes.len() / 2], dir.path()).is_err());
         let mut wrong = c.clone();
         wrong.points += 1;
-        let err = Curves::decode_checkpoint(&wrong.encode_checkpoint().unwrap()).unwrap_err();
+        let err = Curves::decode_checkpoint(&wrong.encode_checkpoint(&chunks).unwrap(), dir.path())
+            .unwrap_err();
         assert!(err.contains("points"), "{err}");
         let mut damaged = c.clone();
         if let Some(s) = damaged
@@ -636,10 +783,62 @@ mod tests {
             .flat_map(|r| r.values_mut())
             .next()
         {
-            s.chunks[1].bytes.truncate(10);
+            s.chunks[1].at += 1 << 20;
         }
-        let err = Curves::decode_checkpoint(&damaged.encode_checkpoint().unwrap()).unwrap_err();
-        assert!(err.contains("train/loss"), "{err}");
+        let err =
+            Curves::decode_checkpoint(&damaged.encode_checkpoint(&chunks).unwrap(), dir.path())
+                .unwrap_err();
+        assert!(
+            err.contains("train/loss") && err.contains("chunk 1"),
+            "{err}"
+        );
+    }
+
+    /// On disk: the chunks go to the file, the checkpoint names it, and a restart reads the same points; the
+    /// chunks written after the checkpoint are cut off and written again by the warm-up.
+    #[test]
+    fn a_store_on_disk_saves_and_loads_with_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Curves::on_disk(dir.path()).unwrap();
+        let n = CHUNK * 40 + 5;
+        let rows: Vec<Event> = (0..n)
+            .map(|i| row("a", i as i64, Some(i as f64 / 7.0), &[], (i as f64).sqrt()))
+            .collect();
+        let half = n / 2;
+        assert_eq!(c.apply_batch(1, &rows[..half]), half);
+        let (chunks, file) = c.store.save().unwrap();
+        file.unwrap().sync_data().unwrap();
+        c.store.mark_saved();
+        let bytes = c.encode_checkpoint(&chunks).unwrap();
+        assert!(
+            bytes.len() < half * 2,
+            "the checkpoint holds the index and the tail, not the points: {} bytes",
+            bytes.len()
+        );
+        // More written after the checkpoint, then a "crash": the saved store loads as it was saved.
+        assert_eq!(c.apply_batch(half as u64 + 1, &rows[half..]), n - half);
+        c.store.save().unwrap();
+        drop(c);
+        let mut whole = Curves::default();
+        whole.apply_batch(1, &rows);
+        let mut back = Curves::decode_checkpoint(&bytes, dir.path()).unwrap();
+        assert_eq!(back.applied, half as u64);
+        assert_eq!(back.apply_batch(half as u64 + 1, &rows[half..]), n - half);
+        assert!(back == whole, "the same points as a store in memory");
+        let s = back
+            .series(&ExperimentId("a".into()), "train/loss")
+            .unwrap();
+        assert_eq!(
+            s.columns().value[n - 1].to_bits(),
+            ((n - 1) as f64).sqrt().to_bits()
+        );
+        // The file left aside is refused by name, and the store rebuilt.
+        let Saved::File { name, .. } = &chunks else {
+            panic!("on disk")
+        };
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+        let err = Curves::decode_checkpoint(&bytes, dir.path()).unwrap_err();
+        assert!(err.contains(name.as_str()), "{err}");
     }
 
     #[test]
@@ -697,10 +896,11 @@ mod tests {
             ),
         ) {
             let mut s = Series::default();
+            let store = ChunkStore::default();
             for (epoch, wall, v, step) in &rows {
-                s.push(*step, *epoch, *wall, &BTreeMap::new(), *v);
+                s.push(&store, *step, *epoch, *wall, &BTreeMap::new(), *v);
             }
-            let c = s.columns();
+            let c = SeriesRef { series: &s, store: &store }.columns();
             for (i, (epoch, wall, v, step)) in rows.iter().enumerate() {
                 proptest::prop_assert_eq!(c.value[i].to_bits(), v.to_bits());
                 proptest::prop_assert_eq!(c.step[i], step.unwrap_or(NO_STEP));

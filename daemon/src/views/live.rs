@@ -7,7 +7,8 @@ use super::curves::CURVES_KEY;
 use super::{CHECKPOINT_KEY, Views};
 use labd_log::writer::OnCommit;
 use labd_log::{EventLog, LogError, Seq};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -19,12 +20,16 @@ pub struct LiveViews {
     /// The newest sequence number applied (the SSE tail waits on it).
     applied: watch::Receiver<Seq>,
     applied_tx: Arc<watch::Sender<Seq>>,
+    /// The chunk file the last saved curve checkpoint names.
+    chunks_saved: Arc<Mutex<Option<PathBuf>>>,
 }
 
 impl LiveViews {
     pub fn new(views: Views) -> LiveViews {
         let (tx, rx) = watch::channel(views.applied);
+        let chunks_saved = Arc::new(Mutex::new(views.curves.store.path()));
         LiveViews {
+            chunks_saved,
             views: Arc::new(RwLock::new(views)),
             applied: rx,
             applied_tx: Arc::new(tx),
@@ -70,26 +75,49 @@ impl LiveViews {
         self.save_curves(log)
     }
 
-    /// Saves the curve store (blocking), unless it is off.
+    /// Saves the curve store (blocking), unless it is off: its chunks written out and synced, then its index
+    /// and open tails (naming the chunk file and its length) committed to the log's database. A chunk file
+    /// the previous checkpoint named and this one does not (a store replaced by a replay) is removed after.
     pub fn save_curves(&self, log: &EventLog) -> Result<(), LogError> {
         let v = self.read();
         if v.curves.off {
             return Ok(());
         }
-        let len = v
-            .curves
-            .checkpoint_len()
-            .map_err(|reason| LogError::Encode {
-                what: "curve store checkpoint",
-                reason,
-            })?;
-        // Written straight into the database's pages (the store is the largest thing labd saves: no second
-        // copy of it in memory), the views' lock let go before the commit.
+        let encode = |reason: String| LogError::Encode {
+            what: "curve store checkpoint",
+            reason,
+        };
+        let store = v.curves.store.clone();
+        let (chunks, file) = store
+            .save()
+            .map_err(|e| encode(format!("writing the chunk file: {e}")))?;
+        let len = v.curves.checkpoint_len(&chunks).map_err(encode)?;
+        // Written straight into the database's pages, the views' lock let go before the chunk file is synced
+        // and the checkpoint committed (the file first: the checkpoint names only bytes on disk).
         log.save_checkpoint_with(CURVES_KEY, len, move |buf| {
-            let written = v.curves.write_checkpoint(buf);
+            let written = v.curves.write_checkpoint(&chunks, buf);
             drop(v);
-            written
-        })
+            written?;
+            match file {
+                Some(f) => f
+                    .sync_data()
+                    .map_err(|e| format!("syncing the chunk file: {e}")),
+                None => Ok(()),
+            }
+        })?;
+        store.mark_saved();
+        let path = store.path();
+        let mut last = self.chunks_saved.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = last.take()
+            && Some(&old) != path.as_ref()
+        {
+            match std::fs::remove_file(&old) {
+                Ok(()) => tracing::info!("removed {} (a replaced curve store's)", old.display()),
+                Err(e) => tracing::warn!("could not remove {}: {e}", old.display()),
+            }
+        }
+        *last = path;
+        Ok(())
     }
 
     /// Saves the views' checkpoint every `every` while something new was applied, and the curve store's when
@@ -170,9 +198,10 @@ impl LiveViews {
         }
         let v = self.read();
         tracing::info!(
-            "curve store ready: {} points ({:.0} MB) in {:.2}s",
+            "curve store ready: {} points ({:.0} MB in memory, {:.0} MB of chunks) in {:.2}s",
             v.curves.points,
             v.curves.bytes() as f64 / 1e6,
+            v.curves.stored_bytes() as f64 / 1e6,
             started.elapsed().as_secs_f64()
         );
     }

@@ -5,6 +5,7 @@
 
 pub mod benchmarks;
 pub mod chunk;
+pub mod chunk_store;
 pub mod curves;
 pub mod ingest;
 pub mod live;
@@ -173,38 +174,57 @@ impl Views {
     }
 }
 
-/// The curve store as saved (or empty when there is none, it does not read, or the log is behind it); the
-/// warm-up fills in what the log holds beyond it.
+/// The curve store as saved (or empty when there is none, it does not read, or the log is behind it), its
+/// chunks in a file beside the log; the warm-up fills in what the log holds beyond it. Chunk files no
+/// checkpoint names are removed.
 fn load_curves(log: &EventLog, last: Seq) -> Result<Curves, LogError> {
-    let Some(bytes) = log.checkpoint(curves::CURVES_KEY)? else {
-        return Ok(Curves::default());
-    };
+    let dir = log
+        .path()
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
     let started = std::time::Instant::now();
-    match Curves::decode_checkpoint(&bytes) {
-        Ok(c) if c.applied <= last => {
-            tracing::info!(
-                "curve store loaded: {} points as of seq {} ({:.0} MB) in {:.2}s",
-                c.points,
-                c.applied,
-                bytes.len() as f64 / 1e6,
-                started.elapsed().as_secs_f64()
-            );
-            Ok(c)
-        }
-        Ok(c) => {
+    let loaded = match log.checkpoint(curves::CURVES_KEY)? {
+        None => None,
+        Some(bytes) => match Curves::decode_checkpoint(&bytes, &dir) {
+            Ok(c) if c.applied <= last => {
+                tracing::info!(
+                    "curve store loaded: {} points as of seq {} ({:.0} MB index and tails, {:.0} MB of chunks) in {:.2}s",
+                    c.points,
+                    c.applied,
+                    bytes.len() as f64 / 1e6,
+                    c.stored_bytes() as f64 / 1e6,
+                    started.elapsed().as_secs_f64()
+                );
+                Some(c)
+            }
+            Ok(c) => {
+                tracing::warn!(
+                    "curve store checkpoint (seq {}) is ahead of the log (seq {last}); rebuilding it",
+                    c.applied
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "curve store checkpoint does not read ({e}); rebuilding it from the log"
+                );
+                None
+            }
+        },
+    };
+    let curves = match loaded {
+        Some(c) => c,
+        None => Curves::on_disk(&dir).unwrap_or_else(|e| {
             tracing::warn!(
-                "curve store checkpoint (seq {}) is ahead of the log (seq {last}); rebuilding it",
-                c.applied
+                "curve store: no chunk file in {} ({e}); keeping its chunks in memory",
+                dir.display()
             );
-            Ok(Curves::default())
-        }
-        Err(e) => {
-            tracing::warn!(
-                "curve store checkpoint does not read ({e}); rebuilding it from the log"
-            );
-            Ok(Curves::default())
-        }
-    }
+            Curves::default()
+        }),
+    };
+    chunk_store::ChunkStore::remove_others(&dir, curves.store.path().as_deref());
+    Ok(curves)
 }
 
 #[cfg(test)]

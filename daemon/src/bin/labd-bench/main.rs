@@ -97,16 +97,19 @@ fn main() -> Result<()> {
     }
     if a.simulate {
         // `--runs` runs × `--metrics` × `--steps` (25,000 runs for the 100 M-point figure), views only.
-        let s = simulate::run(a.runs, a.steps, a.metrics);
+        let s = simulate::run(a.runs, a.steps, a.metrics)?;
         println!(
-            "simulated views of {} runs, {} points, in {:.0} s: curve store {:.0} MB = {:.2} bytes/point; this process's RSS rose {:.0} MB = {:.2} bytes/point",
+            "simulated views of {} runs, {} points, in {:.0} s: curve store {:.0} MB in memory = {:.2} bytes/point, {:.0} MB of chunks on disk = {:.2} bytes/point; this process's RSS rose {:.0} MB = {:.2} bytes/point, {:.1} KB a run",
             s.runs,
             s.points,
             s.secs,
             s.curve_bytes as f64 / 1e6,
             s.curve_bytes as f64 / s.points.max(1) as f64,
+            s.chunk_file_bytes as f64 / 1e6,
+            s.chunk_file_bytes as f64 / s.points.max(1) as f64,
             s.rss_growth as f64 / 1e6,
-            s.rss_growth as f64 / s.points.max(1) as f64
+            s.rss_growth as f64 / s.points.max(1) as f64,
+            s.rss_growth as f64 / 1e3 / s.runs.max(1) as f64
         );
         return Ok(());
     }

@@ -1,7 +1,8 @@
 //! The 100 M-point figure, simulated: the views a daemon holds for 25,000 runs × 4 metrics × 1,000 steps, built
 //! in this process from generated events (the events the corpus's lines make — six-decimal values, millisecond
-//! times — without the files, the log or the disk), measured as the curve store's bytes and this process's
-//! resident memory before and after.
+//! times — without the files and the log; the curve store's chunks go to a file in a scratch folder, as the
+//! daemon's do), measured as the curve store's bytes in memory and on disk and this process's resident memory
+//! before and after.
 
 use labd::views::Views;
 use labd_schemas::event::{ExperimentCreated, MetricsLogged};
@@ -13,20 +14,25 @@ use std::time::Instant;
 pub struct Simulated {
     pub runs: usize,
     pub points: u64,
-    /// Bytes of point data in the curve store.
+    /// Bytes the curve store holds in memory (index, open tails, chunks not yet written out).
     pub curve_bytes: u64,
+    /// Bytes of closed chunks in its file.
+    pub chunk_file_bytes: u64,
     /// Growth of this process's resident memory while the views were built.
     pub rss_growth: u64,
     pub secs: f64,
 }
 
 /// Builds the views of `runs` runs × `metrics` metrics × `steps` steps (progress on stderr every 5,000 runs).
-pub fn run(runs: usize, steps: usize, metrics: usize) -> Simulated {
+pub fn run(runs: usize, steps: usize, metrics: usize) -> std::io::Result<Simulated> {
     let started = Instant::now();
     let before = crate::rss(std::process::id());
     let names = crate::metric_names(metrics);
     let mut rnd = crate::noise();
     let mut views = Views::default();
+    let scratch = std::env::temp_dir().join(format!("labd-simulate-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    views.curves = labd::views::Curves::on_disk(&scratch)?;
     let mut seq = 1u64;
     for r in 0..runs {
         let path = format!("/sim/group{:02}/run{r:05}.jsonl", r % 50);
@@ -90,11 +96,15 @@ pub fn run(runs: usize, steps: usize, metrics: usize) -> Simulated {
         }
     }
     let after = crate::rss(std::process::id());
-    Simulated {
+    let simulated = Simulated {
         runs,
         points: views.points,
         curve_bytes: views.curves.bytes() as u64,
+        chunk_file_bytes: views.curves.stored_bytes(),
         rss_growth: after.saturating_sub(before),
         secs: started.elapsed().as_secs_f64(),
-    }
+    };
+    drop(views);
+    std::fs::remove_dir_all(&scratch)?;
+    Ok(simulated)
 }

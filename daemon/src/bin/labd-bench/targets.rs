@@ -207,8 +207,11 @@ pub fn run(labd: &Path, a: &Args) -> Result<()> {
     if a.big {
         eprintln!("== 100 M points, simulated (views built in this process from generated events)");
         let (runs100, steps100) = scale(25_000, 1000);
-        let sim = crate::simulate::run(runs100, steps100, 4);
+        let sim = crate::simulate::run(runs100, steps100, 4)?;
         let per = |b: u64| b as f64 / sim.points.max(1) as f64;
+        // Bounded: the points are on disk (the page cache holds what is read), memory holds each series'
+        // index and open tail and each run's record, so it grows with the runs, not with their points.
+        let in_memory = per(sim.curve_bytes);
         rows.push(row(
             format!(
                 "{} M points ({} runs, simulated)",
@@ -216,15 +219,17 @@ pub fn run(labd: &Path, a: &Args) -> Result<()> {
                 sim.runs
             ),
             format!(
-                "curve store {:.0} MB ({:.2} bytes/point), views' memory +{:.0} MB ({:.2} bytes/point), built in {:.0} s: grows with the points",
+                "curve store in memory {:.0} MB ({:.2} bytes/point: index and open tails), chunks on disk {:.0} MB ({:.2} bytes/point); views' memory +{:.0} MB ({:.1} KB a run), built in {:.0} s",
                 sim.curve_bytes as f64 / 1e6,
-                per(sim.curve_bytes),
+                in_memory,
+                sim.chunk_file_bytes as f64 / 1e6,
+                per(sim.chunk_file_bytes),
                 sim.rss_growth as f64 / 1e6,
-                per(sim.rss_growth),
+                sim.rss_growth as f64 / 1e3 / sim.runs.max(1) as f64,
                 sim.secs
             ),
             "memory bounded (growth stated)",
-            Some(false),
+            Some(in_memory < 1.0),
         ));
     } else {
         rows.push(row(
