@@ -20,7 +20,12 @@ use std::path::Path;
 #[derive(Clone, Debug, Default)]
 pub struct Series {
     chunks: Vec<ChunkRef>,
+    /// The last points (fewer than a chunk) closed into the store when the series went quiet (its run ended,
+    /// or nothing came between two checkpoints); read back into `open` if more points come.
+    sealed: Option<ChunkRef>,
     open: Open,
+    /// Whether a point came since the last look for quiet series.
+    fresh: bool,
     /// Names of the custom axes (`tokens`, ...), in the order they first appeared.
     pub axes: Vec<String>,
     len: usize,
@@ -29,8 +34,9 @@ pub struct Series {
 /// A series as its checkpoint holds it: the open tail as plain columns (it is small; its coding state is
 /// rebuilt by writing it again).
 #[derive(Serialize, Deserialize)]
-struct SavedSeries<C> {
+struct SavedSeries<C, S> {
     chunks: C,
+    sealed: S,
     open: Columns,
     axes: Vec<String>,
     len: usize,
@@ -41,6 +47,7 @@ impl Serialize for Series {
         let open = self.open.columns().map_err(serde::ser::Error::custom)?;
         SavedSeries {
             chunks: &self.chunks,
+            sealed: self.sealed,
             open,
             axes: self.axes.clone(),
             len: self.len,
@@ -51,7 +58,7 @@ impl Serialize for Series {
 
 impl<'de> Deserialize<'de> for Series {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let saved = SavedSeries::<Vec<ChunkRef>>::deserialize(d)?;
+        let saved = SavedSeries::<Vec<ChunkRef>, Option<ChunkRef>>::deserialize(d)?;
         let c = &saved.open;
         let n = c.len();
         let fits = |col: &Option<Vec<f64>>| col.as_ref().is_none_or(|x| x.len() == n);
@@ -65,8 +72,15 @@ impl<'de> Deserialize<'de> for Series {
                 "a series' open tail has columns of different lengths",
             ));
         }
+        if saved.sealed.is_some() && n > 0 {
+            return Err(serde::de::Error::custom(
+                "a series has both a sealed and an open tail",
+            ));
+        }
         Ok(Series {
             chunks: saved.chunks,
+            sealed: saved.sealed,
+            fresh: false,
             open: Open::from_columns(c),
             axes: saved.axes,
             len: saved.len,
@@ -114,6 +128,20 @@ impl Series {
         x: &BTreeMap<String, f64>,
         v: f64,
     ) {
+        if let Some(sealed) = self.sealed.take() {
+            self.open = match self.read_tail(store, sealed) {
+                Ok(c) => Open::from_columns(&c),
+                Err(e) => {
+                    // Checked by CRC and written by this process: damage here is shown, not hidden.
+                    tracing::error!(
+                        "curve store: a sealed tail does not read ({e}); its points are lost from the store (the log keeps them)"
+                    );
+                    self.len = self.chunks.len() * CHUNK;
+                    Open::default()
+                }
+            };
+        }
+        self.fresh = true;
         for name in x.keys() {
             if !self.axes.contains(name) {
                 self.axes.push(name.clone());
@@ -137,6 +165,24 @@ impl Series {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Points after the closed chunks (in the open or the sealed tail).
+    fn tail_len(&self) -> usize {
+        self.len - self.chunks.len() * CHUNK
+    }
+
+    fn read_tail(&self, store: &ChunkStore, sealed: ChunkRef) -> Result<Columns, String> {
+        chunk::decode(&store.read(sealed)?, self.tail_len())
+    }
+
+    /// Closes the open tail into the store (its memory freed); nothing to do when it is empty.
+    fn seal(&mut self, store: &ChunkStore) {
+        if self.open.is_empty() {
+            return;
+        }
+        let bytes = std::mem::take(&mut self.open).close();
+        self.sealed = Some(store.append(&bytes));
     }
 
     /// Bytes held in memory: where the chunks are, the open tail, the axes' names.
@@ -195,6 +241,19 @@ impl<'a> SeriesRef<'a> {
         if let Some(i) = s.chunks.iter().position(|c| !self.store.holds(*c)) {
             return Err(format!("chunk {i} lies past the end of the chunk file"));
         }
+        if let Some(sealed) = s.sealed {
+            if !self.store.holds(sealed) {
+                return Err("the sealed tail lies past the end of the chunk file".into());
+            }
+            if s.len <= s.chunks.len() * CHUNK || s.tail_len() >= CHUNK {
+                return Err(format!(
+                    "{} points, {} chunks and a sealed tail",
+                    s.len,
+                    s.chunks.len()
+                ));
+            }
+            return Ok(());
+        }
         let n = s.chunks.len() * CHUNK + s.open.len();
         if n != s.len || s.open.len() >= CHUNK {
             return Err(format!("{n} points in chunks, {} counted", s.len));
@@ -204,12 +263,13 @@ impl<'a> SeriesRef<'a> {
 
     /// Chunk `i` decoded (its points `i * CHUNK..`), or the open tail for `i == chunks`.
     fn part(&self, i: usize) -> Columns {
-        let decoded = match self.series.chunks.get(i) {
-            Some(c) => self
+        let decoded = match (self.series.chunks.get(i), self.series.sealed) {
+            (Some(c), _) => self
                 .store
                 .read(*c)
                 .and_then(|bytes| chunk::decode(&bytes, CHUNK)),
-            None => self.series.open.columns(),
+            (None, Some(sealed)) => self.series.read_tail(self.store, sealed),
+            (None, None) => self.series.open.columns(),
         };
         decoded.unwrap_or_else(|e| {
             // Checked by CRC and written by this process: damage here is shown, not hidden.
@@ -217,7 +277,7 @@ impl<'a> SeriesRef<'a> {
             let n = if i < self.series.chunks.len() {
                 CHUNK
             } else {
-                self.series.open.len()
+                self.series.tail_len()
             };
             Columns {
                 step: vec![NO_STEP; n],
@@ -528,9 +588,20 @@ impl Curves {
         let mut key = String::new();
         let mut i = 0;
         while i < events.len() {
-            let EventKind::MetricsLogged(m) = &events[i].kind else {
-                i += 1;
-                continue;
+            let m = match &events[i].kind {
+                EventKind::MetricsLogged(m) => m,
+                EventKind::StatusChanged(s) if s.status.is_final() => {
+                    // A run that ended writes no more points (as a rule): its tails go to the store.
+                    if let Some(run) = self.runs.get_mut(&s.exp) {
+                        run.values_mut().for_each(|series| series.seal(&self.store));
+                    }
+                    i += 1;
+                    continue;
+                }
+                _ => {
+                    i += 1;
+                    continue;
+                }
             };
             let run = match self.runs.get_mut(&m.exp) {
                 Some(r) => r,
@@ -553,6 +624,20 @@ impl Curves {
             }
         }
         events.len()
+    }
+
+    /// Seals the tails of the series no point came to since the last call (runs gone quiet without a final
+    /// status: crashed, killed, or read from files that never say); answers how many. The points read the same.
+    pub fn seal_quiet(&mut self) -> usize {
+        let mut sealed = 0;
+        for series in self.runs.values_mut().flat_map(|r| r.values_mut()) {
+            if !series.fresh && !series.open.is_empty() {
+                series.seal(&self.store);
+                sealed += 1;
+            }
+            series.fresh = false;
+        }
+        sealed
     }
 
     pub fn series(&self, exp: &ExperimentId, key: &str) -> Option<SeriesRef<'_>> {
@@ -839,6 +924,58 @@ mod tests {
         std::fs::remove_file(dir.path().join(name)).unwrap();
         let err = Curves::decode_checkpoint(&bytes, dir.path()).unwrap_err();
         assert!(err.contains(name.as_str()), "{err}");
+    }
+
+    /// A run that ends, or goes quiet between two looks, has its tails sealed into the store: memory drops to
+    /// the index, the points read the same, and a point that comes after reopens the tail.
+    #[test]
+    fn tails_of_ended_and_quiet_runs_are_sealed_and_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Curves::on_disk(dir.path()).unwrap();
+        let mut reference = Curves::default();
+        let status = |exp: &str, status| {
+            Event::new(
+                0,
+                Source::Daemon,
+                EventKind::StatusChanged(labd_schemas::event::StatusChanged {
+                    exp: ExperimentId(exp.into()),
+                    status,
+                    notes: None,
+                    extra: Default::default(),
+                }),
+            )
+        };
+        let mut events: Vec<Event> = (0..CHUNK + 40)
+            .map(|i| row("a", i as i64, None, &[("tokens", i as f64)], i as f64 * 0.25))
+            .collect();
+        events.extend((0..50).map(|i| row("b", i, None, &[], 1.0 / (i as f64 + 1.0))));
+        events.push(status("a", labd_schemas::event::RunStatus::Running));
+        events.push(status("a", labd_schemas::event::RunStatus::Completed));
+        let n = events.len();
+        c.apply_batch(1, &events);
+        reference.apply_batch(1, &events);
+        let a = &c.runs[&ExperimentId("a".into())]["train/loss"];
+        assert!(a.sealed.is_some() && a.open.is_empty(), "sealed when the run ended");
+        let b = &c.runs[&ExperimentId("b".into())]["train/loss"];
+        assert!(b.sealed.is_none(), "a run still going keeps its tail open");
+        assert!(c == reference, "the same points either way");
+        // b had points since the last look (none yet); at the next, nothing came: it is sealed.
+        assert_eq!(c.seal_quiet(), 0);
+        assert_eq!(c.seal_quiet(), 1);
+        assert_eq!(c.seal_quiet(), 0);
+        assert!(c.runs[&ExperimentId("b".into())]["train/loss"].sealed.is_some());
+        assert!(c == reference);
+        // Saved and loaded with sealed tails, then more points reopen them.
+        let (chunks, _) = c.store.save().unwrap();
+        let bytes = c.encode_checkpoint(&chunks).unwrap();
+        let mut back = Curves::decode_checkpoint(&bytes, dir.path()).unwrap();
+        let more = [row("a", 500, None, &[], 7.0), row("b", 50, Some(1.0), &[], 0.5)];
+        back.apply_batch(n as u64 + 1, &more);
+        reference.apply_batch(n as u64 + 1, &more);
+        assert!(back == reference, "reopened tails go on where they stopped");
+        let s = back.series(&ExperimentId("a".into()), "train/loss").unwrap();
+        assert_eq!(s.len(), CHUNK + 41);
+        assert!(s.columns().custom[0][CHUNK + 40].is_nan());
     }
 
     #[test]

@@ -79,6 +79,16 @@ impl LiveViews {
     /// and open tails (naming the chunk file and its length) committed to the log's database. A chunk file
     /// the previous checkpoint named and this one does not (a store replaced by a replay) is removed after.
     pub fn save_curves(&self, log: &EventLog) -> Result<(), LogError> {
+        {
+            let mut w = self.write();
+            if w.curves.off {
+                return Ok(());
+            }
+            let sealed = w.curves.seal_quiet();
+            if sealed > 0 {
+                tracing::debug!("curve store: {sealed} quiet series' tails sealed");
+            }
+        }
         let v = self.read();
         if v.curves.off {
             return Ok(());

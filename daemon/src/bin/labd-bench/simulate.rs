@@ -5,7 +5,7 @@
 //! before and after.
 
 use labd::views::Views;
-use labd_schemas::event::{ExperimentCreated, MetricsLogged};
+use labd_schemas::event::{ExperimentCreated, MetricsLogged, RunStatus, StatusChanged};
 use labd_schemas::{Event, EventKind, ExperimentId, Source};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -84,6 +84,17 @@ pub fn run(runs: usize, steps: usize, metrics: usize) -> std::io::Result<Simulat
                 }),
             ));
         }
+        // The run ends, as the corpus's runs do (its tails are sealed into the chunk file).
+        events.push(Event::new(
+            (t0 * 1e6) as i64 + steps as i64,
+            source(steps as u64 + 2),
+            EventKind::StatusChanged(StatusChanged {
+                exp: exp.clone(),
+                status: RunStatus::Completed,
+                notes: None,
+                extra: Default::default(),
+            }),
+        ));
         views.apply_batch(seq, &events);
         seq += events.len() as u64;
         if (r + 1) % 5000 == 0 {
