@@ -18,6 +18,9 @@ pub struct Health {
     #[serde(default)]
     pub log_seq: u64,
     pub experiments: usize,
+    /// Metric points the views hold (what a client waiting for its points to be queryable compares against).
+    #[serde(default)]
+    pub points: u64,
     pub uptime_s: f64,
     /// Why intake is paused (`status` is then `degraded`): the last write to the event log failed, e.g. the
     /// disk is full. Reads keep working; intake resumes by itself once writes succeed.

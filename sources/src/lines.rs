@@ -16,8 +16,10 @@ pub fn read(
     mut on_line: impl FnMut(&mut FileCursor, &str, &mut Context<'_>, &mut Output),
 ) -> Output {
     let mut out = Output::default();
-    // Most lines make one event: room for them up front, not grown (and copied) as they come.
-    out.events.reserve(memchr::memchr_iter(b'\n', data).count());
+    // Most lines make one event: room for them up front (and for the file's `file_ingested` the caller adds),
+    // not grown (and copied) as they come.
+    out.events
+        .reserve(memchr::memchr_iter(b'\n', data).count() + 2);
     let mut pos = 0usize;
     if cursor.line == 0 && data.starts_with(b"\xEF\xBB\xBF") {
         // A UTF-8 byte order mark (Windows tools write one) is not part of the first line.

@@ -29,6 +29,7 @@ pub async fn health(State(s): State<Arc<AppState>>) -> Json<Health> {
         log_seq,
         last_seq: v.applied,
         experiments: v.registry.experiments.len(),
+        points: v.points,
         uptime_s: s.started.elapsed().as_secs_f64(),
         federation: s
             .federation

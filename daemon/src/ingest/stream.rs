@@ -92,7 +92,13 @@ impl Ingestor {
             let (consumed, wants) = (out.consumed, out.wants);
             if consumed > 0 || !out.events.is_empty() {
                 let read = (from, lines_before, restarted.clone().filter(|_| from == 0));
-                events.extend(self.took(path, &key, &mut cursor, out, size, read, now, report));
+                let took = self.took(path, &key, &mut cursor, out, size, read, now, report);
+                // Events are large: the source's vector is kept, not copied, when nothing came before.
+                if events.is_empty() {
+                    events = took;
+                } else {
+                    events.extend(took);
+                }
                 consumed_total += consumed;
             }
             if let Some(at) = binary_at {

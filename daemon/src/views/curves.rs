@@ -946,7 +946,15 @@ mod tests {
             )
         };
         let mut events: Vec<Event> = (0..CHUNK + 40)
-            .map(|i| row("a", i as i64, None, &[("tokens", i as f64)], i as f64 * 0.25))
+            .map(|i| {
+                row(
+                    "a",
+                    i as i64,
+                    None,
+                    &[("tokens", i as f64)],
+                    i as f64 * 0.25,
+                )
+            })
             .collect();
         events.extend((0..50).map(|i| row("b", i, None, &[], 1.0 / (i as f64 + 1.0))));
         events.push(status("a", labd_schemas::event::RunStatus::Running));
@@ -955,7 +963,10 @@ mod tests {
         c.apply_batch(1, &events);
         reference.apply_batch(1, &events);
         let a = &c.runs[&ExperimentId("a".into())]["train/loss"];
-        assert!(a.sealed.is_some() && a.open.is_empty(), "sealed when the run ended");
+        assert!(
+            a.sealed.is_some() && a.open.is_empty(),
+            "sealed when the run ended"
+        );
         let b = &c.runs[&ExperimentId("b".into())]["train/loss"];
         assert!(b.sealed.is_none(), "a run still going keeps its tail open");
         assert!(c == reference, "the same points either way");
@@ -963,17 +974,26 @@ mod tests {
         assert_eq!(c.seal_quiet(), 0);
         assert_eq!(c.seal_quiet(), 1);
         assert_eq!(c.seal_quiet(), 0);
-        assert!(c.runs[&ExperimentId("b".into())]["train/loss"].sealed.is_some());
+        assert!(
+            c.runs[&ExperimentId("b".into())]["train/loss"]
+                .sealed
+                .is_some()
+        );
         assert!(c == reference);
         // Saved and loaded with sealed tails, then more points reopen them.
         let (chunks, _) = c.store.save().unwrap();
         let bytes = c.encode_checkpoint(&chunks).unwrap();
         let mut back = Curves::decode_checkpoint(&bytes, dir.path()).unwrap();
-        let more = [row("a", 500, None, &[], 7.0), row("b", 50, Some(1.0), &[], 0.5)];
+        let more = [
+            row("a", 500, None, &[], 7.0),
+            row("b", 50, Some(1.0), &[], 0.5),
+        ];
         back.apply_batch(n as u64 + 1, &more);
         reference.apply_batch(n as u64 + 1, &more);
         assert!(back == reference, "reopened tails go on where they stopped");
-        let s = back.series(&ExperimentId("a".into()), "train/loss").unwrap();
+        let s = back
+            .series(&ExperimentId("a".into()), "train/loss")
+            .unwrap();
         assert_eq!(s.len(), CHUNK + 41);
         assert!(s.columns().custom[0][CHUNK + 40].is_nan());
     }
