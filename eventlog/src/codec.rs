@@ -10,6 +10,8 @@
 pub const MAX_EXPONENT: u8 = 18;
 /// Decimals whose `m` is at most this are exact integers in an f64 and their differences fit the varint tag.
 const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0; // 2^53
+/// Below this a product `v * 10^e` is within a quarter of the integer it stands for (2^50).
+const EXACT_PRODUCT: f64 = 1_125_899_906_842_624.0;
 
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
@@ -52,6 +54,24 @@ fn decimal(v: f64, prefer: u8) -> Option<(i64, u8)> {
     }
     if let Some(m) = fits(prefer) {
         return Some((m, prefer));
+    }
+    // A quick no for values with no short decimal form (floats from binary, e.g. `f32` values widened): a value
+    // that is `m / 10^e` is also `(m * 10^k) / 10^(e+k)` while that mantissa is an exact integer (both are the
+    // correctly rounded quotient of the same number), so trying the largest exponents whose mantissas stay
+    // exact (below 2^50, where `v * 10^e` rounds to the right integer, and the next one) tells whether any does.
+    let a = v.abs();
+    if let Some(cap) = (0..=MAX_EXPONENT)
+        .rev()
+        .find(|&e| a * POW10[e as usize] <= EXACT_PRODUCT)
+    {
+        let next = cap + 1;
+        let found = fits(cap).is_some()
+            || (next <= MAX_EXPONENT
+                && a * POW10[next as usize] <= MAX_MANTISSA
+                && fits(next).is_some());
+        if !found {
+            return None;
+        }
     }
     (0..=MAX_EXPONENT)
         .filter(|&e| e != prefer)
@@ -198,6 +218,35 @@ mod tests {
             "17 digits: not a short decimal"
         );
         assert_eq!(decimal(1e300, 0), None);
+    }
+
+    /// The exhaustive search the quick "no" stands in front of.
+    fn decimal_by_search(v: f64) -> Option<(i64, u8)> {
+        (0..=MAX_EXPONENT).find_map(|e| {
+            let p = POW10[e as usize];
+            let m = (v * p).round();
+            (v.is_finite()
+                && !(v == 0.0 && v.is_sign_negative())
+                && m.abs() <= MAX_MANTISSA
+                && (m / p).to_bits() == v.to_bits())
+            .then_some((m as i64, e))
+        })
+    }
+
+    proptest::proptest! {
+        /// Values written as decimals of up to 15 digits (as logs print them) are found as the search finds
+        /// them; `f32` values widened (TensorBoard's) are no short decimal either way.
+        #[test]
+        fn the_quick_no_misses_no_short_decimal(
+            m in -999_999_999_999_999i64..=999_999_999_999_999,
+            e in 0u32..=18,
+            f in proptest::num::f32::NORMAL,
+        ) {
+            let v: f64 = format!("{m}e-{e}").parse().unwrap();
+            proptest::prop_assert_eq!(decimal(v, 0), decimal_by_search(v), "{}", v);
+            let w = f as f64;
+            proptest::prop_assert_eq!(decimal(w, 0), decimal_by_search(w), "{}", w);
+        }
     }
 
     #[test]

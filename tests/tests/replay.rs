@@ -24,6 +24,7 @@ fn replay_gives_identical_views_and_as_of_shows_the_past() {
     write_run(&inbox.join("a.jsonl"), "a", 30, true);
     d.wait_for("a", 5, |d| d.total_points() == 60);
     let (_, health) = d.get("/health");
+    assert_eq!(health["points"], 60, "{health}");
     let seq_after_a = health["last_seq"].as_u64().unwrap();
     std::fs::write(
         inbox.join("bad.jsonl"),

@@ -15,6 +15,7 @@ use labd_schemas::runlog::RunLine;
 use labd_schemas::{Event, EventKind, ExperimentId, RunStatus};
 use prost::Message;
 use serde_json::{Map, Value as Json};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -120,24 +121,23 @@ fn half_to_f64(h: u16) -> f64 {
     }
 }
 
-/// One decoded record, as far as labd is concerned.
-enum Fact {
+/// One decoded record, as far as labd is concerned. Tags are borrowed from the record when it was read
+/// plainly ([`pb::plain_scalars`]).
+enum Fact<'a> {
     Scalars {
         step: i64,
         wall_time: f64,
-        values: BTreeMap<String, f64>,
+        values: Vec<(Cow<'a, str>, f64)>,
     },
     HParams(Map<String, Json>),
     End(Option<RunStatus>),
-    Nothing,
 }
 
-fn facts(e: pb::Event) -> Vec<Fact> {
+fn facts(e: pb::Event, out: &mut Vec<Fact<'_>>) {
     let Some(summary) = e.summary else {
-        return vec![Fact::Nothing];
+        return;
     };
-    let mut out = Vec::new();
-    let mut values = BTreeMap::new();
+    let mut values = Vec::new();
     for v in summary.value {
         let plugin = v
             .metadata
@@ -204,7 +204,7 @@ fn facts(e: pb::Event) -> Vec<Fact> {
             _ => None,
         };
         if let Some(x) = scalar {
-            values.insert(v.tag, x);
+            values.push((Cow::Owned(v.tag), x));
         }
     }
     if !values.is_empty() {
@@ -214,7 +214,6 @@ fn facts(e: pb::Event) -> Vec<Fact> {
             values,
         });
     }
-    out
 }
 
 /// The run a file belongs to: its folder.
@@ -251,7 +250,11 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
     let mut out = Output::default();
     let mut pos = 0usize;
     // Each record's facts, as decoded (the run's config may come after its first scalars).
-    let mut decoded: Vec<(u64, Vec<Fact>)> = Vec::new();
+    let mut decoded: Vec<(u64, Fact)> = Vec::new();
+    let mut plain = Vec::new();
+    let mut facts_of = Vec::new();
+    // The last record that decoded (with facts or not).
+    let mut last_decoded = None;
     while data.len() - pos >= 12 {
         let header = &data[pos..pos + 12];
         let len = u64::from_le_bytes(header[..8].try_into().unwrap_or_default());
@@ -294,8 +297,32 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
         }
         cursor.line = record;
         pos += total;
+        // Plain scalars are read straight from the bytes; anything else is decoded whole.
+        plain.clear();
+        if let Some((wall_time, step)) = pb::plain_scalars(body, &mut plain) {
+            last_decoded = Some(record);
+            if !plain.is_empty() {
+                let values = plain
+                    .iter()
+                    .map(|&(tag, v)| (Cow::Borrowed(tag), f64::from(v)))
+                    .collect();
+                decoded.push((
+                    record,
+                    Fact::Scalars {
+                        step,
+                        wall_time,
+                        values,
+                    },
+                ));
+            }
+            continue;
+        }
         match pb::Event::decode(body) {
-            Ok(e) => decoded.push((record, facts(e))),
+            Ok(e) => {
+                last_decoded = Some(record);
+                facts(e, &mut facts_of);
+                decoded.extend(facts_of.drain(..).map(|f| (record, f)));
+            }
             Err(e) => out.events.push(problem(
                 ctx,
                 Some(record),
@@ -314,15 +341,14 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
     let mark = format!("f:{file}");
     let taken = ctx.runs.get(&key).counters.get(&mark).copied().unwrap_or(0);
     decoded.retain(|(n, _)| *n > taken);
-    if let Some((last, _)) = decoded.last() {
-        ctx.runs.get(&key).counters.insert(mark, *last);
+    if let Some(last) = last_decoded.filter(|&n| n > taken) {
+        ctx.runs.get(&key).counters.insert(mark, last);
     }
     // The run's experiment, as `ctx.runs` holds it (looked up once; `begin` sets both).
     let mut current = ctx.runs.get(&key).current_exp.clone();
-    for (record, fs) in &decoded {
-        for f in fs {
+    for (record, f) in &decoded {
+        {
             match f {
-                Fact::Nothing => {}
                 Fact::HParams(config) => match current.clone() {
                     None => {
                         current = Some(begin(ctx, &key, &name, config.clone(), *record, &mut out));
@@ -349,8 +375,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                             // The run's config, when hparams come later in what was just read.
                             let config = decoded
                                 .iter()
-                                .flat_map(|(_, fs)| fs)
-                                .find_map(|f| match f {
+                                .find_map(|(_, f)| match f {
                                     Fact::HParams(c) => Some(c.clone()),
                                     _ => None,
                                 })
@@ -365,7 +390,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                     for (tag, v) in values {
                         let (split, metric) = match tag.split_once('/') {
                             Some((s, m)) if !s.is_empty() && !m.is_empty() => (Some(s), m),
-                            _ => (None, tag.as_str()),
+                            _ => (None, tag.as_ref()),
                         };
                         rows.entry(split)
                             .or_default()
@@ -482,6 +507,83 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The values prost's decoding gives for a record: `(wall_time, step, values)`, or `None` when it fails.
+    fn by_prost(body: &[u8]) -> Option<(u64, i64, Vec<(String, u32)>)> {
+        let e = pb::Event::decode(body).ok()?;
+        let (wall, step) = (e.wall_time.to_bits(), e.step);
+        let mut facts_of = Vec::new();
+        facts(e, &mut facts_of);
+        let values = facts_of
+            .into_iter()
+            .flat_map(|f| match f {
+                Fact::Scalars { values, .. } => values,
+                _ => Vec::new(),
+            })
+            .map(|(t, v)| (t.into_owned(), (v as f32).to_bits()))
+            .collect();
+        Some((wall, step, values))
+    }
+
+    proptest::proptest! {
+        /// Read plainly, a record gives what prost's decoding gives; anything it does not take plainly (a
+        /// tensor, metadata, damage) is left to prost.
+        #[test]
+        fn plain_scalars_read_as_prost_decodes(
+            wall in proptest::num::f64::ANY,
+            step in proptest::num::i64::ANY,
+            values in proptest::collection::vec(("[a-z/]{0,12}", proptest::num::f32::ANY, 0u8..8), 0..6),
+            cut in proptest::option::of(0usize..200),
+            flip in proptest::option::of((0usize..200, proptest::num::u8::ANY)),
+        ) {
+            let event = pb::Event {
+                wall_time: wall,
+                step,
+                file_version: (step % 3 == 0).then(|| "brain.Event:2".to_string()),
+                summary: Some(pb::Summary {
+                    value: values
+                        .iter()
+                        .map(|(tag, v, kind)| pb::Value {
+                            tag: tag.clone(),
+                            simple_value: (*kind != 1).then_some(*v),
+                            tensor: (*kind == 2).then(|| pb::Tensor {
+                                dtype: 1,
+                                shape: None,
+                                content: Vec::new(),
+                                float_val: vec![*v],
+                                double_val: Vec::new(),
+                                int_val: Vec::new(),
+                                int64_val: Vec::new(),
+                                half_val: Vec::new(),
+                            }),
+                            metadata: (*kind == 3).then(|| pb::Metadata {
+                                plugin_data: Some(pb::PluginData {
+                                    plugin_name: "scalars".into(),
+                                    content: Vec::new(),
+                                }),
+                                data_class: 1,
+                            }),
+                        })
+                        .collect(),
+                }),
+            };
+            let mut body = event.encode_to_vec();
+            if let Some(at) = cut {
+                body.truncate(at);
+            }
+            if let Some((at, b)) = flip
+                && at < body.len()
+            {
+                body[at] ^= b;
+            }
+            let mut plain = Vec::new();
+            if let Some((w, s)) = pb::plain_scalars(&body, &mut plain) {
+                let plain: Vec<(String, u32)> =
+                    plain.iter().map(|(t, v)| (t.to_string(), v.to_bits())).collect();
+                proptest::prop_assert_eq!(Some((w.to_bits(), s, plain)), by_prost(&body));
+            }
+        }
     }
 
     #[test]
