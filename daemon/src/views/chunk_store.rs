@@ -40,6 +40,8 @@ struct Inner {
     written: u64,
     /// The last write that failed (kept in memory meanwhile), told once.
     failing: bool,
+    /// Bytes of chunks no longer read (a sealed tail read back into its series to go on).
+    unused: u64,
 }
 
 #[derive(Debug)]
@@ -53,8 +55,14 @@ struct OnDisk {
 /// The store as a checkpoint names it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Saved {
-    /// The file (by name, in the log's directory) and how many of its bytes belong to the checkpoint.
-    File { name: String, len: u64 },
+    /// The file (by name, in the log's directory), how many of its bytes belong to the checkpoint, and how
+    /// many of those are no longer read.
+    File {
+        name: String,
+        len: u64,
+        #[serde(default)]
+        unused: u64,
+    },
     /// A store in memory, its bytes inline (tests).
     Memory(#[serde(with = "serde_bytes")] Vec<u8>),
 }
@@ -119,6 +127,7 @@ impl ChunkStore {
             pending: Vec::new(),
             written,
             failing: false,
+            unused: 0,
         })))
     }
 
@@ -131,8 +140,9 @@ impl ChunkStore {
                 pending: bytes,
                 written: 0,
                 failing: false,
+                unused: 0,
             })))),
-            Saved::File { name, len } => {
+            Saved::File { name, len, unused } => {
                 if !(name.starts_with(PREFIX) && name.ends_with(SUFFIX)) || name.contains('/') {
                     return Err(format!("names {name:?}, not a chunk file"));
                 }
@@ -154,7 +164,9 @@ impl ChunkStore {
                 }
                 file.set_len(len)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
-                Ok(ChunkStore::with_file(file, path, len, true))
+                let store = ChunkStore::with_file(file, path, len, true);
+                store.inner_mut().unused = unused.min(len);
+                Ok(store)
             }
         }
     }
@@ -262,6 +274,7 @@ impl ChunkStore {
             Saved::File {
                 name,
                 len: inner.written,
+                unused: inner.unused,
             },
             Some(file),
         ))
@@ -272,6 +285,16 @@ impl ChunkStore {
         if let Some(d) = &mut self.inner_mut().file {
             d.saved = true;
         }
+    }
+
+    /// Notes that the chunk at `r` is no longer read (its bytes stay in the file until a rebuild).
+    pub fn release(&self, r: ChunkRef) {
+        self.inner_mut().unused += u64::from(r.len) + 4;
+    }
+
+    /// Bytes stored that are no longer read.
+    pub fn unused(&self) -> u64 {
+        self.inner().unused
     }
 
     /// Bytes held in memory, and stored in all.
@@ -360,13 +383,14 @@ mod tests {
             "{err}"
         );
         // A checkpoint naming more than the file holds, or another file, is refused.
-        let Saved::File { name, len } = saved else {
+        let Saved::File { name, len, .. } = saved else {
             panic!("a file")
         };
         let err = ChunkStore::open(
             Saved::File {
                 name: name.clone(),
                 len: len + 1,
+                unused: 0,
             },
             dir.path(),
         )
@@ -376,7 +400,8 @@ mod tests {
             ChunkStore::open(
                 Saved::File {
                     name: "../labd.redb".into(),
-                    len: 0
+                    len: 0,
+                    unused: 0,
                 },
                 dir.path()
             )

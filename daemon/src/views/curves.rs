@@ -21,11 +21,12 @@ use std::path::Path;
 pub struct Series {
     chunks: Vec<ChunkRef>,
     /// The last points (fewer than a chunk) closed into the store when the series went quiet (its run ended,
-    /// or nothing came between two checkpoints); read back into `open` if more points come.
+    /// or nothing came over [`QUIET_LOOKS`] checkpoints); read back into `open` if more points come (the
+    /// sealed copy is then left unused in the chunk file).
     sealed: Option<ChunkRef>,
     open: Open,
-    /// Whether a point came since the last look for quiet series.
-    fresh: bool,
+    /// Looks for quiet series (one a curve checkpoint) since a point last came.
+    quiet: u8,
     /// Names of the custom axes (`tokens`, ...), in the order they first appeared.
     pub axes: Vec<String>,
     len: usize,
@@ -80,7 +81,7 @@ impl<'de> Deserialize<'de> for Series {
         Ok(Series {
             chunks: saved.chunks,
             sealed: saved.sealed,
-            fresh: false,
+            quiet: 0,
             open: Open::from_columns(c),
             axes: saved.axes,
             len: saved.len,
@@ -129,6 +130,7 @@ impl Series {
         v: f64,
     ) {
         if let Some(sealed) = self.sealed.take() {
+            store.release(sealed);
             self.open = match self.read_tail(store, sealed) {
                 Ok(c) => Open::from_columns(&c),
                 Err(e) => {
@@ -141,7 +143,7 @@ impl Series {
                 }
             };
         }
-        self.fresh = true;
+        self.quiet = 0;
         for name in x.keys() {
             if !self.axes.contains(name) {
                 self.axes.push(name.clone());
@@ -440,6 +442,10 @@ impl PartialEq for Curves {
     }
 }
 
+/// Looks (curve checkpoints, every few minutes while points come) a series stays quiet before its tail is
+/// sealed.
+pub const QUIET_LOOKS: u8 = 5;
+
 /// Key of the curve store's checkpoint in the log database, and the layout's version (an old one is ignored
 /// and the store rebuilt from the log).
 pub const CURVES_KEY: &str = "curves";
@@ -626,16 +632,18 @@ impl Curves {
         events.len()
     }
 
-    /// Seals the tails of the series no point came to since the last call (runs gone quiet without a final
-    /// status: crashed, killed, or read from files that never say); answers how many. The points read the same.
+    /// Seals the tails of the series no point came to over the last [`QUIET_LOOKS`] calls (runs gone quiet
+    /// without a final status: crashed, killed, or read from files that never say); answers how many. The
+    /// points read the same. (A run that only pauses is not sealed at every pause: a reopened tail leaves its
+    /// sealed copy unused in the chunk file until a replay writes a new one.)
     pub fn seal_quiet(&mut self) -> usize {
         let mut sealed = 0;
         for series in self.runs.values_mut().flat_map(|r| r.values_mut()) {
-            if !series.fresh && !series.open.is_empty() {
+            series.quiet = series.quiet.saturating_add(1);
+            if series.quiet > QUIET_LOOKS && !series.open.is_empty() {
                 series.seal(&self.store);
                 sealed += 1;
             }
-            series.fresh = false;
         }
         sealed
     }
@@ -970,8 +978,10 @@ mod tests {
         let b = &c.runs[&ExperimentId("b".into())]["train/loss"];
         assert!(b.sealed.is_none(), "a run still going keeps its tail open");
         assert!(c == reference, "the same points either way");
-        // b had points since the last look (none yet); at the next, nothing came: it is sealed.
-        assert_eq!(c.seal_quiet(), 0);
+        // b had points just now; once it has been quiet over QUIET_LOOKS looks, it is sealed.
+        for _ in 0..QUIET_LOOKS {
+            assert_eq!(c.seal_quiet(), 0);
+        }
         assert_eq!(c.seal_quiet(), 1);
         assert_eq!(c.seal_quiet(), 0);
         assert!(
@@ -991,6 +1001,10 @@ mod tests {
         back.apply_batch(n as u64 + 1, &more);
         reference.apply_batch(n as u64 + 1, &more);
         assert!(back == reference, "reopened tails go on where they stopped");
+        assert!(
+            back.store.unused() > 0,
+            "the sealed copies are counted unused"
+        );
         let s = back
             .series(&ExperimentId("a".into()), "train/loss")
             .unwrap();

@@ -189,11 +189,12 @@ fn load_curves(log: &EventLog, last: Seq) -> Result<Curves, LogError> {
         Some(bytes) => match Curves::decode_checkpoint(&bytes, &dir) {
             Ok(c) if c.applied <= last => {
                 tracing::info!(
-                    "curve store loaded: {} points as of seq {} ({:.0} MB index and tails, {:.0} MB of chunks) in {:.2}s",
+                    "curve store loaded: {} points as of seq {} ({:.0} MB index and tails, {:.0} MB of chunks, {:.0} MB of them no longer read) in {:.2}s",
                     c.points,
                     c.applied,
                     bytes.len() as f64 / 1e6,
                     c.stored_bytes() as f64 / 1e6,
+                    c.store.unused() as f64 / 1e6,
                     started.elapsed().as_secs_f64()
                 );
                 Some(c)
