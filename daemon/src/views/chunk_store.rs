@@ -101,7 +101,14 @@ impl ChunkStore {
                 .create_new(true)
                 .open(&path)
             {
-                Ok(f) => break (f, path),
+                Ok(f) => {
+                    // The new name made durable, so a checkpoint naming the file finds it after a power cut
+                    // (if this fails, such a checkpoint is refused at start and the store rebuilt).
+                    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+                        tracing::warn!("syncing {}: {e}", dir.display());
+                    }
+                    break (f, path);
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             }

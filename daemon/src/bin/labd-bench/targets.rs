@@ -65,6 +65,7 @@ pub fn run(labd: &Path, a: &Args) -> Result<()> {
     };
     let mut rows = Vec::new();
     let mpps = |points: u64, secs: f64| points as f64 / secs / 1e6;
+    let pace_before = pace();
 
     // The throughput and read figures are medians of three runs (this shared machine varies by a quarter and
     // more from one minute to the next); each run is listed beside its median.
@@ -279,6 +280,10 @@ pub fn run(labd: &Path, a: &Args) -> Result<()> {
     }
 
     print(a, &rows);
+    println!(
+        "this machine's pace (a fixed single-threaded loop; lower is faster): {pace_before:.0} ms before, {:.0} ms after",
+        pace()
+    );
     Ok(())
 }
 
@@ -365,6 +370,21 @@ fn tensorboard(labd: &Path, runs: usize, steps: usize) -> Result<f64> {
         .and_then(|s| s.rsplit(' ').next())
         .context("no M points/s in the TensorBoard line")?;
     Ok(before.parse()?)
+}
+
+/// Milliseconds a fixed single-threaded loop takes: how fast this shared machine runs at the moment (its pace
+/// varies by a quarter and more over minutes), printed beside the figures to read them by.
+fn pace() -> f64 {
+    let started = std::time::Instant::now();
+    let (mut x, mut acc) = (0x9E37_79B9_7F4A_7C15u64, 0f64);
+    for i in 0..50_000_000u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        acc += (x >> 11) as f64 * 1e-16 + i as f64 * 1e-20;
+    }
+    std::hint::black_box(acc);
+    started.elapsed().as_secs_f64() * 1e3
 }
 
 fn print(a: &Args, rows: &[Row]) {
