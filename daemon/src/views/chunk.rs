@@ -101,23 +101,28 @@ const HAS_WALL: u8 = 2;
 /// incremental encoding is tested against.
 #[cfg(test)]
 pub fn encode(c: &Columns) -> Vec<u8> {
-    let mut open = Open::default();
     // Column by column through the same streams the open tail writes point by point.
-    open.n = c.len();
-    for &s in &c.step {
-        put(&mut open.step, zigzag(s.wrapping_sub(open.prev_step)));
-        open.prev_step = s;
-    }
     let floats = |col: &[f64]| {
         let mut f = Floats::default();
         col.iter().for_each(|&v| f.push(v));
         f
     };
-    open.epoch = c.epoch.as_deref().map(floats);
-    open.wall = c.wall.as_deref().map(floats);
-    open.custom = c.custom.iter().map(|c| floats(c)).collect();
-    open.value = floats(&c.value);
-    open.close()
+    let mut step = Vec::new();
+    let mut prev_step = 0i64;
+    for &s in &c.step {
+        put(&mut step, zigzag(s.wrapping_sub(prev_step)));
+        prev_step = s;
+    }
+    Open {
+        n: c.len(),
+        prev_step,
+        step,
+        epoch: c.epoch.as_deref().map(floats),
+        wall: c.wall.as_deref().map(floats),
+        custom: c.custom.iter().map(|c| floats(c)).collect(),
+        value: floats(&c.value),
+    }
+    .close()
 }
 
 /// The `n` points of a chunk's bytes. An error means they are damaged.

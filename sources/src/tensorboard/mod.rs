@@ -509,8 +509,11 @@ mod tests {
             .collect()
     }
 
-    /// The values prost's decoding gives for a record: `(wall_time, step, values)`, or `None` when it fails.
-    fn by_prost(body: &[u8]) -> Option<(u64, i64, Vec<(String, u32)>)> {
+    /// A record's wall time's bits, step, and values (tags and `f32` bits).
+    type Read = (u64, i64, Vec<(String, u32)>);
+
+    /// What prost's decoding gives for a record, or `None` when it fails.
+    fn by_prost(body: &[u8]) -> Option<Read> {
         let e = pb::Event::decode(body).ok()?;
         let (wall, step) = (e.wall_time.to_bits(), e.step);
         let mut facts_of = Vec::new();
