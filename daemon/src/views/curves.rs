@@ -24,7 +24,8 @@ pub struct Series {
     /// or nothing came over [`QUIET_LOOKS`] checkpoints); read back into `open` if more points come (the
     /// sealed copy is then left unused in the chunk file).
     sealed: Option<ChunkRef>,
-    open: Open,
+    /// The open tail; none while it is empty (a sealed or new series holds no tail's room).
+    open: Option<Box<Open>>,
     /// Looks for quiet series (one a curve checkpoint) since a point last came.
     quiet: u8,
     /// Names of the custom axes (`tokens`, ...), in the order they first appeared.
@@ -45,7 +46,7 @@ struct SavedSeries<C, S> {
 
 impl Serialize for Series {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let open = self.open.columns().map_err(serde::ser::Error::custom)?;
+        let open = self.open_columns().map_err(serde::ser::Error::custom)?;
         SavedSeries {
             chunks: &self.chunks,
             sealed: self.sealed,
@@ -82,7 +83,7 @@ impl<'de> Deserialize<'de> for Series {
             chunks: saved.chunks,
             sealed: saved.sealed,
             quiet: 0,
-            open: Open::from_columns(c),
+            open: (n > 0).then(|| Box::new(Open::from_columns(c))),
             axes: saved.axes,
             len: saved.len,
         })
@@ -132,14 +133,14 @@ impl Series {
         if let Some(sealed) = self.sealed.take() {
             store.release(sealed);
             self.open = match self.read_tail(store, sealed) {
-                Ok(c) => Open::from_columns(&c),
+                Ok(c) => Some(Box::new(Open::from_columns(&c))),
                 Err(e) => {
                     // Checked by CRC and written by this process: damage here is shown, not hidden.
                     tracing::error!(
                         "curve store: a sealed tail does not read ({e}); its points are lost from the store (the log keeps them)"
                     );
                     self.len = self.chunks.len() * CHUNK;
-                    Open::default()
+                    None
                 }
             };
         }
@@ -153,11 +154,11 @@ impl Series {
             .axes
             .iter()
             .map(|name| x.get(name).copied().unwrap_or(f64::NAN));
-        self.open
-            .push(step.unwrap_or(NO_STEP), epoch, wall, custom, v);
+        let open = self.open.get_or_insert_default();
+        open.push(step.unwrap_or(NO_STEP), epoch, wall, custom, v);
         self.len += 1;
-        if self.open.len() == CHUNK {
-            self.chunks.push(store.append(&self.open.close()));
+        if open.len() == CHUNK {
+            self.chunks.push(store.append(&open.close()));
         }
     }
 
@@ -174,24 +175,35 @@ impl Series {
         self.len - self.chunks.len() * CHUNK
     }
 
+    /// Points in the open tail.
+    fn open_len(&self) -> usize {
+        self.open.as_ref().map_or(0, |o| o.len())
+    }
+
+    fn open_columns(&self) -> Result<Columns, String> {
+        self.open
+            .as_ref()
+            .map_or_else(|| Ok(Columns::default()), |o| o.columns())
+    }
+
     fn read_tail(&self, store: &ChunkStore, sealed: ChunkRef) -> Result<Columns, String> {
         chunk::decode(&store.read(sealed)?, self.tail_len())
     }
 
     /// Closes the open tail into the store (its memory freed); nothing to do when it is empty.
     fn seal(&mut self, store: &ChunkStore) {
-        if self.open.is_empty() {
-            return;
+        if let Some(mut open) = self.open.take()
+            && !open.is_empty()
+        {
+            self.sealed = Some(store.append(&open.close()));
         }
-        let bytes = std::mem::take(&mut self.open).close();
-        self.sealed = Some(store.append(&bytes));
     }
 
     /// Bytes held in memory: where the chunks are, the open tail, the axes' names.
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<Series>()
             + self.chunks.capacity() * std::mem::size_of::<ChunkRef>()
-            + self.open.bytes()
+            + self.open.as_ref().map_or(0, |o| o.bytes())
             + self.axes.iter().map(|a| a.capacity() + 24).sum::<usize>()
     }
 }
@@ -256,8 +268,8 @@ impl<'a> SeriesRef<'a> {
             }
             return Ok(());
         }
-        let n = s.chunks.len() * CHUNK + s.open.len();
-        if n != s.len || s.open.len() >= CHUNK {
+        let n = s.chunks.len() * CHUNK + s.open_len();
+        if n != s.len || s.open_len() >= CHUNK {
             return Err(format!("{n} points in chunks, {} counted", s.len));
         }
         Ok(())
@@ -271,7 +283,7 @@ impl<'a> SeriesRef<'a> {
                 .read(*c)
                 .and_then(|bytes| chunk::decode(&bytes, CHUNK)),
             (None, Some(sealed)) => self.series.read_tail(self.store, sealed),
-            (None, None) => self.series.open.columns(),
+            (None, None) => self.series.open_columns(),
         };
         decoded.unwrap_or_else(|e| {
             // Checked by CRC and written by this process: damage here is shown, not hidden.
@@ -640,7 +652,7 @@ impl Curves {
         let mut sealed = 0;
         for series in self.runs.values_mut().flat_map(|r| r.values_mut()) {
             series.quiet = series.quiet.saturating_add(1);
-            if series.quiet > QUIET_LOOKS && !series.open.is_empty() {
+            if series.quiet > QUIET_LOOKS && series.open_len() > 0 {
                 series.seal(&self.store);
                 sealed += 1;
             }
@@ -972,7 +984,7 @@ mod tests {
         reference.apply_batch(1, &events);
         let a = &c.runs[&ExperimentId("a".into())]["train/loss"];
         assert!(
-            a.sealed.is_some() && a.open.is_empty(),
+            a.sealed.is_some() && a.open.is_none(),
             "sealed when the run ended"
         );
         let b = &c.runs[&ExperimentId("b".into())]["train/loss"];
