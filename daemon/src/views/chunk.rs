@@ -36,16 +36,6 @@ impl Columns {
         self.value.is_empty()
     }
 
-    /// Bytes of point data held.
-    pub fn bytes(&self) -> usize {
-        let opt = |c: &Option<Vec<f64>>| c.as_ref().map_or(0, |c| c.capacity() * 8);
-        self.step.capacity() * 8
-            + self.value.capacity() * 8
-            + opt(&self.epoch)
-            + opt(&self.wall)
-            + self.custom.iter().map(|c| c.capacity() * 8).sum::<usize>()
-    }
-
     /// Appends `other`, filling the axes one side lacks with NaN.
     pub fn extend(&mut self, other: &Columns) {
         let n = self.len();

@@ -90,9 +90,6 @@ impl LiveViews {
             }
         }
         let v = self.read();
-        if v.curves.off {
-            return Ok(());
-        }
         let encode = |reason: String| LogError::Encode {
             what: "curve store checkpoint",
             reason,
