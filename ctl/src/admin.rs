@@ -255,6 +255,45 @@ fn describe(r: &EventRecord) -> String {
         K::SummaryRecorded(s) => format!("{} summary {}", s.exp, s.group),
         K::ArtifactRecorded(a) => format!("{} artifact {} {}", a.exp, a.role, a.path),
         K::StatusChanged(s) => format!("{} status {}", s.exp, s.status.as_str()),
+        K::RunChanged(c) => {
+            let mut parts = Vec::new();
+            if let Some(n) = &c.name {
+                parts.push(format!("renamed {n}"));
+            }
+            if !c.params.is_empty() {
+                parts.push(format!("{} params", c.params.len()));
+            }
+            if !c.set_tags.is_empty() || !c.removed_tags.is_empty() {
+                parts.push(format!(
+                    "tags +{} -{}",
+                    c.set_tags.len(),
+                    c.removed_tags.len()
+                ));
+            }
+            match c.deleted {
+                Some(true) => parts.push("deleted".into()),
+                Some(false) => parts.push("restored".into()),
+                None => {}
+            }
+            if !c.inputs.is_empty() {
+                parts.push(format!("{} inputs", c.inputs.len()));
+            }
+            format!("{} changed: {}", c.exp, parts.join(", "))
+        }
+        K::ProjectCreated(p) => format!("project {} created ({})", p.project, p.name),
+        K::ProjectChanged(p) => format!(
+            "project {} changed{}{}",
+            p.project,
+            p.name
+                .as_ref()
+                .map(|n| format!(": renamed {n}"))
+                .unwrap_or_default(),
+            match p.deleted {
+                Some(true) => ", deleted",
+                Some(false) => ", restored",
+                None => "",
+            }
+        ),
         K::FileIngested(f) => format!(
             "file {} bytes {}..{} ({} lines)",
             f.path, f.from, f.to, f.lines

@@ -164,6 +164,7 @@ pub async fn run(
         federation,
         started: Instant::now(),
         stopping,
+        mlflow_writes: tokio::sync::Mutex::new(()),
         config,
     });
     let shutdown = async move {

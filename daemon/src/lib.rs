@@ -33,6 +33,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod limits;
 pub mod mailbox;
+pub mod mlflow;
 pub mod process_group;
 pub mod replay;
 pub mod state;

@@ -36,6 +36,9 @@ pub struct AppState {
     pub started: Instant,
     /// Turns true when the daemon begins to stop (long-lived responses such as the SSE tail end then).
     pub stopping: watch::Receiver<bool>,
+    /// Held by an MLflow API call from checking the views to its events' commit, where the check decides
+    /// what is written (a new experiment's id and name, a parameter logged twice): such calls go one at a time.
+    pub mlflow_writes: tokio::sync::Mutex<()>,
 }
 
 impl AppState {

@@ -469,6 +469,7 @@ mod tests {
                     host: String::new(),
                     started: 0,
                     extra: Default::default(),
+                    project: None,
                 })),
                 Event::new(0, Source::Daemon, EventKind::MetricsLogged(MetricsLogged {
                     exp,

@@ -7,7 +7,17 @@ use std::fmt;
 /// The id of one experiment (one run). Built by the daemon from the run's start time, its name and the first
 /// eight hex digits of its config hash; a `-N` suffix tells apart runs that would otherwise collide.
 #[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(transparent)]
 pub struct ExperimentId(pub String);

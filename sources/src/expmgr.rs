@@ -157,6 +157,7 @@ fn experiment(id: &str, e: &Map<String, Value>, ctx: &mut Context<'_>, out: &mut
                     host: ctx.host.to_string(),
                     started,
                     extra,
+                    project: None,
                 }),
             ));
             let run = ctx.runs.get(&key);

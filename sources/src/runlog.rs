@@ -110,6 +110,7 @@ pub fn create_experiment(
             host: ctx.host.to_string(),
             started,
             extra: run.extra,
+            project: None,
         }),
     );
     (id, event)

@@ -317,11 +317,32 @@ pub fn try_request(
     body: Option<&Value>,
     token: Option<&str>,
 ) -> Result<(u16, Value), String> {
+    try_request_to(&format!("{addr}/api/v1{path}"), method, body, token)
+}
+
+/// A request to any path of the listener (MLflow's API, say), not only `/api/v1`'s; as [`request`].
+pub fn request_path(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+) -> (u16, Value) {
+    try_request_to(&format!("{addr}{path}"), method, body, token)
+        .unwrap_or_else(|e| panic!("{method} {addr}{path}: {e}"))
+}
+
+fn try_request_to(
+    url: &str,
+    method: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+) -> Result<(u16, Value), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
-    let url = format!("{addr}/api/v1{path}");
+    let url = url.to_string();
     let res = match (method, body) {
         ("GET", _) => {
             let mut r = agent.get(&url);

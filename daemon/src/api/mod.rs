@@ -146,6 +146,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         )
         .route("/api/v1/benchmarks/{id}/compare", get(benchmarks::compare))
         .route("/api/v1/benchmarks/{id}/cancel", post(benchmarks::cancel))
+        .merge(crate::mlflow::router())
         .fallback(|| async { Error::not_found("no such endpoint; see GET /api/v1/openapi.json") })
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
         .layer(middleware::from_fn_with_state(shared.clone(), time_limit))
@@ -174,7 +175,8 @@ pub async fn serve(
 /// Answers 408 when a request (reading its body included) takes longer than `request_timeout`; the event
 /// tail, which streams for as long as the client listens, is exempt.
 async fn time_limit(State(shared): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if req.uri().path() == "/api/v1/events/tail" {
+    // The event tail streams for as long as the client listens; artifact transfers take as long as their size.
+    if req.uri().path() == "/api/v1/events/tail" || is_artifact_transfer(&req) {
         return next.run(req).await;
     }
     let limit = shared.config.request_timeout;
@@ -188,6 +190,24 @@ async fn time_limit(State(shared): State<Arc<AppState>>, req: Request, next: Nex
     }
 }
 
+/// An upload or download of the MLflow artifact store (streamed, any size).
+fn is_artifact_transfer(req: &Request) -> bool {
+    req.uri()
+        .path()
+        .starts_with("/api/2.0/mlflow-artifacts/artifacts/")
+        || req
+            .uri()
+            .path()
+            .starts_with("/ajax-api/2.0/mlflow-artifacts/artifacts/")
+}
+
+/// A path of MLflow's API, whose clients read errors in MLflow's shape.
+fn is_mlflow(path: &str) -> bool {
+    ["/api/2.0/", "/ajax-api/2.0/", "/api/3.0/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
 async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
@@ -199,6 +219,19 @@ async fn auth(State(shared): State<Arc<AppState>>, req: Request, next: Next) -> 
     };
     let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !shared.config.loopback() || changes {
+        let mlflow = is_mlflow(req.uri().path());
+        let refuse = |msg: &str| {
+            if mlflow {
+                crate::mlflow::request::MlError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHENTICATED",
+                    format!("{msg} (MLflow clients send it from MLFLOW_TRACKING_TOKEN)"),
+                )
+                .into_response()
+            } else {
+                Error(StatusCode::UNAUTHORIZED, msg.into()).into_response()
+            }
+        };
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -206,17 +239,11 @@ async fn auth(State(shared): State<Arc<AppState>>, req: Request, next: Next) -> 
             .and_then(|v| v.strip_prefix("Bearer "));
         match given {
             Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => {}
-            Some(_) => {
-                return Error(StatusCode::UNAUTHORIZED, "wrong bearer token".into())
-                    .into_response();
-            }
+            Some(_) => return refuse("wrong bearer token"),
             None => {
-                return Error(
-                    StatusCode::UNAUTHORIZED,
-                    "this request needs `Authorization: Bearer <token>` (the daemon's LABD_TOKEN)"
-                        .into(),
-                )
-                .into_response();
+                return refuse(
+                    "this request needs `Authorization: Bearer <token>` (the daemon's LABD_TOKEN)",
+                );
             }
         }
     }
@@ -227,6 +254,9 @@ async fn auth(State(shared): State<Arc<AppState>>, req: Request, next: Next) -> 
 /// cut off by `DefaultBodyLimit` while being read).
 async fn announced_size(State(shared): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let limit = shared.config.max_body_bytes;
+    if is_artifact_transfer(&req) {
+        return next.run(req).await;
+    }
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)

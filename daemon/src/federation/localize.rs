@@ -5,7 +5,8 @@
 //!   are two files;
 //! - the id of a run, sweep or benchmark that is already taken here by another host's (or the hub's own):
 //!   `<id>@<host>`, with the id it has on its host kept in the origin. Ids that are free stay as they are, so an
-//!   id names the same run on its host and on the hub.
+//!   id names the same run on its host and on the hub;
+//! - project ids (MLflow's experiment ids, `1`, `2`, ... on every host): always `<id>@<host>`.
 //!
 //! Everything else (values, configs, times) is kept bit for bit.
 
@@ -84,7 +85,15 @@ impl Names {
             }
         };
         match &mut event.kind {
-            EventKind::ExperimentCreated(e) => run(&mut e.exp, self),
+            EventKind::ExperimentCreated(e) => {
+                run(&mut e.exp, self);
+                if let Some(p) = &mut e.project {
+                    *p = project(host, p);
+                }
+            }
+            EventKind::RunChanged(e) => run(&mut e.exp, self),
+            EventKind::ProjectCreated(p) => p.project = project(host, &p.project),
+            EventKind::ProjectChanged(p) => p.project = project(host, &p.project),
             EventKind::MetricsLogged(e) => run(&mut e.exp, self),
             EventKind::MessageLogged(e) => run(&mut e.exp, self),
             EventKind::SummaryRecorded(e) => run(&mut e.exp, self),
@@ -187,6 +196,11 @@ impl Names {
 /// A path of `host`'s as this hub records it.
 pub fn qualified(host: &str, path: &str) -> String {
     format!("{host}:{path}")
+}
+
+/// A host's project id on the hub, `<id>@<host>`: project ids are small numbers that every host gives out.
+fn project(host: &str, id: &str) -> String {
+    format!("{id}@{host}")
 }
 
 #[cfg(test)]

@@ -205,6 +205,7 @@ mod tests {
             ranges: vec![],
             origin_id: None,
             foreign: false,
+            project: None,
         }
     }
 

@@ -9,6 +9,8 @@ pub mod chunk_store;
 pub mod curves;
 pub mod ingest;
 pub mod live;
+pub mod mlflow;
+pub mod projects;
 pub mod registry;
 pub mod sweeps;
 
@@ -21,7 +23,7 @@ pub use ingest::IngestView;
 pub use registry::Registry;
 
 /// Bump when the checkpoint's layout changes: an old checkpoint is then ignored and the views rebuilt.
-const CHECKPOINT_VERSION: u32 = 7;
+const CHECKPOINT_VERSION: u32 = 8;
 /// Key of the views' checkpoint in the log database.
 pub const CHECKPOINT_KEY: &str = "views";
 
@@ -34,6 +36,8 @@ pub struct Views {
     pub ingest: IngestView,
     pub sweeps: sweeps::Sweeps,
     pub benchmarks: benchmarks::Benchmarks,
+    pub projects: projects::Projects,
+    pub mlflow: mlflow::MlflowRuns,
     /// Every metric's points in compressed columns. Checkpointed apart (`curves::CURVES_KEY`), see `Curves`.
     #[serde(skip)]
     pub curves: Curves,
@@ -58,6 +62,8 @@ impl Views {
         self.ingest.apply(seq, event);
         self.sweeps.apply(seq, event);
         self.benchmarks.apply(seq, event);
+        self.projects.apply(event);
+        self.mlflow.apply(event);
         self.curves.apply(seq, event);
         self.applied = seq;
         self.events += 1;
@@ -78,10 +84,12 @@ impl Views {
         self.registry.apply_batch(first, events);
         self.ingest.apply_batch(first, events);
         self.curves.apply_batch(first, events);
+        self.mlflow.apply_batch(events);
         for (i, e) in events.iter().enumerate() {
             let seq = first + i as u64;
             self.sweeps.apply(seq, e);
             self.benchmarks.apply(seq, e);
+            self.projects.apply(e);
             self.points += e.kind.points() as u64;
         }
         self.events += events.len() as u64;
@@ -258,6 +266,7 @@ mod tests {
                 host: "host".into(),
                 started: 5,
                 extra: Default::default(),
+                project: None,
             }),
         )
     }

@@ -43,6 +43,9 @@ pub struct Record {
     /// On a hub: whether the run was recorded by another host's labd (`host` is then that host's name).
     #[serde(default)]
     pub foreign: bool,
+    /// The project (an MLflow experiment) the run belongs to, by id.
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 /// The registry view.
@@ -98,6 +101,7 @@ impl Registry {
                         .and_then(|o| o.id.clone())
                         .map(ExperimentId),
                     foreign: event.origin.is_some(),
+                    project: c.project.clone(),
                 };
                 self.experiments.insert(c.exp.clone(), record);
                 return;
@@ -198,7 +202,10 @@ impl Record {
                         .unwrap_or(event.time)
                 });
             }
+            EventKind::RunChanged(c) => r.change(c),
             EventKind::ExperimentCreated(_)
+            | EventKind::ProjectCreated(_)
+            | EventKind::ProjectChanged(_)
             | EventKind::FileIngested(_)
             | EventKind::IngestError(_)
             | EventKind::SweepCreated(_)
@@ -207,6 +214,54 @@ impl Record {
             | EventKind::BenchStarted(_)
             | EventKind::BenchMeasured(_)
             | EventKind::BenchChanged(_) => {}
+        }
+    }
+}
+
+impl Record {
+    /// A later change of name, parameters or tags. Parameters join the config (typed as MLflow's stored
+    /// parameters are: numbers that say exactly what their text says become numbers), and the config hash
+    /// follows; tags are `key=value` labels, MLflow's own (`mlflow.*`) kept apart in `extra.mlflow_tags`, as
+    /// the MLflow store importer keeps them.
+    fn change(&mut self, c: &labd_schemas::event::RunChanged) {
+        if let Some(name) = &c.name {
+            self.name = name.clone();
+        }
+        if !c.params.is_empty() {
+            if !self.config.is_object() {
+                self.config = Value::Object(Map::new());
+            }
+            if let Value::Object(config) = &mut self.config {
+                for (k, v) in &c.params {
+                    config.insert(k.clone(), labd_sources::mlflow::typed(v));
+                }
+            }
+            self.config_hash = labd_schemas::canonical::config_hash(&self.config);
+        }
+        for (k, v) in &c.set_tags {
+            self.remove_tag(k);
+            if k.starts_with("mlflow.") {
+                if let Value::Object(t) = self
+                    .extra
+                    .entry("mlflow_tags")
+                    .or_insert_with(|| Value::Object(Map::new()))
+                {
+                    t.insert(k.clone(), Value::String(v.clone()));
+                }
+            } else {
+                self.tags.push(format!("{k}={v}"));
+            }
+        }
+        for k in &c.removed_tags {
+            self.remove_tag(k);
+        }
+    }
+
+    fn remove_tag(&mut self, key: &str) {
+        self.tags
+            .retain(|t| t.split_once('=').is_none_or(|(k, _)| k != key));
+        if let Some(Value::Object(t)) = self.extra.get_mut("mlflow_tags") {
+            t.remove(key);
         }
     }
 }
@@ -396,6 +451,7 @@ mod tests {
                 host: "host".into(),
                 started: 5,
                 extra: Map::new(),
+                project: None,
             }),
         )
     }

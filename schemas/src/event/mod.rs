@@ -133,6 +133,9 @@ pub enum EventKind {
     BenchStarted(Box<crate::bench::BenchStarted>),
     BenchMeasured(crate::bench::BenchMeasured),
     BenchChanged(crate::bench::BenchChanged),
+    ProjectCreated(ProjectCreated),
+    ProjectChanged(ProjectChanged),
+    RunChanged(RunChanged),
 }
 
 impl EventKind {
@@ -145,7 +148,10 @@ impl EventKind {
             EventKind::SummaryRecorded(e) => Some(&e.exp),
             EventKind::ArtifactRecorded(e) => Some(&e.exp),
             EventKind::StatusChanged(e) => Some(&e.exp),
+            EventKind::RunChanged(e) => Some(&e.exp),
             EventKind::FileIngested(_)
+            | EventKind::ProjectCreated(_)
+            | EventKind::ProjectChanged(_)
             | EventKind::IngestError(_)
             | EventKind::SweepCreated(_)
             | EventKind::SweepChanged(_)
@@ -173,6 +179,9 @@ impl EventKind {
             EventKind::BenchStarted(_) => "bench_started",
             EventKind::BenchMeasured(_) => "bench_measured",
             EventKind::BenchChanged(_) => "bench_changed",
+            EventKind::ProjectCreated(_) => "project_created",
+            EventKind::ProjectChanged(_) => "project_changed",
+            EventKind::RunChanged(_) => "run_changed",
         }
     }
 
@@ -204,6 +213,9 @@ pub struct ExperimentCreated {
     /// Fields of the `run` line labd does not know, kept as given.
     #[serde(default)]
     pub extra: Map<String, Value>,
+    /// The project (a named group of runs: an MLflow experiment) the run belongs to, by its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// One row of metric values at one position on the x-axes.
@@ -316,6 +328,57 @@ pub struct IngestError {
     /// format version this labd does not know (msgpack, as that labd wrote it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<serde_bytes::ByteBuf>,
+}
+
+/// A project began: a named group of runs (what MLflow calls an experiment). Its id is short and stable (MLflow's
+/// `experiment_id`: `"1"`, `"2"`, ...); `"0"`, the default project, exists without an event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProjectCreated {
+    pub project: String,
+    pub name: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Where its runs' artifacts go, when the creator named a place (MLflow's `artifact_location`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+}
+
+/// A project was renamed, deleted or restored, or its tags changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProjectChanged {
+    pub project: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `Some(true)`: deleted (kept, hidden from plain listings); `Some(false)`: restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<bool>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set_tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_tags: Vec<String>,
+}
+
+/// Something of a run other than its points and status changed after it began: its name, parameters logged
+/// later (each text as given; they join the run's config), key–value tags set or removed, deleted or restored
+/// (MLflow's soft delete), or inputs (datasets) it used.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunChanged {
+    pub exp: ExperimentId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set_tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<bool>,
+    /// Inputs as given (MLflow: `{"dataset": {...}, "tags": [...]}` objects).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Value>,
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ fn samples_v1() -> Vec<Event> {
                 host: "gpu01".into(),
                 started: 1_734_359_452_000_000,
                 extra: extra.clone(),
+                project: None,
             }),
         ),
         Event::new(
@@ -136,7 +137,102 @@ fn has_sample(kind: &EventKind) -> usize {
         EventKind::BenchStarted(_) => 11,
         EventKind::BenchMeasured(_) => 12,
         EventKind::BenchChanged(_) => 13,
+        EventKind::ProjectCreated(_) => 14,
+        EventKind::ProjectChanged(_) => 15,
+        EventKind::RunChanged(_) => 16,
     }
+}
+
+/// The project kinds (MLflow's experiments and the later changes of its runs), added to format version 1
+/// later, and a run created in a project.
+fn samples_v1_projects() -> Vec<Event> {
+    let http = |path: &str| Source::Http {
+        request: format!("POST /api/2.0/mlflow/{path}"),
+    };
+    let exp = ExperimentId("20261206_164605_parent_44136fa3".into());
+    let mut extra = Map::new();
+    extra.insert("source_format".into(), json!("mlflow-api"));
+    extra.insert("mlflow_user".into(), json!("ana"));
+    vec![
+        Event::new(
+            1_796_571_605_000_000,
+            http("experiments/create"),
+            EventKind::ProjectCreated(ProjectCreated {
+                project: "1".into(),
+                name: "scenario".into(),
+                tags: [("team".to_string(), "vision".to_string())].into(),
+                artifact_location: Some("/data/art".into()),
+                extra: Map::new(),
+            }),
+        ),
+        Event::new(
+            1_796_571_606_000_000,
+            http("experiments/update"),
+            EventKind::ProjectChanged(ProjectChanged {
+                project: "1".into(),
+                name: Some("renamed".into()),
+                deleted: Some(true),
+                set_tags: [("owner".to_string(), "ana".to_string())].into(),
+                removed_tags: vec!["team".into()],
+            }),
+        ),
+        Event::new(
+            1_796_571_607_000_000,
+            http("runs/log-batch"),
+            EventKind::RunChanged(RunChanged {
+                exp: exp.clone(),
+                name: Some("parent-2".into()),
+                params: [("lr".to_string(), "0.0100".to_string())].into(),
+                set_tags: [("mlflow.runName".to_string(), "parent-2".to_string())].into(),
+                removed_tags: vec!["note".into()],
+                deleted: Some(false),
+                inputs: vec![json!({"dataset": {"name": "d", "digest": "1"}, "tags": []})],
+            }),
+        ),
+        Event::new(
+            1_796_571_604_000_000,
+            http("runs/create"),
+            EventKind::ExperimentCreated(ExperimentCreated {
+                exp,
+                name: "parent".into(),
+                description: None,
+                tags: vec!["team=vision".into()],
+                config: json!({}),
+                config_hash: "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+                    .into(),
+                host: "gpu01".into(),
+                started: 1_796_571_604_000_000,
+                extra,
+                project: Some("1".into()),
+            }),
+        ),
+    ]
+}
+
+const SAMPLES_V1_PROJECTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/samples/events-v1-projects.msgpack"
+);
+
+#[test]
+fn stored_project_samples_keep_decoding() {
+    let samples = samples_v1_projects();
+    if std::env::var_os("LABD_WRITE_SAMPLES").is_some()
+        && !std::path::Path::new(SAMPLES_V1_PROJECTS).exists()
+    {
+        std::fs::write(
+            SAMPLES_V1_PROJECTS,
+            rmp_serde::to_vec_named(&samples).unwrap(),
+        )
+        .unwrap();
+    }
+    let bytes = std::fs::read(SAMPLES_V1_PROJECTS)
+        .expect("samples/events-v1-projects.msgpack (LABD_WRITE_SAMPLES=1 writes it once)");
+    let decoded: Vec<Event> =
+        rmp_serde::from_slice(&bytes).expect("stored project events must keep decoding");
+    let kinds: Vec<usize> = decoded.iter().map(|e| has_sample(&e.kind)).collect();
+    assert_eq!(kinds, [14, 15, 16, 0]);
+    assert_eq!(decoded, samples);
 }
 
 /// The sweep kinds, added to format version 1 later (old logs simply have none).

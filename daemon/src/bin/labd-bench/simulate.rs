@@ -58,6 +58,7 @@ pub fn run(runs: usize, steps: usize, metrics: usize) -> std::io::Result<Simulat
                 host: "sim".into(),
                 started: (t0 * 1e6) as i64,
                 extra: Default::default(),
+                project: None,
             }),
         ));
         for step in 0..steps {
