@@ -67,6 +67,23 @@ export LABD_NATS_SERVER="$nats_venv/bin/nats-server"
 echo "nats-server: $("$LABD_NATS_SERVER" --version)"
 # The federation tests fail instead of skipping.
 export LABD_REQUIRE_NATS=1
+step "the MLflow client (mlflow-skinny) and a real MLflow server (mlflow) for the MLflow API's tests"
+mlflow_venv="${LABD_MLFLOW_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/labd/mlflow-venv}"
+if ! "$mlflow_venv/bin/python" -c "import mlflow" >/dev/null 2>&1; then
+  rm -rf "$mlflow_venv"
+  python3 -m venv "$mlflow_venv"
+  "$mlflow_venv/bin/pip" install -q --disable-pip-version-check -r tests/mlflow/requirements.txt
+fi
+mlflow_server_venv="${LABD_MLFLOW_SERVER_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/labd/mlflow-server-venv}"
+if ! "$mlflow_server_venv/bin/python" -c "import mlflow.server" >/dev/null 2>&1; then
+  rm -rf "$mlflow_server_venv"
+  python3 -m venv "$mlflow_server_venv"
+  "$mlflow_server_venv/bin/pip" install -q --disable-pip-version-check -r tests/mlflow/server-requirements.txt
+fi
+export LABD_MLFLOW_PYTHON="$mlflow_venv/bin/python" LABD_MLFLOW_SERVER_PYTHON="$mlflow_server_venv/bin/python"
+echo "mlflow client $("$LABD_MLFLOW_PYTHON" -c 'import mlflow; print(mlflow.__version__)'), server $("$LABD_MLFLOW_SERVER_PYTHON" -c 'import mlflow; print(mlflow.__version__)')"
+# The MLflow tests fail instead of skipping.
+export LABD_REQUIRE_MLFLOW=1
 # The disk-full test mounts a tmpfs: as root it must run, not skip.
 if [ "$(id -u)" = 0 ]; then export LABD_REQUIRE_FAULTS=1; fi
 # Trial cgroups: as root on a host with writable v1 memory/pids hierarchies (CI's kind), they must be made.
@@ -100,6 +117,9 @@ if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get 
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || true
 fi
 target/debug/labd-bench --targets --small --dir "$(mktemp -d)/labd-targets"
+
+step "MLflow client into labd vs into mlflow server, small form (scripts/mlflow-bench.sh --small)"
+LABD_BIN=target/debug/labd scripts/mlflow-bench.sh --small
 
 step "fuzzing every parser and the event decoders (scripts/fuzz.sh, a few seconds each)"
 scripts/fuzz.sh "${LABD_FUZZ_SECONDS:-10}"

@@ -31,7 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "workers (views → events) and the handlers' state",
         &["sweeps", "benchmarks", "federation", "state"],
     ),
-    ("answers", &["api"]),
+    ("answers", &["api", "mlflow"]),
     ("wiring", &["daemon"]),
 ];
 

@@ -254,6 +254,20 @@ fn an_unchanged_mlflow_client_logs_into_labd_as_into_an_mlflow_server() {
         before
     );
     assert_eq!(history(&d), history_before);
+    // And views rebuilt from the log alone give the same answers.
+    let report = d.labctl_json(&["replay"]);
+    assert!(report.is_object(), "{report}");
+    assert_eq!(
+        request_path(
+            &d.addr,
+            "GET",
+            &format!("/api/2.0/mlflow/runs/get?run_id={id}"),
+            None,
+            None
+        ),
+        before
+    );
+    assert_eq!(history(&d), history_before);
 
     // The same script against a real MLflow server records the same.
     let Some(server_py) = python("LABD_MLFLOW_SERVER_PYTHON") else {

@@ -286,6 +286,57 @@ mod tests {
         assert_eq!(f.path, "gpu1:/data/r.jsonl");
     }
 
+    /// Project ids are small numbers every host gives out: a host's are always named by the host, and so is
+    /// the project of a run it created in one.
+    #[test]
+    fn projects_are_named_by_their_host() {
+        use labd_schemas::event::{ProjectChanged, ProjectCreated, RunChanged};
+        let ids = Ids::default();
+        let none = |_: &str, _: bool| false;
+        let mut names = Names::default();
+        let created = Event::new(
+            1,
+            Source::Daemon,
+            EventKind::ProjectCreated(ProjectCreated {
+                project: "1".into(),
+                name: "scenario".into(),
+                tags: Default::default(),
+                artifact_location: None,
+                extra: Default::default(),
+            }),
+        );
+        let EventKind::ProjectCreated(p) = names.localize(&ids, &none, "gpu1", 1, created).kind
+        else {
+            panic!()
+        };
+        assert_eq!(p.project, "1@gpu1");
+        let changed = Event::new(
+            2,
+            Source::Daemon,
+            EventKind::ProjectChanged(ProjectChanged {
+                project: "0".into(),
+                name: Some("main".into()),
+                deleted: None,
+                set_tags: Default::default(),
+                removed_tags: vec![],
+            }),
+        );
+        let EventKind::ProjectChanged(p) = names.localize(&ids, &none, "gpu2", 2, changed).kind
+        else {
+            panic!()
+        };
+        assert_eq!(p.project, "0@gpu2");
+        let run = Event::new(
+            3,
+            Source::Daemon,
+            EventKind::RunChanged(RunChanged {
+                exp: ExperimentId("r".into()),
+                ..RunChanged::default()
+            }),
+        );
+        assert_eq!(exp_of(&names.localize(&ids, &none, "gpu1", 3, run)), "r");
+    }
+
     #[test]
     fn sweeps_in_use_here_give_way() {
         let mut names = Names::default();
