@@ -192,6 +192,9 @@ pub struct Experiment {
     pub metrics: BTreeMap<String, MetricStats>,
     /// Fields of the `run` line labd does not know.
     pub extra: serde_json::Map<String, Value>,
+    /// The project (an MLflow experiment, by id) the run belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// One row of `GET /api/v1/experiments` and `labctl ls`.

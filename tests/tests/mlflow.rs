@@ -222,6 +222,13 @@ fn an_unchanged_mlflow_client_logs_into_labd_as_into_an_mlflow_server() {
     assert_eq!(logger["metrics"]["train_loss"]["points"], 20);
     assert_eq!(logger["config"]["hidden"], 128);
     assert_eq!(d.ls().len(), 6);
+    assert_eq!(logger["project"], "2");
+    let in_project = d.labctl_json(&["ls", "--where", "project == \"2\""]);
+    assert_eq!(
+        in_project.as_array().map(|r| r.iter().map(|r| r["name"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("logger-run")]),
+        "the MLflow experiment is the runs' project: {in_project}"
+    );
 
     // Every answer was durable when the client had it.
     let before = request_path(

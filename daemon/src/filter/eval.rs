@@ -100,6 +100,7 @@ fn lookup<'a>(f: &Field, r: &'a Record, clock: Clock) -> Option<Val<'a>> {
                 .to_string(),
         )),
         Field::Host => Val::Str(Borrowed(&r.host)),
+        Field::Project => Val::Str(Borrowed(r.project.as_deref()?)),
         Field::Description => Val::Str(Borrowed(r.description.as_deref()?)),
         Field::ConfigHash => Val::Str(Borrowed(&r.config_hash)),
         Field::Tag => Val::Many(r.tags.iter().map(|t| Val::Str(Borrowed(t))).collect()),

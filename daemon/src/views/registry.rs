@@ -424,6 +424,7 @@ impl Record {
             messages: self.messages,
             metrics: self.metrics.clone(),
             extra: self.extra.clone(),
+            project: self.project.clone(),
         }
     }
 }
