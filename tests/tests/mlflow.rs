@@ -225,7 +225,9 @@ fn an_unchanged_mlflow_client_logs_into_labd_as_into_an_mlflow_server() {
     assert_eq!(logger["project"], "2");
     let in_project = d.labctl_json(&["ls", "--where", "project == \"2\""]);
     assert_eq!(
-        in_project.as_array().map(|r| r.iter().map(|r| r["name"].clone()).collect::<Vec<_>>()),
+        in_project
+            .as_array()
+            .map(|r| r.iter().map(|r| r["name"].clone()).collect::<Vec<_>>()),
         Some(vec![json!("logger-run")]),
         "the MLflow experiment is the runs' project: {in_project}"
     );

@@ -28,7 +28,7 @@ fn name_ok(name: &str) -> MlResult<()> {
 }
 
 fn tag_ok(key: &str, value: &str) -> MlResult<()> {
-    validate::key(key, "key")?;
+    validate::key(key, || "key".into())?;
     validate::length(value, validate::MAX_EXPERIMENT_TAG_VAL_LENGTH, "value")
 }
 

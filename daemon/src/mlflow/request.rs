@@ -145,12 +145,44 @@ impl Fields {
         }
     }
 
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.fields
+    /// The fields, to read.
+    pub fn obj(&self) -> Obj<'_> {
+        Obj(&self.fields)
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.fields.get(key).filter(|v| !v.is_null())
+        self.obj().get(key)
+    }
+    pub fn opt_str(&self, key: &str) -> MlResult<Option<String>> {
+        self.obj().opt_str(key)
+    }
+    pub fn str(&self, key: &str) -> MlResult<String> {
+        self.obj().str(key)
+    }
+    pub fn opt_i64(&self, key: &str) -> MlResult<Option<i64>> {
+        self.obj().opt_i64(key)
+    }
+    pub fn run_id(&self) -> MlResult<String> {
+        self.obj().run_id()
+    }
+    pub fn strings(&self, key: &str) -> MlResult<Vec<String>> {
+        self.obj().strings(key)
+    }
+    pub fn objects(&self, key: &str) -> MlResult<Vec<Obj<'_>>> {
+        self.obj().objects(key)
+    }
+    pub fn pairs(&self, key: &str) -> MlResult<Vec<(String, String)>> {
+        self.obj().pairs(key)
+    }
+}
+
+/// A JSON object's fields, read as MLflow's server reads them (the call's, or one item of a list in it).
+#[derive(Clone, Copy, Debug)]
+pub struct Obj<'a>(pub &'a Map<String, Value>);
+
+impl<'a> Obj<'a> {
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.0.get(key).filter(|v| !v.is_null())
     }
 
     /// An optional text field (numbers given for it are taken as their text).
@@ -171,16 +203,9 @@ impl Fields {
         self.opt_str(key)?.ok_or_else(|| MlError::missing(key))
     }
 
-    /// A required, non-empty text field.
-    pub fn nonempty(&self, key: &str) -> MlResult<String> {
-        self.opt_str(key)?
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| MlError::missing(key))
-    }
-
     /// An optional int64 field: a JSON number with no fraction or a numeric string.
     pub fn opt_i64(&self, key: &str) -> MlResult<Option<i64>> {
-        self.get(key).map(|v| int64(v, key)).transpose()
+        self.get(key).map(|v| int64(v, || key.into())).transpose()
     }
 
     /// The run a call is about: `run_id`, or the older `run_uuid`.
@@ -217,14 +242,14 @@ impl Fields {
     }
 
     /// A list of objects (`metrics`, `params`, `tags`, `datasets`).
-    pub fn objects(&self, key: &str) -> MlResult<Vec<&Map<String, Value>>> {
+    pub fn objects(&self, key: &str) -> MlResult<Vec<Obj<'a>>> {
         match self.get(key) {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    v.as_object().ok_or_else(|| {
+                    v.as_object().map(Obj).ok_or_else(|| {
                         MlError::invalid(format!("{key}[{i}] must be a JSON object"))
                     })
                 })
@@ -238,8 +263,7 @@ impl Fields {
         self.objects(key)?
             .into_iter()
             .enumerate()
-            .map(|(i, o)| {
-                let f = Fields::from_map(o.clone());
+            .map(|(i, f)| {
                 let k = f
                     .opt_str("key")?
                     .ok_or_else(|| MlError::missing(&format!("{key}[{i}].key")))?;
@@ -273,10 +297,11 @@ fn from_query(query: &str) -> MlResult<Map<String, Value>> {
 }
 
 /// An int64 as protobuf's JSON gives it: a number with no fraction, or its decimal text.
-pub fn int64(v: &Value, key: &str) -> MlResult<i64> {
+pub fn int64(v: &Value, key: impl Fn() -> String) -> MlResult<i64> {
     let bad = || {
         MlError::invalid(format!(
-            "Invalid value {v} for parameter '{key}' supplied: expected a 64-bit integer"
+            "Invalid value {v} for parameter '{}' supplied: expected a 64-bit integer",
+            key()
         ))
     };
     match v {
@@ -294,10 +319,11 @@ pub fn int64(v: &Value, key: &str) -> MlResult<i64> {
 }
 
 /// A double as protobuf's JSON gives it: a number, its text, or `"NaN"`, `"Infinity"`, `"-Infinity"`.
-pub fn double(v: &Value, key: &str) -> MlResult<f64> {
+pub fn double(v: &Value, key: impl Fn() -> String) -> MlResult<f64> {
     let bad = || {
         MlError::invalid(format!(
-            "Invalid value {v} for parameter '{key}' supplied: expected a number"
+            "Invalid value {v} for parameter '{}' supplied: expected a number",
+            key()
         ))
     };
     match v {
@@ -345,13 +371,13 @@ mod tests {
         assert_eq!(f.run_id().expect("id"), "r");
         assert_eq!(f.opt_i64("timestamp").expect("t"), Some(1_700_000_000_001));
         assert_eq!(f.opt_i64("step").expect("s"), Some(2));
-        let d = |k| double(f.get(k).expect(k), k).expect("double");
+        let d = |k: &str| double(f.get(k).expect(k), || k.into()).expect("double");
         assert!(d("a").is_nan());
         assert_eq!(d("b"), f64::NEG_INFINITY);
         assert_eq!(d("c"), 1.5);
         assert_eq!(d("d"), 0.25);
-        assert!(double(&Value::Bool(true), "v").is_err());
-        assert!(int64(&json!(1.5), "step").is_err());
+        assert!(double(&Value::Bool(true), || "v".into()).is_err());
+        assert!(int64(&json!(1.5), || "step".into()).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! Parameters are immutable (a different value is MLflow's error), tags are upserts, metrics become
 //! `metrics_logged` rows (step, wall time from MLflow's milliseconds, NaN and infinities kept).
 
-use super::request::{Fields, MlError, MlResult, double, int64};
+use super::request::{Fields, MlError, MlResult, Obj, double, int64};
 use super::wire::{self, RunDoc};
 use super::{append, event, search, validate};
 use crate::state::AppState;
@@ -61,7 +61,7 @@ fn generated_name(seed: i64) -> String {
 }
 
 fn tag_ok(key: &str, value: &str, at: &str) -> MlResult<()> {
-    validate::key(key, &format!("{at}.key"))?;
+    validate::key(key, || format!("{at}.key"))?;
     validate::length(value, validate::MAX_TAG_VAL_LENGTH, &format!("{at}.value"))
 }
 
@@ -270,27 +270,32 @@ struct Metric {
     extra: Map<String, Value>,
 }
 
-fn metric(o: &Map<String, Value>, at: &str) -> MlResult<Metric> {
-    let f = Fields::from_map(o.clone());
+/// A metric of a call; `at` is its place in the call (`Some(i)`: `metrics[i]`), named only in errors.
+fn metric(f: Obj, at: Option<usize>) -> MlResult<Metric> {
+    let name = |field: &str| match at {
+        Some(i) => format!("metrics[{i}].{field}"),
+        None => field.to_string(),
+    };
     let key = f
         .opt_str("key")?
-        .ok_or_else(|| MlError::missing(&format!("{at}key")))?;
-    validate::key(&key, &format!("{at}name"))?;
+        .ok_or_else(|| MlError::missing(&name("key")))?;
+    validate::key(&key, || name("name"))?;
     let value = match f.get("value") {
-        Some(v) => double(v, &format!("{at}value"))?,
-        None => return Err(MlError::missing(&format!("{at}value"))),
+        Some(v) => double(v, || name("value"))?,
+        None => return Err(MlError::missing(&name("value"))),
     };
     let timestamp = match f.get("timestamp") {
-        Some(v) => int64(v, &format!("{at}timestamp"))?,
-        None => return Err(MlError::missing(&format!("{at}timestamp"))),
+        Some(v) => int64(v, || name("timestamp"))?,
+        None => return Err(MlError::missing(&name("timestamp"))),
     };
     if timestamp < 0 {
         return Err(MlError::invalid(format!(
-            "Invalid value {timestamp} for parameter '{at}timestamp' supplied: Timestamp must be a nonnegative long (64-bit integer)"
+            "Invalid value {timestamp} for parameter '{}' supplied: Timestamp must be a nonnegative long (64-bit integer)",
+            name("timestamp")
         )));
     }
     let step = match f.get("step") {
-        Some(v) => int64(v, &format!("{at}step"))?,
+        Some(v) => int64(v, || name("step"))?,
         None => 0,
     };
     let mut extra = Map::new();
@@ -364,7 +369,7 @@ async fn record(
         } else {
             format!("params[{i}].")
         };
-        validate::key(k, &format!("{at}key"))?;
+        validate::key(k, || format!("{at}key"))?;
         validate::length(v, validate::MAX_PARAM_VAL_LENGTH, &format!("{at}value"))?;
     }
     let mut seen = BTreeSet::new();
@@ -452,7 +457,7 @@ pub async fn log_batch(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
     let metrics = raw
         .iter()
         .enumerate()
-        .map(|(i, o)| metric(o, &format!("metrics[{i}].")))
+        .map(|(i, o)| metric(*o, Some(i)))
         .collect::<MlResult<Vec<_>>>()?;
     record(&s, &f, &id, metrics, params, tags, ParamCall::Batch).await?;
     Ok(json!({}))
@@ -461,7 +466,7 @@ pub async fn log_batch(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
 /// `POST runs/log-metric`: `run_id`, `key`, `value`, `timestamp`, `step`.
 pub async fn log_metric(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
     let id = f.run_id()?;
-    let m = metric(f.as_map(), "")?;
+    let m = metric(f.obj(), None)?;
     record(&s, &f, &id, vec![m], vec![], vec![], ParamCall::One).await?;
     Ok(json!({}))
 }
@@ -522,6 +527,7 @@ pub async fn log_inputs(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
             .get("dataset")
             .and_then(Value::as_object)
             .ok_or_else(|| MlError::missing(&format!("datasets[{i}].dataset")))?;
+
         for (field, max) in [
             ("name", 500),
             ("digest", 36),
@@ -539,7 +545,7 @@ pub async fn log_inputs(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
                 &format!("datasets[{i}].dataset.{field}"),
             )?;
         }
-        inputs.push(Value::Object(d.clone()));
+        inputs.push(Value::Object(d.0.clone()));
     }
     writable(&s, &id)?;
     append(

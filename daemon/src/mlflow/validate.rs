@@ -17,22 +17,25 @@ pub const SEARCH_MAX_RESULTS: i64 = 50000;
 
 /// A metric, parameter or tag key: letters, digits, `_ - . : /` and spaces, and a path that normalizes to
 /// itself (no `..`, no leading `/`, no empty or `.` parts).
-pub fn key(key: &str, field: &str) -> MlResult<()> {
+pub fn key(key: &str, field: impl Fn() -> String) -> MlResult<()> {
     if key.chars().count() > MAX_ENTITY_KEY_LENGTH {
         return Err(MlError::invalid(format!(
-            "'{field}' exceeds the maximum length of {MAX_ENTITY_KEY_LENGTH} characters"
+            "'{}' exceeds the maximum length of {MAX_ENTITY_KEY_LENGTH} characters",
+            field()
         )));
     }
     let allowed = |c: char| c.is_alphanumeric() || matches!(c, '_' | '/' | '.' | '-' | ' ' | ':');
     if !key.chars().all(allowed) {
         return Err(MlError::invalid(format!(
-            "Invalid value \"{key}\" for parameter '{field}' supplied: Names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/)."
+            "Invalid value \"{key}\" for parameter '{}' supplied: Names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/).",
+            field()
         )));
     }
     let norm = normpath(key);
     if norm != key || norm == "." || norm.starts_with("..") || norm.starts_with('/') {
         return Err(MlError::invalid(format!(
-            "Invalid value \"{key}\" for parameter '{field}' supplied: Names may be treated as files in certain cases, and must not resolve to other names when treated as such. This name would resolve to '{norm}'"
+            "Invalid value \"{key}\" for parameter '{}' supplied: Names may be treated as files in certain cases, and must not resolve to other names when treated as such. This name would resolve to '{norm}'",
+            field()
         )));
     }
     Ok(())
@@ -117,18 +120,18 @@ mod tests {
     #[test]
     fn keys_follow_mlflows_rules() {
         for ok in ["loss", "train/loss", "a.b-c_d e:f", "ünï", "a/c"] {
-            assert!(key(ok, "key").is_ok(), "{ok}");
+            assert!(key(ok, || "key".into()).is_ok(), "{ok}");
         }
         for bad in ["bad*key", "../x", "/abs", "a//b", "a/", ".", "", "a/./b"] {
-            assert!(key(bad, "key").is_err(), "{bad}");
+            assert!(key(bad, || "key".into()).is_err(), "{bad}");
         }
-        let e = key("../x", "key").expect_err("dots");
+        let e = key("../x", || "key".into()).expect_err("dots");
         assert!(
             e.message.contains("would resolve to '../x'"),
             "{}",
             e.message
         );
-        assert!(key(&"k".repeat(251), "key").is_err());
+        assert!(key(&"k".repeat(251), || "key".into()).is_err());
     }
 
     #[test]
