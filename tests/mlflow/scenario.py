@@ -73,6 +73,10 @@ with mlflow.start_run(run_name="parent") as parent:
         tags=[InputTag("mlflow.data.context", "train")],
     )])
 run_id = parent.info.run_id
+# The same point twice (a retried call, say) is kept once; another value at the same step and time is not.
+for v in (1.0, 1.0, 2.0):
+    client.log_metric(run_id, "dup", v, timestamp=1_700_000_000_000, step=0)
+client.log_batch(run_id, metrics=[Metric("dup", 3.0, 1_700_000_000_001, 1)] * 2)
 
 try:
     with mlflow.start_run(run_name="failing"):
@@ -94,6 +98,8 @@ for step in range(20):
     ])
 client.set_terminated(run.info.run_id, "FINISHED")
 
+mlflow.start_run(run_name="ended-by-hand", experiment_id=exp.experiment_id)
+mlflow.end_run(status="KILLED")
 killed = client.create_run(exp.experiment_id, run_name="killed")
 client.set_terminated(killed.info.run_id, "KILLED")
 deleted = client.create_run(exp.experiment_id, run_name="deleted")
@@ -145,6 +151,7 @@ out["runs"] = sorted((describe(r, names) for r in all_runs), key=lambda d: d["na
 out["active_runs"] = sorted(r.info.run_name for r in client.search_runs([exp.experiment_id]))
 out["history_loss"] = [(m.step, f(m.value)) for m in client.get_metric_history(run_id, "loss")]
 out["history_batch"] = [(m.step, m.timestamp, f(m.value)) for m in client.get_metric_history(run_id, "batch_m")]
+out["history_dup"] = [(m.step, m.timestamp, f(m.value)) for m in client.get_metric_history(run_id, "dup")]
 out["history_missing"] = client.get_metric_history(run_id, "no_such_metric")
 out["search"] = [r.info.run_name for r in client.search_runs(
     [exp.experiment_id], "params.lr = '0.01' and metrics.loss < 1", order_by=["metrics.loss DESC"])]

@@ -167,12 +167,27 @@ fn an_unchanged_mlflow_client_logs_into_labd_as_into_an_mlflow_server() {
         doc["history_batch"][3],
         json!([3, 1_700_000_000_003i64, "0.30000000000000004"])
     );
+    assert_eq!(
+        doc["history_dup"],
+        json!([
+            [0, 1_700_000_000_000i64, "1.0"],
+            [0, 1_700_000_000_000i64, "2.0"],
+            [1, 1_700_000_000_001i64, "3.0"]
+        ]),
+        "a point sent twice is kept once, as MLflow keeps it"
+    );
     assert_eq!(doc["search"], json!(["parent"]));
     assert_eq!(doc["search_status"], json!(["failing"]));
     assert_eq!(doc["paged"], doc["search_order"]);
     assert_eq!(
         doc["active_runs"],
-        json!(["child", "failing", "killed-renamed", "parent"])
+        json!([
+            "child",
+            "ended-by-hand",
+            "failing",
+            "killed-renamed",
+            "parent"
+        ])
     );
     assert_eq!(doc["artifact_text"], "hello world\n");
     assert_eq!(doc["artifacts_texts"], json!([["texts/hello.txt", 12]]));
@@ -184,7 +199,7 @@ fn an_unchanged_mlflow_client_logs_into_labd_as_into_an_mlflow_server() {
     assert_eq!(parent["status"], "FINISHED");
     assert_eq!(
         parent["metrics"],
-        json!({"acc": "0.5", "batch_m": "99.9", "inf_metric": "inf", "loss": "0.125", "nan_metric": "nan",
+        json!({"acc": "0.5", "batch_m": "99.9", "dup": "3.0", "inf_metric": "inf", "loss": "0.125", "nan_metric": "nan",
                "neg_zero": "-0.0", "ninf": "-inf", "third": "0.3333333333333333", "tiny": "5e-324",
                "train/loss": "0.75"})
     );
@@ -221,7 +236,7 @@ fn an_unchanged_mlflow_client_logs_into_labd_as_into_an_mlflow_server() {
     let logger = d.labctl_json(&["show", doc["logger_run_id"].as_str().expect("logger run")]);
     assert_eq!(logger["metrics"]["train_loss"]["points"], 20);
     assert_eq!(logger["config"]["hidden"], 128);
-    assert_eq!(d.ls().len(), 6);
+    assert_eq!(d.ls().len(), 7);
     assert_eq!(logger["project"], "2");
     let in_project = d.labctl_json(&["ls", "--where", "project == \"2\""]);
     assert_eq!(

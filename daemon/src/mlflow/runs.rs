@@ -6,12 +6,13 @@ use super::request::{Fields, MlError, MlResult, Obj, double, int64};
 use super::wire::{self, RunDoc};
 use super::{append, event, search, validate};
 use crate::state::AppState;
+use crate::views::mlflow::identity;
 use axum::http::StatusCode;
 use labd_schemas::event::{ExperimentCreated, MetricsLogged, RunChanged, StatusChanged};
 use labd_schemas::time::now_micros;
 use labd_schemas::{Event, EventKind, ExperimentId, RunStatus};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 /// The run `id` as MLflow describes it, or MLflow's 404.
@@ -346,6 +347,28 @@ fn rows(exp: &ExperimentId, metrics: Vec<Metric>, f: &Fields) -> Vec<Event> {
         .collect()
 }
 
+/// The metrics that are new: a point equal to one before it in the call, or to one of the run's latest
+/// (a call sent again), is kept once, as MLflow's store keeps it.
+fn once(s: &AppState, exp: &ExperimentId, metrics: Vec<Metric>) -> Vec<Metric> {
+    let ids: Vec<u64> = metrics
+        .iter()
+        .map(|m| identity(&m.key, m.step, m.timestamp, m.value))
+        .collect();
+    let mut seen: HashSet<u64> = s
+        .views()
+        .mlflow
+        .runs
+        .get(exp)
+        .map(|r| r.recent.iter().copied().collect())
+        .unwrap_or_default();
+    metrics
+        .into_iter()
+        .zip(ids)
+        .filter(|(_, id)| seen.insert(*id))
+        .map(|(m, _)| m)
+        .collect()
+}
+
 /// How a parameter logged again with another value is reported.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ParamCall {
@@ -424,6 +447,7 @@ async fn record(
         }));
     }
     let exp = ExperimentId(id.to_string());
+    let metrics = once(s, &exp, metrics);
     let mut events = Vec::new();
     let set_tags: BTreeMap<String, String> = tags.into_iter().collect();
     if !new.is_empty() || !set_tags.is_empty() {

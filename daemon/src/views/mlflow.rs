@@ -6,7 +6,29 @@
 use labd_schemas::{Event, EventKind, ExperimentId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+/// How many of a running run's latest points are remembered, so that a call sent again (MLflow's clients retry
+/// `log-batch` when an answer is lost) or a point logged twice is kept once, as MLflow's store keeps it.
+pub const RECENT: usize = 1000;
+
+/// A metric point's identity as MLflow's store has it (key, step, timestamp, value's bits): FNV-1a, stable
+/// across builds (it is saved in the views' checkpoint).
+pub fn identity(key: &str, step: i64, timestamp: i64, value: f64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(key.as_bytes());
+    eat(&[0xff]);
+    eat(&step.to_le_bytes());
+    eat(&timestamp.to_le_bytes());
+    eat(&value.to_bits().to_le_bytes());
+    h
+}
 
 /// A metric's latest point: step, timestamp (Unix milliseconds), value.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,6 +59,9 @@ pub struct MlRun {
     pub tags: BTreeMap<String, String>,
     pub latest: BTreeMap<String, Latest>,
     pub inputs: Vec<Value>,
+    /// Identities of the latest [`RECENT`] points while the run runs (emptied when it ends).
+    #[serde(default)]
+    pub recent: VecDeque<u64>,
 }
 
 /// The view.
@@ -138,6 +163,10 @@ impl MlflowRuns {
                 for (key, &value) in &m.values {
                     let mut name = String::new();
                     crate::views::registry::metric_key(m.split.as_deref(), key, &mut name);
+                    r.recent.push_back(identity(&name, step, timestamp, value));
+                    if r.recent.len() > RECENT {
+                        r.recent.pop_front();
+                    }
                     let new = Latest {
                         step,
                         timestamp,
