@@ -479,6 +479,17 @@ fn the_mlflow_api_answers_in_mlflows_shapes_and_limits() {
     );
     assert_eq!(h["metrics"][0]["value"], 0.1);
     assert!(h.get("next_page_token").is_none());
+    // The same call sent again (a client's retry) records nothing more.
+    let again = json!({"run_id": id, "metrics": [
+        {"key": "v", "value": 0.1, "timestamp": 1700000000004i64, "step": 4}
+    ]});
+    assert_eq!(call("POST", "runs/log-batch", Some(again)).0, 200);
+    let (_, all) = call(
+        "GET",
+        &format!("metrics/get-history?run_id={id}&metric_key=v"),
+        None,
+    );
+    assert_eq!(all["metrics"].as_array().map(Vec::len), Some(4), "{all}");
     let (s, e) = call(
         "POST",
         "runs/log-metric",
@@ -543,6 +554,53 @@ fn the_mlflow_api_answers_in_mlflows_shapes_and_limits() {
     assert!(points.iter().any(|p| p["step"] == 99
         && p["run_id"] == ids[1].as_str()
         && p["value"].as_f64() == Some(198.0)));
+    // Artifacts: an upload larger than the JSON body limit streams to disk and comes back whole; a path that
+    // leaves the run's folder is refused.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let big: Vec<u8> = (0..20u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let url = |rest: &str| {
+        format!(
+            "{}/api/2.0/mlflow-artifacts/artifacts/0/{id}/artifacts/{rest}",
+            d.addr
+        )
+    };
+    let put = agent
+        .put(&url("model/weights.bin"))
+        .send(&big[..])
+        .expect("upload");
+    assert_eq!(put.status().as_u16(), 200);
+    let mut got = agent
+        .get(&url("model/weights.bin"))
+        .call()
+        .expect("download");
+    let back = got
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .expect("body");
+    assert!(back == big, "the 20 MiB artifact comes back bit for bit");
+    let show = d.labctl_json(&["show", &id]);
+    assert_eq!(show["artifacts"][0]["size"], 20u64 << 20);
+    assert_eq!(
+        show["artifacts"][0]["sha256"].as_str().map(str::len),
+        Some(64)
+    );
+    let escape = agent
+        .put(&url("%2e%2e/%2e%2e/escape.txt"))
+        .send(&b"x"[..])
+        .expect("put");
+    assert_eq!(escape.status().as_u16(), 400);
+    assert!(
+        !tmp.path()
+            .join("data/mlflow-artifacts/0/escape.txt")
+            .exists()
+    );
     let (s, e) = call(
         "POST",
         "logged-models",
