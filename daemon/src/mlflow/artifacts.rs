@@ -59,8 +59,7 @@ fn run_file<'a>(s: &AppState, parts: &[&'a str]) -> MlResult<(wire::RunDoc, Vec<
             parts.join("/")
         )));
     };
-    let doc = wire::run_doc(&s.views(), run)
-        .ok_or_else(|| MlError::not_found(format!("Run with id={run} not found")))?;
+    let doc = super::runs::find(s, run)?;
     if doc.project != *project {
         return Err(MlError::invalid(format!(
             "run {run} belongs to experiment {}, not {project}",

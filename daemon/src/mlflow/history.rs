@@ -3,7 +3,7 @@
 
 use super::request::{Fields, MlError, MlResult};
 use super::search;
-use super::wire::{self, RunDoc};
+use super::wire;
 use crate::state::AppState;
 use crate::views::Views;
 use crate::views::chunk::{Columns, NO_STEP};
@@ -54,11 +54,6 @@ fn latest(c: &Columns, i: usize) -> Latest {
     }
 }
 
-fn find(s: &AppState, id: &str) -> MlResult<RunDoc> {
-    wire::run_doc(&s.views(), id)
-        .ok_or_else(|| MlError::not_found(format!("Run with id={id} not found")))
-}
-
 /// `GET metrics/get-history`: `run_id`, `metric_key`, optional `max_results` and `page_token`.
 pub async fn get(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
     let id = f.run_id()?;
@@ -78,7 +73,7 @@ pub async fn get(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
             .parse::<usize>()
             .map_err(|_| MlError::invalid(format!("Invalid page token '{t}'")))?,
     };
-    find(&s, &id)?;
+    super::runs::find(&s, &id)?;
     let got = points(&s.views(), &id, &key, start..start.saturating_add(max))?;
     let Some((len, c)) = got else {
         return Ok(json!({}));

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 /// The run `id` as MLflow describes it, or MLflow's 404.
-fn find(s: &AppState, id: &str) -> MlResult<RunDoc> {
+pub(super) fn find(s: &AppState, id: &str) -> MlResult<RunDoc> {
     wire::run_doc(&s.views(), id)
         .ok_or_else(|| MlError::not_found(format!("Run with id={id} not found")))
 }
