@@ -180,6 +180,8 @@ pub enum Distribution {
     LogUniform([f64; 2]),
     /// An integer in `[low, high]`.
     Int([i64; 2]),
+    /// An integer in `[low, high]` (both ≥ 1), drawn evenly on a log scale (layer widths, batch sizes).
+    LogInt([i64; 2]),
 }
 
 /// How trials are chosen.

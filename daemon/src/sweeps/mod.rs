@@ -12,6 +12,7 @@ mod record;
 mod recover;
 pub mod resources;
 pub mod runner;
+pub mod search;
 pub mod slurm;
 
 pub use record::Deps;

@@ -5,6 +5,7 @@
 use labd_schemas::canonical::canonical_json;
 use labd_schemas::sweep::{Distribution, Space, Strategy, SweepSpec, TrialPlan};
 use serde_json::Value;
+use super::search::rng::SplitMix64;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -190,6 +191,9 @@ fn random(spec: &SweepSpec) -> Result<Vec<BTreeMap<String, Value>>, PlanError> {
             Space::Distribution(Distribution::Int([lo, hi])) if lo > hi => {
                 return Err(bad("int needs low <= high"));
             }
+            Space::Distribution(Distribution::LogInt([lo, hi])) if *lo < 1 || lo > hi => {
+                return Err(bad("log_int needs 1 <= low <= high"));
+            }
             _ => {}
         }
     }
@@ -219,25 +223,10 @@ fn draw(space: &Space, rng: &mut SplitMix64) -> Value {
             let span = (hi - lo) as u64 + 1;
             Value::from(lo + (rng.next() % span) as i64)
         }
-    }
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, and the same seed draws the same trials in every version of
-/// labd (a general-purpose RNG crate does not promise that).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        Space::Distribution(Distribution::LogInt([lo, hi])) => {
+            let (a, b) = ((*lo as f64).ln(), ((*hi + 1) as f64).ln());
+            Value::from(((a + (b - a) * rng.unit()).exp().floor() as i64).clamp(*lo, *hi))
+        }
     }
 }
 

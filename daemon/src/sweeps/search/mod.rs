@@ -1,0 +1,38 @@
+//! Choosing trials from the results so far, and stopping hopeless ones: pure, seeded algorithms with no I/O.
+//! The scheduler feeds them what the views know and records what they decide as events.
+//!
+//! - [`domain`]: a swept parameter as a search space (float, int, either on a log scale, or categorical), and
+//!   the internal coordinate the samplers work in.
+//! - [`tpe`]: the tree-structured Parzen estimator (Optuna's default sampler): split the finished trials at a
+//!   quantile into good and bad, fit a Parzen density to each per parameter, draw candidates from the good one
+//!   and take the one with the best ratio.
+//! - [`qmc`]: quasi-random points (a randomly shifted Halton sequence), spread more evenly than random ones.
+//! - [`prune`]: early stopping from intermediate values: the median rule, ASHA (asynchronous successive
+//!   halving) and Hyperband's brackets over it.
+//! - [`pareto`]: the non-dominated trials of two or more objectives.
+//! - [`rng`]: the seeded generator they share.
+
+pub mod domain;
+pub mod pareto;
+pub mod prune;
+pub mod qmc;
+pub mod rng;
+pub mod tpe;
+
+/// Whether an objective is made small or large.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Minimize,
+    Maximize,
+}
+
+impl Direction {
+    /// `value` as a loss (smaller is better).
+    pub fn loss(self, value: f64) -> f64 {
+        match self {
+            Direction::Minimize => value,
+            Direction::Maximize => -value,
+        }
+    }
+}
