@@ -121,6 +121,9 @@ target/debug/labd-bench --targets --small --dir "$(mktemp -d)/labd-targets"
 step "MLflow client into labd vs into mlflow server, small form (scripts/mlflow-bench.sh --small)"
 LABD_BIN=target/debug/labd scripts/mlflow-bench.sh --small
 
+step "labd's TPE vs Optuna's, small form (scripts/search-bench.sh --small)"
+LABD_SEARCH_BENCH=target/debug/labd-search-bench scripts/search-bench.sh --small
+
 step "fuzzing every parser and the event decoders (scripts/fuzz.sh, a few seconds each)"
 scripts/fuzz.sh "${LABD_FUZZ_SECONDS:-10}"
 

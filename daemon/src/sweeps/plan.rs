@@ -2,10 +2,10 @@
 //! parameters written into the base config by dot path, deterministic trial ids, and the trial's command with
 //! its placeholders filled in. Pure: no I/O.
 
+use super::search::rng::SplitMix64;
 use labd_schemas::canonical::canonical_json;
 use labd_schemas::sweep::{Distribution, Space, Strategy, SweepSpec, TrialPlan};
 use serde_json::Value;
-use super::search::rng::SplitMix64;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -211,7 +211,7 @@ fn random(spec: &SweepSpec) -> Result<Vec<BTreeMap<String, Value>>, PlanError> {
 fn draw(space: &Space, rng: &mut SplitMix64) -> Value {
     match space {
         Space::Values(v) | Space::Distribution(Distribution::Choice(v)) => {
-            v[(rng.next() % v.len() as u64) as usize].clone()
+            v[(rng.next_u64() % v.len() as u64) as usize].clone()
         }
         Space::Distribution(Distribution::Uniform([lo, hi])) => {
             Value::from(lo + (hi - lo) * rng.unit())
@@ -221,7 +221,7 @@ fn draw(space: &Space, rng: &mut SplitMix64) -> Value {
         }
         Space::Distribution(Distribution::Int([lo, hi])) => {
             let span = (hi - lo) as u64 + 1;
-            Value::from(lo + (rng.next() % span) as i64)
+            Value::from(lo + (rng.next_u64() % span) as i64)
         }
         Space::Distribution(Distribution::LogInt([lo, hi])) => {
             let (a, b) = ((*lo as f64).ln(), ((*hi + 1) as f64).ln());

@@ -46,7 +46,11 @@ pub fn median(
     if completed.len() < n_startup || step < warmup_steps {
         return None;
     }
-    let reported: Vec<f64> = curve.iter().filter(|(s, _)| *s <= step).map(|p| p.1).collect();
+    let reported: Vec<f64> = curve
+        .iter()
+        .filter(|(s, _)| *s <= step)
+        .map(|p| p.1)
+        .collect();
     if reported.is_empty() {
         return None;
     }
@@ -194,7 +198,7 @@ impl Hyperband {
     /// The bracket trial number `n` joins.
     pub fn bracket_of(&self, n: u64) -> usize {
         let total: u64 = self.budgets.iter().sum();
-        let mut x = SplitMix64::for_decision(0x4879_7065_7262_616e, n).next() % total.max(1);
+        let mut x = SplitMix64::for_decision(0x4879_7065_7262_616e, n).next_u64() % total.max(1);
         for (i, b) in self.budgets.iter().enumerate() {
             if x < *b {
                 return i;
@@ -265,7 +269,10 @@ mod tests {
         );
         assert_eq!(asha.rungs()[0], bases.to_vec());
         assert_eq!(asha.rungs()[2], [5.0 / 9.0, 3.0 / 9.0, 1.0 / 9.0]);
-        assert_eq!((asha.resource(0), asha.resource(1), asha.resource(2)), (1, 3, 9));
+        assert_eq!(
+            (asha.resource(0), asha.resource(1), asha.resource(2)),
+            (1, 3, 9)
+        );
     }
 
     #[test]
@@ -299,7 +306,10 @@ mod tests {
         assert_eq!(hb.brackets.len(), 4);
         assert_eq!(hb.budgets, [27, 12, 6, 4]);
         assert_eq!(
-            hb.brackets.iter().map(|b| b.resource(0)).collect::<Vec<_>>(),
+            hb.brackets
+                .iter()
+                .map(|b| b.resource(0))
+                .collect::<Vec<_>>(),
             [1, 3, 9, 27]
         );
         let mut counts = [0; 4];
@@ -307,10 +317,17 @@ mod tests {
             counts[hb.bracket_of(n)] += 1;
         }
         // In proportion to 27 : 12 : 6 : 4.
-        assert!(counts[0] > counts[1] && counts[1] > counts[2] && counts[2] > counts[3], "{counts:?}");
+        assert!(
+            counts[0] > counts[1] && counts[1] > counts[2] && counts[2] > counts[3],
+            "{counts:?}"
+        );
         let mut hb = Hyperband::new(1, 9, 3);
-        let first = (0..100).find(|n| hb.bracket_of(*n) == 0).expect("a trial in bracket 0");
-        let other = (0..100).find(|n| hb.bracket_of(*n) == 1).expect("a trial in bracket 1");
+        let first = (0..100)
+            .find(|n| hb.bracket_of(*n) == 0)
+            .expect("a trial in bracket 0");
+        let other = (0..100)
+            .find(|n| hb.bracket_of(*n) == 1)
+            .expect("a trial in bracket 1");
         assert_eq!(hb.report("a", first, 1, 5.0), None);
         assert_eq!(hb.report("b", other, 3, 9.0), None, "alone in its bracket");
     }

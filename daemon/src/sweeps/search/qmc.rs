@@ -1,7 +1,8 @@
 //! Quasi-random search: the Halton sequence (the radical inverse of the trial number in the d-th prime base
-//! for the d-th parameter), shifted by a random offset drawn from the seed (Cranley–Patterson rotation) so that
-//! two seeds give two different, equally even designs. Points fill the unit cube more evenly than random
-//! draws, which helps small budgets.
+//! for the d-th parameter), scrambled (each dimension's digits through a random permutation that keeps 0,
+//! which undoes the plain sequence's correlations between high dimensions) and shifted by a random offset
+//! (Cranley–Patterson rotation), both drawn from the seed, so that two seeds give two different, equally even
+//! designs. Points fill the unit cube more evenly than random draws, which helps small budgets.
 
 use super::domain::Domain;
 use super::rng::SplitMix64;
@@ -9,15 +10,23 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 const PRIMES: [u64; 40] = [
-    2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101,
-    103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167, 173,
+    2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97,
+    101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167, 173,
 ];
 
 /// The radical inverse of `i` in `base`: its digits mirrored behind the point.
-pub fn radical_inverse(mut i: u64, base: u64) -> f64 {
+pub fn radical_inverse(i: u64, base: u64) -> f64 {
+    scrambled_inverse(i, base, None)
+}
+
+/// The radical inverse with each digit `d` written as `perm[d]` (`perm[0] == 0`, so the infinitely many
+/// leading zeros stay zeros).
+fn scrambled_inverse(mut i: u64, base: u64, perm: Option<&[u64]>) -> f64 {
     let (mut out, mut f) = (0.0, 1.0 / base as f64);
     while i > 0 {
-        out += (i % base) as f64 * f;
+        let d = i % base;
+        let d = perm.map_or(d, |p| p[d as usize]);
+        out += d as f64 * f;
         i /= base;
         f /= base as f64;
     }
@@ -31,7 +40,13 @@ pub fn halton(n: u64, dims: usize, seed: u64) -> Vec<f64> {
     (0..dims)
         .map(|d| {
             let base = PRIMES.get(d).copied().unwrap_or_else(|| nth_prime(d));
-            (radical_inverse(n, base) + rng.unit()).fract()
+            // Fisher–Yates over the digits 1..base.
+            let mut perm: Vec<u64> = (0..base).collect();
+            for j in (2..base as usize).rev() {
+                let k = 1 + (rng.next_u64() % j as u64) as usize;
+                perm.swap(j, k);
+            }
+            (scrambled_inverse(n, base, Some(&perm)) + rng.unit()).fract()
         })
         .collect()
 }
@@ -41,7 +56,10 @@ fn nth_prime(d: usize) -> u64 {
     let mut k = 1u64;
     loop {
         k += 1;
-        if (2..k).take_while(|p| p * p <= k).all(|p| k % p != 0) {
+        if (2..k)
+            .take_while(|p| p * p <= k)
+            .all(|p| !k.is_multiple_of(p))
+        {
             if found == d {
                 return k;
             }

@@ -9,11 +9,11 @@ impl SplitMix64 {
     /// A generator for one decision: the sweep's seed and the decision's number, mixed.
     pub fn for_decision(seed: u64, n: u64) -> SplitMix64 {
         let mut r = SplitMix64(seed ^ n.wrapping_mul(0xd1b5_4a32_d192_ed03));
-        r.next();
+        r.next_u64();
         r
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -23,7 +23,7 @@ impl SplitMix64 {
 
     /// Uniform in [0, 1).
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Standard normal (Box–Muller).

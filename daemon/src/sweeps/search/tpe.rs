@@ -1,13 +1,12 @@
 //! The tree-structured Parzen estimator (Bergstra et al. 2011), as Optuna's default `TPESampler` runs it
-//! (univariate): after `n_startup` random trials, the finished trials are split at the quantile
-//! `gamma(n) = min(ceil(n / 10), 25)` into good (`l`) and bad (`g`); for each parameter a Parzen estimator
-//! (a mixture of truncated normals on the parameter's internal coordinate, or of categorical kernels, plus a
-//! prior over the whole domain) is fitted to each side, weighting older trials down once there are more than 25
-//! (`default_weights`); `n_candidates` points drawn from `l` are scored by `log l(x) − log g(x)` (the expected
-//! improvement's ratio) and the best is taken. Bandwidths follow Optuna: the larger distance to a neighbour
-//! (the domain's ends counting only for the prior's neighbours), clipped to `[range / min(100, 1 + kernels),
-//! range]`. A parameter that a trial lacks (a conditional one) is fitted on the trials that have it. Pruned
-//! trials count as worse than every completed one.
+//! (Optuna 5: multivariate, Falkner et al. 2018): after `n_startup` random trials, the finished trials are split
+//! at the quantile `gamma(n) = min(ceil(n / 10), 25)` into good (`l`) and bad (`g`); a Parzen estimator is
+//! fitted to each side, a kernel per trial (a product over the parameters of truncated normals on their
+//! internal coordinates, or categorical distributions) plus a prior over the whole space, weighting older
+//! trials down once there are more than 25 (`default_weights`); `n_candidates` points drawn from `l` are
+//! scored by `log l(x) − log g(x)` (the expected improvement's ratio) and the best is taken. Bandwidths follow
+//! Optuna. A parameter that only some trials have (a conditional one) is sampled on its own, from the trials
+//! that have it. Pruned trials count as worse than every completed one.
 
 use super::domain::Domain;
 use super::rng::SplitMix64;
@@ -70,6 +69,9 @@ pub fn weights(n: usize) -> Vec<f64> {
     w
 }
 
+/// A parameter of the space: its name and domain.
+type Param<'a> = (&'a String, &'a Domain);
+
 /// The next trial's parameters, given the trials finished so far (in trial order).
 pub fn suggest(
     space: &BTreeMap<String, Domain>,
@@ -92,65 +94,132 @@ pub fn suggest(
     order.sort_by(|&a, &b| {
         let key = |o: &Observed| (o.pruned, if o.pruned { 0.0 } else { o.loss });
         let (ka, kb) = (key(usable[a]), key(usable[b]));
-        ka.0.cmp(&kb.0)
-            .then(ka.1.total_cmp(&kb.1))
-            .then(a.cmp(&b))
+        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(a.cmp(&b))
     });
     let n_below = gamma(usable.len());
     let mut good = vec![false; usable.len()];
     for &i in &order[..n_below] {
         good[i] = true;
     }
-    space
-        .iter()
-        .map(|(name, domain)| {
-            let side = |want: bool| -> Vec<f64> {
-                usable
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| good[*i] == want)
-                    .filter_map(|(_, o)| o.params.get(name).and_then(|v| domain.internal(v)))
-                    .collect()
-            };
-            let l = Parzen::fit(domain, &side(true), settings.prior_weight);
-            let g = Parzen::fit(domain, &side(false), settings.prior_weight);
-            let mut best = (f64::NEG_INFINITY, None);
-            for _ in 0..settings.n_candidates.max(1) {
-                let x = l.sample(rng);
-                let score = l.log_pdf(x) - g.log_pdf(x);
-                if best.1.is_none() || score > best.0 {
-                    best = (score, Some(x));
-                }
-            }
-            let x = best.1.unwrap_or_else(|| l.sample(rng));
-            (name.clone(), domain.value(x))
+    // The parameters every trial has are sampled jointly (a product kernel per trial, as Optuna's
+    // multivariate TPE, its default); a parameter only some trials have, on its own from those trials.
+    let (joint, single): (Vec<Param>, Vec<Param>) = space.iter().partition(|(name, domain)| {
+        usable.iter().all(|o| {
+            o.params
+                .get(*name)
+                .and_then(|v| domain.internal(v))
+                .is_some()
         })
-        .collect()
+    });
+    let mut out = BTreeMap::new();
+    let mut groups: Vec<Vec<Param>> = vec![joint];
+    groups.extend(single.into_iter().map(|p| vec![p]));
+    for group in groups.into_iter().filter(|g| !g.is_empty()) {
+        let side = |want: bool| -> Vec<Vec<f64>> {
+            usable
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| good[*i] == want)
+                .filter_map(|(_, o)| {
+                    group
+                        .iter()
+                        .map(|(name, d)| o.params.get(*name).and_then(|v| d.internal(v)))
+                        .collect::<Option<Vec<f64>>>()
+                })
+                .collect()
+        };
+        let domains: Vec<&Domain> = group.iter().map(|(_, d)| *d).collect();
+        let l = Mixture::fit(&domains, &side(true), settings.prior_weight);
+        let g = Mixture::fit(&domains, &side(false), settings.prior_weight);
+        let mut best: Option<(f64, Vec<f64>)> = None;
+        for _ in 0..settings.n_candidates.max(1) {
+            let x = l.sample(rng);
+            let score = l.log_pdf(&x) - g.log_pdf(&x);
+            if best.as_ref().is_none_or(|(b, _)| score > *b) {
+                best = Some((score, x));
+            }
+        }
+        let x = best.map(|b| b.1).unwrap_or_else(|| l.sample(rng));
+        for ((name, domain), xi) in group.iter().zip(x) {
+            out.insert((*name).clone(), domain.value(xi));
+        }
+    }
+    out
 }
 
-/// A Parzen estimator of one parameter on one side.
+/// A Parzen estimator over some parameters: kernels (one per trial, and the prior last) with weights, each a
+/// product over the parameters of a truncated normal or a categorical distribution.
 #[derive(Clone, Debug)]
-enum Parzen {
+struct Mixture {
+    weights: Vec<f64>,
+    dims: Vec<Dim>,
+}
+
+/// One parameter's factor of every kernel.
+#[derive(Clone, Debug)]
+enum Dim {
     Numeric {
         mus: Vec<f64>,
         sigmas: Vec<f64>,
-        weights: Vec<f64>,
         low: f64,
         high: f64,
     },
-    Categorical {
-        /// Per kernel, the probability of each choice.
-        probs: Vec<Vec<f64>>,
-        weights: Vec<f64>,
-    },
+    /// Per kernel, the probability of each choice.
+    Categorical(Vec<Vec<f64>>),
 }
 
-impl Parzen {
-    fn fit(domain: &Domain, obs: &[f64], prior_weight: f64) -> Parzen {
-        let mut weights = weights(obs.len());
-        weights.push(prior_weight);
+impl Mixture {
+    /// `obs[i][d]`: trial i's internal coordinate of parameter d.
+    fn fit(domains: &[&Domain], obs: &[Vec<f64>], prior_weight: f64) -> Mixture {
+        let mut weights = if obs.is_empty() {
+            vec![1.0]
+        } else {
+            let mut w = weights(obs.len());
+            w.push(prior_weight);
+            w
+        };
         let total: f64 = weights.iter().sum();
         weights.iter_mut().for_each(|w| *w /= total);
+        let dims = domains
+            .iter()
+            .enumerate()
+            .map(|(d, domain)| {
+                let column: Vec<f64> = obs.iter().map(|o| o[d]).collect();
+                Dim::fit(domain, &column, prior_weight)
+            })
+            .collect();
+        Mixture { weights, dims }
+    }
+
+    fn sample(&self, rng: &mut SplitMix64) -> Vec<f64> {
+        let k = rng.weighted(&self.weights);
+        self.dims.iter().map(|d| d.sample(k, rng)).collect()
+    }
+
+    fn log_pdf(&self, x: &[f64]) -> f64 {
+        let terms: Vec<f64> = self
+            .weights
+            .iter()
+            .enumerate()
+            .map(|(k, w)| {
+                w.ln()
+                    + self
+                        .dims
+                        .iter()
+                        .zip(x)
+                        .map(|(d, &xi)| d.log_pdf(k, xi))
+                        .sum::<f64>()
+            })
+            .collect();
+        log_sum_exp(&terms)
+    }
+}
+
+impl Dim {
+    /// One parameter's factors: a kernel at each observation and the prior (Optuna's bandwidths: the larger
+    /// gap to a neighbouring observation, the domain's ends counting only where there are fewer than two
+    /// neighbours, clipped to `[range / min(100, kernels + 1), range]`; the prior over the whole range).
+    fn fit(domain: &Domain, obs: &[f64], prior_weight: f64) -> Dim {
         if let Domain::Categorical(choices) = domain {
             let n = choices.len().max(1);
             let kernels = obs.len() + 1;
@@ -169,103 +238,81 @@ impl Parzen {
                 let s: f64 = row.iter().sum();
                 row.iter_mut().for_each(|p| *p /= s);
             }
-            return Parzen::Categorical { probs, weights };
+            return Dim::Categorical(probs);
         }
         let (low, high) = domain.bounds();
         let range = high - low;
-        let prior = 0.5 * (low + high);
-        // Bandwidths: the larger gap to a neighbour among the observations and the prior, the domain's ends
-        // as outer neighbours only where there are fewer than two other points (Optuna's consider_endpoints=False).
-        let mut with_prior: Vec<(f64, usize)> = obs.iter().copied().zip(0..).collect();
-        with_prior.push((prior, obs.len()));
-        with_prior.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let m = with_prior.len();
+        let mut sorted: Vec<(f64, usize)> = obs.iter().copied().zip(0..).collect();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let m = sorted.len();
         let mut ends = Vec::with_capacity(m + 2);
         ends.push(low);
-        ends.extend(with_prior.iter().map(|p| p.0));
+        ends.extend(sorted.iter().map(|p| p.0));
         ends.push(high);
-        let mut sorted_sigmas: Vec<f64> = (1..=m)
+        let mut by_rank: Vec<f64> = (1..=m)
             .map(|i| (ends[i] - ends[i - 1]).max(ends[i + 1] - ends[i]))
             .collect();
         if ends.len() >= 4 {
-            sorted_sigmas[0] = ends[2] - ends[1];
-            sorted_sigmas[m - 1] = ends[m] - ends[m - 1];
+            by_rank[0] = ends[2] - ends[1];
+            by_rank[m - 1] = ends[m] - ends[m - 1];
         }
         let min_sigma = range / (100.0f64).min(1.0 + (obs.len() + 1) as f64);
-        let mut sigmas = vec![0.0; obs.len()];
-        for (k, &(_, i)) in with_prior.iter().enumerate() {
-            if i < obs.len() {
-                sigmas[i] = sorted_sigmas[k].clamp(min_sigma, range);
-            }
+        let mut sigmas = vec![0.0; m];
+        for (rank, &(_, i)) in sorted.iter().enumerate() {
+            sigmas[i] = by_rank[rank].clamp(min_sigma, range);
         }
         let mut mus = obs.to_vec();
-        mus.push(prior);
+        mus.push(0.5 * (low + high));
         sigmas.push(range);
-        Parzen::Numeric {
+        Dim::Numeric {
             mus,
             sigmas,
-            weights,
             low,
             high,
         }
     }
 
-    fn sample(&self, rng: &mut SplitMix64) -> f64 {
+    fn sample(&self, k: usize, rng: &mut SplitMix64) -> f64 {
         match self {
-            Parzen::Numeric {
+            Dim::Numeric {
                 mus,
                 sigmas,
-                weights,
                 low,
                 high,
             } => {
-                let k = rng.weighted(weights);
+                let (mu, sigma) = (mus[k.min(mus.len() - 1)], sigmas[k.min(sigmas.len() - 1)]);
                 for _ in 0..100 {
-                    let x = mus[k] + sigmas[k] * rng.normal();
+                    let x = mu + sigma * rng.normal();
                     if (*low..=*high).contains(&x) {
                         return x;
                     }
                 }
                 low + (high - low) * rng.unit()
             }
-            Parzen::Categorical { probs, weights } => {
-                let k = rng.weighted(weights);
-                rng.weighted(&probs[k]) as f64
-            }
+            Dim::Categorical(probs) => rng.weighted(&probs[k.min(probs.len() - 1)]) as f64,
         }
     }
 
-    fn log_pdf(&self, x: f64) -> f64 {
+    fn log_pdf(&self, k: usize, x: f64) -> f64 {
         match self {
-            Parzen::Numeric {
+            Dim::Numeric {
                 mus,
                 sigmas,
-                weights,
                 low,
                 high,
             } => {
-                let terms: Vec<f64> = mus
-                    .iter()
-                    .zip(sigmas)
-                    .zip(weights)
-                    .map(|((&mu, &sigma), &w)| {
-                        let z = (x - mu) / sigma;
-                        let mass = phi((high - mu) / sigma) - phi((low - mu) / sigma);
-                        w.ln() - 0.5 * z * z
-                            - (sigma * (std::f64::consts::TAU).sqrt()).ln()
-                            - mass.max(1e-300).ln()
-                    })
-                    .collect();
-                log_sum_exp(&terms)
+                let (mu, sigma) = (mus[k.min(mus.len() - 1)], sigmas[k.min(sigmas.len() - 1)]);
+                let z = (x - mu) / sigma;
+                let mass = phi((high - mu) / sigma) - phi((low - mu) / sigma);
+                -0.5 * z * z - (sigma * std::f64::consts::TAU.sqrt()).ln() - mass.max(1e-300).ln()
             }
-            Parzen::Categorical { probs, weights } => {
-                let i = x.round().max(0.0) as usize;
-                let p: f64 = probs
-                    .iter()
-                    .zip(weights)
-                    .map(|(row, w)| w * row.get(i).copied().unwrap_or(0.0))
-                    .sum();
-                p.max(1e-300).ln()
+            Dim::Categorical(probs) => {
+                let row = &probs[k.min(probs.len() - 1)];
+                row.get(x.round().max(0.0) as usize)
+                    .copied()
+                    .unwrap_or(0.0)
+                    .max(1e-300)
+                    .ln()
             }
         }
     }
@@ -296,7 +343,8 @@ fn erfc(x: f64) -> f64 {
                         + t * (-0.186_288_06
                             + t * (0.278_868_07
                                 + t * (-1.135_203_98
-                                    + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
             .exp();
     if x >= 0.0 { r } else { 2.0 - r }
 }
@@ -308,7 +356,10 @@ mod tests {
 
     #[test]
     fn gamma_and_weights_are_optunas() {
-        assert_eq!([gamma(1), gamma(10), gamma(11), gamma(100), gamma(1000)], [1, 1, 2, 10, 25]);
+        assert_eq!(
+            [gamma(1), gamma(10), gamma(11), gamma(100), gamma(1000)],
+            [1, 1, 2, 10, 25]
+        );
         assert_eq!(weights(3), vec![1.0; 3]);
         let w = weights(30);
         assert_eq!(w.len(), 30);
@@ -408,8 +459,18 @@ mod tests {
                 pruned: i == 3,
             })
             .collect();
-        let a = suggest(&space, &history, &Settings::default(), &mut SplitMix64::for_decision(5, 15));
-        let b = suggest(&space, &history, &Settings::default(), &mut SplitMix64::for_decision(5, 15));
+        let a = suggest(
+            &space,
+            &history,
+            &Settings::default(),
+            &mut SplitMix64::for_decision(5, 15),
+        );
+        let b = suggest(
+            &space,
+            &history,
+            &Settings::default(),
+            &mut SplitMix64::for_decision(5, 15),
+        );
         assert_eq!(a, b);
         let lr = a["lr"].as_f64().expect("lr");
         assert!((1e-5..=1e-1).contains(&lr));
