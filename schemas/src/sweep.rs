@@ -193,6 +193,9 @@ pub enum Strategy {
     Grid,
     /// `trials` draws, seeded by `seed`.
     Random,
+    /// `trials` quasi-random points (a scrambled Halton sequence seeded by `seed`): spread over the space more
+    /// evenly than random draws.
+    QuasiRandom,
 }
 
 /// What `parallel: auto` allows a sweep on this host now, and the figures it comes from.

@@ -477,6 +477,28 @@ fn dry_runs_plan_random_sweeps_deterministically_and_bad_sweeps_are_refused() {
     ]);
     assert_eq!(a["trials"], b["trials"]);
     assert_eq!(a["total"], 16);
+    // Quasi-random points: as seeded, in range, and from `--strategy` on the command line too.
+    let q = d.labctl_json(&[
+        "sweep",
+        "run",
+        file.to_str().unwrap(),
+        "--dry-run",
+        "--id",
+        "q1",
+        "--strategy",
+        "quasi_random",
+    ]);
+    assert_eq!(q["total"], 16);
+    assert_ne!(q["trials"], a["trials"]);
+    let planned = q["trials"].as_array().unwrap();
+    assert!(
+        planned.iter().all(|t| {
+            let w = t["params"]["width"].as_i64().unwrap_or(0);
+            let lr = t["params"]["optim.lr"].as_f64().unwrap_or(0.0);
+            (32..=256).contains(&w) && (1e-5..=1e-1).contains(&lr)
+        }),
+        "{q}"
+    );
     assert!(
         d.labctl_json(&["sweep", "ls"])
             .as_array()

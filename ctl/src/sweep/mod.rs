@@ -43,13 +43,13 @@ pub enum SweepCmd {
         /// The Jetson profile for `--parallel auto` (the file's `jetson_optimized: true`).
         #[arg(long)]
         jetson: bool,
-        /// grid or random.
+        /// grid, random or quasi_random.
         #[arg(long)]
         strategy: Option<String>,
-        /// Trials of the random strategy.
+        /// Trials of the random and quasi-random strategies.
         #[arg(long)]
         trials: Option<u32>,
-        /// Seed of the random strategy.
+        /// Seed of the random and quasi-random strategies.
         #[arg(long)]
         seed: Option<u64>,
         /// Repeats of every configuration (seeds 0..N-1 at `seed`).

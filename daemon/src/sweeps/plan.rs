@@ -2,6 +2,8 @@
 //! parameters written into the base config by dot path, deterministic trial ids, and the trial's command with
 //! its placeholders filled in. Pure: no I/O.
 
+use super::search::domain::Domain;
+use super::search::qmc;
 use super::search::rng::SplitMix64;
 use labd_schemas::canonical::canonical_json;
 use labd_schemas::sweep::{Distribution, Space, Strategy, SweepSpec, TrialPlan};
@@ -36,6 +38,7 @@ pub fn plan(sweep_id: &str, spec: &SweepSpec) -> Result<Vec<TrialPlan>, PlanErro
     let combos: Vec<BTreeMap<String, Value>> = match spec.strategy {
         Strategy::Grid => grid(spec)?,
         Strategy::Random => random(spec)?,
+        Strategy::QuasiRandom => quasi_random(spec)?,
     };
     let seeds: Vec<Value> = match (&spec.seeds, spec.repeats) {
         (Some(_), Some(_)) => {
@@ -164,9 +167,12 @@ fn grid(spec: &SweepSpec) -> Result<Vec<BTreeMap<String, Value>>, PlanError> {
     Ok(combos)
 }
 
-fn random(spec: &SweepSpec) -> Result<Vec<BTreeMap<String, Value>>, PlanError> {
+/// How many trials a drawing strategy plans, its spaces checked.
+fn draws(spec: &SweepSpec, strategy: &str) -> Result<usize, PlanError> {
     let n = spec.trials.ok_or_else(|| {
-        PlanError::Spec("strategy random needs trials: N (how many to draw)".into())
+        PlanError::Spec(format!(
+            "strategy {strategy} needs trials: N (how many to draw)"
+        ))
     })? as usize;
     if n == 0 || n > MAX_TRIALS {
         return Err(PlanError::Spec(format!(
@@ -197,6 +203,11 @@ fn random(spec: &SweepSpec) -> Result<Vec<BTreeMap<String, Value>>, PlanError> {
             _ => {}
         }
     }
+    Ok(n)
+}
+
+fn random(spec: &SweepSpec) -> Result<Vec<BTreeMap<String, Value>>, PlanError> {
+    let n = draws(spec, "random")?;
     let mut rng = SplitMix64(spec.seed.unwrap_or(0));
     Ok((0..n)
         .map(|_| {
@@ -205,6 +216,18 @@ fn random(spec: &SweepSpec) -> Result<Vec<BTreeMap<String, Value>>, PlanError> {
                 .map(|(path, space)| (path.clone(), draw(space, &mut rng)))
                 .collect()
         })
+        .collect())
+}
+
+fn quasi_random(spec: &SweepSpec) -> Result<Vec<BTreeMap<String, Value>>, PlanError> {
+    let n = draws(spec, "quasi_random")?;
+    let space: BTreeMap<String, Domain> = spec
+        .sweep
+        .iter()
+        .map(|(path, s)| (path.clone(), Domain::of(s)))
+        .collect();
+    Ok((0..n as u64)
+        .map(|i| qmc::suggest(&space, i, spec.seed.unwrap_or(0)))
         .collect())
 }
 
@@ -456,6 +479,33 @@ mod tests {
         let mut other = s.clone();
         other.seed = Some(4);
         assert_ne!(plan("r", &other).unwrap()[0].params, a[0].params);
+    }
+
+    #[test]
+    fn quasi_random_points_are_seeded_in_range_and_spread() {
+        let s = spec(json!({
+            "sweep": {"lr": {"log_uniform": [1e-5, 1e-1]}, "width": {"log_int": [16, 512]},
+                      "act": ["relu", "gelu"], "drop": {"uniform": [0.0, 0.5]}},
+            "strategy": "quasi_random", "trials": 16, "seed": 3,
+            "command": "run {config}"
+        }));
+        let a = plan("q", &s).unwrap();
+        assert_eq!(a, plan("q", &s).unwrap());
+        assert_eq!(a.len(), 16);
+        for t in &a {
+            assert!((1e-5..=1e-1).contains(&t.params["lr"].as_f64().unwrap()));
+            assert!((16..=512).contains(&t.params["width"].as_i64().unwrap()));
+            assert!((0.0..=0.5).contains(&t.params["drop"].as_f64().unwrap()));
+        }
+        // Each half of the dropout range (the second axis, base 3) holds half of the first 14 points, give or
+        // take one; each activation half the points.
+        let low = a[..14]
+            .iter()
+            .filter(|t| t.params["drop"].as_f64().unwrap() < 0.25)
+            .count();
+        assert!((6..=8).contains(&low), "{low}");
+        let relu = a.iter().filter(|t| t.params["act"] == "relu").count();
+        assert_eq!(relu, 8);
     }
 
     #[test]
