@@ -281,6 +281,10 @@ fn describe(r: &EventRecord) -> String {
             format!("{} changed: {}", c.exp, parts.join(", "))
         }
         K::ProjectCreated(p) => format!("project {} created ({})", p.project, p.name),
+        K::TrialAdded(t) => format!(
+            "sweep {} chose trial {} ({}): {}",
+            t.sweep, t.number, t.trial.id, t.reason
+        ),
         K::ProjectChanged(p) => format!(
             "project {} changed{}{}",
             p.project,

@@ -92,6 +92,9 @@ pub struct SweepSpec {
     /// The Slurm options of the sweep's jobs (with `executor: slurm`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm: Option<SlurmJob>,
+    /// What `strategy: tpe` optimizes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<Objective>,
 }
 
 /// Where a sweep's trials run.
@@ -196,6 +199,63 @@ pub enum Strategy {
     /// `trials` quasi-random points (a scrambled Halton sequence seeded by `seed`): spread over the space more
     /// evenly than random draws.
     QuasiRandom,
+    /// `trials` chosen one after another from the results so far by the tree-structured Parzen estimator
+    /// (Optuna's default sampler), toward the sweep's `objective`; the first ten at random. Seeded by `seed`.
+    Tpe,
+}
+
+/// What a model-based search (`strategy: tpe`) makes small or large: a metric of each trial's run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objective {
+    /// The metric's key in the trial's run (`split/name`, e.g. `val/loss`).
+    pub metric: String,
+    #[serde(default)]
+    pub direction: Direction,
+    /// Which value of the metric's curve counts.
+    #[serde(default)]
+    pub reduce: Reduce,
+}
+
+/// Whether an objective is made small or large.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Minimize,
+    Maximize,
+}
+
+impl Direction {
+    /// `value` as a loss (smaller is better).
+    pub fn loss(self, value: f64) -> f64 {
+        match self {
+            Direction::Minimize => value,
+            Direction::Maximize => -value,
+        }
+    }
+}
+
+/// Which value of a metric's curve an objective takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reduce {
+    /// The last finite value.
+    #[default]
+    Last,
+    Min,
+    Max,
+}
+
+/// A model-based sweep chose its next trial (`strategy: tpe`): the plan, its number in the sweep, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialAdded {
+    pub sweep: String,
+    pub trial: TrialPlan,
+    /// 0, 1, 2, ...: the decision's number (with the sweep's seed, what makes it repeatable).
+    pub number: u32,
+    /// `tpe: 14 finished trials, 2 good` or `tpe: at random (3 of 10 startup trials)`.
+    pub reason: String,
 }
 
 /// What `parallel: auto` allows a sweep on this host now, and the figures it comes from.

@@ -757,3 +757,72 @@ fn the_sweep_systems_file_flags_and_output_files() {
         "{err}"
     );
 }
+
+/// A TPE sweep chooses each trial from the results before it (the example script's loss falls fastest at
+/// lr = 0.01: the model's choices come closer to it than the random start), and a labd killed mid-sweep
+/// resumes it with the same choices.
+#[test]
+fn a_tpe_sweep_chooses_from_the_results_and_a_restart_keeps_its_choices() {
+    let run_sweep = |kill_after: Option<usize>| -> Vec<f64> {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut d, _) = setup(tmp.path());
+        // Each trial takes a third of a second (six steps of 50 ms), so the kill comes mid-sweep.
+        let base = r#"{"optim": {"lr": 0.01}, "epochs": 2, "steps_per_epoch": 3, "seed": 0, "sleep": 0.05}"#;
+        let file = tmp.path().join("tpe.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "sweep:\n  optim.lr: {{log_uniform: [1.0e-4, 1.0]}}\nstrategy: tpe\ntrials: 13\nseed: 5\nparallel: 1\nobjective: {{metric: train/loss, direction: minimize}}\ncommand: python3 {} {{config}}\n",
+                train()
+            ),
+        )
+        .unwrap();
+        let out = d.labctl(&[
+            "sweep",
+            "run",
+            file.to_str().unwrap(),
+            "--base",
+            base,
+            "--id",
+            "tpe",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some(n) = kill_after {
+            d.wait_for("trials to complete", 120, |d| {
+                trials(&status(d, "tpe"))
+                    .iter()
+                    .filter(|t| t["status"] == "completed")
+                    .count()
+                    >= n
+            });
+            let at_kill = trials(&status(&d, "tpe"))
+                .iter()
+                .filter(|t| t["status"] == "completed")
+                .count();
+            d.kill9();
+            assert!(at_kill < 13, "the sweep was still running when killed");
+            d.restart();
+        }
+        let s = wait_state(&d, "tpe", "finished", 240);
+        let all = trials(&s);
+        assert_eq!(all.len(), 13, "{s}");
+        assert!(all.iter().all(|t| t["status"] == "completed"), "{s}");
+        all.iter()
+            .map(|t| t["params"]["optim.lr"].as_f64().unwrap())
+            .collect()
+    };
+    let straight = run_sweep(None);
+    let distance = |lr: &f64| (lr.log10() + 2.0).abs();
+    let random: f64 = straight[..10].iter().map(distance).sum::<f64>() / 10.0;
+    let model: f64 = straight[10..].iter().map(distance).sum::<f64>() / 3.0;
+    assert!(
+        model < random,
+        "the model's choices ({model:.2} decades from 0.01 on average) beat the random start ({random:.2}): {straight:?}"
+    );
+    let resumed = run_sweep(Some(5));
+    assert_eq!(resumed, straight, "the same choices after kill -9");
+}

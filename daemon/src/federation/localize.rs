@@ -108,6 +108,9 @@ impl Names {
             EventKind::SweepChanged(c) => {
                 renamed = self.other(Space::Sweep, in_use, host, &mut c.sweep);
             }
+            EventKind::TrialAdded(c) => {
+                renamed = self.other(Space::Sweep, in_use, host, &mut c.sweep);
+            }
             EventKind::TrialChanged(c) => {
                 renamed = self.other(Space::Sweep, in_use, host, &mut c.sweep);
                 match &mut c.state {

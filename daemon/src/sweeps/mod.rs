@@ -4,6 +4,7 @@
 //! ([`Deps`]) and records its events in order, `live` the trials it runs. The scheduler reads the sweeps view and
 //! writes events; it is reached through its mailbox ([`crate::mailbox::Sweeps`]).
 
+pub mod adaptive;
 pub mod files;
 mod launch;
 mod live;

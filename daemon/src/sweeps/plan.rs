@@ -39,6 +39,36 @@ pub fn plan(sweep_id: &str, spec: &SweepSpec) -> Result<Vec<TrialPlan>, PlanErro
         Strategy::Grid => grid(spec)?,
         Strategy::Random => random(spec)?,
         Strategy::QuasiRandom => quasi_random(spec)?,
+        // Trials are chosen as results come in (`sweeps::adaptive`); what can be checked now is.
+        Strategy::Tpe => {
+            draws(spec, "tpe")?;
+            if spec.objective.is_none() {
+                return Err(PlanError::Spec(
+                    "strategy tpe needs an objective: {metric: <split/name>, direction: minimize|maximize}"
+                        .into(),
+                ));
+            }
+            if !spec.executor.is_local() {
+                return Err(PlanError::Spec(
+                    "strategy tpe runs on the local executor (executor: local) for now".into(),
+                ));
+            }
+            if spec.seeds.is_some() || spec.repeats.is_some() {
+                return Err(PlanError::Spec(
+                    "strategy tpe takes no repeats or seeds: each trial is one point of the search"
+                        .into(),
+                ));
+            }
+            let mut rng = SplitMix64(0);
+            let sample: BTreeMap<String, Value> = spec
+                .sweep
+                .iter()
+                .map(|(path, space)| (path.clone(), draw(space, &mut rng)))
+                .collect();
+            let first = chosen(sweep_id, spec, 0, sample)?;
+            check_command(sweep_id, spec, &first)?;
+            return Ok(Vec::new());
+        }
     };
     let seeds: Vec<Value> = match (&spec.seeds, spec.repeats) {
         (Some(_), Some(_)) => {
@@ -111,19 +141,48 @@ pub fn plan(sweep_id: &str, spec: &SweepSpec) -> Result<Vec<TrialPlan>, PlanErro
     }
     // The command's placeholders must all be known: check them on the first trial now, not at run time.
     if let Some(first) = trials.first() {
-        expand(
-            &spec.command,
-            &Facts {
-                config: "C",
-                run_log: "R",
-                trial_dir: "D",
-                trial_id: &first.id,
-                sweep_id,
-                params: &first.params,
-            },
-        )?;
+        check_command(sweep_id, spec, first)?;
     }
     Ok(trials)
+}
+
+fn check_command(sweep_id: &str, spec: &SweepSpec, trial: &TrialPlan) -> Result<(), PlanError> {
+    expand(
+        &spec.command,
+        &Facts {
+            config: "C",
+            run_log: "R",
+            trial_dir: "D",
+            trial_id: &trial.id,
+            sweep_id,
+            params: &trial.params,
+        },
+    )?;
+    Ok(())
+}
+
+/// The plan of trial `number` of a model-based sweep, whose parameters the search chose: its config, and an id
+/// from the sweep, the number and the parameters (two choices of the same point are two trials).
+pub fn chosen(
+    sweep_id: &str,
+    spec: &SweepSpec,
+    number: u32,
+    params: BTreeMap<String, Value>,
+) -> Result<TrialPlan, PlanError> {
+    let mut config = spec.base_config.clone();
+    for (path, v) in &params {
+        set_path(&mut config, path, v.clone()).map_err(|reason| PlanError::Param {
+            path: path.clone(),
+            reason,
+        })?;
+    }
+    let id = trial_id(&format!("{sweep_id}#{number}"), &params);
+    Ok(TrialPlan {
+        id,
+        params,
+        repeat: 0,
+        config,
+    })
 }
 
 fn grid(spec: &SweepSpec) -> Result<Vec<BTreeMap<String, Value>>, PlanError> {

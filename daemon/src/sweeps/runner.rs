@@ -149,6 +149,12 @@ pub async fn run(
             }
             continue;
         }
+        // Model-based sweeps choose their next trials from the results so far, recorded before they start.
+        let chosen = {
+            let v = deps.views.read();
+            super::adaptive::next_trials(&v, labd_schemas::time::now_micros())
+        };
+        append(&deps, chosen).await;
         start_waiting(
             &deps,
             &rec,
@@ -298,6 +304,7 @@ async fn finish_sweeps(deps: &Deps, running: &HashMap<Key, Live>) {
             .sweeps
             .values()
             .filter(|s| s.is_local() && s.state == SweepState::Running)
+            .filter(|s| super::adaptive::all_chosen(s))
             .filter(|s| !running.keys().any(|(id, _)| *id == s.id))
             .filter(|s| {
                 s.trials.values().all(|t| {

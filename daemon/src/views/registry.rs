@@ -211,6 +211,7 @@ impl Record {
             | EventKind::SweepCreated(_)
             | EventKind::SweepChanged(_)
             | EventKind::TrialChanged(_)
+            | EventKind::TrialAdded(_)
             | EventKind::BenchStarted(_)
             | EventKind::BenchMeasured(_)
             | EventKind::BenchChanged(_) => {}

@@ -167,6 +167,15 @@ impl Sweeps {
                 }
             }
             EventKind::TrialChanged(c) => self.trial_changed(c, event.time),
+            EventKind::TrialAdded(c) => {
+                if let Some(s) = self.sweeps.get_mut(&c.sweep)
+                    && !s.trials.contains_key(&c.trial.id)
+                {
+                    s.order.push(c.trial.id.clone());
+                    s.trials.insert(c.trial.id.clone(), new_trial(&c.trial));
+                    s.updated = event.time;
+                }
+            }
             EventKind::ExperimentCreated(e) => {
                 if let Source::File { path, .. } = &event.source {
                     self.run_created(e, path);
@@ -178,9 +187,9 @@ impl Sweeps {
 
     /// A sweep submitted (again): its plan, keeping the trials a resume keeps.
     fn created(&mut self, c: &SweepCreated, time: i64, origin: Option<&labd_schemas::Origin>) {
-        let old = self.sweeps.remove(&c.sweep);
+        let mut old = self.sweeps.remove(&c.sweep);
         let keep = c.spec.resume;
-        let trials: HashMap<String, Trial> = c
+        let mut trials: HashMap<String, Trial> = c
             .trials
             .iter()
             .map(|p| {
@@ -192,6 +201,15 @@ impl Sweeps {
                 (p.id.clone(), kept.unwrap_or_else(|| new_trial(p)))
             })
             .collect();
+        let mut order: Vec<String> = c.trials.iter().map(|p| p.id.clone()).collect();
+        // A model-based sweep's trials were chosen as it ran (none are planned up front): a resume keeps them.
+        if keep
+            && c.spec.strategy == labd_schemas::sweep::Strategy::Tpe
+            && let Some(o) = old.as_mut()
+        {
+            order = std::mem::take(&mut o.order);
+            trials = std::mem::take(&mut o.trials);
+        }
         self.sweeps.insert(
             c.sweep.clone(),
             Sweep {
@@ -202,7 +220,7 @@ impl Sweeps {
                 reason: None,
                 created: old.as_ref().map_or(time, |o| o.created),
                 updated: time,
-                order: c.trials.iter().map(|p| p.id.clone()).collect(),
+                order,
                 trials,
                 host: origin.map(|o| o.host.clone()),
                 origin_id: origin.and_then(|o| o.id.clone()),

@@ -136,6 +136,7 @@ pub enum EventKind {
     ProjectCreated(ProjectCreated),
     ProjectChanged(ProjectChanged),
     RunChanged(RunChanged),
+    TrialAdded(Box<crate::sweep::TrialAdded>),
 }
 
 impl EventKind {
@@ -152,6 +153,7 @@ impl EventKind {
             EventKind::FileIngested(_)
             | EventKind::ProjectCreated(_)
             | EventKind::ProjectChanged(_)
+            | EventKind::TrialAdded(_)
             | EventKind::IngestError(_)
             | EventKind::SweepCreated(_)
             | EventKind::SweepChanged(_)
@@ -182,6 +184,7 @@ impl EventKind {
             EventKind::ProjectCreated(_) => "project_created",
             EventKind::ProjectChanged(_) => "project_changed",
             EventKind::RunChanged(_) => "run_changed",
+            EventKind::TrialAdded(_) => "trial_added",
         }
     }
 

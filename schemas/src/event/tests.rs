@@ -140,7 +140,54 @@ fn has_sample(kind: &EventKind) -> usize {
         EventKind::ProjectCreated(_) => 14,
         EventKind::ProjectChanged(_) => 15,
         EventKind::RunChanged(_) => 16,
+        EventKind::TrialAdded(_) => 17,
     }
+}
+
+/// The choice of a model-based sweep, added to format version 1 later.
+fn samples_v1_trial_added() -> Vec<Event> {
+    use crate::sweep::*;
+    vec![Event::new(
+        1_796_580_000_000_000,
+        Source::Daemon,
+        EventKind::TrialAdded(Box::new(TrialAdded {
+            sweep: "tpe-sweep".into(),
+            trial: TrialPlan {
+                id: "t_0a1b2c3d4e5f".into(),
+                params: [("optim.lr".to_string(), json!(0.0123))].into(),
+                repeat: 0,
+                config: json!({"optim": {"lr": 0.0123}}),
+            },
+            number: 11,
+            reason: "tpe: from 11 results, the best 2 as the good ones".into(),
+        })),
+    )]
+}
+
+const SAMPLES_V1_TRIAL_ADDED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/samples/events-v1-trial-added.msgpack"
+);
+
+#[test]
+fn stored_trial_added_samples_keep_decoding() {
+    let samples = samples_v1_trial_added();
+    if std::env::var_os("LABD_WRITE_SAMPLES").is_some()
+        && !std::path::Path::new(SAMPLES_V1_TRIAL_ADDED).exists()
+    {
+        std::fs::write(
+            SAMPLES_V1_TRIAL_ADDED,
+            rmp_serde::to_vec_named(&samples).unwrap(),
+        )
+        .unwrap();
+    }
+    let bytes = std::fs::read(SAMPLES_V1_TRIAL_ADDED)
+        .expect("samples/events-v1-trial-added.msgpack (LABD_WRITE_SAMPLES=1 writes it once)");
+    let decoded: Vec<Event> =
+        rmp_serde::from_slice(&bytes).expect("stored trial_added events must keep decoding");
+    let kinds: Vec<usize> = decoded.iter().map(|e| has_sample(&e.kind)).collect();
+    assert_eq!(kinds, [17]);
+    assert_eq!(decoded, samples);
 }
 
 /// The project kinds (MLflow's experiments and the later changes of its runs), added to format version 1

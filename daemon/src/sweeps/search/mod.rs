@@ -19,20 +19,4 @@ pub mod qmc;
 pub mod rng;
 pub mod tpe;
 
-/// Whether an objective is made small or large.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    Minimize,
-    Maximize,
-}
-
-impl Direction {
-    /// `value` as a loss (smaller is better).
-    pub fn loss(self, value: f64) -> f64 {
-        match self {
-            Direction::Minimize => value,
-            Direction::Maximize => -value,
-        }
-    }
-}
+pub use labd_schemas::sweep::Direction;

@@ -1,0 +1,115 @@
+//! Model-based sweeps (`strategy: tpe`): the next trial is chosen from the results so far and recorded as
+//! `trial_added` before it is started. At most one chosen trial waits at a time, so each choice sees every
+//! result that came before it. A finished trial counts once its run has recorded its final status (the search
+//! waits for it: 5 s for a run to appear, a minute for it to end, then goes on without the trial's value);
+//! failed trials do not count. Decision `n`
+//! draws from the sweep's seed and `n`, so the same results give the same choices, after a restart too: the
+//! history is rebuilt from the views, which the log rebuilds.
+
+use super::plan::chosen;
+use super::search::domain::Domain;
+use super::search::rng::SplitMix64;
+use super::search::tpe;
+use crate::views::Views;
+use crate::views::sweeps::{Sweep, TrialStatus};
+use labd_schemas::EventKind;
+use labd_schemas::sweep::{Reduce, Strategy, SweepState, TrialAdded};
+use std::collections::BTreeMap;
+
+/// How long after a trial's process ended the search waits for its result: for its run to appear, and for the
+/// run to record its final status (Unix microseconds). Past that it goes on without the trial's value.
+const NO_RUN: i64 = 5_000_000;
+const NO_END: i64 = 60_000_000;
+
+/// The trials model-based sweeps choose now (`now`: Unix microseconds).
+pub fn next_trials(v: &Views, now: i64) -> Vec<EventKind> {
+    v.sweeps
+        .sweeps
+        .values()
+        .filter(|s| s.state == SweepState::Running && s.spec.strategy == Strategy::Tpe)
+        .filter_map(|s| next(s, v, now))
+        .collect()
+}
+
+/// Whether a model-based sweep has chosen all its trials (a sweep of another strategy always has).
+pub fn all_chosen(s: &Sweep) -> bool {
+    s.spec.strategy != Strategy::Tpe || s.order.len() >= s.spec.trials.unwrap_or(0) as usize
+}
+
+fn next(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
+    if all_chosen(s)
+        || s.trials()
+            .any(|t| t.status.is_waiting() || t.status == TrialStatus::Queued)
+    {
+        return None;
+    }
+    let objective = s.spec.objective.as_ref()?;
+    let mut history = Vec::new();
+    for t in s.trials().filter(|t| t.status == TrialStatus::Completed) {
+        let run = t
+            .experiment_id
+            .as_ref()
+            .and_then(|id| v.registry.experiments.get(id));
+        let since = t.ended.map_or(0, |e| now - e);
+        let settled = match run {
+            Some(r) => r.status.is_final() || since > NO_END,
+            None => since > NO_RUN,
+        };
+        if !settled {
+            return None;
+        }
+        let value =
+            run.and_then(|r| r.metrics.get(&objective.metric))
+                .and_then(|m| match objective.reduce {
+                    Reduce::Last => m.last,
+                    Reduce::Min => m.min,
+                    Reduce::Max => m.max,
+                });
+        history.push(tpe::Observed {
+            params: t.params.clone(),
+            loss: value.map_or(f64::NAN, |x| objective.direction.loss(x)),
+            pruned: false,
+        });
+    }
+    let number = s.order.len() as u32;
+    let space: BTreeMap<String, Domain> = s
+        .spec
+        .sweep
+        .iter()
+        .map(|(path, space)| (path.clone(), Domain::of(space)))
+        .collect();
+    let settings = tpe::Settings::default();
+    let mut rng = SplitMix64::for_decision(s.spec.seed.unwrap_or(0), u64::from(number));
+    let params = tpe::suggest(&space, &history, &settings, &mut rng);
+    let known = history.iter().filter(|o| o.loss.is_finite()).count();
+    let reason = if known < settings.n_startup {
+        format!(
+            "tpe: at random ({known} of {} results needed for the model)",
+            settings.n_startup
+        )
+    } else {
+        format!(
+            "tpe: from {known} results, the best {} as the good ones",
+            tpe::gamma(known)
+        )
+    };
+    match chosen(&s.id, &s.spec, number, params) {
+        Ok(trial) => {
+            tracing::info!(
+                "sweeps: {} chose trial {number} ({}): {reason}",
+                s.id,
+                trial.id
+            );
+            Some(EventKind::TrialAdded(Box::new(TrialAdded {
+                sweep: s.id.clone(),
+                trial,
+                number,
+                reason,
+            })))
+        }
+        Err(e) => {
+            tracing::error!("sweeps: {} cannot plan trial {number}: {e}", s.id);
+            None
+        }
+    }
+}
