@@ -92,9 +92,52 @@ pub struct SweepSpec {
     /// The Slurm options of the sweep's jobs (with `executor: slurm`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm: Option<SlurmJob>,
-    /// What `strategy: tpe` optimizes.
+    /// What `strategy: tpe` optimizes, and what a pruner reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objective: Option<Objective>,
+    /// Stops trials early from the objective's intermediate values (needs `objective`; local executor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruner: Option<Pruner>,
+}
+
+/// An early-stopping rule over the objective's intermediate values (its steps are the resource).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pruner {
+    /// Stop a trial whose best value so far is worse than the completed trials' median at the same step.
+    Median {
+        #[serde(default = "five")]
+        n_startup: usize,
+        #[serde(default)]
+        warmup_steps: i64,
+    },
+    /// Asynchronous successive halving: rungs at `min_resource · reduction_factor^k` steps; a trial goes on
+    /// past a rung only among the best `1/reduction_factor` of those that reached it.
+    Asha {
+        min_resource: i64,
+        #[serde(default = "three")]
+        reduction_factor: u32,
+        #[serde(default)]
+        min_early_stopping_rate: u32,
+        /// No rung at or beyond this step.
+        #[serde(default)]
+        max_resource: Option<i64>,
+    },
+    /// Hyperband: brackets of ASHA with growing first rungs, each trial in one.
+    Hyperband {
+        min_resource: i64,
+        max_resource: i64,
+        #[serde(default = "three")]
+        reduction_factor: u32,
+    },
+}
+
+fn five() -> usize {
+    5
+}
+
+fn three() -> u32 {
+    3
 }
 
 /// Where a sweep's trials run.
@@ -594,6 +637,25 @@ pub enum TrialState {
     },
     /// Preempted, or its node failed: it runs again without spending a retry.
     Requeued { reason: String },
+    /// It reached a rung of its sweep's pruner (ASHA, Hyperband): its objective there, as a loss (smaller is
+    /// better). The rungs' values, in log order, are the pruner's state.
+    RungReached {
+        bracket: u32,
+        rung: u32,
+        step: i64,
+        value: f64,
+    },
+    /// Stopped early by its sweep's pruner, and why: the rule, the rung, its value and the threshold it had to
+    /// reach (as losses), how many it was compared with. Its process group is ended; it does not run again.
+    Pruned {
+        rule: String,
+        #[serde(default)]
+        rung: Option<u32>,
+        step: i64,
+        value: f64,
+        threshold: f64,
+        compared: u32,
+    },
 }
 
 /// A trial's state changed.

@@ -826,3 +826,68 @@ fn a_tpe_sweep_chooses_from_the_results_and_a_restart_keeps_its_choices() {
     let resumed = run_sweep(Some(5));
     assert_eq!(resumed, straight, "the same choices after kill -9");
 }
+
+/// An ASHA sweep over nine learning rates (rungs at steps 2, 6 and 18 of 18; the example script's loss falls
+/// fastest at lr = 0.01) stops trials at the rungs as their curves come in: some are pruned, with the rule and
+/// the values that decided it, their process groups ended before their last step, and the best rate runs to
+/// the end.
+#[test]
+fn an_asha_sweep_prunes_trials_from_their_curves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, _) = setup(tmp.path());
+    let base =
+        r#"{"optim": {"lr": 0.01}, "epochs": 3, "steps_per_epoch": 6, "seed": 0, "sleep": 0.1}"#;
+    let file = tmp.path().join("asha.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "sweep:\n  optim.lr: [1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]\nparallel: 3\nobjective: {{metric: train/loss}}\npruner: {{rule: asha, min_resource: 2, reduction_factor: 3}}\ncommand: python3 {} {{config}}\n",
+            train()
+        ),
+    )
+    .unwrap();
+    let out = d.labctl(&[
+        "sweep",
+        "run",
+        file.to_str().unwrap(),
+        "--base",
+        base,
+        "--id",
+        "asha",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = wait_state(&d, "asha", "finished", 180);
+    let all = trials(&s);
+    let pruned: Vec<&Value> = all.iter().filter(|t| t["status"] == "pruned").collect();
+    assert!(!pruned.is_empty(), "some trials were pruned: {s}");
+    assert!(
+        pruned.iter().all(|t| t["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("pruned by asha at rung"))),
+        "{s}"
+    );
+    let best = all
+        .iter()
+        .find(|t| t["params"]["optim.lr"] == 0.01)
+        .expect("lr 0.01");
+    assert_eq!(best["status"], "completed", "{s}");
+    for t in &pruned {
+        let id = t["experiment"]
+            .as_str()
+            .or_else(|| t["experiment_id"].as_str());
+        if let Some(id) = id {
+            let show = d.labctl_json(&["show", id]);
+            let points = show["metrics"]["train/loss"]["points"]
+                .as_u64()
+                .unwrap_or(0);
+            assert!(
+                points < 18,
+                "a pruned trial stopped before its last step: {points}"
+            );
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! `trial_added` before it is started. At most one chosen trial waits at a time, so each choice sees every
 //! result that came before it. A finished trial counts once its run has recorded its final status (the search
 //! waits for it: 5 s for a run to appear, a minute for it to end, then goes on without the trial's value);
-//! failed trials do not count. Decision `n`
+//! pruned trials count as worse than every completed one; failed trials do not count. Decision `n`
 //! draws from the sweep's seed and `n`, so the same results give the same choices, after a restart too: the
 //! history is rebuilt from the views, which the log rebuilds.
 
@@ -45,7 +45,18 @@ fn next(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
     }
     let objective = s.spec.objective.as_ref()?;
     let mut history = Vec::new();
-    for t in s.trials().filter(|t| t.status == TrialStatus::Completed) {
+    for t in s.trials() {
+        if t.status == TrialStatus::Pruned {
+            history.push(tpe::Observed {
+                params: t.params.clone(),
+                loss: f64::NAN,
+                pruned: true,
+            });
+            continue;
+        }
+        if t.status != TrialStatus::Completed {
+            continue;
+        }
         let run = t
             .experiment_id
             .as_ref()

@@ -30,6 +30,8 @@ pub(super) enum Ending {
     TimedOut,
     Cancelled,
     Stopping,
+    /// Its sweep's pruner stopped it (the `pruned` event is recorded already).
+    Pruned,
 }
 
 /// A trial process this labd started and follows.

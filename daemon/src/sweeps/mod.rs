@@ -9,6 +9,7 @@ pub mod files;
 mod launch;
 mod live;
 pub mod plan;
+pub mod pruning;
 mod record;
 mod recover;
 pub mod resources;

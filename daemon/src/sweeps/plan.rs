@@ -35,6 +35,19 @@ pub fn plan(sweep_id: &str, spec: &SweepSpec) -> Result<Vec<TrialPlan>, PlanErro
     if !spec.base_config.is_object() {
         return Err(PlanError::Spec("base_config must be an object".into()));
     }
+    if spec.pruner.is_some() {
+        if spec.objective.is_none() {
+            return Err(PlanError::Spec(
+                "a pruner needs an objective: {metric: <split/name>, direction: minimize|maximize}"
+                    .into(),
+            ));
+        }
+        if !spec.executor.is_local() {
+            return Err(PlanError::Spec(
+                "pruners run on the local executor (executor: local) for now".into(),
+            ));
+        }
+    }
     let combos: Vec<BTreeMap<String, Value>> = match spec.strategy {
         Strategy::Grid => grid(spec)?,
         Strategy::Random => random(spec)?,

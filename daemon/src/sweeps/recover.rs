@@ -79,6 +79,21 @@ fn cut_off(deps: &Deps) -> Vec<CutOff> {
                     if t.status == TrialStatus::Running {
                         return Some(base(t.attempts, t.pid, t.start_ticks, false));
                     }
+                    // Pruned, but labd died before ending its group: end it now (it does not run again).
+                    if t.status == TrialStatus::Pruned {
+                        if let Some(pid) = t.pid
+                            && t.start_ticks != 0
+                            && start_ticks(pid) == Some(t.start_ticks)
+                        {
+                            tracing::info!(
+                                "sweeps: {}/{} was pruned; stopping its process group {pid}",
+                                s.id,
+                                t.id
+                            );
+                            crate::process_group::kill(pid, libc::SIGKILL);
+                        }
+                        return None;
+                    }
                     if !t.status.is_waiting() {
                         return None;
                     }

@@ -128,6 +128,23 @@ pub async fn run(
                         _ => {}
                     }
                 }
+                // The pruners, on the curves ingested since the last tick.
+                let decisions = super::pruning::decide(&deps.views.read());
+                for d in decisions {
+                    let events = d
+                        .states
+                        .into_iter()
+                        .map(|st| trial_event(&d.sweep, &d.trial, d.attempt, st))
+                        .collect();
+                    // Committed before the group is ended: a restarted labd must not run it again.
+                    if append(&deps, events).await
+                        && d.prune
+                        && let Some(r) = running.get_mut(&(d.sweep.clone(), d.trial.clone()))
+                    {
+                        tracing::info!("sweeps: {}/{} pruned", d.sweep, d.trial);
+                        terminate(r, Ending::Pruned);
+                    }
+                }
                 if Instant::now() >= next_beat && !running.is_empty() {
                     next_beat = Instant::now() + heartbeat;
                     beat(&rec, &running, &host).await;
@@ -210,6 +227,7 @@ fn exited(
             events.push(trial_event(sweep, trial, r.attempt, TrialState::Cancelled));
             None
         }
+        Some((Ending::Pruned, _)) => None,
         Some((Ending::Stopping, _)) => {
             events.push(trial_event(
                 sweep,
@@ -318,8 +336,9 @@ async fn finish_sweeps(deps: &Deps, running: &HashMap<Key, Live>) {
                 (
                     s.id.clone(),
                     format!(
-                        "{} completed, {} failed, {} timed out, {} cancelled",
+                        "{} completed, {} pruned, {} failed, {} timed out, {} cancelled",
                         n(TrialStatus::Completed),
+                        n(TrialStatus::Pruned),
                         n(TrialStatus::Failed),
                         n(TrialStatus::TimedOut),
                         n(TrialStatus::Cancelled)

@@ -30,6 +30,8 @@ pub enum TrialStatus {
     Cancelled,
     /// Running when labd stopped; it runs again.
     Interrupted,
+    /// Stopped early by the sweep's pruner.
+    Pruned,
 }
 
 impl TrialStatus {
@@ -84,6 +86,9 @@ pub struct Trial {
     /// id is recorded.
     #[serde(default)]
     pub submitting: Option<String>,
+    /// The next rung of the sweep's pruner this trial can reach.
+    #[serde(default)]
+    pub next_rung: u32,
 }
 
 /// One attempt of a trial as a Slurm job's array task.
@@ -120,6 +125,9 @@ pub struct Sweep {
     /// Its id on that host, when it has another one here.
     #[serde(default)]
     pub origin_id: Option<String>,
+    /// The pruner's rungs: per bracket, per rung, the values recorded there in log order.
+    #[serde(default)]
+    pub rungs: Vec<Vec<Vec<f64>>>,
 }
 
 impl Sweep {
@@ -224,6 +232,7 @@ impl Sweeps {
                 trials,
                 host: origin.map(|o| o.host.clone()),
                 origin_id: origin.and_then(|o| o.id.clone()),
+                rungs: old.map(|o| o.rungs).unwrap_or_default(),
             },
         );
     }
@@ -238,6 +247,38 @@ impl Sweeps {
             return;
         };
         match &c.state {
+            TrialState::RungReached {
+                bracket,
+                rung,
+                value,
+                ..
+            } => {
+                t.next_rung = rung + 1;
+                let (b, r) = (*bracket as usize, *rung as usize);
+                if s.rungs.len() <= b {
+                    s.rungs.resize(b + 1, Vec::new());
+                }
+                if s.rungs[b].len() <= r {
+                    s.rungs[b].resize(r + 1, Vec::new());
+                }
+                s.rungs[b][r].push(*value);
+            }
+            TrialState::Pruned {
+                rule,
+                rung,
+                step,
+                value,
+                threshold,
+                compared,
+            } => {
+                // The pid stays: should labd die before ending the group, its next start ends it.
+                t.status = TrialStatus::Pruned;
+                t.ended = Some(time);
+                t.reason = Some(format!(
+                    "pruned by {rule}{} at step {step}: {value} against {threshold} ({compared} compared)",
+                    rung.map(|r| format!(" at rung {r}")).unwrap_or_default()
+                ));
+            }
             TrialState::Scheduled => t.status = TrialStatus::Scheduled,
             TrialState::Started {
                 pid,
@@ -434,6 +475,7 @@ fn new_trial(p: &TrialPlan) -> Trial {
         peak_cpu: 0.0,
         jobs: Vec::new(),
         submitting: None,
+        next_rung: 0,
     }
 }
 

@@ -84,6 +84,17 @@ pub fn median(
     })
 }
 
+/// ASHA's rule at a rung: with `so_far` the values recorded there before, whether `value` goes on (it is among
+/// the best `⌊n/η⌋` of the `n` values with it, or the best when that is 0), the cut-off, and `n`.
+pub fn promotable(so_far: &[f64], value: f64, reduction_factor: u32) -> (bool, f64, usize) {
+    let mut competing = so_far.to_vec();
+    competing.push(value);
+    competing.sort_by(f64::total_cmp);
+    let idx = (competing.len() / reduction_factor.max(2) as usize).saturating_sub(1);
+    let cut = competing[idx];
+    (!value.is_nan() && value <= cut, cut, competing.len())
+}
+
 /// One ASHA: its rungs and who reached them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Asha {
@@ -133,7 +144,6 @@ impl Asha {
     /// Trial `trial` reported `loss` at `step`: records it at every rung it has now reached, and stops it at
     /// the first where it is not among the best.
     pub fn report(&mut self, trial: &str, step: i64, loss: f64) -> Option<Pruned> {
-        let eta = self.reduction_factor as usize;
         loop {
             let k = self.next.get(trial).copied().unwrap_or(0);
             let resource = self.resource(k);
@@ -144,20 +154,17 @@ impl Asha {
             if self.rungs.len() <= ku {
                 self.rungs.resize(ku + 1, Vec::new());
             }
+            let (goes_on, cut, n) = promotable(&self.rungs[ku], loss, self.reduction_factor);
             self.rungs[ku].push(loss);
             self.next.insert(trial.to_string(), k + 1);
-            let mut competing = self.rungs[ku].clone();
-            competing.sort_by(f64::total_cmp);
-            let idx = (competing.len() / eta).saturating_sub(1);
-            let cut = competing[idx];
-            if loss.is_nan() || loss > cut {
+            if !goes_on {
                 return Some(Pruned {
                     rule: "asha",
                     rung: Some(k),
                     step,
                     value: loss,
                     threshold: cut,
-                    compared: competing.len(),
+                    compared: n,
                 });
             }
         }
