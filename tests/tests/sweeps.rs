@@ -891,3 +891,62 @@ fn an_asha_sweep_prunes_trials_from_their_curves() {
         }
     }
 }
+
+/// Pruning decisions survive a crash: the same ASHA sweep, one trial at a time, run straight through and with
+/// labd killed (-9) mid-sweep, prunes the same trials at the same rungs (the rungs are rebuilt from the log).
+#[test]
+fn asha_decisions_are_the_same_after_kill_9() {
+    let run_sweep = |kill_after: Option<usize>| -> Vec<(String, String)> {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut d, _) = setup(tmp.path());
+        let base = r#"{"optim": {"lr": 0.01}, "epochs": 3, "steps_per_epoch": 6, "seed": 0, "sleep": 0.1}"#;
+        let file = tmp.path().join("asha.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "sweep:\n  optim.lr: [0.3, 0.01, 1.0, 0.001, 0.1, 0.03, 0.0001]\nparallel: 1\nobjective: {{metric: train/loss}}\npruner: {{rule: asha, min_resource: 2, reduction_factor: 3}}\ncommand: python3 {} {{config}}\n",
+                train()
+            ),
+        )
+        .unwrap();
+        let out = d.labctl(&[
+            "sweep",
+            "run",
+            file.to_str().unwrap(),
+            "--base",
+            base,
+            "--id",
+            "asha",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some(n) = kill_after {
+            d.wait_for("trials to end", 120, |d| {
+                trials(&status(d, "asha"))
+                    .iter()
+                    .filter(|t| t["status"] == "completed" || t["status"] == "pruned")
+                    .count()
+                    >= n
+            });
+            d.kill9();
+            d.restart();
+        }
+        let s = wait_state(&d, "asha", "finished", 240);
+        trials(&s)
+            .iter()
+            .map(|t| {
+                (
+                    t["status"].as_str().unwrap_or_default().to_string(),
+                    t["reason"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let straight = run_sweep(None);
+    assert!(straight.iter().any(|(s, _)| s == "pruned"), "{straight:?}");
+    let resumed = run_sweep(Some(3));
+    assert_eq!(resumed, straight);
+}

@@ -33,12 +33,14 @@ pub fn decide(v: &Views) -> Vec<Decision> {
         .filter(|s| s.is_local() && s.state == SweepState::Running)
         .filter_map(|s| Some((s, s.spec.pruner.as_ref()?, s.spec.objective.as_ref()?)))
         .flat_map(|(s, pruner, objective)| {
+            // Rung values this pass records, seen by the trials after them in the sweep's order.
+            let mut added: Vec<Vec<Vec<f64>>> = Vec::new();
             s.order
                 .iter()
                 .enumerate()
                 .filter_map(|(n, id)| Some((n, s.trials.get(id)?)))
-                .filter(|(_, t)| t.status == TrialStatus::Running)
-                .filter_map(|(n, t)| one(v, s, t, n as u64, pruner, objective))
+                .filter(|(_, t)| matches!(t.status, TrialStatus::Running | TrialStatus::Completed))
+                .filter_map(|(n, t)| one(v, s, t, n as u64, pruner, objective, &mut added))
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -61,6 +63,8 @@ fn curve(v: &Views, t: &Trial, objective: &Objective) -> Vec<(i64, f64)> {
         .collect()
 }
 
+/// The decision about trial `t` (number `n`). A completed trial is only recorded at the rungs its curve
+/// reached that the ticks did not see while it ran, so that every trial after it meets the same rungs.
 fn one(
     v: &Views,
     s: &Sweep,
@@ -68,9 +72,14 @@ fn one(
     n: u64,
     pruner: &Pruner,
     objective: &Objective,
+    added: &mut Vec<Vec<Vec<f64>>>,
 ) -> Option<Decision> {
+    let running = t.status == TrialStatus::Running;
+    if !running && matches!(pruner, Pruner::Median { .. }) {
+        return None;
+    }
     let points = curve(v, t, objective);
-    let &(step, value) = points.last()?;
+    points.last()?;
     let mut states = Vec::new();
     let mut prune = false;
     match pruner {
@@ -84,7 +93,13 @@ fn one(
                 .map(|o| curve(v, o, objective))
                 .collect();
             let done: Vec<&[(i64, f64)]> = done.iter().map(Vec::as_slice).collect();
-            if let Some(p) = median(&points, &done, step, *n_startup, *warmup_steps) {
+            // Every step so far, in order: the first that fails decides, whenever the tick comes.
+            let mut steps: Vec<i64> = points.iter().map(|p| p.0).collect();
+            steps.dedup();
+            if let Some(p) = steps
+                .into_iter()
+                .find_map(|at| median(&points, &done, at, *n_startup, *warmup_steps))
+            {
                 states.push(pruned(p));
                 prune = true;
             }
@@ -100,9 +115,9 @@ fn one(
                 t,
                 (0, *min_early_stopping_rate),
                 (*min_resource, *max_resource, *reduction_factor),
-                (step, value),
+                &points,
                 "asha",
-                &mut states,
+                (&mut states, added, running),
             );
         }
         Pruner::Hyperband {
@@ -117,12 +132,13 @@ fn one(
                 t,
                 (bracket, bracket),
                 (*min_resource, Some(*max_resource), *reduction_factor),
-                (step, value),
+                &points,
                 "hyperband",
-                &mut states,
+                (&mut states, added, running),
             );
         }
     }
+    let prune = prune && running;
     (!states.is_empty()).then(|| Decision {
         sweep: s.id.clone(),
         trial: t.id.clone(),
@@ -133,15 +149,16 @@ fn one(
 }
 
 /// ASHA in one bracket (`(bracket, rate)`; `(min, max, η)` the resources): the rungs the trial has now reached,
-/// each recorded, and whether it stops at one.
+/// each recorded with the value of the point that reached it (whenever the tick comes), and whether it stops
+/// at one.
 fn rungs(
     s: &Sweep,
     t: &Trial,
     (bracket, rate): (u32, u32),
     (min_resource, max_resource, eta): (i64, Option<i64>, u32),
-    (step, value): (i64, f64),
+    points: &[(i64, f64)],
     rule: &str,
-    states: &mut Vec<TrialState>,
+    (states, added, running): (&mut Vec<TrialState>, &mut Vec<Vec<Vec<f64>>>, bool),
 ) -> bool {
     let resource = |k: u32| {
         let mut r = min_resource.max(1);
@@ -154,20 +171,33 @@ fn rungs(
     let mut k = t.next_rung;
     loop {
         let r = resource(k);
-        if step < r || max_resource.is_some_and(|m| r >= m) {
+        if max_resource.is_some_and(|m| r >= m) {
             return false;
         }
-        let so_far: &[f64] = recorded
-            .and_then(|b| b.get(k as usize))
-            .map_or(&[], Vec::as_slice);
-        let (goes_on, cut, n) = promotable(so_far, value, eta);
+        let Some(&(step, value)) = points.iter().find(|p| p.0 >= r) else {
+            return false;
+        };
+        let (b, ku) = (bracket as usize, k as usize);
+        if added.len() <= b {
+            added.resize(b + 1, Vec::new());
+        }
+        if added[b].len() <= ku {
+            added[b].resize(ku + 1, Vec::new());
+        }
+        let mut so_far: Vec<f64> = recorded
+            .and_then(|r| r.get(ku))
+            .cloned()
+            .unwrap_or_default();
+        so_far.extend(&added[b][ku]);
+        let (goes_on, cut, n) = promotable(&so_far, value, eta);
+        added[b][ku].push(value);
         states.push(TrialState::RungReached {
             bracket,
             rung: k,
             step,
             value,
         });
-        if !goes_on {
+        if !goes_on && running {
             states.push(TrialState::Pruned {
                 rule: rule.into(),
                 rung: Some(k),
