@@ -207,22 +207,25 @@ pub async fn update(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
     Ok(json!({ "run_info": find(&s, &id)?.info() }))
 }
 
+/// Records one change of a run; answers MLflow's empty reply.
+async fn changed(s: &AppState, f: &Fields, c: RunChanged) -> MlResult<Value> {
+    append(s, vec![event(f, EventKind::RunChanged(c))]).await?;
+    Ok(json!({}))
+}
+
 async fn lifecycle(s: Arc<AppState>, f: Fields, deleted: bool) -> MlResult<Value> {
     let id = f.run_id()?;
     find(&s, &id)?;
-    append(
+    changed(
         &s,
-        vec![event(
-            &f,
-            EventKind::RunChanged(RunChanged {
-                exp: ExperimentId(id),
-                deleted: Some(deleted),
-                ..RunChanged::default()
-            }),
-        )],
+        &f,
+        RunChanged {
+            exp: ExperimentId(id),
+            deleted: Some(deleted),
+            ..RunChanged::default()
+        },
     )
-    .await?;
-    Ok(json!({}))
+    .await
 }
 
 /// `POST runs/delete`: soft delete (hidden from searches of active runs; kept).
@@ -521,19 +524,16 @@ pub async fn delete_tag(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
             "No tag with name: {key} in run with id {id}"
         )));
     }
-    append(
+    changed(
         &s,
-        vec![event(
-            &f,
-            EventKind::RunChanged(RunChanged {
-                exp: ExperimentId(id),
-                removed_tags: vec![key],
-                ..RunChanged::default()
-            }),
-        )],
+        &f,
+        RunChanged {
+            exp: ExperimentId(id),
+            removed_tags: vec![key],
+            ..RunChanged::default()
+        },
     )
-    .await?;
-    Ok(json!({}))
+    .await
 }
 
 /// `POST runs/log-inputs`: `run_id`, `datasets` (each `{dataset: {name, digest, source_type, source, schema,
@@ -572,19 +572,16 @@ pub async fn log_inputs(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
         inputs.push(Value::Object(d.0.clone()));
     }
     writable(&s, &id)?;
-    append(
+    changed(
         &s,
-        vec![event(
-            &f,
-            EventKind::RunChanged(RunChanged {
-                exp: ExperimentId(id),
-                inputs,
-                ..RunChanged::default()
-            }),
-        )],
+        &f,
+        RunChanged {
+            exp: ExperimentId(id),
+            inputs,
+            ..RunChanged::default()
+        },
     )
-    .await?;
-    Ok(json!({}))
+    .await
 }
 
 /// `POST runs/log-model` (MLflow 2's `log_model`): the model's description joins the run's tag
@@ -603,19 +600,16 @@ pub async fn log_model(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
         .unwrap_or_default();
     history.push(model);
     let tag = serde_json::to_string(&history).map_err(|e| MlError::invalid(e.to_string()))?;
-    append(
+    changed(
         &s,
-        vec![event(
-            &f,
-            EventKind::RunChanged(RunChanged {
-                exp: ExperimentId(id),
-                set_tags: [("mlflow.log-model.history".to_string(), tag)].into(),
-                ..RunChanged::default()
-            }),
-        )],
+        &f,
+        RunChanged {
+            exp: ExperimentId(id),
+            set_tags: [("mlflow.log-model.history".to_string(), tag)].into(),
+            ..RunChanged::default()
+        },
     )
-    .await?;
-    Ok(json!({}))
+    .await
 }
 
 const NO_MODELS: &str = "labd does not store MLflow logged models (MLflow 3's log_model); log the model's files as artifacts (mlflow.log_artifacts) instead";
