@@ -763,51 +763,12 @@ fn the_sweep_systems_file_flags_and_output_files() {
 /// resumes it with the same choices.
 #[test]
 fn a_tpe_sweep_chooses_from_the_results_and_a_restart_keeps_its_choices() {
+    // Each trial takes a third of a second (six steps of 50 ms), so the kill comes mid-sweep.
+    let base =
+        r#"{"optim": {"lr": 0.01}, "epochs": 2, "steps_per_epoch": 3, "seed": 0, "sleep": 0.05}"#;
+    let yaml = "sweep:\n  optim.lr: {log_uniform: [1.0e-4, 1.0]}\nstrategy: tpe\ntrials: 13\nseed: 5\nparallel: 1\nobjective: {metric: train/loss, direction: minimize}\ncommand: python3 {train} {config}\n";
     let run_sweep = |kill_after: Option<usize>| -> Vec<f64> {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut d, _) = setup(tmp.path());
-        // Each trial takes a third of a second (six steps of 50 ms), so the kill comes mid-sweep.
-        let base = r#"{"optim": {"lr": 0.01}, "epochs": 2, "steps_per_epoch": 3, "seed": 0, "sleep": 0.05}"#;
-        let file = tmp.path().join("tpe.yaml");
-        std::fs::write(
-            &file,
-            format!(
-                "sweep:\n  optim.lr: {{log_uniform: [1.0e-4, 1.0]}}\nstrategy: tpe\ntrials: 13\nseed: 5\nparallel: 1\nobjective: {{metric: train/loss, direction: minimize}}\ncommand: python3 {} {{config}}\n",
-                train()
-            ),
-        )
-        .unwrap();
-        let out = d.labctl(&[
-            "sweep",
-            "run",
-            file.to_str().unwrap(),
-            "--base",
-            base,
-            "--id",
-            "tpe",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if let Some(n) = kill_after {
-            d.wait_for("trials to complete", 120, |d| {
-                trials(&status(d, "tpe"))
-                    .iter()
-                    .filter(|t| t["status"] == "completed")
-                    .count()
-                    >= n
-            });
-            let at_kill = trials(&status(&d, "tpe"))
-                .iter()
-                .filter(|t| t["status"] == "completed")
-                .count();
-            d.kill9();
-            assert!(at_kill < 13, "the sweep was still running when killed");
-            d.restart();
-        }
-        let s = wait_state(&d, "tpe", "finished", 240);
+        let (_tmp, _d, s) = run_to_end(yaml, base, "tpe", kill_after);
         let all = trials(&s);
         assert_eq!(all.len(), 13, "{s}");
         assert!(all.iter().all(|t| t["status"] == "completed"), "{s}");
@@ -833,34 +794,10 @@ fn a_tpe_sweep_chooses_from_the_results_and_a_restart_keeps_its_choices() {
 /// the end.
 #[test]
 fn an_asha_sweep_prunes_trials_from_their_curves() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (d, _) = setup(tmp.path());
     let base =
         r#"{"optim": {"lr": 0.01}, "epochs": 3, "steps_per_epoch": 6, "seed": 0, "sleep": 0.1}"#;
-    let file = tmp.path().join("asha.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "sweep:\n  optim.lr: [1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]\nparallel: 3\nobjective: {{metric: train/loss}}\npruner: {{rule: asha, min_resource: 2, reduction_factor: 3}}\ncommand: python3 {} {{config}}\n",
-            train()
-        ),
-    )
-    .unwrap();
-    let out = d.labctl(&[
-        "sweep",
-        "run",
-        file.to_str().unwrap(),
-        "--base",
-        base,
-        "--id",
-        "asha",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s = wait_state(&d, "asha", "finished", 180);
+    let yaml = "sweep:\n  optim.lr: [1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]\nparallel: 3\nobjective: {metric: train/loss}\npruner: {rule: asha, min_resource: 2, reduction_factor: 3}\ncommand: python3 {train} {config}\n";
+    let (_tmp, d, s) = run_to_end(yaml, base, "asha", None);
     let all = trials(&s);
     let pruned: Vec<&Value> = all.iter().filter(|t| t["status"] == "pruned").collect();
     assert!(!pruned.is_empty(), "some trials were pruned: {s}");
@@ -896,45 +833,11 @@ fn an_asha_sweep_prunes_trials_from_their_curves() {
 /// labd killed (-9) mid-sweep, prunes the same trials at the same rungs (the rungs are rebuilt from the log).
 #[test]
 fn asha_decisions_are_the_same_after_kill_9() {
+    let base =
+        r#"{"optim": {"lr": 0.01}, "epochs": 3, "steps_per_epoch": 6, "seed": 0, "sleep": 0.1}"#;
+    let yaml = "sweep:\n  optim.lr: [0.3, 0.01, 1.0, 0.001, 0.1, 0.03, 0.0001]\nparallel: 1\nobjective: {metric: train/loss}\npruner: {rule: asha, min_resource: 2, reduction_factor: 3}\ncommand: python3 {train} {config}\n";
     let run_sweep = |kill_after: Option<usize>| -> Vec<(String, String)> {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut d, _) = setup(tmp.path());
-        let base = r#"{"optim": {"lr": 0.01}, "epochs": 3, "steps_per_epoch": 6, "seed": 0, "sleep": 0.1}"#;
-        let file = tmp.path().join("asha.yaml");
-        std::fs::write(
-            &file,
-            format!(
-                "sweep:\n  optim.lr: [0.3, 0.01, 1.0, 0.001, 0.1, 0.03, 0.0001]\nparallel: 1\nobjective: {{metric: train/loss}}\npruner: {{rule: asha, min_resource: 2, reduction_factor: 3}}\ncommand: python3 {} {{config}}\n",
-                train()
-            ),
-        )
-        .unwrap();
-        let out = d.labctl(&[
-            "sweep",
-            "run",
-            file.to_str().unwrap(),
-            "--base",
-            base,
-            "--id",
-            "asha",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if let Some(n) = kill_after {
-            d.wait_for("trials to end", 120, |d| {
-                trials(&status(d, "asha"))
-                    .iter()
-                    .filter(|t| t["status"] == "completed" || t["status"] == "pruned")
-                    .count()
-                    >= n
-            });
-            d.kill9();
-            d.restart();
-        }
-        let s = wait_state(&d, "asha", "finished", 240);
+        let (_tmp, _d, s) = run_to_end(yaml, base, "asha", kill_after);
         trials(&s)
             .iter()
             .map(|t| {
@@ -949,4 +852,52 @@ fn asha_decisions_are_the_same_after_kill_9() {
     assert!(straight.iter().any(|(s, _)| s == "pruned"), "{straight:?}");
     let resumed = run_sweep(Some(3));
     assert_eq!(resumed, straight);
+}
+
+/// Runs the sweep file `yaml` (`{train}` names the example script) with base config `base` as sweep `id` on a
+/// fresh labd until it finishes. With `kill_after`, labd is killed (-9) once that many trials have ended
+/// (completed or pruned), while the sweep still runs, and started again. Answers the folder, the daemon and
+/// the finished sweep's status.
+fn run_to_end(
+    yaml: &str,
+    base: &str,
+    id: &str,
+    kill_after: Option<usize>,
+) -> (tempfile::TempDir, labd_e2e::Daemon, Value) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut d, _) = setup(tmp.path());
+    let file = tmp.path().join(format!("{id}.yaml"));
+    std::fs::write(&file, yaml.replace("{train}", &train())).unwrap();
+    let out = d.labctl(&[
+        "sweep",
+        "run",
+        file.to_str().unwrap(),
+        "--base",
+        base,
+        "--id",
+        id,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if let Some(n) = kill_after {
+        let ended = |d: &labd_e2e::Daemon| {
+            trials(&status(d, id))
+                .iter()
+                .filter(|t| t["status"] == "completed" || t["status"] == "pruned")
+                .count()
+        };
+        d.wait_for("trials to end", 120, |d| ended(d) >= n);
+        let at_kill = status(&d, id);
+        d.kill9();
+        assert_eq!(
+            at_kill["state"], "running",
+            "the sweep was still running when killed"
+        );
+        d.restart();
+    }
+    let s = wait_state(&d, id, "finished", 240);
+    (tmp, d, s)
 }
