@@ -7,11 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/labd"
-venv() { # venv DIR REQUIREMENTS IMPORT
-  if ! "$1/bin/python" -c "import $3" >/dev/null 2>&1; then
-    rm -rf "$1" && python3 -m venv "$1" && "$1/bin/pip" install -q --disable-pip-version-check -r "$2"
-  fi
-}
+. scripts/venv.sh
 if [ -z "${LABD_MLFLOW_PYTHON:-}" ]; then
   venv "$cache/mlflow-venv" tests/mlflow/requirements.txt mlflow
   LABD_MLFLOW_PYTHON="$cache/mlflow-venv/bin/python"

