@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# CI builds once from a clean clone: incremental caches would only take disk (several GB for this workspace).
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
+disk() { df -h . "${TMPDIR:-/tmp}" 2>/dev/null | awk 'NR == 1 || !seen[$0]++' | sed 's/^/disk: /'; }
+disk
+
 step "libtorch for the CMR benchmarks (scripts/libtorch.sh)"
 LIBTORCH="${LIBTORCH:-$(scripts/libtorch.sh)}"
 export LIBTORCH
@@ -94,8 +99,10 @@ fi
 step "build (the end-to-end tests run these binaries)"
 cargo build --workspace --bins --locked "${features[@]}"
 
+disk
 step "tests"
 cargo test --workspace --locked "${features[@]}"
+disk
 
 step "performance targets, small form (labd-bench --targets --small: every figure's command stays working)"
 if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
