@@ -187,7 +187,7 @@ pub fn errors(c: &Client, args: ErrorsArgs, json: bool) -> Result<i32> {
 
 /// `labctl tail`: prints events as they are committed, as JSON lines or one described line each.
 pub fn tail(c: &Client, args: TailArgs, json: bool) -> Result<i32> {
-    c.tail(args.from, |data| {
+    c.tail(args.from, None, |data| {
         if json {
             println!("{data}");
         } else {
@@ -281,6 +281,25 @@ fn describe(r: &EventRecord) -> String {
             format!("{} changed: {}", c.exp, parts.join(", "))
         }
         K::ProjectCreated(p) => format!("project {} created ({})", p.project, p.name),
+        K::AlertRuleSet(r) => format!(
+            "alert rule {} set ({}, from {})",
+            r.rule.name,
+            r.rule.kind.as_str(),
+            r.from.as_str()
+        ),
+        K::AlertRuleRemoved(r) => format!("alert rule {} removed", r.name),
+        K::AlertFired(f) => format!("ALERT {}: {}", f.rule, f.message),
+        K::AlertDelivered(d) => format!(
+            "alert #{} to {}: {} after {} tries{}",
+            d.firing,
+            d.sink,
+            d.outcome.as_str(),
+            d.attempts,
+            d.error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ),
         K::TrialAdded(t) => format!(
             "sweep {} chose trial {} ({}): {}",
             t.sweep, t.number, t.trial.id, t.reason

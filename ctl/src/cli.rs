@@ -63,6 +63,8 @@ pub enum Cmd {
     Errors(ErrorsArgs),
     /// Follow events as they are committed.
     Tail(TailArgs),
+    /// Alerts: firings (newest first; --follow for new ones), `rules`, `add`, `rm`.
+    Alerts(crate::alerts::AlertsArgs),
     /// Rebuild the views from the log, or show the registry as of a past point.
     Replay(ReplayArgs),
     /// Check a run log against the format; prints each problem with its line.

@@ -158,6 +158,27 @@ impl Client {
         self.answer(&format!("POST {path}"), req.send(body))
     }
 
+    /// DELETEs a resource; an answer without a body.
+    pub fn delete(&self, path: &str) -> Result<()> {
+        let req = self.auth(self.agent.delete(self.url(path)));
+        let what = format!("DELETE {path}");
+        let mut res = req.call().map_err(|e| {
+            anyhow!(
+                "cannot reach labd at {} ({e}); is it running? (--addr / LABD_ADDR)",
+                self.base
+            )
+        })?;
+        let status = res.status();
+        if !status.is_success() {
+            let text = res.body_mut().read_to_string().unwrap_or_default();
+            let msg = serde_json::from_str::<labd_schemas::api::ApiError>(&text)
+                .map(|e| e.error)
+                .unwrap_or(text);
+            bail!("{what}: {status}: {msg}");
+        }
+        Ok(())
+    }
+
     /// Whether labd answers at all.
     pub fn reachable(&self) -> bool {
         self.agent.get(self.url("/health")).call().is_ok()
@@ -169,10 +190,19 @@ impl Client {
     }
 
     /// Follows the SSE tail, calling `f` with each event's data until the stream ends.
-    pub fn tail(&self, from: Option<u64>, mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    /// Only events of the `kinds` given (comma-separated tags), when given.
+    pub fn tail(
+        &self,
+        from: Option<u64>,
+        kinds: Option<&str>,
+        mut f: impl FnMut(&str) -> Result<()>,
+    ) -> Result<()> {
         let mut req = self.auth(self.agent.get(self.url("/events/tail")));
         if let Some(from) = from {
             req = req.query("from", from.to_string());
+        }
+        if let Some(kinds) = kinds {
+            req = req.query("kind", kinds);
         }
         let res = req
             .call()

@@ -6,9 +6,11 @@
 //! - `runs`: `ls`, `show`, `metric`, `compare`; `export`: `export`
 //! - `analytics`: `varying`, `curve`, `points`, `incomplete`; `summary`: `summary`
 //! - `admin`: `status`, `ingest`, `errors`, `tail`, `replay`; `validate`: `validate`
+//! - `alerts`: `alerts` (firings, `--follow`), `alerts rules`, `alerts add`, `alerts rm`
 //! - `sweep` and `bench`: their subcommands
 
 mod admin;
+mod alerts;
 mod analytics;
 mod bench;
 mod cli;
@@ -57,6 +59,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Ingest(args) => admin::ingest(&c, args, json),
         Cmd::Errors(args) => admin::errors(&c, args, json),
         Cmd::Tail(args) => admin::tail(&c, args, json),
+        Cmd::Alerts(args) => alerts::run(&c, args, json),
         Cmd::Replay(args) => admin::replay(&c, args, json),
         Cmd::Validate(args) => validate::run(&c, args, json),
         Cmd::Varying(args) => analytics::varying(&c, args, json),

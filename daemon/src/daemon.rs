@@ -5,7 +5,7 @@
 //! 3. with `--once`: ingest the watched folders, commit, save the checkpoint, and exit;
 //! 4. start the ingest thread on the watched folders and the sweeps' and benchmarks' folders;
 //! 5. start the workers, each with narrow handles: checkpoints, the curve warm-up, the sweep scheduler, the
-//!    benchmark runner, the federation's publisher and hub;
+//!    benchmark runner, the alerts worker, the federation's publisher and hub;
 //! 6. serve the HTTP API until shutdown;
 //! 7. stop: the scheduler's trials, intake, the writer; save the checkpoint.
 //!
@@ -136,6 +136,14 @@ pub async fn run(
         },
         bench_requests,
     ));
+    // Alerts: the rules' firings recorded and sent on.
+    let alerts = tokio::spawn(crate::alerts::run(crate::alerts::Deps {
+        views: views.clone(),
+        appender: writer.appender(),
+        stopping: stopping.clone(),
+        settings: Arc::new(config.alerts.clone()),
+        host: config.host.clone(),
+    }));
     // The lab-wide ledger: publishing this log, consuming the hosts' (a hub).
     let (federation, federation_tasks) = match config.federation.clone() {
         Some(settings) => {
@@ -181,6 +189,7 @@ pub async fn run(
     checkpoints.abort();
     // The scheduler stops running trials (recorded as interrupted; they run again on the next start).
     let _ = scheduler.await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), alerts).await;
     // The publisher stores what was acknowledged; the hub's appended batches are committed.
     for task in federation_tasks {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;

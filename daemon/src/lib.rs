@@ -17,9 +17,11 @@
 //! - [`jobs`]: progress of long operations.
 //! - [`sweeps`]: parameter sweeps: plan, schedule, run trials as child processes, resume.
 //! - [`federation`]: the lab-wide ledger over NATS JetStream: publish this log, consume the hosts' (a hub).
+//! - [`alerts`]: alert rules' firings recorded and sent to the journal, webhooks and commands.
 //! - [`benchmarks`]: benchmark jobs: run `labd-cmr` as a child whose result lines flow in through ingest.
 //! - [`api`]: the HTTP API (axum).
 //! - [`web`]: the web view (embedded page, its script and uPlot), served beside the API.
+pub mod alerts;
 pub mod analytics;
 pub mod api;
 pub mod benchmarks;

@@ -29,7 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the settings of all of the above", &["config"]),
     (
         "workers (views → events) and the handlers' state",
-        &["sweeps", "benchmarks", "federation", "state"],
+        &["sweeps", "benchmarks", "alerts", "federation", "state"],
     ),
     ("answers", &["api", "mlflow"]),
     ("wiring", &["daemon"]),

@@ -92,8 +92,8 @@ const api = {
     return (await this.fetch(path, params)).json();
   },
   // Server-sent events of the log's tail, read with fetch so that the token header can be sent.
-  async tail(onEvent, signal) {
-    const res = await this.fetch('/events/tail', {}, { signal });
+  async tail(onEvent, signal, params) {
+    const res = await this.fetch('/events/tail', params || {}, { signal });
     const reader = res.body.getReader();
     const dec = new TextDecoder();
     let buf = '';
@@ -144,6 +144,7 @@ const routes = [
   [/^\/benchmarks$/, viewBenchmarks],
   [/^\/benchmarks\/([^/]+)$/, viewBenchmark],
   [/^\/live$/, viewLive],
+  [/^\/alerts$/, viewAlerts],
 ];
 
 function navigate(url) {
@@ -635,6 +636,56 @@ async function viewLive(app) {
   });
   ready('live');
 }
+
+// ---------- alerts ----------
+async function viewAlerts(app) {
+  const firings = h('div', { id: 'alerts-firings' });
+  const rulesBox = h('div', { id: 'alerts-rules' });
+  const load = async () => {
+    const [a, r] = await Promise.all([api.get('/alerts', { limit: 200 }), api.get('/alerts/rules')]);
+    const rows = a.alerts.map((x) => h('tr', { class: x.open ? 'open' : '' },
+      h('td', {}, String(x.seq)), h('td', {}, x.time.replace('T', ' ').slice(0, 19)), h('td', {}, x.rule), h('td', {}, x.kind),
+      h('td', {}, x.open ? 'open' : ''),
+      h('td', {}, x.subject.run ? h('a', { href: '/runs/' + encodeURIComponent(x.subject.run), 'data-link': '' }, x.message) : x.message),
+      h('td', {}, (x.deliveries || []).map((d) => `${d.sink}: ${d.outcome}`).join(', '))));
+    firings.replaceChildren(h('p', { class: 'muted' }, `${a.fired} fired in all, ${a.open} open`),
+      rows.length ? h('table', {}, h('thead', {}, h('tr', {}, ...['seq', 'time', 'rule', 'kind', 'episode', 'what', 'sent'].map((c) => h('th', {}, c)))), h('tbody', {}, ...rows))
+        : h('p', { class: 'muted' }, 'no alerts have fired'));
+    const rrows = r.rules.map((x) => h('tr', {}, h('td', {}, x.name), h('td', {}, x.kind), h('td', {}, x.metric || ''),
+      h('td', {}, { nan: 'NaN or ±inf', failed: 'a run or trial fails', sweep_finished: 'a sweep ends' }[x.kind]
+        || [x.above !== undefined ? '> ' + x.above : '', x.below !== undefined ? '< ' + x.below : '', x.factor ? `${x.factor}× min, ${x.points || 1} pts` : '', x.after ? `${x.after} s silent` : ''].filter(Boolean).join(' ')),
+      h('td', {}, x.from), h('td', {}, String(x.fired))));
+    rulesBox.replaceChildren(rrows.length ? h('table', {}, h('thead', {}, h('tr', {}, ...['rule', 'kind', 'metric', 'condition', 'from', 'fired'].map((c) => h('th', {}, c)))), h('tbody', {}, ...rrows))
+      : h('p', { class: 'muted' }, 'no rules (labctl alerts add, or [[alerts.rules]] in the configuration)'),
+    h('p', { class: 'muted' }, 'sinks: ' + (r.sinks.join(', ') || 'none')));
+  };
+  app.replaceChildren(h('h1', {}, 'Alerts'), firings, h('h2', {}, 'Rules'), rulesBox);
+  await load();
+  const again = throttle(load, 500);
+  live((rec) => { const k = Object.keys(rec.event.kind)[0]; if (k.startsWith('alert_') || k === 'metrics_logged') again(); });
+  ready('alerts');
+}
+
+// The badge in the header: open alerts, kept fresh by the firings' stream and a slow poll (episodes end too).
+async function alertBadge() {
+  const badge = $('#alerts-badge');
+  const refresh = async () => {
+    try {
+      const a = await api.get('/alerts', { open: true, limit: 1 });
+      badge.textContent = a.open === 1 ? '1 alert' : `${a.open} alerts`;
+      badge.hidden = a.open === 0;
+      badge.title = a.alerts.length ? a.alerts[0].message : '';
+    } catch (_) { /* daemon away: keep what is shown */ }
+  };
+  await refresh();
+  setInterval(refresh, 10000);
+  const again = throttle(refresh, 200);
+  for (;;) {
+    try { await api.tail(() => again(), undefined, { kind: 'alert_fired' }); } catch (_) { /* reconnect below */ }
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+}
+alertBadge();
 
 // Health in the header.
 api.get('/health').then((hh) => { $('#status').textContent = `labd ${hh.version || ''} — ${hh.experiments ?? ''} runs, seq ${hh.last_seq ?? ''}`; }).catch(() => {});

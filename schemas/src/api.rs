@@ -417,3 +417,54 @@ pub struct Pushed {
 pub struct ApiError {
     pub error: String,
 }
+
+/// One firing (`GET /api/v1/alerts`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// The `alert_fired` event's sequence number.
+    pub seq: u64,
+    pub time: String,
+    #[serde(flatten)]
+    pub fired: crate::alert::AlertFired,
+    /// Whether its episode is still open (the condition still holds; a failure or a sweep's end stays closed).
+    pub open: bool,
+    /// On a hub, another host's firing: that host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// How it fared at each webhook and command.
+    #[serde(default)]
+    pub deliveries: Vec<crate::alert::AlertDelivered>,
+}
+
+/// `GET /api/v1/alerts`: the latest firings, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AlertList {
+    /// Firings recorded in all (labd keeps the latest 10,000).
+    pub fired: u64,
+    /// Firings whose episode is open.
+    pub open: usize,
+    /// Conditions met whose firing is being recorded.
+    pub pending: usize,
+    pub alerts: Vec<AlertRecord>,
+}
+
+/// One rule in force (`GET /api/v1/alerts/rules`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AlertRuleInfo {
+    #[serde(flatten)]
+    pub rule: crate::alert::AlertRule,
+    /// `config` or `api`.
+    pub from: String,
+    /// When it was set.
+    pub since: String,
+    /// Its firings so far.
+    pub fired: u64,
+}
+
+/// `GET /api/v1/alerts/rules`: the rules and the sinks configured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AlertRules {
+    pub rules: Vec<AlertRuleInfo>,
+    /// `journal` (when on), then the webhooks' and commands' names.
+    pub sinks: Vec<String>,
+}

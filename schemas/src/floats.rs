@@ -110,6 +110,41 @@ pub mod map {
     }
 }
 
+/// `#[serde(default, with = "crate::floats::opt")]` for `Option<f64>`: in JSON a non-finite value is spelled
+/// (`"NaN"`, ...), `None` is `null`; in binary formats a plain optional float.
+pub mod opt {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(x) if s.is_human_readable() => match spell(*x) {
+                Some(text) => s.serialize_str(text),
+                None => s.serialize_f64(*x),
+            },
+            Some(x) => s.serialize_f64(*x),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        if !d.is_human_readable() {
+            return serde::Deserialize::deserialize(d);
+        }
+        let v: Option<serde_json::Value> = serde::Deserialize::deserialize(d)?;
+        match v {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::Number(n)) => n
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom("not a number")),
+            Some(serde_json::Value::String(t)) => parse_special(&t)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("{t:?} is not a number"))),
+            Some(other) => Err(serde::de::Error::custom(format!("{other} is not a number"))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde::{Deserialize, Serialize};

@@ -14,12 +14,14 @@
 //! - [`canonical`]: canonical JSON and the config hash.
 //! - [`bench`]: the facts recorded about benchmarks and their measurements, and the lines that state them.
 
+pub mod alert;
 pub mod api;
 pub mod bench;
 pub mod canonical;
 pub mod cmr;
 pub mod event;
 pub mod floats;
+pub mod glob;
 pub mod ids;
 pub mod number;
 pub mod runlog;

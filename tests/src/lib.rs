@@ -351,6 +351,13 @@ fn try_request_to(
             }
             r.call()
         }
+        ("DELETE", _) => {
+            let mut r = agent.delete(&url);
+            if let Some(t) = token {
+                r = r.header("Authorization", format!("Bearer {t}"));
+            }
+            r.call()
+        }
         (_, body) => {
             let mut r = agent.post(&url);
             if let Some(t) = token {

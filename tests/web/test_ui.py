@@ -1,7 +1,7 @@
 """The web view in a real headless Chromium (Debian's `chromium`, driven with Playwright for Python) against a
 real labd: the experiments table shows the runs, a filter narrows them, a run page draws its curves (checked on
 the canvas's pixels, not the DOM), the compare page overlays two runs, a live point appears, an ingest error is
-visible. Screenshots go to --out. Run by tests/tests/web.rs, which starts labd on a corpus.
+visible, an alert's badge appears in the header and its page lists it. Screenshots go to --out. Run by tests/tests/web.rs, which starts labd on a corpus.
 
 Usage: test_ui.py --addr URL --live-log FILE --bad-log FILE --inbox DIR --train sweeps/examples/train.py --out DIR
 """
@@ -207,6 +207,23 @@ def main():
         blue, red = page.evaluate(COUNT_PIXELS, ["main .grid .card:first-child", [BLUE, RED]])
         check(blue > 20 and red > 20, f"baseline and CMR time are drawn against sequence length ({blue}, {red})")
         page.screenshot(path=os.path.join(a.out, "benchmark.png"), full_page=True)
+        # Alerts: a NaN rule, a NaN point on the live run; the header's badge shows it without a reload and the
+        # alerts page lists it.
+        status = page.evaluate(
+            """fetch('/api/v1/alerts/rules', {method: 'POST', headers: {'Content-Type': 'application/json'},
+               body: JSON.stringify({name: 'web-nan', kind: 'nan', metric: 'loss'})}).then(r => r.status)"""
+        )
+        check(status == 201, f"an alert rule is set over the API ({status})")
+        check(page.is_hidden("#alerts-badge"), "no alert badge before anything fired")
+        with open(a.live_log, "a") as f:
+            f.write('{"kind": "metrics", "step": 1001, "values": {"loss": NaN}}\n')
+        page.wait_for_selector("#alerts-badge:not([hidden])", timeout=10000)
+        check("1 alert" in page.inner_text("#alerts-badge"), "the header's badge counts the open alert")
+        page.click("#alerts-badge")
+        wait_ready(page, "alerts")
+        text = page.inner_text("#alerts-firings")
+        check("web-nan" in text and "NaN at step 1001" in text, "the alerts page lists the firing", text[:300])
+        page.screenshot(path=os.path.join(a.out, "alerts.png"), full_page=True)
         body_texts = page.evaluate("document.body.innerText")
         check("[object " not in body_texts, "no element rendered as text")
         check(not errors, f"no script errors ({errors})")

@@ -5,9 +5,11 @@
 //! - [`push`]: create runs and log metrics, messages, summaries, artifacts and status over HTTP.
 //! - [`admin`]: ingest a path, replay.
 //! - [`analytics`]: varying hyperparameters and grouped summaries.
+//! - [`alerts`]: alert firings and rules.
 //! - [`benchmarks`]: start CMR benchmarks; their reports, summary CSV, datasets, comparisons.
 
 pub mod admin;
+pub mod alerts;
 pub mod analytics;
 pub mod benchmarks;
 pub mod export;
@@ -108,6 +110,12 @@ pub fn router(shared: Arc<AppState>) -> Router {
             get(read::ingest_state).post(admin::ingest),
         )
         .route("/api/v1/ingest/errors", get(read::errors))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/alerts/rules", get(alerts::rules).post(alerts::set))
+        .route(
+            "/api/v1/alerts/rules/{name}",
+            axum::routing::delete(alerts::remove),
+        )
         .route("/api/v1/replay", post(admin::replay))
         .route("/api/v1/federation/republish", post(admin::republish))
         .route("/api/v1/jobs/{id}", get(read::job))

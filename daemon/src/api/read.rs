@@ -416,6 +416,8 @@ pub async fn events(
 pub struct TailQuery {
     /// First sequence number to send; default: only what comes next.
     from: Option<u64>,
+    /// Only events of these kinds (comma-separated tags, e.g. `alert_fired,status_changed`).
+    kind: Option<String>,
 }
 
 /// Server-sent events: every committed event from `from` on, as it is committed.
@@ -431,9 +433,14 @@ pub async fn tail(
         .max(1);
     let log = s.log.clone();
     let stopping = s.stopping.clone();
+    let kinds: Option<Arc<Vec<String>>> = q
+        .kind
+        .as_deref()
+        .map(|k| Arc::new(k.split(',').map(|t| t.trim().to_string()).collect()));
     let state = (start, seq_rx, log, stopping);
-    let stream =
-        futures_util::stream::unfold(state, |(next, mut rx, log, mut stopping)| async move {
+    let stream = futures_util::stream::unfold(state, move |(next, mut rx, log, mut stopping)| {
+        let kinds = kinds.clone();
+        async move {
             loop {
                 if *stopping.borrow() {
                     return None;
@@ -448,6 +455,11 @@ pub async fn tail(
                     let upto = batch.last().map(|(s, _)| *s + 1).unwrap_or(next);
                     let items: Vec<std::result::Result<SseEvent, Infallible>> = batch
                         .into_iter()
+                        .filter(|(_, e)| {
+                            kinds
+                                .as_ref()
+                                .is_none_or(|k| k.iter().any(|t| t == e.kind.tag()))
+                        })
                         .map(|(seq, event)| {
                             let data = serde_json::to_string(&EventRecord { seq, event })
                                 .unwrap_or_default();
@@ -462,7 +474,8 @@ pub async fn tail(
                     _ = stopping.changed() => return None,
                 }
             }
-        });
+        }
+    });
     use futures_util::StreamExt;
     Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
 }

@@ -1,8 +1,10 @@
 //! Configuration: flags, `LABD_*` environment variables and an optional TOML file, merged in that order of
 //! precedence (flag > env > file > default) into one validated [`Config`].
 
+mod alerts;
 mod federation;
 
+pub use alerts::{Alerts, CommandSink, Webhook};
 pub use federation::{Auth, Federation, NatsUrl, Role, Tls, shown_url};
 
 use crate::ingest;
@@ -174,6 +176,9 @@ struct FileConfig {
     /// This labd's place in a lab-wide ledger over NATS JetStream.
     #[serde(default)]
     federation: federation::FederationFile,
+    /// Alert rules and where their firings go.
+    #[serde(default)]
+    alerts: alerts::AlertsFile,
 }
 
 /// `[slurm]` in the config file.
@@ -259,6 +264,8 @@ pub struct Config {
     /// `[federation]`: publishing to and consuming from a lab-wide ledger over NATS JetStream; `None`: this
     /// labd keeps its ledger to itself.
     pub federation: Option<Federation>,
+    /// `[alerts]`: the file's rules and the sinks firings go to.
+    pub alerts: Alerts,
 }
 
 impl Config {
@@ -296,6 +303,10 @@ impl Config {
                 poll: Duration::from_secs(2),
             },
             federation: None,
+            alerts: Alerts {
+                journal: true,
+                ..Default::default()
+            },
         }
     }
 
@@ -488,6 +499,7 @@ impl Config {
         if let Some(s) = site.poll {
             config.slurm.poll = seconds("[slurm] poll", s)?;
         }
+        config.alerts = alerts::resolve(file.alerts)?;
         config.federation = federation::resolve(file.federation, &config.host, &|p: &Path| {
             rel(&p.to_path_buf())
         })?;

@@ -121,6 +121,19 @@ impl Names {
                     _ => {}
                 }
             }
+            // A host's firings are shown on the hub under the names its runs and sweeps have here; its rules and
+            // deliveries are its own (the hub's alerts view passes them over).
+            EventKind::AlertFired(f) => {
+                if let Some(exp) = &mut f.subject.run {
+                    run(exp, self);
+                }
+                if let Some(sweep) = &mut f.subject.sweep {
+                    renamed = self.other(Space::Sweep, in_use, host, sweep);
+                }
+            }
+            EventKind::AlertRuleSet(_)
+            | EventKind::AlertRuleRemoved(_)
+            | EventKind::AlertDelivered(_) => {}
             EventKind::BenchStarted(b) => {
                 renamed = self.other(Space::Bench, in_use, host, &mut b.bench);
             }

@@ -3,6 +3,7 @@
 //! (a test checks it). The views' checkpoint (their state and the last sequence number applied) is saved in
 //! the log's database so a restart only catches up.
 
+pub mod alerts;
 pub mod benchmarks;
 pub mod chunk;
 pub mod chunk_store;
@@ -23,7 +24,7 @@ pub use ingest::IngestView;
 pub use registry::Registry;
 
 /// Bump when the checkpoint's layout changes: an old checkpoint is then ignored and the views rebuilt.
-const CHECKPOINT_VERSION: u32 = 8;
+const CHECKPOINT_VERSION: u32 = 9;
 /// Key of the views' checkpoint in the log database.
 pub const CHECKPOINT_KEY: &str = "views";
 
@@ -38,6 +39,7 @@ pub struct Views {
     pub benchmarks: benchmarks::Benchmarks,
     pub projects: projects::Projects,
     pub mlflow: mlflow::MlflowRuns,
+    pub alerts: alerts::Alerts,
     /// Every metric's points in compressed columns. Checkpointed apart (`curves::CURVES_KEY`), see `Curves`.
     #[serde(skip)]
     pub curves: Curves,
@@ -64,6 +66,7 @@ impl Views {
         self.benchmarks.apply(seq, event);
         self.projects.apply(event);
         self.mlflow.apply(event);
+        self.alerts.apply(seq, event, &self.registry, &self.sweeps);
         self.curves.apply(seq, event);
         self.applied = seq;
         self.events += 1;
@@ -80,7 +83,8 @@ impl Views {
         if events.is_empty() {
             return;
         }
-        // The views do not read one another, so each takes the whole batch in turn.
+        // The views do not read one another (but the alerts view, which reads a run's name and a trial's status
+        // after the others), so each takes the whole batch in turn.
         self.registry.apply_batch(first, events);
         self.ingest.apply_batch(first, events);
         self.curves.apply_batch(first, events);
@@ -90,6 +94,7 @@ impl Views {
             self.sweeps.apply(seq, e);
             self.benchmarks.apply(seq, e);
             self.projects.apply(e);
+            self.alerts.apply(seq, e, &self.registry, &self.sweeps);
             self.points += e.kind.points() as u64;
         }
         self.events += events.len() as u64;

@@ -212,6 +212,10 @@ impl Record {
             | EventKind::SweepChanged(_)
             | EventKind::TrialChanged(_)
             | EventKind::TrialAdded(_)
+            | EventKind::AlertRuleSet(_)
+            | EventKind::AlertRuleRemoved(_)
+            | EventKind::AlertFired(_)
+            | EventKind::AlertDelivered(_)
             | EventKind::BenchStarted(_)
             | EventKind::BenchMeasured(_)
             | EventKind::BenchChanged(_) => {}

@@ -137,6 +137,10 @@ pub enum EventKind {
     ProjectChanged(ProjectChanged),
     RunChanged(RunChanged),
     TrialAdded(Box<crate::sweep::TrialAdded>),
+    AlertRuleSet(Box<crate::alert::AlertRuleSet>),
+    AlertRuleRemoved(crate::alert::AlertRuleRemoved),
+    AlertFired(Box<crate::alert::AlertFired>),
+    AlertDelivered(crate::alert::AlertDelivered),
 }
 
 impl EventKind {
@@ -154,6 +158,10 @@ impl EventKind {
             | EventKind::ProjectCreated(_)
             | EventKind::ProjectChanged(_)
             | EventKind::TrialAdded(_)
+            | EventKind::AlertRuleSet(_)
+            | EventKind::AlertRuleRemoved(_)
+            | EventKind::AlertFired(_)
+            | EventKind::AlertDelivered(_)
             | EventKind::IngestError(_)
             | EventKind::SweepCreated(_)
             | EventKind::SweepChanged(_)
@@ -185,6 +193,10 @@ impl EventKind {
             EventKind::ProjectChanged(_) => "project_changed",
             EventKind::RunChanged(_) => "run_changed",
             EventKind::TrialAdded(_) => "trial_added",
+            EventKind::AlertRuleSet(_) => "alert_rule_set",
+            EventKind::AlertRuleRemoved(_) => "alert_rule_removed",
+            EventKind::AlertFired(_) => "alert_fired",
+            EventKind::AlertDelivered(_) => "alert_delivered",
         }
     }
 

@@ -141,7 +141,115 @@ fn has_sample(kind: &EventKind) -> usize {
         EventKind::ProjectChanged(_) => 15,
         EventKind::RunChanged(_) => 16,
         EventKind::TrialAdded(_) => 17,
+        EventKind::AlertRuleSet(_) => 18,
+        EventKind::AlertRuleRemoved(_) => 19,
+        EventKind::AlertFired(_) => 20,
+        EventKind::AlertDelivered(_) => 21,
     }
+}
+
+/// The alert kinds, added to format version 1 later: a rule set and removed, firings (a NaN point, a stall),
+/// deliveries of each outcome.
+fn samples_v1_alerts() -> Vec<Event> {
+    use crate::alert::*;
+    let rule = AlertRule {
+        name: "loss-nan".into(),
+        kind: AlertKind::Nan,
+        metric: Some("loss*".into()),
+        above: None,
+        below: None,
+        factor: None,
+        points: None,
+        after: None,
+        runs: Some("bert-*".into()),
+        sweeps: None,
+        sinks: Some(vec!["journal".into(), "ops".into()]),
+        max_per_minute: Some(5),
+    };
+    let at = |kind| Event::new(1_796_580_000_000_000, Source::Daemon, kind);
+    vec![
+        at(EventKind::AlertRuleSet(Box::new(AlertRuleSet {
+            rule,
+            from: RuleFrom::Api,
+        }))),
+        at(EventKind::AlertFired(Box::new(AlertFired {
+            rule: "loss-nan".into(),
+            kind: AlertKind::Nan,
+            subject: Subject {
+                run: Some(ExperimentId("20261206_190000_bert-a_0a1b2c3d".into())),
+                metric: Some("loss".into()),
+                sweep: None,
+                trial: None,
+            },
+            step: Some(120),
+            value: Some(f64::INFINITY),
+            trigger: Some(4711),
+            message: "loss is inf at step 120".into(),
+        }))),
+        at(EventKind::AlertDelivered(AlertDelivered {
+            firing: 4712,
+            sink: "ops".into(),
+            outcome: Delivery::Delivered,
+            attempts: 2,
+            error: None,
+        })),
+        at(EventKind::AlertDelivered(AlertDelivered {
+            firing: 4712,
+            sink: "pager".into(),
+            outcome: Delivery::Failed,
+            attempts: 5,
+            error: Some("HTTP 503".into()),
+        })),
+        at(EventKind::AlertDelivered(AlertDelivered {
+            firing: 4712,
+            sink: "cmd".into(),
+            outcome: Delivery::HeldBack,
+            attempts: 0,
+            error: None,
+        })),
+        at(EventKind::AlertFired(Box::new(AlertFired {
+            rule: "silent".into(),
+            kind: AlertKind::Stall,
+            subject: Subject {
+                run: Some(ExperimentId("r".into())),
+                ..Default::default()
+            },
+            step: None,
+            value: None,
+            trigger: None,
+            message: "no new point for 600 s".into(),
+        }))),
+        at(EventKind::AlertRuleRemoved(AlertRuleRemoved {
+            name: "loss-nan".into(),
+            from: RuleFrom::Config,
+        })),
+    ]
+}
+
+const SAMPLES_V1_ALERTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/samples/events-v1-alerts.msgpack"
+);
+
+#[test]
+fn stored_alert_samples_keep_decoding() {
+    let samples = samples_v1_alerts();
+    if std::env::var_os("LABD_WRITE_SAMPLES").is_some()
+        && !std::path::Path::new(SAMPLES_V1_ALERTS).exists()
+    {
+        std::fs::write(
+            SAMPLES_V1_ALERTS,
+            rmp_serde::to_vec_named(&samples).unwrap(),
+        )
+        .unwrap();
+    }
+    let bytes = std::fs::read(SAMPLES_V1_ALERTS)
+        .expect("samples/events-v1-alerts.msgpack (LABD_WRITE_SAMPLES=1 writes it once)");
+    let decoded: Vec<Event> =
+        rmp_serde::from_slice(&bytes).expect("stored alert events must keep decoding");
+    let kinds: Vec<usize> = decoded.iter().map(|e| has_sample(&e.kind)).collect();
+    assert_eq!(kinds, [18, 20, 21, 21, 21, 20, 19]);
+    assert_eq!(decoded, samples);
 }
 
 /// The choice of a model-based sweep, added to format version 1 later.
