@@ -562,7 +562,8 @@ async function viewSweep(app, id) {
       best ? h('p', {}, h('b', {}, 'Best: '), Object.entries(best.params).map(([k, v]) => `${k}=${fmt(v)}`).join(', '), ` — ${a.metric} ${fmt(best.mean)} (n=${best.count})`,
         a.overlapping ? h('span', { class: 'muted' }, ' — the runner-up\'s interval overlaps: not a sure ranking') : '') : h('p', { class: 'muted' }, 'no result yet'),
       charts,
-      ...(a.params || []).map((pa) => pa.thresholds.length ? h('p', {}, h('b', {}, pa.param + ' thresholds: '), pa.thresholds.map((t) => `${fmt(t.from)}→${fmt(t.to)}: ${fmt(t.change)}`).join('; ')) : null).filter(Boolean));
+      ...(a.params || []).map((pa) => pa.thresholds.length ? h('p', {}, h('b', {}, pa.param + ' thresholds: '), pa.thresholds.map((t) => `${fmt(t.from)}→${fmt(t.to)}: ${fmt(t.change)}`).join('; ')) : null).filter(Boolean),
+      ...(a.pareto ? paretoView(a.pareto) : []));
     for (const series of a.plot || []) {
       const card = h('div', { class: 'card' });
       charts.append(card);
@@ -577,6 +578,39 @@ async function viewSweep(app, id) {
   ready('sweep');
   const again = throttle(() => viewSweep(app, id), 3000);
   live((rec) => { const k = rec.event.kind; if ((k.trial_changed && k.trial_changed.sweep === id) || (k.sweep_changed && k.sweep_changed.sweep === id)) again(); });
+}
+
+// The Pareto front of a multi-objective sweep: the first two objectives as a scatter (the front in red, joined
+// in order), and every configuration in a table.
+function paretoView(f) {
+  const [ox, oy] = f.objectives;
+  const pts = f.points.filter((p) => p.values[0] !== null && p.values[1] !== null);
+  const W = 520, H = 340, L = 64, B = 40, T = 12, R = 16;
+  const xs = pts.map((p) => p.values[0]), ys = pts.map((p) => p.values[1]);
+  const span = (v) => { const lo = Math.min(...v), hi = Math.max(...v); return hi > lo ? [lo, hi] : [lo - 1, hi + 1]; };
+  const [x0, x1] = span(xs), [y0, y1] = span(ys);
+  const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R), sy = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - B - T);
+  const NS = 'http://www.w3.org/2000/svg';
+  const el = (tag, attrs, text) => { const e = document.createElementNS(NS, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text !== undefined) e.textContent = text; return e; };
+  const svg = el('svg', { width: W, height: H, class: 'pareto', id: 'pareto-plot' });
+  svg.append(el('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#94a3b8' }), el('line', { x1: L, y1: T, x2: L, y2: H - B, stroke: '#94a3b8' }));
+  svg.append(el('text', { x: (L + W - R) / 2, y: H - 8, 'text-anchor': 'middle', 'font-size': 12 }, `${ox.metric} (${ox.direction === 'minimize' ? 'lower' : 'higher'} is better)`));
+  svg.append(el('text', { x: 14, y: (T + H - B) / 2, 'text-anchor': 'middle', 'font-size': 12, transform: `rotate(-90 14 ${(T + H - B) / 2})` }, `${oy.metric} (${oy.direction === 'minimize' ? 'lower' : 'higher'} is better)`));
+  for (const [v, x, y, anchor] of [[x0, sx(x0), H - B + 16, 'start'], [x1, sx(x1), H - B + 16, 'end']]) svg.append(el('text', { x, y, 'text-anchor': anchor, 'font-size': 11, fill: '#64748b' }, fmt(v)));
+  for (const [v, y] of [[y0, sy(y0)], [y1, sy(y1) + 10]]) svg.append(el('text', { x: L - 4, y, 'text-anchor': 'end', 'font-size': 11, fill: '#64748b' }, fmt(v)));
+  const front = pts.filter((p) => p.front).sort((a, b) => a.values[0] - b.values[0]);
+  if (front.length > 1) svg.append(el('polyline', { points: front.map((p) => `${sx(p.values[0])},${sy(p.values[1])}`).join(' '), fill: 'none', stroke: '#dc2626', 'stroke-width': 1.5 }));
+  for (const p of pts) {
+    const c = el('circle', { cx: sx(p.values[0]), cy: sy(p.values[1]), r: p.front ? 5 : 4, fill: p.front ? '#dc2626' : '#94a3b8', class: p.front ? 'front' : 'dominated' });
+    c.append(el('title', {}, Object.entries(p.params).map(([k, v]) => `${k}=${fmt(v)}`).join(', ')));
+    svg.append(c);
+  }
+  const rows = f.points.map((p) => h('tr', { class: p.front ? 'open' : '' }, h('td', {}, Object.entries(p.params).map(([k, v]) => `${k}=${fmt(v)}`).join(', ')),
+    ...p.values.map((v) => h('td', { class: 'num' }, v === null ? '' : fmt(v))), h('td', {}, p.front ? 'front' : '')));
+  return [h('h2', {}, 'Pareto front'),
+    h('p', { class: 'muted' }, `${f.on_front} of ${f.points.length} configurations are on the front: no other is as good in every objective and better in one.`),
+    svg,
+    h('table', { id: 'pareto-table' }, h('thead', {}, h('tr', {}, h('th', {}, 'configuration'), ...f.objectives.map((o) => h('th', {}, `${o.metric} (${o.reduce}, ${o.direction === 'minimize' ? 'min' : 'max'})`)), h('th', {}, ''))), h('tbody', {}, ...rows))];
 }
 
 // ---------- benchmarks ----------

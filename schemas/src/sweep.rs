@@ -31,6 +31,10 @@ pub struct SweepSpec {
     /// Seed of the random strategy (the same seed draws the same trials).
     #[serde(default)]
     pub seed: Option<u64>,
+    /// `strategy: tpe` with `parallel` above 1: the trials still running count as the worst results when the
+    /// next is chosen (Optuna's constant liar), so parallel choices spread out instead of crowding one spot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub constant_liar: bool,
     /// Repeats of every configuration: each gets its own seed, written at `seed_key`.
     #[serde(default)]
     pub seeds: Option<Vec<Value>>,
@@ -95,6 +99,10 @@ pub struct SweepSpec {
     /// What `strategy: tpe` optimizes, and what a pruner reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objective: Option<Objective>,
+    /// Two or more objectives, each with its direction and reduction: the sweep's analysis shows the
+    /// configurations no other beats in all of them (the Pareto front).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<Objective>,
     /// Stops trials early from the objective's intermediate values (needs `objective`; local executor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pruner: Option<Pruner>,
@@ -288,6 +296,16 @@ pub enum Reduce {
     Last,
     Min,
     Max,
+}
+
+impl Reduce {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reduce::Last => "last",
+            Reduce::Min => "min",
+            Reduce::Max => "max",
+        }
+    }
 }
 
 /// A model-based sweep chose its next trial (`strategy: tpe`): the plan, its number in the sweep, and why.

@@ -5,7 +5,7 @@ use labd_e2e::repo_root;
 use labd_e2e::sweeps::{setup, sleeper_alive, status, train, trial_stderr, trials, wait_state};
 use serde_json::Value;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[test]
 fn a_grid_with_repeats_runs_every_trial_once_and_links_its_run() {
@@ -788,16 +788,76 @@ fn a_tpe_sweep_chooses_from_the_results_and_a_restart_keeps_its_choices() {
     assert_eq!(resumed, straight, "the same choices after kill -9");
 }
 
+/// A parallel TPE sweep with `constant_liar`: trials still running count as the worst results when the next
+/// is chosen, and each choice says so; the sweep runs its trials three at a time to the end.
+#[test]
+fn a_parallel_tpe_sweep_counts_running_trials_as_the_worst() {
+    let base =
+        r#"{"optim": {"lr": 0.01}, "epochs": 2, "steps_per_epoch": 3, "seed": 0, "sleep": 0.05}"#;
+    let yaml = "sweep:\n  optim.lr: {log_uniform: [1.0e-4, 1.0]}\nstrategy: tpe\ntrials: 14\nseed: 3\nparallel: 3\nconstant_liar: true\nobjective: {metric: train/loss, direction: minimize}\ncommand: python3 {train} {config}\n";
+    let (_tmp, d, s) = run_to_end(yaml, base, "liar", None);
+    let all = trials(&s);
+    assert_eq!(all.len(), 14, "{s}");
+    assert!(all.iter().all(|t| t["status"] == "completed"), "{s}");
+    let (_, events) = d.get("/events?from=1&limit=100000");
+    let reasons: Vec<String> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"]["kind"]["trial_added"]["reason"].as_str())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(reasons.len(), 14);
+    let lied = reasons
+        .iter()
+        .filter(|r| r.contains("counted as the worst (constant liar)"))
+        .count();
+    assert!(lied >= 3, "choices made beside running trials: {reasons:?}");
+}
+
 /// An ASHA sweep over nine learning rates (rungs at steps 2, 6 and 18 of 18; the example script's loss falls
 /// fastest at lr = 0.01) stops trials at the rungs as their curves come in: some are pruned, with the rule and
 /// the values that decided it, their process groups ended before their last step, and the best rate runs to
-/// the end.
+/// the end; the sweep finishes sooner than the same grid without the pruner, with less trial time (here about
+/// 70 % of it: the first trials at each rung pass it while too few have reached it to compare).
 #[test]
 fn an_asha_sweep_prunes_trials_from_their_curves() {
     let base =
         r#"{"optim": {"lr": 0.01}, "epochs": 3, "steps_per_epoch": 6, "seed": 0, "sleep": 0.1}"#;
-    let yaml = "sweep:\n  optim.lr: [1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]\nparallel: 3\nobjective: {metric: train/loss}\npruner: {rule: asha, min_resource: 2, reduction_factor: 3}\ncommand: python3 {train} {config}\n";
-    let (_tmp, d, s) = run_to_end(yaml, base, "asha", None);
+    let grid = "sweep:\n  optim.lr: [1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]\nparallel: 3\nobjective: {metric: train/loss}\ncommand: python3 {train} {config}\n";
+    let yaml = grid.replace(
+        "command:",
+        "pruner: {rule: asha, min_resource: 2, reduction_factor: 3}\ncommand:",
+    );
+    let started = Instant::now();
+    let (_tmp, d, s) = run_to_end(&yaml, base, "asha", None);
+    let asha_wall = started.elapsed();
+    let started = Instant::now();
+    let (_tmp2, _d2, full) = run_to_end(grid, base, "grid", None);
+    let full_wall = started.elapsed();
+    // Each trial's time from its start to its end (a pruned trial's end is its pruning).
+    let trial_secs = |s: &Value| -> f64 {
+        trials(s)
+            .iter()
+            .filter_map(|t| Some((t["ended"].as_i64()? - t["started"].as_i64()?) as f64 / 1e6))
+            .sum()
+    };
+    let (asha_secs, full_secs) = (trial_secs(&s), trial_secs(&full));
+    eprintln!(
+        "ASHA: {asha_wall:.1?} wall, {asha_secs:.1} trial-seconds; full grid: {full_wall:.1?}, {full_secs:.1}"
+    );
+    assert!(
+        trials(&full).iter().all(|t| t["status"] == "completed"),
+        "{full}"
+    );
+    assert!(
+        asha_secs < full_secs * 0.85,
+        "ASHA spent {asha_secs:.1} trial-seconds, the full grid {full_secs:.1}"
+    );
+    assert!(
+        asha_wall < full_wall,
+        "ASHA took {asha_wall:?}, the full grid {full_wall:?}"
+    );
     let all = trials(&s);
     let pruned: Vec<&Value> = all.iter().filter(|t| t["status"] == "pruned").collect();
     assert!(!pruned.is_empty(), "some trials were pruned: {s}");
@@ -900,4 +960,97 @@ fn run_to_end(
     }
     let s = wait_state(&d, id, "finished", 240);
     (tmp, d, s)
+}
+
+/// A sweep with two objectives that pull apart (a wider model: lower loss, higher cost; `bad: 1` is worse in
+/// both): its analysis shows the Pareto front, the three narrow-to-wide configurations without the handicap, in
+/// the first objective's order; the same front is asked for over the query on a sweep without objectives, and
+/// the report has its table.
+#[test]
+fn a_two_objective_sweep_shows_its_pareto_front() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, _) = setup(tmp.path());
+    let script = tmp.path().join("two.py");
+    std::fs::write(
+        &script,
+        "import json, os\nc = json.load(open(os.environ['LABD_TRIAL_CONFIG']))\nw, bad = c['width'], c['bad']\nwith open(os.environ['LABD_RUN_LOG'], 'a') as f:\n    f.write(json.dumps({'kind': 'metrics', 'step': 1, 'values': {'loss': 1.0 / w + bad, 'cost': w + bad}}) + '\\n')\n    f.write(json.dumps({'kind': 'status', 'status': 'completed'}) + '\\n')\n",
+    )
+    .unwrap();
+    let yaml = format!(
+        "sweep:\n  width: [1, 2, 4]\n  bad: [0, 1]\nparallel: 3\nobjectives:\n  - {{metric: loss, direction: minimize}}\n  - {{metric: cost, direction: minimize}}\ncommand: python3 {}\n",
+        script.display()
+    );
+    let file = tmp.path().join("two.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let out = d.labctl(&[
+        "sweep",
+        "run",
+        file.to_str().unwrap(),
+        "--base",
+        "{}",
+        "--id",
+        "two",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_state(&d, "two", "finished", 60);
+    d.wait_for("every trial's run to complete", 20, |d| {
+        d.ls().iter().filter(|r| r["status"] == "completed").count() == 6
+    });
+    let front_of = |a: &Value| -> Vec<(i64, i64, bool)> {
+        a["pareto"]["points"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no pareto in {a}"))
+            .iter()
+            .map(|p| {
+                (
+                    p["params"]["width"].as_i64().unwrap(),
+                    p["params"]["bad"].as_i64().unwrap(),
+                    p["front"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let a = d.labctl_json(&["sweep", "analyze", "two"]);
+    assert_eq!(a["pareto"]["on_front"], 3, "{a}");
+    let points = front_of(&a);
+    // The front first, by loss (wide to narrow), then the dominated ones.
+    assert_eq!(
+        &points[..3],
+        &[(4, 0, true), (2, 0, true), (1, 0, true)],
+        "{points:?}"
+    );
+    assert!(points[3..].iter().all(|p| p.1 == 1 && !p.2), "{points:?}");
+    assert_eq!(
+        a["pareto"]["points"][0]["values"],
+        serde_json::json!([0.25, 4.0])
+    );
+    // Over the query (here the same two, the second now maximized: every configuration is then a trade-off
+    // except those beaten by a handicapped one of the same width).
+    let q = d.labctl_json(&[
+        "sweep",
+        "analyze",
+        "two",
+        "--objectives",
+        "loss:min,cost:max",
+    ]);
+    assert_eq!(q["pareto"]["objectives"][1]["direction"], "maximize");
+    let on: Vec<(i64, i64, bool)> = front_of(&q).into_iter().filter(|p| p.2).collect();
+    assert!(
+        on.contains(&(4, 1, true)) && on.contains(&(4, 0, true)),
+        "{on:?}"
+    );
+    let bad = d.labctl(&["sweep", "analyze", "two", "--objectives", "loss:sideways"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("use min or max"));
+    // The Markdown report has the front's table.
+    let report = d.labctl(&["sweep", "analyze", "two"]);
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        text.contains("## Pareto front") && text.contains("3 of 6 configurations"),
+        "{text}"
+    );
 }

@@ -126,6 +126,10 @@ pub enum SweepCmd {
         /// Absolute change that counts too.
         #[arg(long)]
         threshold_abs: Option<f64>,
+        /// Two or more objectives for a Pareto front: `METRIC:min|max[:last|min|max]`, comma-separated
+        /// (default: the sweep's `objectives`).
+        #[arg(long)]
+        objectives: Option<String>,
         /// `md`: print the Markdown report (the default output is that report too; --json for the data).
         #[arg(long)]
         report: Option<String>,
@@ -170,6 +174,7 @@ impl ReportArgs {
             goal: None,
             threshold: None,
             threshold_abs: None,
+            objectives: None,
             report: None,
             plot: self.plot,
             output: self.output,
@@ -458,6 +463,7 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
             goal,
             threshold,
             threshold_abs,
+            objectives,
             report,
             plot,
             output,
@@ -480,6 +486,7 @@ pub fn run(c: &Client, cmd: SweepCmd, json: bool) -> Result<i32> {
             q.extend(goal.clone().map(|g| ("goal", g)));
             q.extend(threshold.map(|t| ("threshold", t.to_string())));
             q.extend(threshold_abs.map(|t| ("threshold_abs", t.to_string())));
+            q.extend(objectives.clone().map(|o| ("objectives", o)));
             let path = format!("/sweeps/{}/analysis", client::enc(id));
             if let Some(file) = &plot {
                 let a: Value = c.get(&path, &q)?;

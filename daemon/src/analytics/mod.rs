@@ -24,6 +24,7 @@ pub mod complete;
 pub mod display;
 pub mod messages;
 pub mod params;
+pub mod pareto;
 pub mod reduce;
 pub mod stats;
 pub mod summary;

@@ -1,7 +1,8 @@
 //! Analysis of a sweep for one metric reduction: a comparison table per parameter value, the best configuration
 //! by its mean over repeats (with its interval, and whether the runner-up's overlaps it), thresholds (adjacent
 //! values of a parameter where the metric changes by more than a relative or absolute amount), a Markdown
-//! report and plot-ready series. The grouping and statistics are [`summarize`]'s, over the trials' runs.
+//! report and plot-ready series; with two or more objectives, the Pareto front of the configurations. The
+//! grouping and statistics are [`summarize`]'s, over the trials' runs.
 
 use super::AnalyticsError;
 use super::params::{Noise, order};
@@ -10,6 +11,7 @@ use super::summary::{By, Figures, summarize};
 use crate::views::Views;
 use crate::views::registry::Record;
 use crate::views::sweeps::{Sweep, TrialStatus};
+use labd_schemas::sweep::{Direction, Objective};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -59,6 +61,36 @@ pub struct Ask<'a> {
     pub relative: f64,
     /// An absolute change that counts as a threshold too, when given.
     pub absolute: Option<f64>,
+    /// Two or more objectives: the analysis adds their Pareto front.
+    pub objectives: &'a [Objective],
+}
+
+/// One objective of a Pareto front, as analyzed.
+#[derive(Clone, Debug, Serialize)]
+pub struct FrontObjective {
+    pub metric: String,
+    pub direction: Direction,
+    pub reduce: String,
+}
+
+/// A configuration's place among the objectives: its mean over repeats in each (`None` where its runs have no
+/// value), and whether no other configuration beats it in all of them.
+#[derive(Clone, Debug, Serialize)]
+pub struct FrontPoint {
+    pub params: BTreeMap<String, Value>,
+    pub values: Vec<Option<f64>>,
+    pub front: bool,
+    pub runs: Vec<String>,
+}
+
+/// The Pareto front: every configuration, those on the front first (each group in the first objective's
+/// order).
+#[derive(Clone, Debug, Serialize)]
+pub struct Front {
+    pub objectives: Vec<FrontObjective>,
+    pub points: Vec<FrontPoint>,
+    /// How many are on the front.
+    pub on_front: usize,
 }
 
 /// One value of a parameter, over every trial that had it.
@@ -119,6 +151,9 @@ pub struct Analysis {
     pub params: Vec<ParamAnalysis>,
     /// Plot-ready series: per parameter, its values and the mean, interval and count at each.
     pub plot: Vec<Value>,
+    /// With two or more objectives: their Pareto front.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pareto: Option<Front>,
 }
 
 /// The metric a report is about when none is named: the one the most trials' runs have; among those, a
@@ -280,7 +315,13 @@ pub fn analyze(sweep: &Sweep, views: &Views, ask: &Ask) -> Result<Analysis, Anal
             thresholds,
         });
     }
+    let pareto = if ask.objectives.len() >= 2 {
+        Some(front(&runs, &swept, &noise, ask.objectives, views)?)
+    } else {
+        None
+    };
     Ok(Analysis {
+        pareto,
         sweep: sweep.id.clone(),
         metric: ask.metric.to_string(),
         reduce: ask.reduce.to_string(),
@@ -294,6 +335,74 @@ pub fn analyze(sweep: &Sweep, views: &Views, ask: &Ask) -> Result<Analysis, Anal
         configs,
         params,
         plot,
+    })
+}
+
+/// The configurations' means in each objective and their Pareto front.
+fn front(
+    runs: &[&Record],
+    swept: &[String],
+    noise: &Noise,
+    objectives: &[Objective],
+    views: &Views,
+) -> Result<Front, AnalyticsError> {
+    // Configuration (as canonical JSON of its parameters) → (parameters, runs, a mean per objective).
+    type Row = (BTreeMap<String, Value>, Vec<String>, Vec<Option<f64>>);
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    for (i, o) in objectives.iter().enumerate() {
+        let reduce: Reduce = o.reduce.as_str().parse()?;
+        let curves = reduce.needs_curves().then_some(&views.curves);
+        let s = summarize(
+            runs,
+            &o.metric,
+            reduce,
+            &By::Keys(swept.to_vec()),
+            noise,
+            curves,
+        )?;
+        for g in s.groups {
+            let key = serde_json::to_string(&g.keys).unwrap_or_default();
+            let row = rows
+                .entry(key)
+                .or_insert_with(|| (g.keys.clone(), g.runs.clone(), vec![None; objectives.len()]));
+            row.2[i] = g.figures.mean;
+        }
+    }
+    let rows: Vec<Row> = rows.into_values().collect();
+    let values: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| r.2.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        .collect();
+    let directions: Vec<Direction> = objectives.iter().map(|o| o.direction).collect();
+    let on: std::collections::BTreeSet<usize> = super::pareto::front(&values, &directions)
+        .into_iter()
+        .collect();
+    let mut points: Vec<FrontPoint> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, (params, runs, values))| FrontPoint {
+            params,
+            values,
+            front: on.contains(&i),
+            runs,
+        })
+        .collect();
+    let first = directions[0];
+    points.sort_by(|a, b| {
+        let loss = |p: &FrontPoint| p.values[0].map(|v| first.loss(v)).unwrap_or(f64::INFINITY);
+        b.front.cmp(&a.front).then(loss(a).total_cmp(&loss(b)))
+    });
+    Ok(Front {
+        objectives: objectives
+            .iter()
+            .map(|o| FrontObjective {
+                metric: o.metric.clone(),
+                direction: o.direction,
+                reduce: o.reduce.as_str().into(),
+            })
+            .collect(),
+        on_front: on.len(),
+        points,
     })
 }
 
@@ -432,6 +541,47 @@ pub fn report(a: &Analysis) -> String {
             }
             let _ = writeln!(out);
         }
+    }
+    if let Some(f) = &a.pareto {
+        let _ = writeln!(out, "## Pareto front\n");
+        let names: Vec<String> = f
+            .objectives
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} ({}, {})",
+                    o.metric,
+                    o.reduce,
+                    if o.direction == Direction::Minimize {
+                        "lower is better"
+                    } else {
+                        "higher is better"
+                    }
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{} of {} configurations are on the front: no other is as good in every objective and better in one.\n",
+            f.on_front,
+            f.points.len()
+        );
+        let _ = writeln!(out, "| configuration | {} | front |", names.join(" | "));
+        let _ = writeln!(out, "|---|{}---|", "---|".repeat(names.len()));
+        for p in &f.points {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                params_text(&p.params),
+                p.values
+                    .iter()
+                    .map(|v| num(*v))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+                if p.front { "yes" } else { "" }
+            );
+        }
+        let _ = writeln!(out);
     }
     if !a.failed.is_empty() {
         let _ = writeln!(out, "## Failed trials\n");

@@ -312,6 +312,50 @@ pub struct AnalysisQuery {
     threshold_abs: Option<f64>,
     /// `json` (default) or `md` (a Markdown report).
     format: Option<String>,
+    /// Two or more objectives for a Pareto front, `METRIC:min|max[:last|min|max]`, comma-separated (default:
+    /// the sweep's `objectives`).
+    objectives: Option<String>,
+}
+
+/// `val/loss:min,latency:min:last` as objectives.
+fn parse_objectives(text: &str) -> Result<Vec<labd_schemas::sweep::Objective>> {
+    use labd_schemas::sweep::{Direction, Objective, Reduce};
+    text.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|part| {
+            let mut it = part.trim().split(':');
+            let metric = it.next().unwrap_or_default().to_string();
+            let direction = match it.next() {
+                Some("min" | "minimize") | None => Direction::Minimize,
+                Some("max" | "maximize") => Direction::Maximize,
+                Some(other) => {
+                    return Err(Error::bad(format!(
+                        "objectives: {part:?}: direction {other:?}: use min or max"
+                    )));
+                }
+            };
+            let reduce = match it.next() {
+                Some("last") | None => Reduce::Last,
+                Some("min") => Reduce::Min,
+                Some("max") => Reduce::Max,
+                Some(other) => {
+                    return Err(Error::bad(format!(
+                        "objectives: {part:?}: reduction {other:?}: use last, min or max"
+                    )));
+                }
+            };
+            if metric.is_empty() || it.next().is_some() {
+                return Err(Error::bad(format!(
+                    "objectives: {part:?}: write METRIC:min|max[:last|min|max]"
+                )));
+            }
+            Ok(Objective {
+                metric,
+                direction,
+                reduce,
+            })
+        })
+        .collect()
 }
 
 /// `GET /api/v1/sweeps/{id}/analysis?metric=&reduce=&goal=&param=&threshold=&format=json|md`.
@@ -328,11 +372,20 @@ pub async fn analysis(
         None => {
             let v = s.views();
             let sw = find(&v, &id)?;
-            primary_metric(sw, &v).ok_or_else(|| {
-                Error::not_found(format!(
-                    "sweep {id}: no trial's run has a metric or a summary number yet"
-                ))
-            })?
+            // The sweep's own objective when it has one, else the metric most of its runs have.
+            let objective = sw
+                .spec
+                .objective
+                .as_ref()
+                .or(sw.spec.objectives.first())
+                .map(|o| o.metric.clone());
+            objective
+                .or_else(|| primary_metric(sw, &v))
+                .ok_or_else(|| {
+                    Error::not_found(format!(
+                        "sweep {id}: no trial's run has a metric or a summary number yet"
+                    ))
+                })?
         }
     };
     let reduce: crate::analytics::reduce::Reduce = match q.reduce.as_deref() {
@@ -350,6 +403,18 @@ pub async fn analysis(
         Some("md" | "markdown") => true,
         Some(other) => return Err(Error::bad(format!("format {other:?}: use json or md"))),
     };
+    let asked_objectives = match q.objectives.as_deref() {
+        Some(text) => {
+            let o = parse_objectives(text)?;
+            if o.len() == 1 {
+                return Err(Error::bad(
+                    "objectives: a Pareto front needs two or more (METRIC:min|max,...)",
+                ));
+            }
+            Some(o)
+        }
+        None => None,
+    };
     let relative = q.threshold.unwrap_or(0.5);
     if !(relative.is_finite() && relative >= 0.0) {
         return Err(Error::bad("threshold must be a number ≥ 0 (0.5 = 50 %)"));
@@ -363,7 +428,9 @@ pub async fn analysis(
                 "this reduction needs the curve store, which is warming up after start; try again in a moment".into(),
             ));
         }
+        let objectives = asked_objectives.unwrap_or_else(|| sw.spec.objectives.clone());
         let ask = Ask {
+            objectives: &objectives,
             metric: &metric,
             reduce,
             goal,

@@ -45,8 +45,12 @@ fn next(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
     }
     let objective = s.spec.objective.as_ref()?;
     let mut history = Vec::new();
+    let mut lies = 0;
     for t in s.trials() {
-        if t.status == TrialStatus::Pruned {
+        // Constant liar: a trial still running counts as the worst result, as a pruned one does.
+        let lie = s.spec.constant_liar && t.status == TrialStatus::Running;
+        lies += usize::from(lie);
+        if t.status == TrialStatus::Pruned || lie {
             history.push(tpe::Observed {
                 params: t.params.clone(),
                 loss: f64::NAN,
@@ -93,7 +97,7 @@ fn next(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
     let mut rng = SplitMix64::for_decision(s.spec.seed.unwrap_or(0), u64::from(number));
     let params = tpe::suggest(&space, &history, &settings, &mut rng);
     let known = history.iter().filter(|o| o.loss.is_finite()).count();
-    let reason = if known < settings.n_startup {
+    let mut reason = if known < settings.n_startup {
         format!(
             "tpe: at random ({known} of {} results needed for the model)",
             settings.n_startup
@@ -104,6 +108,11 @@ fn next(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
             tpe::gamma(known)
         )
     };
+    if lies > 0 {
+        reason.push_str(&format!(
+            "; {lies} running counted as the worst (constant liar)"
+        ));
+    }
     match chosen(&s.id, &s.spec, number, params) {
         Ok(trial) => {
             tracing::info!(

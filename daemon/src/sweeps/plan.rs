@@ -35,6 +35,32 @@ pub fn plan(sweep_id: &str, spec: &SweepSpec) -> Result<Vec<TrialPlan>, PlanErro
     if !spec.base_config.is_object() {
         return Err(PlanError::Spec("base_config must be an object".into()));
     }
+    if spec.constant_liar && spec.strategy != Strategy::Tpe {
+        return Err(PlanError::Spec(
+            "constant_liar: only for strategy tpe (it is how TPE chooses beside running trials)"
+                .into(),
+        ));
+    }
+    if !spec.objectives.is_empty() {
+        if spec.objectives.len() < 2 {
+            return Err(PlanError::Spec(
+                "objectives: give two or more (one is `objective`)".into(),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for o in &spec.objectives {
+            if o.metric.trim().is_empty() {
+                return Err(PlanError::Spec("objectives: a metric is empty".into()));
+            }
+            if !seen.insert((o.metric.as_str(), o.reduce.as_str())) {
+                return Err(PlanError::Spec(format!(
+                    "objectives: {} ({}) is given twice",
+                    o.metric,
+                    o.reduce.as_str()
+                )));
+            }
+        }
+    }
     if spec.pruner.is_some() {
         if spec.objective.is_none() {
             return Err(PlanError::Spec(
@@ -613,6 +639,26 @@ mod tests {
                 .contains("needs trials")
         );
         assert!(err(json!({"sweep": {"lr": [1]}, "command": " "})).contains("command: is empty"));
+    }
+
+    #[test]
+    fn objectives_and_the_constant_liar_are_checked() {
+        let err = |v: Value| plan("s", &spec(v)).unwrap_err().to_string();
+        let base = || json!({"command": "run {config}", "sweep": {"a": [1, 2]}});
+        let mut one = base();
+        one["objectives"] = json!([{"metric": "loss"}]);
+        assert!(err(one).contains("two or more"));
+        let mut twice = base();
+        twice["objectives"] =
+            json!([{"metric": "loss"}, {"metric": "loss", "direction": "maximize"}]);
+        assert!(err(twice).contains("given twice"));
+        let mut ok = base();
+        ok["objectives"] =
+            json!([{"metric": "loss"}, {"metric": "loss", "reduce": "min"}, {"metric": "cost"}]);
+        assert_eq!(plan("s", &spec(ok)).unwrap().len(), 2);
+        let mut liar = base();
+        liar["constant_liar"] = json!(true);
+        assert!(err(liar).contains("only for strategy tpe"));
     }
 
     #[test]

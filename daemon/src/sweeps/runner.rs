@@ -84,6 +84,11 @@ pub async fn run(
     let mut ledger = Ledger::default();
     let mut stopping = deps.stopping.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    // While a trial of a sweep with a pruner runs, the pruners also look at each commit (at most every
+    // `PRUNE_EVERY`), so a trial is stopped soon after the point that decides it, not at the next tick.
+    let mut commits = deps.views.applied();
+    let mut prunable = false;
+    let mut last_pruned = Instant::now();
     let heartbeat = deps.heartbeat;
     let mut next_beat = Instant::now() + heartbeat;
     let mut stop_requested = false;
@@ -128,27 +133,22 @@ pub async fn run(
                         _ => {}
                     }
                 }
-                // The pruners, on the curves ingested since the last tick.
-                let decisions = super::pruning::decide(&deps.views.read());
-                for d in decisions {
-                    let events = d
-                        .states
-                        .into_iter()
-                        .map(|st| trial_event(&d.sweep, &d.trial, d.attempt, st))
-                        .collect();
-                    // Committed before the group is ended: a restarted labd must not run it again.
-                    if append(&deps, events).await
-                        && d.prune
-                        && let Some(r) = running.get_mut(&(d.sweep.clone(), d.trial.clone()))
-                    {
-                        tracing::info!("sweeps: {}/{} pruned", d.sweep, d.trial);
-                        terminate(r, Ending::Pruned);
-                    }
-                }
+                // The pruners, on the curves ingested since they last looked.
+                prune(&deps, &mut running).await;
+                last_pruned = Instant::now();
                 if Instant::now() >= next_beat && !running.is_empty() {
                     next_beat = Instant::now() + heartbeat;
                     beat(&rec, &running, &host).await;
                 }
+            }
+            changed = commits.changed(),
+                if prunable && !stop_requested && last_pruned.elapsed() >= PRUNE_EVERY =>
+            {
+                if changed.is_ok() {
+                    prune(&deps, &mut running).await;
+                    last_pruned = Instant::now();
+                }
+                continue;
             }
             _ = stopping.changed(), if !stop_requested => {
                 stop_requested = true;
@@ -183,6 +183,39 @@ pub async fn run(
         )
         .await;
         finish_sweeps(&deps, &running).await;
+        prunable = {
+            let v = deps.views.read();
+            running.keys().any(|(s, _)| {
+                v.sweeps
+                    .sweeps
+                    .get(s)
+                    .is_some_and(|s| s.spec.pruner.is_some())
+            })
+        };
+    }
+}
+
+/// How often, at most, the pruners look at the curves on commits (the scheduler's tick looks every 500 ms).
+const PRUNE_EVERY: Duration = Duration::from_millis(50);
+
+/// Holds the running trials of sweeps with a pruner to their rules and records what they decide; a pruned
+/// trial's group is ended once its `pruned` is committed (a restarted labd must not run it again).
+async fn prune(deps: &Deps, running: &mut HashMap<Key, Live>) {
+    let decisions = super::pruning::decide(&deps.views.read());
+    for d in decisions {
+        let events = d
+            .states
+            .into_iter()
+            .map(|st| trial_event(&d.sweep, &d.trial, d.attempt, st))
+            .collect();
+        if append(deps, events).await
+            && d.prune
+            && let Some(r) = running.get_mut(&(d.sweep.clone(), d.trial.clone()))
+            && r.ending.is_none()
+        {
+            tracing::info!("sweeps: {}/{} pruned", d.sweep, d.trial);
+            terminate(r, Ending::Pruned);
+        }
     }
 }
 

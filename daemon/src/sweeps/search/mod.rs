@@ -13,7 +13,7 @@
 //! - [`rng`]: the seeded generator they share.
 
 pub mod domain;
-pub mod pareto;
+pub use crate::analytics::pareto;
 pub mod prune;
 pub mod qmc;
 pub mod rng;

@@ -2,7 +2,7 @@
 //! every objective and better in one, each objective in its direction). Trials missing an objective or with a
 //! NaN in one are left out.
 
-use super::Direction;
+use labd_schemas::sweep::Direction;
 
 /// Whether `a` dominates `b` (both as losses).
 fn dominates(a: &[f64], b: &[f64]) -> bool {
