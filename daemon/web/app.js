@@ -587,8 +587,9 @@ function paretoView(f) {
   const pts = f.points.filter((p) => p.values[0] !== null && p.values[1] !== null);
   const W = 520, H = 340, L = 64, B = 40, T = 12, R = 16;
   const xs = pts.map((p) => p.values[0]), ys = pts.map((p) => p.values[1]);
-  const span = (v) => { const lo = Math.min(...v), hi = Math.max(...v); return hi > lo ? [lo, hi] : [lo - 1, hi + 1]; };
-  const [x0, x1] = span(xs), [y0, y1] = span(ys);
+  // The data's range with a margin of 6 % each side (a point at the edge stays whole).
+  const span = (v) => { const lo = Math.min(...v), hi = Math.max(...v), m = hi > lo ? (hi - lo) * 0.06 : 1; return [lo - m, hi + m, lo, hi]; };
+  const [x0, x1, xlo, xhi] = span(xs), [y0, y1, ylo, yhi] = span(ys);
   const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R), sy = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - B - T);
   const NS = 'http://www.w3.org/2000/svg';
   const el = (tag, attrs, text) => { const e = document.createElementNS(NS, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text !== undefined) e.textContent = text; return e; };
@@ -596,8 +597,8 @@ function paretoView(f) {
   svg.append(el('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#94a3b8' }), el('line', { x1: L, y1: T, x2: L, y2: H - B, stroke: '#94a3b8' }));
   svg.append(el('text', { x: (L + W - R) / 2, y: H - 8, 'text-anchor': 'middle', 'font-size': 12 }, `${ox.metric} (${ox.direction === 'minimize' ? 'lower' : 'higher'} is better)`));
   svg.append(el('text', { x: 14, y: (T + H - B) / 2, 'text-anchor': 'middle', 'font-size': 12, transform: `rotate(-90 14 ${(T + H - B) / 2})` }, `${oy.metric} (${oy.direction === 'minimize' ? 'lower' : 'higher'} is better)`));
-  for (const [v, x, y, anchor] of [[x0, sx(x0), H - B + 16, 'start'], [x1, sx(x1), H - B + 16, 'end']]) svg.append(el('text', { x, y, 'text-anchor': anchor, 'font-size': 11, fill: '#64748b' }, fmt(v)));
-  for (const [v, y] of [[y0, sy(y0)], [y1, sy(y1) + 10]]) svg.append(el('text', { x: L - 4, y, 'text-anchor': 'end', 'font-size': 11, fill: '#64748b' }, fmt(v)));
+  for (const v of [xlo, xhi]) svg.append(el('text', { x: sx(v), y: H - B + 16, 'text-anchor': 'middle', 'font-size': 11, fill: '#64748b' }, fmt(v)));
+  for (const v of [ylo, yhi]) svg.append(el('text', { x: L - 4, y: sy(v) + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#64748b' }, fmt(v)));
   const front = pts.filter((p) => p.front).sort((a, b) => a.values[0] - b.values[0]);
   if (front.length > 1) svg.append(el('polyline', { points: front.map((p) => `${sx(p.values[0])},${sy(p.values[1])}`).join(' '), fill: 'none', stroke: '#dc2626', 'stroke-width': 1.5 }));
   for (const p of pts) {

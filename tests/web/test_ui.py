@@ -166,7 +166,9 @@ def main():
         # A sweep: its progress, trials, the metric against its parameter and the best configuration.
         spec = {"sweep_id": "web", "base_config": {"optim": {"lr": 0.1}, "epochs": 2, "steps_per_epoch": 3, "seed": 0},
                 "sweep": {"optim.lr": [0.1, 0.01]}, "repeats": 2, "parallel": 2,
-                "command": f"python3 {a.train} {{config}}", "resources": {"cpus": 1, "ram": "64M"}}
+                "command": f"python3 {a.train} {{config}}", "resources": {"cpus": 1, "ram": "64M"},
+                # Two objectives that pull apart (lower loss means higher accuracy): both rates are on the front.
+                "objectives": [{"metric": "train/loss"}, {"metric": "val/acc", "direction": "minimize"}]}
         status = page.evaluate(
             "spec => fetch('/api/v1/sweeps', {method: 'POST', headers: {'content-type': 'application/json'},"
             " body: JSON.stringify({spec})}).then(r => r.status)", spec)
@@ -181,6 +183,9 @@ def main():
         check("4/4 done" in text and "Best:" in text and "[object " not in text and "null" not in text, "the sweep's progress and best configuration are shown", text[:600])
         drawn = page.evaluate(COUNT_PIXELS, ["main .grid", [BLUE]])[0]
         check(drawn > 20, f"the metric is drawn against the parameter ({drawn} pixels)")
+        on_front = page.locator("#pareto-plot circle.front").count()
+        check(on_front == 2, f"the Pareto front of the two objectives is plotted ({on_front} points on it)")
+        check("2 of 2 configurations are on the front" in text, "the front's table says how many are on it")
         page.screenshot(path=os.path.join(a.out, "sweep.png"), full_page=True)
 
         # A benchmark dropped in as benchmark lines: overhead and memory against sequence length.
