@@ -486,3 +486,66 @@ fn an_unreachable_controller_keeps_trials_pending_and_labd_ingesting() {
         "submitted once the controller was back: {jobs:?}"
     );
 }
+
+/// A TPE sweep with an ASHA pruner on Slurm: each trial is chosen from the results before it and submitted as
+/// it is chosen; trials the pruner stops have their array task cancelled (one trial a task) before their
+/// last step, and are recorded as pruned, not as cancelled by Slurm.
+#[test]
+fn tpe_and_asha_on_slurm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((cluster, d)) = setup(tmp.path()) else {
+        return;
+    };
+    let file = tmp.path().join("tpe.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "sweep_id: tpe-slurm\nbase_config: {{optim: {{lr: 0.01}}, epochs: 3, steps_per_epoch: 6, seed: 0, sleep: 0.3}}\n\
+             command: python3 {} {{config}}\n\
+             sweep:\n  optim.lr: {{log_uniform: [1.0e-4, 1.0]}}\nstrategy: tpe\ntrials: 8\nseed: 2\nparallel: 2\n\
+             objective: {{metric: train/loss}}\npruner: {{rule: asha, min_resource: 2, reduction_factor: 3, max_resource: 18}}\n\
+             executor: slurm\nslurm:\n  partition: debug\n  cpus_per_task: 1\n  mem: 128M\n",
+            train()
+        ),
+    )
+    .unwrap();
+    let out = d.labctl(&["sweep", "run", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = wait_state(&d, "tpe-slurm", "finished", 180);
+    let ts = trials(&s);
+    assert_eq!(ts.len(), 8, "every trial chosen: {s}");
+    for t in ts {
+        assert!(t["status"] == "completed" || t["status"] == "pruned", "{t}");
+        assert!(
+            !t["jobs"].as_array().unwrap().is_empty(),
+            "ran on Slurm: {t}"
+        );
+    }
+    let pruned: Vec<&Value> = ts.iter().filter(|t| t["status"] == "pruned").collect();
+    assert!(!pruned.is_empty(), "ASHA stopped some trials: {s}");
+    for t in &pruned {
+        assert!(
+            t["reason"].as_str().unwrap().contains("pruned by asha"),
+            "{t}"
+        );
+        let run = t["experiment_id"].as_str().expect("the pruned trial's run");
+        let shown = d.labctl_json(&["show", run]);
+        let points = shown["metrics"]["train/loss"]["points"].as_u64().unwrap();
+        assert!(points < 18, "stopped before its last step: {points}");
+    }
+    // Each trial one array task; those of pruned trials were cancelled.
+    let tasks = attempts(&s);
+    assert_eq!(tasks.len(), 8, "{tasks:?}");
+    d.wait_for("Slurm to account for the cancelled tasks", 30, |_| {
+        cluster
+            .finished()
+            .iter()
+            .filter(|l| l.contains("CANCELLED"))
+            .count()
+            >= pruned.len()
+    });
+}

@@ -68,9 +68,15 @@ pub fn plan(sweep_id: &str, spec: &SweepSpec) -> Result<Vec<TrialPlan>, PlanErro
                     .into(),
             ));
         }
-        if !spec.executor.is_local() {
+        if spec
+            .slurm
+            .as_ref()
+            .and_then(|s| s.pack)
+            .is_some_and(|p| p > 1)
+        {
             return Err(PlanError::Spec(
-                "pruners run on the local executor (executor: local) for now".into(),
+                "a pruner stops trials one by one: on Slurm it needs one trial an array task (slurm.pack: 1)"
+                    .into(),
             ));
         }
     }
@@ -85,11 +91,6 @@ pub fn plan(sweep_id: &str, spec: &SweepSpec) -> Result<Vec<TrialPlan>, PlanErro
                 return Err(PlanError::Spec(
                     "strategy tpe needs an objective: {metric: <split/name>, direction: minimize|maximize}"
                         .into(),
-                ));
-            }
-            if !spec.executor.is_local() {
-                return Err(PlanError::Spec(
-                    "strategy tpe runs on the local executor (executor: local) for now".into(),
                 ));
             }
             if spec.seeds.is_some() || spec.repeats.is_some() {

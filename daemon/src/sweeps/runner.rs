@@ -183,13 +183,14 @@ pub async fn run(
         )
         .await;
         finish_sweeps(&deps, &running).await;
+        // Trials of sweeps with a pruner running here or on Slurm.
         prunable = {
             let v = deps.views.read();
-            running.keys().any(|(s, _)| {
-                v.sweeps
-                    .sweeps
-                    .get(s)
-                    .is_some_and(|s| s.spec.pruner.is_some())
+            v.sweeps.sweeps.values().any(|s| {
+                s.is_local()
+                    && s.state == SweepState::Running
+                    && s.spec.pruner.is_some()
+                    && s.trials.values().any(|t| t.status == TrialStatus::Running)
             })
         };
     }

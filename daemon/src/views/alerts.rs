@@ -36,6 +36,11 @@ pub struct RuleState {
     /// Runs → whether `runs` selects them.
     #[serde(skip)]
     runs: HashMap<ExperimentId, bool>,
+    /// Divergence: per run and metric key, the running minimum and the run of points above the limit.
+    tracks: HashMap<ExperimentId, HashMap<String, Track>>,
+    /// Runs → how many of this rule's episodes about them are pending or open (a good point can end one only
+    /// where there is one: elsewhere it costs nothing).
+    active: HashMap<ExperimentId, u32>,
 }
 
 impl RuleState {
@@ -119,8 +124,6 @@ pub struct Alerts {
     pub pending: BTreeMap<String, Pending>,
     /// Episodes pending or open, by key (`rule`, then the subject's parts).
     episodes: HashMap<String, Episode>,
-    /// Per rule and metric of a run (key as for episodes): what divergence needs.
-    tracks: HashMap<String, Track>,
     /// Runs with an open stall episode → its keys (the run's next event ends it).
     stalled: HashMap<ExperimentId, Vec<String>>,
     /// Whether any rule watches points (else a metrics row costs one check).
@@ -168,6 +171,8 @@ impl Alerts {
                         fired: 0,
                         metrics: HashMap::new(),
                         runs: HashMap::new(),
+                        tracks: HashMap::new(),
+                        active: HashMap::new(),
                     },
                 );
                 self.on_points = self.rules.values().any(|r| r.rule.kind.on_points());
@@ -190,14 +195,13 @@ impl Alerts {
                     .unwrap_or("");
                 let mut key = String::new();
                 let mut verdicts = Vec::new();
-                let watching = !self.episodes.is_empty();
-                for (rule, state) in self.rules.iter_mut() {
-                    if !state.rule.kind.on_points() || !state.selects(&m.exp, name) {
-                        continue;
-                    }
-                    for (metric, &value) in &m.values {
-                        metric_key(m.split.as_deref(), metric, &mut key);
-                        if !state.watches(&key, metric) {
+                for (metric, &value) in &m.values {
+                    metric_key(m.split.as_deref(), metric, &mut key);
+                    for (rule, state) in self.rules.iter_mut() {
+                        if !state.rule.kind.on_points()
+                            || !state.watches(&key, metric)
+                            || !state.selects(&m.exp, name)
+                        {
                             continue;
                         }
                         let point = Point {
@@ -207,8 +211,7 @@ impl Alerts {
                             value,
                             seq,
                         };
-                        if let Some(v) = judge(rule, &state.rule, &mut self.tracks, point, watching)
-                        {
+                        if let Some(v) = judge(rule, state, point) {
                             verdicts.push(v);
                         }
                     }
@@ -217,7 +220,7 @@ impl Alerts {
                     match v {
                         Verdict::Bad(key, fired) => {
                             if !self.episodes.contains_key(&key) {
-                                self.episodes.insert(key.clone(), Episode::Pending);
+                                self.begin(&key, Episode::Pending);
                                 self.pending.insert(
                                     key,
                                     Pending {
@@ -348,7 +351,7 @@ impl Alerts {
             if self.episodes.contains_key(&key) {
                 continue;
             }
-            self.episodes.insert(key.clone(), Episode::Pending);
+            self.begin(&key, Episode::Pending);
             self.pending.insert(
                 key,
                 Pending {
@@ -368,6 +371,35 @@ impl Alerts {
         }
     }
 
+    /// An episode begins (pending) or is recorded (open); its rule counts it for its run.
+    fn begin(&mut self, key: &str, episode: Episode) {
+        if self.episodes.insert(key.to_string(), episode).is_none()
+            && let Some((rule, run)) = rule_and_run(key)
+            && let Some(state) = self.rules.get_mut(rule)
+        {
+            *state
+                .active
+                .entry(ExperimentId(run.to_string()))
+                .or_default() += 1;
+        }
+    }
+
+    /// An episode is over (ended, or its rule removed).
+    fn forget(&mut self, key: &str) {
+        if self.episodes.remove(key).is_some()
+            && let Some((rule, run)) = rule_and_run(key)
+            && let Some(state) = self.rules.get_mut(rule)
+        {
+            let run = ExperimentId(run.to_string());
+            if let Some(n) = state.active.get_mut(&run) {
+                *n -= 1;
+                if *n == 0 {
+                    state.active.remove(&run);
+                }
+            }
+        }
+    }
+
     /// The condition of an episode stopped holding.
     fn end(&mut self, key: &str) {
         match self.episodes.get(key) {
@@ -378,7 +410,7 @@ impl Alerts {
             }
             Some(Episode::Open(seq)) => {
                 let seq = *seq;
-                self.episodes.remove(key);
+                self.forget(key);
                 if let Some(f) = self.firing_mut(seq) {
                     f.open = false;
                 }
@@ -395,10 +427,10 @@ impl Alerts {
             // Failures and sweeps' ends stay recorded for good: their episode never ends.
             let lasting = matches!(f.kind, AlertKind::Failed | AlertKind::SweepFinished);
             if ended && !lasting {
-                self.episodes.remove(&key);
+                self.forget(&key);
                 open = false;
             } else {
-                self.episodes.insert(key.clone(), Episode::Open(seq));
+                self.begin(&key, Episode::Open(seq));
                 if f.kind == AlertKind::Stall
                     && let Some(run) = &f.subject.run
                 {
@@ -425,12 +457,11 @@ impl Alerts {
     }
 
     fn remove_rule(&mut self, name: &str) {
-        if self.rules.remove(name).is_none() {
+        if !self.rules.contains_key(name) {
             return;
         }
         let prefix = format!("{name}\u{1f}");
         self.pending.retain(|k, _| !k.starts_with(&prefix));
-        self.tracks.retain(|k, _| !k.starts_with(&prefix));
         let open: Vec<String> = self
             .episodes
             .keys()
@@ -439,8 +470,9 @@ impl Alerts {
             .collect();
         for key in open {
             self.end(&key);
-            self.episodes.remove(&key);
+            self.forget(&key);
         }
+        self.rules.remove(name);
         for keys in self.stalled.values_mut() {
             keys.retain(|k| !k.starts_with(&prefix));
         }
@@ -487,16 +519,17 @@ struct Point<'a> {
     seq: Seq,
 }
 
-/// What a point says under a rule that watches its metric (divergence keeps its running state in `tracks`).
-/// `None` when nothing can change: a good point while no episode is pending or open anywhere.
-fn judge(
-    name: &str,
-    r: &AlertRule,
-    tracks: &mut HashMap<String, Track>,
-    p: Point<'_>,
-    watching: bool,
-) -> Option<Verdict> {
+/// The rule and the run an episode's key names.
+fn rule_and_run(key: &str) -> Option<(&str, &str)> {
+    let mut parts = key.split('\u{1f}');
+    Some((parts.next()?, parts.next()?))
+}
+
+/// What a point says under a rule that watches its metric (divergence keeps its running state in the rule's
+/// tracks). `None` when nothing can change: a good point where the rule has no episode about the run.
+fn judge(name: &str, state: &mut RuleState, p: Point<'_>) -> Option<Verdict> {
     let (run, key, value) = (p.run, p.key, p.value);
+    let r = &state.rule;
     let subject = || Subject {
         run: Some(run.clone()),
         metric: Some(key.to_string()),
@@ -532,7 +565,14 @@ fn judge(
             }
             let factor = r.factor.unwrap_or(2.0);
             let need = r.points.unwrap_or(1);
-            let track = tracks.entry(episode_key(name, &subject())).or_default();
+            let metrics = match state.tracks.get_mut(run) {
+                Some(m) => m,
+                None => state.tracks.entry(run.clone()).or_default(),
+            };
+            let track = match metrics.get_mut(key) {
+                Some(t) => t,
+                None => metrics.entry(key.to_string()).or_default(),
+            };
             let bad = track.min.and_then(|min| {
                 let limit = min + (factor - 1.0) * min.abs();
                 track.above = if value > limit { track.above + 1 } else { 0 };
@@ -557,7 +597,7 @@ fn judge(
                 episode_key(name, &subject),
                 AlertFired {
                     rule: name.to_string(),
-                    kind: r.kind,
+                    kind: state.rule.kind,
                     subject,
                     step: p.step,
                     value: Some(value),
@@ -566,7 +606,9 @@ fn judge(
                 },
             ))
         }
-        None if watching => Some(Verdict::Good(episode_key(name, &subject()))),
+        None if state.active.contains_key(run) => {
+            Some(Verdict::Good(episode_key(name, &subject())))
+        }
         None => None,
     }
 }

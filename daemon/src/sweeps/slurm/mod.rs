@@ -86,6 +86,8 @@ struct State {
     /// Whether `sacct` answers (accounting storage is on).
     accounting: bool,
     backoff: HashMap<String, (Instant, Duration)>,
+    /// The array tasks of pruned trials already cancelled (after a restart they are cancelled again: harmless).
+    stopped: BTreeSet<(String, u32)>,
 }
 
 impl State {
@@ -94,11 +96,14 @@ impl State {
             poll_due: true,
             accounting: queue::accounting(site).await,
             backoff: HashMap::new(),
+            stopped: BTreeSet::new(),
         }
     }
 
-    /// Submits what waits, and, when it is time, polls what is in flight.
+    /// Submits what waits, cancels the tasks of trials the pruner stopped, and, when it is time, polls what is
+    /// in flight.
     async fn step(&mut self, deps: &Deps, site: &Site) {
+        self.stop_pruned(deps, site).await;
         for (sweep, trials) in waiting(deps) {
             if self
                 .backoff
@@ -150,6 +155,52 @@ impl State {
                 Err(submit::Failure::Transient(why)) => self.back_off(&u.sweep, &why),
                 Err(submit::Failure::Rejected(_)) => {}
             }
+        }
+    }
+
+    /// `scancel JOB_TASK` for each trial recorded as pruned whose array task may still run (its Slurm end not
+    /// recorded). The pruned trial is no longer in flight, so the poll leaves its status alone.
+    async fn stop_pruned(&mut self, deps: &Deps, site: &Site) {
+        // Those of running sweeps, and of the last ten minutes (a sweep may finish before its pruned task ends).
+        let recent = labd_schemas::time::now_micros() - 600_000_000;
+        let tasks: Vec<(String, u32)> = {
+            let v = deps.views.read();
+            v.sweeps
+                .sweeps
+                .values()
+                .filter(|s| {
+                    s.is_local() && s.spec.executor == Executor::Slurm && s.spec.pruner.is_some()
+                })
+                .flat_map(|s| {
+                    let running = s.state == SweepState::Running;
+                    s.trials()
+                        .filter(move |t| running || t.ended.is_some_and(|e| e > recent))
+                })
+                .filter(|t| t.status == TrialStatus::Pruned)
+                .filter_map(|t| {
+                    let j = t.jobs.last().filter(|j| j.attempt == t.attempts)?;
+                    j.state.is_none().then(|| (j.job.clone(), j.task))
+                })
+                .filter(|task| !self.stopped.contains(task))
+                .collect()
+        };
+        for (job, task) in tasks {
+            let target = format!("{job}_{task}");
+            match tokio::process::Command::new(&site.scancel)
+                .arg(&target)
+                .output()
+                .await
+            {
+                Ok(o) if o.status.success() => {
+                    tracing::info!("slurm: a pruned trial's task {target} cancelled")
+                }
+                Ok(o) => tracing::warn!(
+                    "slurm: scancel {target}: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
+                Err(e) => tracing::warn!("slurm: {}: {e}", site.scancel.display()),
+            }
+            self.stopped.insert((job, task));
         }
     }
 

@@ -195,11 +195,15 @@ fn transient(message: &str) -> bool {
 
 /// Trials side by side in one array task: `pack`, or as many trials as their `gpu_memory` lets share one GPU
 /// of `node_gpu_memory`, or 1. Only the sweep's spec decides it (not the site's configuration), so that a
-/// restarted labd reads a batch's task list as it was written.
+/// restarted labd reads a batch's task list as it was written. A sweep with a pruner runs one trial a task, so
+/// that a pruned trial's task can be cancelled alone (`plan` refuses an explicit `pack` above 1 with a pruner).
 pub fn pack(sweep: &Head) -> u32 {
     let Some(opts) = sweep.spec.slurm.as_ref() else {
         return 1;
     };
+    if sweep.spec.pruner.is_some() {
+        return 1;
+    }
     let shared = match (opts.node_gpu_memory, sweep.spec.resources.gpu_memory) {
         (Some(node), Some(each)) if each > 0 => u32::try_from(node / each).unwrap_or(u32::MAX),
         _ => 1,
