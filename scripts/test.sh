@@ -110,6 +110,9 @@ if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get 
 fi
 target/debug/labd-bench --targets --small --dir "$(mktemp -d)/labd-targets"
 
+step "alert rules' cost and a NaN point's way to a webhook, small form (labd-bench --alerts)"
+target/debug/labd-bench --alerts --runs 20 --steps 100 --dir "$(mktemp -d)/labd-alerts"
+
 step "MLflow client into labd vs into mlflow server, small form (scripts/mlflow-bench.sh --small)"
 LABD_BIN=target/debug/labd scripts/mlflow-bench.sh --small
 

@@ -15,6 +15,7 @@ use labd_schemas::alert::{
 };
 use labd_schemas::sweep::SweepState;
 use labd_schemas::{Event, EventKind, ExperimentId, RunStatus};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -32,35 +33,36 @@ pub struct RuleState {
     pub fired: u64,
     /// Metric keys → whether `metric` matches them (a glob per point would cost more than the point).
     #[serde(skip)]
-    metrics: HashMap<String, bool>,
+    metrics: Cache<FxHashMap<String, bool>>,
     /// Runs → whether `runs` selects them.
     #[serde(skip)]
-    runs: HashMap<ExperimentId, bool>,
+    runs: Cache<FxHashMap<ExperimentId, bool>>,
     /// Divergence: per run and metric key, the running minimum and the run of points above the limit.
-    tracks: HashMap<ExperimentId, HashMap<String, Track>>,
+    tracks: FxHashMap<ExperimentId, FxHashMap<String, Track>>,
     /// Runs → how many of this rule's episodes about them are pending or open (a good point can end one only
     /// where there is one: elsewhere it costs nothing).
-    active: HashMap<ExperimentId, u32>,
+    active: FxHashMap<ExperimentId, u32>,
 }
 
 impl RuleState {
     fn watches(&mut self, key: &str, name: &str) -> bool {
-        if let Some(&m) = self.metrics.get(key) {
+        if let Some(&m) = self.metrics.0.get(key) {
             return m;
         }
         let glob = self.rule.metric.as_deref().unwrap_or("");
         let m =
             labd_schemas::glob::glob_match(glob, key) || labd_schemas::glob::glob_match(glob, name);
-        self.metrics.insert(key.to_string(), m);
+        self.metrics.0.insert(key.to_string(), m);
         m
     }
 
-    fn selects(&mut self, run: &ExperimentId, name: &str) -> bool {
-        if let Some(&s) = self.runs.get(run) {
+    /// Whether `runs` selects the run (`name` is looked up only the first time).
+    fn selects<'a>(&mut self, run: &ExperimentId, name: impl FnOnce() -> &'a str) -> bool {
+        if let Some(&s) = self.runs.0.get(run) {
             return s;
         }
-        let s = self.rule.selects_run(&run.0, name);
-        self.runs.insert(run.clone(), s);
+        let s = self.rule.runs.is_none() || self.rule.selects_run(&run.0, name());
+        self.runs.0.insert(run.clone(), s);
         s
     }
 }
@@ -71,6 +73,16 @@ enum Verdict {
     Bad(String, AlertFired),
     /// It does not (an open episode ends).
     Good(String),
+}
+
+/// What a view keeps only to go faster: not part of its state (never saved, equal whatever it holds).
+#[derive(Clone, Debug, Default)]
+struct Cache<T>(T);
+
+impl<T> PartialEq for Cache<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// A metric's state under one rule.
@@ -128,6 +140,9 @@ pub struct Alerts {
     stalled: HashMap<ExperimentId, Vec<String>>,
     /// Whether any rule watches points (else a metrics row costs one check).
     on_points: bool,
+    /// Scratch: a metrics row's keys.
+    #[serde(skip)]
+    keys: Cache<Vec<String>>,
 }
 
 /// The key of an episode: the rule and what it is about.
@@ -169,10 +184,10 @@ impl Alerts {
                         from: r.from,
                         since: event.time,
                         fired: 0,
-                        metrics: HashMap::new(),
-                        runs: HashMap::new(),
-                        tracks: HashMap::new(),
-                        active: HashMap::new(),
+                        metrics: Cache::default(),
+                        runs: Cache::default(),
+                        tracks: FxHashMap::default(),
+                        active: FxHashMap::default(),
                     },
                 );
                 self.on_points = self.rules.values().any(|r| r.rule.kind.on_points());
@@ -188,25 +203,31 @@ impl Alerts {
                 }
             }
             EventKind::MetricsLogged(m) if self.on_points => {
-                let name = registry
-                    .experiments
-                    .get(&m.exp)
-                    .map(|r| r.name.as_str())
-                    .unwrap_or("");
-                let mut key = String::new();
+                let name = || {
+                    registry
+                        .experiments
+                        .get(&m.exp)
+                        .map(|r| r.name.as_str())
+                        .unwrap_or("")
+                };
+                // The values' keys (`split/name`), built once for every rule.
+                let mut keys = std::mem::take(&mut self.keys.0);
+                keys.resize_with(m.values.len(), String::new);
+                for ((metric, _), key) in m.values.iter().zip(keys.iter_mut()) {
+                    metric_key(m.split.as_deref(), metric, key);
+                }
                 let mut verdicts = Vec::new();
-                for (metric, &value) in &m.values {
-                    metric_key(m.split.as_deref(), metric, &mut key);
-                    for (rule, state) in self.rules.iter_mut() {
-                        if !state.rule.kind.on_points()
-                            || !state.watches(&key, metric)
-                            || !state.selects(&m.exp, name)
-                        {
+                for (rule, state) in self.rules.iter_mut() {
+                    if !state.rule.kind.on_points() || !state.selects(&m.exp, name) {
+                        continue;
+                    }
+                    for ((metric, &value), key) in m.values.iter().zip(&keys) {
+                        if !state.watches(key, metric) {
                             continue;
                         }
                         let point = Point {
                             run: &m.exp,
-                            key: &key,
+                            key,
                             step: m.step,
                             value,
                             seq,
@@ -216,6 +237,7 @@ impl Alerts {
                         }
                     }
                 }
+                self.keys.0 = keys;
                 for v in verdicts {
                     match v {
                         Verdict::Bad(key, fired) => {

@@ -315,7 +315,20 @@ mod tests {
     /// events before its creation, problems, events from another file, and events already applied.
     #[test]
     fn a_batch_applies_as_its_events_one_by_one() {
-        let mut events = vec![metrics("/a", "early", 0), created("/a", "a")];
+        // A divergence rule on the loss, so the alerts view's state takes part too.
+        let rule: labd_schemas::alert::AlertRule = serde_json::from_value(serde_json::json!({
+            "name": "div", "kind": "divergence", "metric": "*loss", "factor": 1.5, "points": 2
+        }))
+        .unwrap();
+        let rule = at(
+            "/r",
+            1,
+            EventKind::AlertRuleSet(Box::new(labd_schemas::alert::AlertRuleSet {
+                rule,
+                from: labd_schemas::alert::RuleFrom::Api,
+            })),
+        );
+        let mut events = vec![rule, metrics("/a", "early", 0), created("/a", "a")];
         for step in 0..20 {
             events.push(metrics("/a", "a", step));
             if step % 7 == 3 {
@@ -334,14 +347,15 @@ mod tests {
             one.apply(i as u64 + 1, e);
         }
         let mut batched = Views::default();
-        let (head, tail) = events.split_at(9);
+        let (head, tail) = events.split_at(10);
         batched.apply_batch(1, head);
         // The second batch starts over a few events already applied.
-        batched.apply_batch(6, &events[5..]);
+        batched.apply_batch(7, &events[6..]);
         batched.apply_batch(3, &events[2..4]);
         assert_eq!(batched.applied, events.len() as u64);
         assert_eq!(batched, one);
         assert!(!tail.is_empty());
         assert_eq!(one.registry.get("a").map(Record::points), Some(40));
+        assert!(one.alerts.rules.contains_key("div"));
     }
 }

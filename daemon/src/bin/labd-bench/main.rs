@@ -15,9 +15,13 @@
 //! With `--simulate`, only the views of `--runs` runs are built in this process from generated events (no files,
 //! no log): `--simulate --runs 25000` is the 100 M-point memory figure.
 //!
+//! With `--alerts`, what alert rules cost in ingest and replay, and how soon a NaN point reaches a webhook
+//! (see `alerts.rs`).
+//!
 //! With `--load [--clients N] [--window S]` it measures instead the latency of N clients querying (wrk) while
 //! a backlog is ingested, and the ingest rate with and without them (see `load.rs`).
 
+mod alerts;
 mod load;
 mod simulate;
 mod targets;
@@ -42,6 +46,7 @@ struct Args {
     small: bool,
     big: bool,
     simulate: bool,
+    alerts: bool,
 }
 
 fn args() -> Result<Args> {
@@ -58,6 +63,7 @@ fn args() -> Result<Args> {
         small: false,
         big: false,
         simulate: false,
+        alerts: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,8 +81,9 @@ fn args() -> Result<Args> {
             "--small" => a.small = true,
             "--big" => a.big = true,
             "--simulate" => a.simulate = true,
+            "--alerts" => a.alerts = true,
             other => bail!(
-                "unknown flag {other}; flags: --runs --steps --metrics --dir --load --clients --window --full-digits --targets [--small] [--big] --simulate"
+                "unknown flag {other}; flags: --runs --steps --metrics --dir --load --clients --window --full-digits --targets [--small] [--big] --simulate --alerts"
             ),
         }
     }
@@ -112,6 +119,11 @@ fn main() -> Result<()> {
             s.rss_growth as f64 / 1e3 / s.runs.max(1) as f64
         );
         return Ok(());
+    }
+    if a.alerts {
+        let corpus = fresh_corpus(&a)?;
+        let points = (a.runs * a.steps * a.metrics) as u64;
+        return alerts::run(&labd, &a.dir, &corpus, points);
     }
     if a.load {
         let corpus = fresh_corpus(&a)?;

@@ -73,6 +73,7 @@ fn corpus(a: &Args, runs: usize, steps: usize, name: &str) -> Args {
         small: a.small,
         big: false,
         simulate: false,
+        alerts: false,
     }
 }
 
