@@ -35,6 +35,9 @@ pub struct SweepSpec {
     /// next is chosen (Optuna's constant liar), so parallel choices spread out instead of crowding one spot.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub constant_liar: bool,
+    /// `strategy: nsga2`: trials a generation (default 50, as Optuna's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<u32>,
     /// Repeats of every configuration: each gets its own seed, written at `seed_key`.
     #[serde(default)]
     pub seeds: Option<Vec<Value>>,
@@ -253,6 +256,27 @@ pub enum Strategy {
     /// `trials` chosen one after another from the results so far by the tree-structured Parzen estimator
     /// (Optuna's default sampler), toward the sweep's `objective`; the first ten at random. Seeded by `seed`.
     Tpe,
+    /// `trials` chosen generation by generation by NSGA-II (Optuna's `NSGAIISampler`) toward the sweep's
+    /// `objectives`: `population` trials a generation, the first at random, each later one bred from the elite
+    /// of those before it. Seeded by `seed`.
+    Nsga2,
+}
+
+impl Strategy {
+    /// Whether trials are chosen as the sweep runs, from the results so far (none are planned up front).
+    pub fn is_adaptive(self) -> bool {
+        matches!(self, Strategy::Tpe | Strategy::Nsga2)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Grid => "grid",
+            Strategy::Random => "random",
+            Strategy::QuasiRandom => "quasi_random",
+            Strategy::Tpe => "tpe",
+            Strategy::Nsga2 => "nsga2",
+        }
+    }
 }
 
 /// What a model-based search (`strategy: tpe`) makes small or large: a metric of each trial's run.

@@ -1054,3 +1054,55 @@ fn a_two_objective_sweep_shows_its_pareto_front() {
         "{text}"
     );
 }
+
+/// An NSGA-II sweep over two objectives that pull apart: generation 0 at random, each later one bred from
+/// the elite of those before it (every trial of the generation before settled first); the choices are the same
+/// when labd is killed (-9) mid-sweep and resumes, and the analysis shows the front.
+#[test]
+fn an_nsga2_sweep_breeds_generations_and_a_restart_keeps_its_choices() {
+    let scripts = tempfile::tempdir().unwrap();
+    let script = scripts.path().join("two.py");
+    std::fs::write(
+        &script,
+        "import json, os\nc = json.load(open(os.environ['LABD_TRIAL_CONFIG']))\nw, bad = c['width'], c['bad']\nwith open(os.environ['LABD_RUN_LOG'], 'a') as f:\n    f.write(json.dumps({'kind': 'metrics', 'step': 1, 'values': {'loss': 1.0 / w + bad, 'cost': w + bad}}) + '\\n')\n    f.write(json.dumps({'kind': 'status', 'status': 'completed'}) + '\\n')\n",
+    )
+    .unwrap();
+    let yaml = format!(
+        "sweep:\n  width: {{choice: [1, 2, 4, 8, 16]}}\n  bad: {{choice: [0, 1]}}\nstrategy: nsga2\npopulation: 4\ntrials: 12\nseed: 4\nparallel: 2\nobjectives:\n  - {{metric: loss}}\n  - {{metric: cost}}\ncommand: python3 {}\n",
+        script.display()
+    );
+    let run_sweep = |kill_after: Option<usize>| -> (Vec<String>, Vec<String>, Value) {
+        let (_tmp, d, s) = run_to_end(&yaml, "{}", "nsga", kill_after);
+        let all = trials(&s);
+        assert_eq!(all.len(), 12, "{s}");
+        assert!(all.iter().all(|t| t["status"] == "completed"), "{s}");
+        let params = all.iter().map(|t| t["params"].to_string()).collect();
+        let (_, events) = d.get("/events?from=1&limit=100000");
+        let reasons = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["event"]["kind"]["trial_added"]["reason"].as_str())
+            .map(str::to_string)
+            .collect();
+        let a = d.labctl_json(&["sweep", "analyze", "nsga"]);
+        (params, reasons, a)
+    };
+    let (straight, reasons, analysis) = run_sweep(None);
+    assert_eq!(reasons.len(), 12, "{reasons:?}");
+    for (n, r) in reasons.iter().enumerate() {
+        let generation = n / 4;
+        assert!(
+            r.starts_with(&format!("nsga2: generation {generation}, ")),
+            "{n}: {r}"
+        );
+        assert_eq!(r.contains("at random"), generation == 0, "{n}: {r}");
+    }
+    assert!(reasons[4].contains("elite of 4"), "{}", reasons[4]);
+    assert!(
+        analysis["pareto"]["on_front"].as_u64().unwrap() >= 1,
+        "{analysis}"
+    );
+    let (resumed, _, _) = run_sweep(Some(5));
+    assert_eq!(resumed, straight, "the same choices after kill -9");
+}

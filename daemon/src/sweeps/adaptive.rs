@@ -1,4 +1,4 @@
-//! Model-based sweeps (`strategy: tpe`): the next trial is chosen from the results so far and recorded as
+//! Model-based sweeps (`strategy: tpe`, and `nsga2` for several objectives): the next trial is chosen from the results so far and recorded as
 //! `trial_added` before it is started. At most one chosen trial waits at a time, so each choice sees every
 //! result that came before it. A finished trial counts once its run has recorded its final status (the search
 //! waits for it: 5 s for a run to appear, a minute for it to end, then goes on without the trial's value);
@@ -8,6 +8,7 @@
 
 use super::plan::chosen;
 use super::search::domain::Domain;
+use super::search::nsga2;
 use super::search::rng::SplitMix64;
 use super::search::tpe;
 use crate::views::Views;
@@ -26,14 +27,14 @@ pub fn next_trials(v: &Views, now: i64) -> Vec<EventKind> {
     v.sweeps
         .sweeps
         .values()
-        .filter(|s| s.state == SweepState::Running && s.spec.strategy == Strategy::Tpe)
+        .filter(|s| s.state == SweepState::Running && s.spec.strategy.is_adaptive())
         .filter_map(|s| next(s, v, now))
         .collect()
 }
 
 /// Whether a model-based sweep has chosen all its trials (a sweep of another strategy always has).
 pub fn all_chosen(s: &Sweep) -> bool {
-    s.spec.strategy != Strategy::Tpe || s.order.len() >= s.spec.trials.unwrap_or(0) as usize
+    !s.spec.strategy.is_adaptive() || s.order.len() >= s.spec.trials.unwrap_or(0) as usize
 }
 
 fn next(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
@@ -42,6 +43,9 @@ fn next(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
             .any(|t| t.status.is_waiting() || t.status == TrialStatus::Queued)
     {
         return None;
+    }
+    if s.spec.strategy == Strategy::Nsga2 {
+        return next_nsga2(s, v, now);
     }
     let objective = s.spec.objective.as_ref()?;
     let mut history = Vec::new();
@@ -113,6 +117,16 @@ fn next(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
             "; {lies} running counted as the worst (constant liar)"
         ));
     }
+    record_choice(s, number, params, reason)
+}
+
+/// The `trial_added` of a sweep's choice number `number`.
+fn record_choice(
+    s: &Sweep,
+    number: u32,
+    params: BTreeMap<String, serde_json::Value>,
+    reason: String,
+) -> Option<EventKind> {
     match chosen(&s.id, &s.spec, number, params) {
         Ok(trial) => {
             tracing::info!(
@@ -132,4 +146,85 @@ fn next(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
             None
         }
     }
+}
+
+/// NSGA-II's next trial: generation `n / population`, bred from the elite of the generations before it, once
+/// every trial of those has settled (a failed or pruned one, or one without every objective's value, takes no
+/// part). Trials within a generation are chosen without waiting for one another.
+fn next_nsga2(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
+    let settings = nsga2::Settings {
+        population: s.spec.population.unwrap_or(50).max(2) as usize,
+        ..nsga2::Settings::default()
+    };
+    let number = s.order.len();
+    let generation = number / settings.population;
+    let mut generations: Vec<Vec<nsga2::Individual>> = vec![Vec::new(); generation];
+    for (i, t) in s.trials().enumerate() {
+        let g = i / settings.population;
+        if g >= generation {
+            break;
+        }
+        if t.status.is_failed()
+            || t.status == TrialStatus::Pruned
+            || t.status == TrialStatus::Cancelled
+        {
+            continue;
+        }
+        if t.status != TrialStatus::Completed {
+            // The generation before is still running: its children wait for it.
+            return None;
+        }
+        let run = t
+            .experiment_id
+            .as_ref()
+            .and_then(|id| v.registry.experiments.get(id));
+        let since = t.ended.map_or(0, |e| now - e);
+        let settled = match run {
+            Some(r) => r.status.is_final() || since > NO_END,
+            None => since > NO_RUN,
+        };
+        if !settled {
+            return None;
+        }
+        let losses: Option<Vec<f64>> = s
+            .spec
+            .objectives
+            .iter()
+            .map(|o| {
+                let m = run?.metrics.get(&o.metric)?;
+                let x = match o.reduce {
+                    Reduce::Last => m.last,
+                    Reduce::Min => m.min,
+                    Reduce::Max => m.max,
+                }?;
+                (!x.is_nan()).then(|| o.direction.loss(x))
+            })
+            .collect();
+        if let Some(losses) = losses {
+            generations[g].push(nsga2::Individual {
+                number: i,
+                params: t.params.clone(),
+                losses,
+            });
+        }
+    }
+    let parents = nsga2::parents(&generations, settings.population);
+    let space: BTreeMap<String, Domain> = s
+        .spec
+        .sweep
+        .iter()
+        .map(|(path, space)| (path.clone(), Domain::of(space)))
+        .collect();
+    let mut rng = SplitMix64::for_decision(s.spec.seed.unwrap_or(0), number as u64);
+    let params = nsga2::child(&space, &parents, &settings, &mut rng);
+    let reason = if parents.is_empty() {
+        format!("nsga2: generation {generation}, at random")
+    } else {
+        format!(
+            "nsga2: generation {generation}, bred from an elite of {} ({} on its first front)",
+            parents.len(),
+            nsga2::fronts(&parents).first().map_or(0, Vec::len)
+        )
+    };
+    record_choice(s, number as u32, params, reason)
 }

@@ -35,6 +35,11 @@ pub fn plan(sweep_id: &str, spec: &SweepSpec) -> Result<Vec<TrialPlan>, PlanErro
     if !spec.base_config.is_object() {
         return Err(PlanError::Spec("base_config must be an object".into()));
     }
+    if spec.population.is_some() && spec.strategy != Strategy::Nsga2 {
+        return Err(PlanError::Spec(
+            "population: only for strategy nsga2 (trials a generation)".into(),
+        ));
+    }
     if spec.constant_liar && spec.strategy != Strategy::Tpe {
         return Err(PlanError::Spec(
             "constant_liar: only for strategy tpe (it is how TPE chooses beside running trials)"
@@ -85,19 +90,31 @@ pub fn plan(sweep_id: &str, spec: &SweepSpec) -> Result<Vec<TrialPlan>, PlanErro
         Strategy::Random => random(spec)?,
         Strategy::QuasiRandom => quasi_random(spec)?,
         // Trials are chosen as results come in (`sweeps::adaptive`); what can be checked now is.
-        Strategy::Tpe => {
-            draws(spec, "tpe")?;
-            if spec.objective.is_none() {
+        Strategy::Tpe | Strategy::Nsga2 => {
+            let name = spec.strategy.as_str();
+            draws(spec, name)?;
+            if spec.strategy == Strategy::Nsga2 {
+                if spec.objectives.len() < 2 {
+                    return Err(PlanError::Spec(
+                        "strategy nsga2 needs two or more objectives: [{metric: ..., direction: ...}, ...]"
+                            .into(),
+                    ));
+                }
+                if spec.population.is_some_and(|p| p < 2) {
+                    return Err(PlanError::Spec(
+                        "population: at least 2 trials a generation".into(),
+                    ));
+                }
+            } else if spec.objective.is_none() {
                 return Err(PlanError::Spec(
                     "strategy tpe needs an objective: {metric: <split/name>, direction: minimize|maximize}"
                         .into(),
                 ));
             }
             if spec.seeds.is_some() || spec.repeats.is_some() {
-                return Err(PlanError::Spec(
-                    "strategy tpe takes no repeats or seeds: each trial is one point of the search"
-                        .into(),
-                ));
+                return Err(PlanError::Spec(format!(
+                    "strategy {name} takes no repeats or seeds: each trial is one point of the search"
+                )));
             }
             let mut rng = SplitMix64(0);
             let sample: BTreeMap<String, Value> = spec
@@ -660,6 +677,22 @@ mod tests {
         let mut liar = base();
         liar["constant_liar"] = json!(true);
         assert!(err(liar).contains("only for strategy tpe"));
+        let mut nsga = base();
+        nsga["sweep"] = json!({"a": {"uniform": [0.0, 1.0]}});
+        nsga["strategy"] = json!("nsga2");
+        nsga["trials"] = json!(20);
+        assert!(err(nsga.clone()).contains("two or more objectives"));
+        nsga["objectives"] = json!([{"metric": "loss"}, {"metric": "cost"}]);
+        nsga["population"] = json!(1);
+        assert!(err(nsga.clone()).contains("population"));
+        nsga["population"] = json!(4);
+        assert!(
+            plan("s", &spec(nsga)).unwrap().is_empty(),
+            "chosen as it runs"
+        );
+        let mut grid_pop = base();
+        grid_pop["population"] = json!(4);
+        assert!(err(grid_pop).contains("only for strategy nsga2"));
     }
 
     #[test]

@@ -212,7 +212,7 @@ impl Sweeps {
         let mut order: Vec<String> = c.trials.iter().map(|p| p.id.clone()).collect();
         // A model-based sweep's trials were chosen as it ran (none are planned up front): a resume keeps them.
         if keep
-            && c.spec.strategy == labd_schemas::sweep::Strategy::Tpe
+            && c.spec.strategy.is_adaptive()
             && let Some(o) = old.as_mut()
         {
             order = std::mem::take(&mut o.order);

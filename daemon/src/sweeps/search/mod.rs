@@ -6,6 +6,8 @@
 //! - [`tpe`]: the tree-structured Parzen estimator (Optuna's default sampler): split the finished trials at a
 //!   quantile into good and bad, fit a Parzen density to each per parameter, draw candidates from the good one
 //!   and take the one with the best ratio.
+//! - [`nsga2`]: NSGA-II for two or more objectives (Optuna's `NSGAIISampler`): non-dominated sorting, crowding
+//!   distance, binary tournaments, uniform crossover and mutation, generation by generation.
 //! - [`qmc`]: quasi-random points (a randomly shifted Halton sequence), spread more evenly than random ones.
 //! - [`prune`]: early stopping from intermediate values: the median rule, ASHA (asynchronous successive
 //!   halving) and Hyperband's brackets over it.
@@ -13,6 +15,7 @@
 //! - [`rng`]: the seeded generator they share.
 
 pub mod domain;
+pub mod nsga2;
 pub use crate::analytics::pareto;
 pub mod prune;
 pub mod qmc;
