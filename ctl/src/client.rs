@@ -38,11 +38,12 @@ impl Client {
         }
     }
 
-    fn answer<T: DeserializeOwned>(
+    /// The answer's body as text, or the error labd gave (its message) or the reason it could not be asked.
+    fn answer_text(
         &self,
         what: &str,
         res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<T> {
+    ) -> Result<String> {
         let mut res = res.map_err(|e| {
             anyhow!(
                 "cannot reach labd at {} ({e}); is it running? (--addr / LABD_ADDR)",
@@ -62,6 +63,15 @@ impl Client {
                 .unwrap_or(text);
             bail!("{what}: {status}: {msg}");
         }
+        Ok(text)
+    }
+
+    fn answer<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T> {
+        let text = self.answer_text(what, res)?;
         serde_json::from_str(&text).with_context(|| format!("{what}: unexpected answer from labd"))
     }
 
@@ -161,22 +171,8 @@ impl Client {
     /// DELETEs a resource; an answer without a body.
     pub fn delete(&self, path: &str) -> Result<()> {
         let req = self.auth(self.agent.delete(self.url(path)));
-        let what = format!("DELETE {path}");
-        let mut res = req.call().map_err(|e| {
-            anyhow!(
-                "cannot reach labd at {} ({e}); is it running? (--addr / LABD_ADDR)",
-                self.base
-            )
-        })?;
-        let status = res.status();
-        if !status.is_success() {
-            let text = res.body_mut().read_to_string().unwrap_or_default();
-            let msg = serde_json::from_str::<labd_schemas::api::ApiError>(&text)
-                .map(|e| e.error)
-                .unwrap_or(text);
-            bail!("{what}: {status}: {msg}");
-        }
-        Ok(())
+        self.answer_text(&format!("DELETE {path}"), req.call())
+            .map(|_| ())
     }
 
     /// Whether labd answers at all.

@@ -28,6 +28,31 @@ pub fn setup(tmp: &Path) -> (Daemon, PathBuf) {
     (d, base)
 }
 
+/// `labctl sweep run FILE [ARGS...]`, which must succeed.
+pub fn run_file(d: &Daemon, file: &Path, args: &[&str]) {
+    let mut all = vec!["sweep", "run", file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = d.labctl(&all);
+    assert!(
+        out.status.success(),
+        "labctl {all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A trial script with two objectives that pull apart, written into `dir`: from the config's `width` and
+/// `bad`, one point with `loss` = 1/width + bad and `cost` = width + bad (a wider model: lower loss, higher
+/// cost; `bad: 1` is worse in both), then `completed`.
+pub fn two_objective_script(dir: &Path) -> PathBuf {
+    let script = dir.join("two.py");
+    std::fs::write(
+        &script,
+        "import json, os\nc = json.load(open(os.environ['LABD_TRIAL_CONFIG']))\nw, bad = c['width'], c['bad']\nwith open(os.environ['LABD_RUN_LOG'], 'a') as f:\n    f.write(json.dumps({'kind': 'metrics', 'step': 1, 'values': {'loss': 1.0 / w + bad, 'cost': w + bad}}) + '\\n')\n    f.write(json.dumps({'kind': 'status', 'status': 'completed'}) + '\\n')\n",
+    )
+    .unwrap();
+    script
+}
+
 pub fn status(d: &Daemon, id: &str) -> Value {
     d.labctl_json(&["sweep", "status", id])
 }

@@ -4,7 +4,7 @@
 //! and their survival across restarts.
 
 use labd_e2e::Daemon;
-use labd_e2e::sweeps::{status, wait_state};
+use labd_e2e::sweeps::{run_file, status, wait_state};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -457,20 +457,7 @@ fn a_failed_trial_and_the_sweeps_end_fire() {
         "sweep:\n  x: [1, 2]\nparallel: 2\ncommand: test {param:x} -eq 1\n",
     )
     .unwrap();
-    let out = d.labctl(&[
-        "sweep",
-        "run",
-        file.to_str().unwrap(),
-        "--base",
-        "{}",
-        "--id",
-        "okay",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_file(&d, &file, &["--base", "{}", "--id", "okay"]);
     wait_state(&d, "okay", "finished", 60);
     d.wait_for("both alerts", 10, |d| alerts(d).len() == 2);
     let all = alerts(&d);

@@ -4,7 +4,7 @@
 
 use labd_e2e::Daemon;
 use labd_e2e::slurm::Cluster;
-use labd_e2e::sweeps::{status, train, trials, wait_state};
+use labd_e2e::sweeps::{run_file, status, train, trials, wait_state};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -30,12 +30,7 @@ fn submit(d: &Daemon, tmp: &Path, name: &str, yaml: &str) -> String {
         ),
     )
     .unwrap();
-    let out = d.labctl(&["sweep", "run", file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_file(d, &file, &[]);
     name.to_string()
 }
 
@@ -509,12 +504,7 @@ fn tpe_and_asha_on_slurm() {
         ),
     )
     .unwrap();
-    let out = d.labctl(&["sweep", "run", file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_file(&d, &file, &[]);
     let s = wait_state(&d, "tpe-slurm", "finished", 180);
     let ts = trials(&s);
     assert_eq!(ts.len(), 8, "every trial chosen: {s}");

@@ -2,7 +2,10 @@
 //! exits as its config says (a code, failures on early attempts, sleeping past a timeout).
 
 use labd_e2e::repo_root;
-use labd_e2e::sweeps::{setup, sleeper_alive, status, train, trial_stderr, trials, wait_state};
+use labd_e2e::sweeps::{
+    run_file, setup, sleeper_alive, status, train, trial_stderr, trials, two_objective_script,
+    wait_state,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -928,20 +931,7 @@ fn run_to_end(
     let (mut d, _) = setup(tmp.path());
     let file = tmp.path().join(format!("{id}.yaml"));
     std::fs::write(&file, yaml.replace("{train}", &train())).unwrap();
-    let out = d.labctl(&[
-        "sweep",
-        "run",
-        file.to_str().unwrap(),
-        "--base",
-        base,
-        "--id",
-        id,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_file(&d, &file, &["--base", base, "--id", id]);
     if let Some(n) = kill_after {
         let ended = |d: &labd_e2e::Daemon| {
             trials(&status(d, id))
@@ -970,32 +960,14 @@ fn run_to_end(
 fn a_two_objective_sweep_shows_its_pareto_front() {
     let tmp = tempfile::tempdir().unwrap();
     let (d, _) = setup(tmp.path());
-    let script = tmp.path().join("two.py");
-    std::fs::write(
-        &script,
-        "import json, os\nc = json.load(open(os.environ['LABD_TRIAL_CONFIG']))\nw, bad = c['width'], c['bad']\nwith open(os.environ['LABD_RUN_LOG'], 'a') as f:\n    f.write(json.dumps({'kind': 'metrics', 'step': 1, 'values': {'loss': 1.0 / w + bad, 'cost': w + bad}}) + '\\n')\n    f.write(json.dumps({'kind': 'status', 'status': 'completed'}) + '\\n')\n",
-    )
-    .unwrap();
+    let script = two_objective_script(tmp.path());
     let yaml = format!(
         "sweep:\n  width: [1, 2, 4]\n  bad: [0, 1]\nparallel: 3\nobjectives:\n  - {{metric: loss, direction: minimize}}\n  - {{metric: cost, direction: minimize}}\ncommand: python3 {}\n",
         script.display()
     );
     let file = tmp.path().join("two.yaml");
     std::fs::write(&file, &yaml).unwrap();
-    let out = d.labctl(&[
-        "sweep",
-        "run",
-        file.to_str().unwrap(),
-        "--base",
-        "{}",
-        "--id",
-        "two",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_file(&d, &file, &["--base", "{}", "--id", "two"]);
     wait_state(&d, "two", "finished", 60);
     d.wait_for("every trial's run to complete", 20, |d| {
         d.ls().iter().filter(|r| r["status"] == "completed").count() == 6
@@ -1061,12 +1033,7 @@ fn a_two_objective_sweep_shows_its_pareto_front() {
 #[test]
 fn an_nsga2_sweep_breeds_generations_and_a_restart_keeps_its_choices() {
     let scripts = tempfile::tempdir().unwrap();
-    let script = scripts.path().join("two.py");
-    std::fs::write(
-        &script,
-        "import json, os\nc = json.load(open(os.environ['LABD_TRIAL_CONFIG']))\nw, bad = c['width'], c['bad']\nwith open(os.environ['LABD_RUN_LOG'], 'a') as f:\n    f.write(json.dumps({'kind': 'metrics', 'step': 1, 'values': {'loss': 1.0 / w + bad, 'cost': w + bad}}) + '\\n')\n    f.write(json.dumps({'kind': 'status', 'status': 'completed'}) + '\\n')\n",
-    )
-    .unwrap();
+    let script = two_objective_script(scripts.path());
     let yaml = format!(
         "sweep:\n  width: {{choice: [1, 2, 4, 8, 16]}}\n  bad: {{choice: [0, 1]}}\nstrategy: nsga2\npopulation: 4\ntrials: 12\nseed: 4\nparallel: 2\nobjectives:\n  - {{metric: loss}}\n  - {{metric: cost}}\ncommand: python3 {}\n",
         script.display()

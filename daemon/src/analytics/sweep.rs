@@ -449,6 +449,49 @@ fn params_text(p: &BTreeMap<String, Value>) -> String {
         .join(", ")
 }
 
+/// The Pareto front's section of the report.
+fn write_front(out: &mut String, f: &Front) {
+    let _ = writeln!(out, "## Pareto front\n");
+    let names: Vec<String> = f
+        .objectives
+        .iter()
+        .map(|o| {
+            format!(
+                "{} ({}, {})",
+                o.metric,
+                o.reduce,
+                if o.direction == Direction::Minimize {
+                    "lower is better"
+                } else {
+                    "higher is better"
+                }
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "{} of {} configurations are on the front: no other is as good in every objective and better in one.\n",
+        f.on_front,
+        f.points.len()
+    );
+    let _ = writeln!(out, "| configuration | {} | front |", names.join(" | "));
+    let _ = writeln!(out, "|---|{}---|", "---|".repeat(names.len()));
+    for p in &f.points {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            params_text(&p.params),
+            p.values
+                .iter()
+                .map(|v| num(*v))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            if p.front { "yes" } else { "" }
+        );
+    }
+    let _ = writeln!(out);
+}
+
 /// The analysis as a Markdown report (readable as plain text too).
 pub fn report(a: &Analysis) -> String {
     let mut out = String::new();
@@ -543,45 +586,7 @@ pub fn report(a: &Analysis) -> String {
         }
     }
     if let Some(f) = &a.pareto {
-        let _ = writeln!(out, "## Pareto front\n");
-        let names: Vec<String> = f
-            .objectives
-            .iter()
-            .map(|o| {
-                format!(
-                    "{} ({}, {})",
-                    o.metric,
-                    o.reduce,
-                    if o.direction == Direction::Minimize {
-                        "lower is better"
-                    } else {
-                        "higher is better"
-                    }
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            out,
-            "{} of {} configurations are on the front: no other is as good in every objective and better in one.\n",
-            f.on_front,
-            f.points.len()
-        );
-        let _ = writeln!(out, "| configuration | {} | front |", names.join(" | "));
-        let _ = writeln!(out, "|---|{}---|", "---|".repeat(names.len()));
-        for p in &f.points {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                params_text(&p.params),
-                p.values
-                    .iter()
-                    .map(|v| num(*v))
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-                if p.front { "yes" } else { "" }
-            );
-        }
-        let _ = writeln!(out);
+        write_front(&mut out, f);
     }
     if !a.failed.is_empty() {
         let _ = writeln!(out, "## Failed trials\n");

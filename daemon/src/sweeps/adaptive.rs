@@ -14,7 +14,7 @@ use super::search::tpe;
 use crate::views::Views;
 use crate::views::sweeps::{Sweep, TrialStatus};
 use labd_schemas::EventKind;
-use labd_schemas::sweep::{Reduce, Strategy, SweepState, TrialAdded};
+use labd_schemas::sweep::{Objective, Reduce, Strategy, SweepState, TrialAdded};
 use std::collections::BTreeMap;
 
 /// How long after a trial's process ended the search waits for its result: for its run to appear, and for the
@@ -65,28 +65,10 @@ fn next(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
         if t.status != TrialStatus::Completed {
             continue;
         }
-        let run = t
-            .experiment_id
-            .as_ref()
-            .and_then(|id| v.registry.experiments.get(id));
-        let since = t.ended.map_or(0, |e| now - e);
-        let settled = match run {
-            Some(r) => r.status.is_final() || since > NO_END,
-            None => since > NO_RUN,
-        };
-        if !settled {
-            return None;
-        }
-        let value =
-            run.and_then(|r| r.metrics.get(&objective.metric))
-                .and_then(|m| match objective.reduce {
-                    Reduce::Last => m.last,
-                    Reduce::Min => m.min,
-                    Reduce::Max => m.max,
-                });
+        let run = settled(t, v, now)?;
         history.push(tpe::Observed {
             params: t.params.clone(),
-            loss: value.map_or(f64::NAN, |x| objective.direction.loss(x)),
+            loss: loss(run, objective).unwrap_or(f64::NAN),
             pruned: false,
         });
     }
@@ -174,31 +156,12 @@ fn next_nsga2(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
             // The generation before is still running: its children wait for it.
             return None;
         }
-        let run = t
-            .experiment_id
-            .as_ref()
-            .and_then(|id| v.registry.experiments.get(id));
-        let since = t.ended.map_or(0, |e| now - e);
-        let settled = match run {
-            Some(r) => r.status.is_final() || since > NO_END,
-            None => since > NO_RUN,
-        };
-        if !settled {
-            return None;
-        }
+        let run = settled(t, v, now)?;
         let losses: Option<Vec<f64>> = s
             .spec
             .objectives
             .iter()
-            .map(|o| {
-                let m = run?.metrics.get(&o.metric)?;
-                let x = match o.reduce {
-                    Reduce::Last => m.last,
-                    Reduce::Min => m.min,
-                    Reduce::Max => m.max,
-                }?;
-                (!x.is_nan()).then(|| o.direction.loss(x))
-            })
+            .map(|o| loss(run, o).filter(|x| !x.is_nan()))
             .collect();
         if let Some(losses) = losses {
             generations[g].push(nsga2::Individual {
@@ -227,4 +190,34 @@ fn next_nsga2(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
         )
     };
     record_choice(s, number as u32, params, reason)
+}
+
+/// The run of a completed trial once its result is settled: its run has recorded its final status (or the
+/// search gave up waiting: `Some(None)`, no run to read). `None` while the search still waits for it.
+fn settled<'a>(
+    t: &crate::views::sweeps::Trial,
+    v: &'a Views,
+    now: i64,
+) -> Option<Option<&'a crate::views::registry::Record>> {
+    let run = t
+        .experiment_id
+        .as_ref()
+        .and_then(|id| v.registry.experiments.get(id));
+    let since = t.ended.map_or(0, |e| now - e);
+    let done = match run {
+        Some(r) => r.status.is_final() || since > NO_END,
+        None => since > NO_RUN,
+    };
+    done.then_some(run)
+}
+
+/// An objective's value in a run, as a loss (smaller is better); `None` when the run has none.
+fn loss(run: Option<&crate::views::registry::Record>, o: &Objective) -> Option<f64> {
+    let m = run?.metrics.get(&o.metric)?;
+    let x = match o.reduce {
+        Reduce::Last => m.last,
+        Reduce::Min => m.min,
+        Reduce::Max => m.max,
+    }?;
+    Some(o.direction.loss(x))
 }
