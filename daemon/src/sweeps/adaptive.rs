@@ -73,12 +73,7 @@ fn next(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
         });
     }
     let number = s.order.len() as u32;
-    let space: BTreeMap<String, Domain> = s
-        .spec
-        .sweep
-        .iter()
-        .map(|(path, space)| (path.clone(), Domain::of(space)))
-        .collect();
+    let space = space(s);
     let settings = tpe::Settings::default();
     let mut rng = SplitMix64::for_decision(s.spec.seed.unwrap_or(0), u64::from(number));
     let params = tpe::suggest(&space, &history, &settings, &mut rng);
@@ -172,12 +167,7 @@ fn next_nsga2(s: &Sweep, v: &Views, now: i64) -> Option<EventKind> {
         }
     }
     let parents = nsga2::parents(&generations, settings.population);
-    let space: BTreeMap<String, Domain> = s
-        .spec
-        .sweep
-        .iter()
-        .map(|(path, space)| (path.clone(), Domain::of(space)))
-        .collect();
+    let space = space(s);
     let mut rng = SplitMix64::for_decision(s.spec.seed.unwrap_or(0), number as u64);
     let params = nsga2::child(&space, &parents, &settings, &mut rng);
     let reason = if parents.is_empty() {
@@ -220,4 +210,13 @@ fn loss(run: Option<&crate::views::registry::Record>, o: &Objective) -> Option<f
         Reduce::Max => m.max,
     }?;
     Some(o.direction.loss(x))
+}
+
+/// The sweep's parameters as search spaces.
+fn space(s: &Sweep) -> BTreeMap<String, Domain> {
+    s.spec
+        .sweep
+        .iter()
+        .map(|(path, space)| (path.clone(), Domain::of(space)))
+        .collect()
 }
