@@ -248,13 +248,16 @@ fn an_unchanged_mlflow_client_logs_into_labd_as_into_an_mlflow_server() {
     );
 
     // Every answer was durable when the client had it.
-    let before = request_path(
-        &d.addr,
-        "GET",
-        &format!("/api/2.0/mlflow/runs/get?run_id={id}"),
-        None,
-        None,
-    );
+    let run_get = |d: &Daemon| {
+        request_path(
+            &d.addr,
+            "GET",
+            &format!("/api/2.0/mlflow/runs/get?run_id={id}"),
+            None,
+            None,
+        )
+    };
+    let before = run_get(&d);
     let history = |d: &Daemon| {
         request_path(
             &d.addr,
@@ -267,30 +270,12 @@ fn an_unchanged_mlflow_client_logs_into_labd_as_into_an_mlflow_server() {
     let history_before = history(&d);
     d.kill9();
     d.restart();
-    assert_eq!(
-        request_path(
-            &d.addr,
-            "GET",
-            &format!("/api/2.0/mlflow/runs/get?run_id={id}"),
-            None,
-            None
-        ),
-        before
-    );
+    assert_eq!(run_get(&d), before);
     assert_eq!(history(&d), history_before);
     // And views rebuilt from the log alone give the same answers.
     let report = d.labctl_json(&["replay"]);
     assert!(report.is_object(), "{report}");
-    assert_eq!(
-        request_path(
-            &d.addr,
-            "GET",
-            &format!("/api/2.0/mlflow/runs/get?run_id={id}"),
-            None,
-            None
-        ),
-        before
-    );
+    assert_eq!(run_get(&d), before);
     assert_eq!(history(&d), history_before);
 
     // The same script against a real MLflow server records the same.

@@ -761,14 +761,20 @@ fn the_sweep_systems_file_flags_and_output_files() {
     );
 }
 
+/// The example script's base config for the TPE tests: six steps of 50 ms a trial.
+const TPE_BASE: &str =
+    r#"{"optim": {"lr": 0.01}, "epochs": 2, "steps_per_epoch": 3, "seed": 0, "sleep": 0.05}"#;
+/// The base config of the ASHA tests: 18 steps of 100 ms a trial (rungs at steps 2, 6 and 18).
+const ASHA_BASE: &str =
+    r#"{"optim": {"lr": 0.01}, "epochs": 3, "steps_per_epoch": 6, "seed": 0, "sleep": 0.1}"#;
+
 /// A TPE sweep chooses each trial from the results before it (the example script's loss falls fastest at
 /// lr = 0.01: the model's choices come closer to it than the random start), and a labd killed mid-sweep
 /// resumes it with the same choices.
 #[test]
 fn a_tpe_sweep_chooses_from_the_results_and_a_restart_keeps_its_choices() {
     // Each trial takes a third of a second (six steps of 50 ms), so the kill comes mid-sweep.
-    let base =
-        r#"{"optim": {"lr": 0.01}, "epochs": 2, "steps_per_epoch": 3, "seed": 0, "sleep": 0.05}"#;
+    let base = TPE_BASE;
     let yaml = "sweep:\n  optim.lr: {log_uniform: [1.0e-4, 1.0]}\nstrategy: tpe\ntrials: 13\nseed: 5\nparallel: 1\nobjective: {metric: train/loss, direction: minimize}\ncommand: python3 {train} {config}\n";
     let run_sweep = |kill_after: Option<usize>| -> Vec<f64> {
         let (_tmp, _d, s) = run_to_end(yaml, base, "tpe", kill_after);
@@ -795,8 +801,7 @@ fn a_tpe_sweep_chooses_from_the_results_and_a_restart_keeps_its_choices() {
 /// is chosen, and each choice says so; the sweep runs its trials three at a time to the end.
 #[test]
 fn a_parallel_tpe_sweep_counts_running_trials_as_the_worst() {
-    let base =
-        r#"{"optim": {"lr": 0.01}, "epochs": 2, "steps_per_epoch": 3, "seed": 0, "sleep": 0.05}"#;
+    let base = TPE_BASE;
     let yaml = "sweep:\n  optim.lr: {log_uniform: [1.0e-4, 1.0]}\nstrategy: tpe\ntrials: 14\nseed: 3\nparallel: 3\nconstant_liar: true\nobjective: {metric: train/loss, direction: minimize}\ncommand: python3 {train} {config}\n";
     let (_tmp, d, s) = run_to_end(yaml, base, "liar", None);
     let all = trials(&s);
@@ -825,8 +830,7 @@ fn a_parallel_tpe_sweep_counts_running_trials_as_the_worst() {
 /// 70 % of it: the first trials at each rung pass it while too few have reached it to compare).
 #[test]
 fn an_asha_sweep_prunes_trials_from_their_curves() {
-    let base =
-        r#"{"optim": {"lr": 0.01}, "epochs": 3, "steps_per_epoch": 6, "seed": 0, "sleep": 0.1}"#;
+    let base = ASHA_BASE;
     let grid = "sweep:\n  optim.lr: [1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]\nparallel: 3\nobjective: {metric: train/loss}\ncommand: python3 {train} {config}\n";
     let yaml = grid.replace(
         "command:",
@@ -896,8 +900,7 @@ fn an_asha_sweep_prunes_trials_from_their_curves() {
 /// labd killed (-9) mid-sweep, prunes the same trials at the same rungs (the rungs are rebuilt from the log).
 #[test]
 fn asha_decisions_are_the_same_after_kill_9() {
-    let base =
-        r#"{"optim": {"lr": 0.01}, "epochs": 3, "steps_per_epoch": 6, "seed": 0, "sleep": 0.1}"#;
+    let base = ASHA_BASE;
     let yaml = "sweep:\n  optim.lr: [0.3, 0.01, 1.0, 0.001, 0.1, 0.03, 0.0001]\nparallel: 1\nobjective: {metric: train/loss}\npruner: {rule: asha, min_resource: 2, reduction_factor: 3}\ncommand: python3 {train} {config}\n";
     let run_sweep = |kill_after: Option<usize>| -> Vec<(String, String)> {
         let (_tmp, _d, s) = run_to_end(yaml, base, "asha", kill_after);

@@ -101,6 +101,7 @@ pub async fn run(deps: Deps) {
                 .collect();
             journaled = journaled.max(v.applied);
             let mut out = Vec::new();
+            let sinks = sink_names(&deps.settings);
             for f in a.firings.iter().rev() {
                 if now - f.time > CATCH_UP.as_micros() as i64 {
                     break;
@@ -109,10 +110,10 @@ pub async fn run(deps: Deps) {
                     continue;
                 }
                 let rule = a.rules.get(&f.fired.rule).map(|r| &r.rule);
-                for sink in sink_names(&deps.settings) {
-                    let wanted = rule.is_none_or(|r| r.sends_to(&sink));
+                for sink in &sinks {
+                    let wanted = rule.is_none_or(|r| r.sends_to(sink));
                     if wanted
-                        && !f.deliveries.contains_key(&sink)
+                        && !f.deliveries.contains_key(sink)
                         && !sending.contains(&(f.seq, sink.clone()))
                     {
                         let per_minute = rule
@@ -120,7 +121,7 @@ pub async fn run(deps: Deps) {
                             .unwrap_or(DEFAULT_MAX_PER_MINUTE);
                         out.push((
                             Payload::new(f.seq, f.time, &deps.host, &f.fired),
-                            sink,
+                            sink.clone(),
                             per_minute,
                         ));
                     }

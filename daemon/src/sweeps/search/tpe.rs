@@ -280,7 +280,7 @@ impl Dim {
                 low,
                 high,
             } => {
-                let (mu, sigma) = (mus[k.min(mus.len() - 1)], sigmas[k.min(sigmas.len() - 1)]);
+                let (mu, sigma) = (*at(mus, k), *at(sigmas, k));
                 for _ in 0..100 {
                     let x = mu + sigma * rng.normal();
                     if (*low..=*high).contains(&x) {
@@ -289,7 +289,7 @@ impl Dim {
                 }
                 low + (high - low) * rng.unit()
             }
-            Dim::Categorical(probs) => rng.weighted(&probs[k.min(probs.len() - 1)]) as f64,
+            Dim::Categorical(probs) => rng.weighted(at::<Vec<f64>>(probs, k)) as f64,
         }
     }
 
@@ -301,13 +301,13 @@ impl Dim {
                 low,
                 high,
             } => {
-                let (mu, sigma) = (mus[k.min(mus.len() - 1)], sigmas[k.min(sigmas.len() - 1)]);
+                let (mu, sigma) = (*at(mus, k), *at(sigmas, k));
                 let z = (x - mu) / sigma;
                 let mass = phi((high - mu) / sigma) - phi((low - mu) / sigma);
                 -0.5 * z * z - (sigma * std::f64::consts::TAU.sqrt()).ln() - mass.max(1e-300).ln()
             }
             Dim::Categorical(probs) => {
-                let row = &probs[k.min(probs.len() - 1)];
+                let row = at(probs, k);
                 row.get(x.round().max(0.0) as usize)
                     .copied()
                     .unwrap_or(0.0)
@@ -347,6 +347,11 @@ fn erfc(x: f64) -> f64 {
                                         + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
             .exp();
     if x >= 0.0 { r } else { 2.0 - r }
+}
+
+/// Kernel `k`'s entry (the prior's, the last, for `k` past the observed ones).
+fn at<T>(v: &[T], k: usize) -> &T {
+    &v[k.min(v.len() - 1)]
 }
 
 #[cfg(test)]
