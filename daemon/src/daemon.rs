@@ -173,6 +173,7 @@ pub async fn run(
         started: Instant::now(),
         stopping,
         mlflow_writes: tokio::sync::Mutex::new(()),
+        mlflow_runs: Default::default(),
         config,
     });
     let shutdown = async move {

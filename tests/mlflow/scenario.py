@@ -125,6 +125,84 @@ out["errors"] = {
 client.delete_tag(run_id, "note")
 client.set_experiment_tag(exp.experiment_id, "owner", "ana")
 
+# -- an experiment deleted and restored takes its runs along -------------------------------------------------
+life_id = client.create_experiment("lifecycle")
+life_run = client.create_run(life_id, run_name="kept")
+gone_run = client.create_run(life_id, run_name="deleted-before")
+client.delete_run(gone_run.info.run_id)
+
+
+def life_runs():
+    return sorted((r.info.run_name, r.info.lifecycle_stage)
+                  for r in client.search_runs([life_id], run_view_type=ViewType.ALL))
+
+
+client.delete_experiment(life_id)
+out["lifecycle_deleted"] = {
+    "experiment": client.get_experiment(life_id).lifecycle_stage,
+    "runs": life_runs(),
+    "active_runs": [r.info.run_name for r in client.search_runs([life_id])],
+    "active_experiments": sorted(e.name for e in client.search_experiments()),
+    "log_to_run": error_code(lambda: client.log_metric(life_run.info.run_id, "x", 1.0)),
+    "new_run": error_code(lambda: client.create_run(life_id)),
+    "tag": error_code(lambda: client.set_experiment_tag(life_id, "k", "v")),
+    "delete_again": error_code(lambda: client.delete_experiment(life_id)),
+}
+client.restore_experiment(life_id)
+out["lifecycle_restored"] = {
+    "experiment": client.get_experiment(life_id).lifecycle_stage,
+    "runs": life_runs(),
+    "restore_again": error_code(lambda: client.restore_experiment(life_id)),
+}
+client.rename_experiment(life_id, "lifecycle-renamed")
+client.set_experiment_tag(life_id, "k", "v")
+client.set_experiment_tag(life_id, "gone", "v")
+client.delete_experiment_tag(life_id, "gone")
+client.delete_run(life_run.info.run_id)
+client.restore_run(life_run.info.run_id)
+renamed = client.get_experiment_by_name("lifecycle-renamed")
+out["lifecycle_final"] = {
+    "name": renamed.name,
+    "tags": sorted(renamed.tags.items()),
+    "runs": life_runs(),
+    "old_name": client.get_experiment_by_name("lifecycle"),
+}
+
+# -- long values: MLflow cuts a parameter over 6,000 characters and a tag over 8,000 and answers 200 ----------
+long_exp = client.create_experiment("long-values")
+long_run = client.create_run(long_exp, run_name="long")
+client.log_param(long_run.info.run_id, "long", "p" * 7000)
+client.set_tag(long_run.info.run_id, "long", "t" * 9000)
+got = client.get_run(long_run.info.run_id)
+out["long_values"] = [len(got.data.params["long"]), len(got.data.tags["long"])]
+
+# -- the UI's sampled curves of several runs, in a window of steps -------------------------------------------
+bulk_exp = client.create_experiment("bulk")
+bulk_runs = {}
+for name, steps in (("every", range(0, 51)), ("third", range(0, 101, 3))):
+    r = client.create_run(bulk_exp, run_name=name)
+    bulk_runs[r.info.run_id] = name
+    for i in range(0, len(steps), 500):
+        client.log_batch(r.info.run_id, metrics=[
+            Metric("m", s * 0.5, 1_700_000_200_000 + s, s) for s in list(steps)[i:i + 500]])
+
+
+def bulk_interval(**params):
+    got = requests.get(URI + "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval", params={
+        "run_ids": list(bulk_runs), "metric_key": "m", **params})
+    body = got.json()
+    if got.status_code != 200:
+        return body.get("error_code")
+    return [(bulk_runs[m["run_id"]], m["step"], m["timestamp"], f(m["value"])) for m in body.get("metrics", [])]
+
+
+out["bulk_runs"] = {
+    "all": bulk_interval(max_results=4),
+    "window": bulk_interval(start_step=10, end_step=60, max_results=5),
+    "one_bound": bulk_interval(start_step=10),
+    "reversed": bulk_interval(start_step=60, end_step=10),
+}
+
 
 # -- read it all back ----------------------------------------------------------------------------------------
 def describe(r, names):
@@ -173,6 +251,13 @@ out["fluent_search"] = sorted(r.info.run_name for r in mlflow.search_runs(
     experiment_ids=[exp.experiment_id], filter_string="metrics.acc = 0.5", output_format="list"))
 out["artifacts_root"] = sorted((a.path, a.is_dir) for a in client.list_artifacts(run_id))
 out["artifacts_texts"] = [(a.path, a.file_size) for a in client.list_artifacts(run_id, "texts")]
+# What MLflow's UI reads: the tracking side's list, and the artifact store under the UI's prefix.
+out["artifacts_ui_list"] = requests.get(URI + "/ajax-api/2.0/mlflow/artifacts/list", params={
+    "run_id": run_id, "path": "texts"}).json().get("files")
+out["artifacts_ui_store"] = requests.get(URI + "/ajax-api/2.0/mlflow-artifacts/artifacts", params={
+    "path": f"{exp.experiment_id}/{run_id}/artifacts/cfg"}).json()
+out["artifact_ui_download"] = requests.get(
+    URI + f"/ajax-api/2.0/mlflow-artifacts/artifacts/{exp.experiment_id}/{run_id}/artifacts/notes.txt").text
 with open(client.download_artifacts(run_id, "texts/hello.txt", tempfile.mkdtemp())) as fh:
     out["artifact_text"] = fh.read()
 out["experiments"] = sorted(

@@ -208,6 +208,67 @@ fn an_unchanged_mlflow_client_logs_into_labd_as_into_an_mlflow_server() {
         "parameters come back as the text logged"
     );
     assert_eq!(parent["inputs"], json!([["data", "d1", ["train"]]]));
+    assert_eq!(
+        doc["lifecycle_deleted"],
+        json!({
+            "experiment": "deleted",
+            "runs": [["deleted-before", "deleted"], ["kept", "deleted"]],
+            "active_runs": [],
+            "active_experiments": ["Default", "lightning_logs", "scenario"],
+            "log_to_run": "INVALID_PARAMETER_VALUE",
+            "new_run": "INVALID_PARAMETER_VALUE",
+            "tag": "INVALID_PARAMETER_VALUE",
+            "delete_again": "RESOURCE_DOES_NOT_EXIST",
+        }),
+        "an experiment's deletion takes its runs along"
+    );
+    assert_eq!(
+        doc["lifecycle_restored"]["runs"],
+        json!([["deleted-before", "active"], ["kept", "active"]]),
+        "and its restoring brings every run back, as MLflow's store does"
+    );
+    assert_eq!(
+        doc["lifecycle_final"],
+        json!({"name": "lifecycle-renamed", "tags": [["k", "v"]], "old_name": null,
+               "runs": [["deleted-before", "active"], ["kept", "active"]]})
+    );
+    assert_eq!(
+        doc["long_values"],
+        json!([7000, 9000]),
+        "long parameter and tag values are taken and kept whole"
+    );
+    assert_eq!(doc["bulk_runs"]["one_bound"], "INVALID_PARAMETER_VALUE");
+    assert_eq!(
+        doc["bulk_runs"]["all"].as_array().map(|m| m
+            .iter()
+            .map(|m| (m[0].clone(), m[1].clone()))
+            .collect::<Vec<_>>()),
+        Some(
+            [
+                ("every", 0),
+                ("every", 13),
+                ("every", 26),
+                ("every", 50),
+                ("third", 0),
+                ("third", 27),
+                ("third", 54),
+                ("third", 99)
+            ]
+            .map(|(r, s)| (json!(r), json!(s)))
+            .to_vec()
+        ),
+        "each run sampled on its own, its last point kept: {}",
+        doc["bulk_runs"]["all"]
+    );
+    assert_eq!(
+        doc["artifacts_ui_list"],
+        json!([{"path": "texts/hello.txt", "is_dir": false, "file_size": 12}])
+    );
+    assert_eq!(
+        doc["artifacts_ui_store"],
+        json!({"files": [{"path": "config.json", "is_dir": false, "file_size": 12}]})
+    );
+    assert_eq!(doc["artifact_ui_download"], "just text");
 
     // What labd's own API shows of the same runs.
     let id = doc["run_id"].as_str().expect("run id").to_string();
@@ -236,7 +297,11 @@ fn an_unchanged_mlflow_client_logs_into_labd_as_into_an_mlflow_server() {
     let logger = d.labctl_json(&["show", doc["logger_run_id"].as_str().expect("logger run")]);
     assert_eq!(logger["metrics"]["train_loss"]["points"], 20);
     assert_eq!(logger["config"]["hidden"], 128);
-    assert_eq!(d.ls().len(), 7);
+    assert_eq!(
+        d.ls().len(),
+        12,
+        "every run the script made, deleted ones too"
+    );
     assert_eq!(logger["project"], "2");
     let in_project = d.labctl_json(&["ls", "--where", "project == \"2\""]);
     assert_eq!(
@@ -285,7 +350,13 @@ fn an_unchanged_mlflow_client_logs_into_labd_as_into_an_mlflow_server() {
     let server_dir = tmp.path().join("mlflow-server");
     std::fs::create_dir_all(&server_dir).unwrap();
     let server = MlflowServer::start(&server_py, &server_dir);
-    let reference = scenario(&py, &server.uri, &server_dir, None);
+    let mut reference = scenario(&py, &server.uri, &server_dir, None);
+    // The one difference on purpose: MLflow cuts long values (with a warning), labd keeps them whole.
+    assert_eq!(reference["long_values"], json!([6000, 8000]));
+    let mut doc = doc;
+    for d in [&mut doc, &mut reference] {
+        d.as_object_mut().map(|m| m.remove("long_values"));
+    }
     let (ours, theirs) = (comparable(doc), comparable(reference));
     let differ: Vec<String> = ours
         .as_object()
@@ -496,10 +567,14 @@ fn the_mlflow_api_answers_in_mlflows_shapes_and_limits() {
         "runs/log-parameter",
         Some(json!({"run_id": id, "key": "p", "value": "x".repeat(6001)})),
     );
-    assert_eq!(
-        (s, e["error_code"].as_str()),
-        (400, Some("INVALID_PARAMETER_VALUE"))
-    );
+    assert_eq!(s, 200, "a long value is taken whole, not refused: {e}");
+    let (_, got) = call("GET", &format!("runs/get?run_id={id}"), None);
+    let kept = got["run"]["data"]["params"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["key"] == "p"))
+        .and_then(|p| p["value"].as_str())
+        .map(str::len);
+    assert_eq!(kept, Some(6001), "{got}");
     let ids = (0..3)
         .map(|i| {
             let (_, r) = call("POST", "runs/create", Some(json!({"experiment_id": "0"})));
@@ -626,4 +701,76 @@ fn the_mlflow_api_answers_in_mlflows_shapes_and_limits() {
     let mut want = [ids[1].as_str(), ids[2].as_str()];
     want.sort();
     assert_eq!(found, want, "the runs whose latest loss is 198 and 297");
+}
+
+/// What is refused before a handler runs (a body over labd's limit, a wrong method, an unknown path) and the
+/// tracking side's artifact list come back in MLflow's shape on MLflow's paths, under both prefixes.
+#[test]
+fn refusals_before_a_handler_are_in_mlflows_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start_with_env(
+        &tmp.path().join("data"),
+        &tmp.path().join("inbox"),
+        &[],
+        &[("LABD_MAX_BODY_BYTES", "4096")],
+    );
+    for prefix in ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"] {
+        let point = json!({"key": "k", "value": 1, "timestamp": 1, "step": 1});
+        let big = json!({"run_id": "r", "metrics": vec![point; 200]});
+        let (s, e) = request_path(
+            &d.addr,
+            "POST",
+            &format!("{prefix}/runs/log-batch"),
+            Some(&big),
+            None,
+        );
+        assert_eq!(
+            (s, e["error_code"].as_str()),
+            (413, Some("INVALID_PARAMETER_VALUE")),
+            "{e}"
+        );
+        assert!(
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("LABD_MAX_BODY_BYTES")),
+            "{e}"
+        );
+        let (s, e) = request_path(&d.addr, "GET", &format!("{prefix}/runs/create"), None, None);
+        assert_eq!(
+            (s, e["error_code"].as_str()),
+            (405, Some("BAD_REQUEST")),
+            "{e}"
+        );
+        let (s, e) = request_path(&d.addr, "GET", &format!("{prefix}/no/such"), None, None);
+        assert_eq!(
+            (s, e["error_code"].as_str()),
+            (404, Some("ENDPOINT_NOT_FOUND")),
+            "{e}"
+        );
+        let (s, e) = request_path(
+            &d.addr,
+            "GET",
+            &format!("{prefix}/artifacts/list?run_id=nope"),
+            None,
+            None,
+        );
+        assert_eq!(
+            (s, e["error_code"].as_str()),
+            (404, Some("RESOURCE_DOES_NOT_EXIST")),
+            "{e}"
+        );
+    }
+    // labd's own paths keep labd's shape.
+    let (s, e) = request_path(
+        &d.addr,
+        "POST",
+        "/api/v1/experiments",
+        Some(&json!({"pad": "x".repeat(5000)})),
+        None,
+    );
+    assert_eq!(s, 413);
+    assert!(
+        e.get("error_code").is_none() && e["error"].is_string(),
+        "{e}"
+    );
 }

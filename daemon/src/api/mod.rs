@@ -188,13 +188,15 @@ async fn time_limit(State(shared): State<Arc<AppState>>, req: Request, next: Nex
         return next.run(req).await;
     }
     let limit = shared.config.request_timeout;
+    let path = req.uri().path().to_string();
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
-        Err(_) => Error(
+        Err(_) => refusal(
+            &path,
             StatusCode::REQUEST_TIMEOUT,
+            "TEMPORARILY_UNAVAILABLE",
             format!("the request took longer than {limit:?} (LABD_REQUEST_TIMEOUT)"),
-        )
-        .into_response(),
+        ),
     }
 }
 
@@ -207,6 +209,16 @@ fn is_artifact_transfer(req: &Request) -> bool {
             .uri()
             .path()
             .starts_with("/ajax-api/2.0/mlflow-artifacts/artifacts/")
+}
+
+/// A refusal of a request for `path`: in MLflow's shape (with `mlflow_code`) on MLflow's paths, in labd's
+/// elsewhere.
+fn refusal(path: &str, status: StatusCode, mlflow_code: &'static str, msg: String) -> Response {
+    if is_mlflow(path) {
+        crate::mlflow::request::MlError::new(status, mlflow_code, msg).into_response()
+    } else {
+        Error(status, msg).into_response()
+    }
 }
 
 /// A path of MLflow's API, whose clients read errors in MLflow's shape.
@@ -227,18 +239,14 @@ async fn auth(State(shared): State<Arc<AppState>>, req: Request, next: Next) -> 
     };
     let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !shared.config.loopback() || changes {
-        let mlflow = is_mlflow(req.uri().path());
+        let path = req.uri().path().to_string();
         let refuse = |msg: &str| {
-            if mlflow {
-                crate::mlflow::request::MlError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "UNAUTHENTICATED",
-                    format!("{msg} (MLflow clients send it from MLFLOW_TRACKING_TOKEN)"),
-                )
-                .into_response()
+            let msg = if is_mlflow(&path) {
+                format!("{msg} (MLflow clients send it from MLFLOW_TRACKING_TOKEN)")
             } else {
-                Error(StatusCode::UNAUTHORIZED, msg.into()).into_response()
-            }
+                msg.to_string()
+            };
+            refusal(&path, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", msg)
         };
         let given = req
             .headers()
@@ -271,11 +279,14 @@ async fn announced_size(State(shared): State<Arc<AppState>>, req: Request, next:
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = announced.filter(|n| *n > limit as u64) {
-        return Error(
+        return refusal(
+            req.uri().path(),
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body of {n} bytes is over the limit of {limit} bytes (LABD_MAX_BODY_BYTES); send smaller batches"),
-        )
-        .into_response();
+            "INVALID_PARAMETER_VALUE",
+            format!(
+                "request body of {n} bytes is over the limit of {limit} bytes (LABD_MAX_BODY_BYTES); send smaller batches"
+            ),
+        );
     }
     next.run(req).await
 }

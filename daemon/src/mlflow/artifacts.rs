@@ -103,7 +103,7 @@ async fn store(s: &AppState, path: &str, body: Body) -> MlResult<()> {
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_else(|| root(s));
-    tokio::fs::create_dir_all(&dir)
+    let made = made_dirs(&root(s), &dir)
         .await
         .map_err(|e| io("cannot create", &dir, e))?;
     let name = file
@@ -122,11 +122,22 @@ async fn store(s: &AppState, path: &str, body: Body) -> MlResult<()> {
     tokio::fs::rename(&part, &file)
         .await
         .map_err(|e| io("cannot move the upload to", &file, e))?;
-    let d = dir.clone();
-    tokio::task::spawn_blocking(move || std::fs::File::open(&d).and_then(|f| f.sync_all()))
-        .await
-        .map_err(|e| MlError::invalid(e.to_string()))?
-        .map_err(|e| io("cannot sync", &dir, e))?;
+    // The file's folder holds its name; each folder this upload made is named in the one above it.
+    let mut synced = vec![dir.clone()];
+    synced.extend(
+        made.iter()
+            .filter_map(|d| d.parent().map(std::path::Path::to_path_buf)),
+    );
+    tokio::task::spawn_blocking(move || {
+        synced.iter().try_for_each(|d| {
+            std::fs::File::open(d)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| (d.clone(), e))
+        })
+    })
+    .await
+    .map_err(|e| MlError::invalid(e.to_string()))?
+    .map_err(|(d, e)| io("cannot sync", &d, e))?;
     let mut extra = Map::new();
     extra.insert("mlflow_path".into(), Value::String(rest.join("/")));
     let event = Event::new(
@@ -144,6 +155,22 @@ async fn store(s: &AppState, path: &str, body: Body) -> MlResult<()> {
         }),
     );
     append(s, vec![event]).await
+}
+
+/// Makes folder `dir` (below `root`, which is made too) and those above it that are missing; the folders it
+/// made, deepest first.
+async fn made_dirs(root: &std::path::Path, dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !tokio::fs::try_exists(at).await? {
+        missing.push(at.to_path_buf());
+        match at.parent() {
+            Some(p) if at != root => at = p,
+            _ => break,
+        }
+    }
+    tokio::fs::create_dir_all(dir).await?;
+    Ok(missing)
 }
 
 /// Streams `body` into a new file at `part`, synced; its size and sha256.
@@ -185,6 +212,34 @@ async fn download(State(s): State<Arc<AppState>>, Path(path): Path<String>) -> R
     }
 }
 
+/// A folder's entries (name, size for a file, `None` for a folder) by name; none for a file or nothing.
+async fn entries(dir: &std::path::Path) -> Vec<(String, Option<u64>)> {
+    let Ok(mut read) = tokio::fs::read_dir(dir).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    while let Ok(Some(e)) = read.next_entry().await {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".labd-part-") {
+            continue;
+        }
+        let Ok(meta) = e.metadata().await else {
+            continue;
+        };
+        out.push((name, (!meta.is_dir()).then_some(meta.len())));
+    }
+    out.sort();
+    out
+}
+
+/// MLflow's `FileInfo` of an entry at `path`.
+fn file_info(path: String, size: Option<u64>) -> Value {
+    match size {
+        None => json!({"path": path, "is_dir": true}),
+        Some(n) => json!({"path": path, "is_dir": false, "file_size": n}),
+    }
+}
+
 /// `GET artifacts?path=`: the entries of a folder (names relative to it); `{}` for a file or nothing.
 async fn list(
     State(s): State<Arc<AppState>>,
@@ -195,31 +250,45 @@ async fn list(
         Ok(p) => root(&s).join(p.join("/")),
         Err(e) => return e.into_response(),
     };
-    let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
-        return axum::Json(json!({})).into_response();
-    };
-    let mut files = Vec::new();
-    while let Ok(Some(e)) = entries.next_entry().await {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.contains(".labd-part-") {
-            continue;
-        }
-        let Ok(meta) = e.metadata().await else {
-            continue;
-        };
-        files.push(if meta.is_dir() {
-            json!({"path": name, "is_dir": true})
-        } else {
-            json!({"path": name, "is_dir": false, "file_size": meta.len()})
-        });
-    }
-    files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    let files: Vec<Value> = entries(&dir)
+        .await
+        .into_iter()
+        .map(|(name, size)| file_info(name, size))
+        .collect();
     let body = if files.is_empty() {
         json!({})
     } else {
         json!({ "files": files })
     };
     axum::Json(body).into_response()
+}
+
+/// `GET /api/2.0/mlflow/artifacts/list?run_id=&path=` (the tracking side's list, which MLflow's UI reads): the
+/// run's `root_uri` and the entries at `path` below it, named from the run's artifact root.
+pub async fn list_run(s: Arc<AppState>, f: super::request::Fields) -> MlResult<Value> {
+    let doc = super::runs::find(&s, &f.run_id()?)?;
+    let path = f.opt_str("path")?.unwrap_or_default();
+    let below = parts(&path)?;
+    let mut out = json!({ "root_uri": doc.artifact_uri });
+    if let Some(at) = doc.artifact_uri.strip_prefix("mlflow-artifacts:/") {
+        let dir = root(&s).join(at).join(below.join("/"));
+        let files: Vec<Value> = entries(&dir)
+            .await
+            .into_iter()
+            .map(|(name, size)| {
+                let rel = below
+                    .iter()
+                    .copied()
+                    .chain([name.as_str()])
+                    .collect::<Vec<_>>();
+                file_info(rel.join("/"), size)
+            })
+            .collect();
+        if !files.is_empty() {
+            out["files"] = json!(files);
+        }
+    }
+    Ok(out)
 }
 
 async fn remove(Path(path): Path<String>) -> Response {

@@ -5,8 +5,8 @@ use super::validate;
 use super::{append, event, search, wire};
 use crate::state::AppState;
 use crate::views::projects::Project;
-use labd_schemas::EventKind;
-use labd_schemas::event::{ProjectChanged, ProjectCreated};
+use labd_schemas::event::{ProjectChanged, ProjectCreated, RunChanged};
+use labd_schemas::{EventKind, ExperimentId};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -133,7 +133,7 @@ pub async fn update(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
     };
     name_ok(&name)?;
     let _one = s.mlflow_writes.lock().await;
-    let p = find(&s, &id)?;
+    let p = active(&s, &id, true)?;
     if p.name == name {
         return Ok(json!({}));
     }
@@ -153,26 +153,71 @@ pub async fn update(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
     .await
 }
 
+/// Deletes or restores experiment `id` with every run in it, as MLflow's store does (one batch). Deleting
+/// takes an active experiment and restoring a deleted one; the other is MLflow's "does not exist".
 async fn lifecycle(s: Arc<AppState>, f: Fields, deleted: bool) -> MlResult<Value> {
     let id = f.str("experiment_id")?;
-    find(&s, &id)?;
-    change(
-        &s,
+    let _one = s.mlflow_writes.lock().await;
+    if find(&s, &id)?.deleted == deleted {
+        return Err(MlError::not_found(format!(
+            "No Experiment with id={id} exists"
+        )));
+    }
+    let runs: Vec<String> = s
+        .views()
+        .mlflow
+        .runs
+        .iter()
+        .filter(|(_, r)| r.project == id && r.deleted != deleted)
+        .map(|(run, _)| run.to_string())
+        .collect();
+    let mut events = vec![event(
         &f,
-        ProjectChanged {
+        EventKind::ProjectChanged(ProjectChanged {
             deleted: Some(deleted),
             ..changed(id)
-        },
-    )
-    .await
+        }),
+    )];
+    events.extend(runs.into_iter().map(|run| {
+        event(
+            &f,
+            EventKind::RunChanged(RunChanged {
+                exp: ExperimentId(run),
+                deleted: Some(deleted),
+                ..RunChanged::default()
+            }),
+        )
+    }));
+    append(&s, events).await?;
+    Ok(json!({}))
 }
 
-/// `POST experiments/delete`: soft delete (the experiment and its runs are kept).
+/// The experiment `id`, which must be active to be renamed or tagged.
+fn active(s: &AppState, id: &str, state_error: bool) -> MlResult<Project> {
+    let p = find(s, id)?;
+    if !p.deleted {
+        return Ok(p);
+    }
+    Err(if state_error {
+        MlError::new(
+            // MLflow answers its INVALID_STATE with a 500.
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "INVALID_STATE",
+            "Cannot rename a non-active experiment.".into(),
+        )
+    } else {
+        MlError::invalid(format!(
+            "The experiment {id} must be in the 'active' state. Current state is deleted."
+        ))
+    })
+}
+
+/// `POST experiments/delete`: soft delete of the experiment and its runs (all kept).
 pub async fn delete(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
     lifecycle(s, f, true).await
 }
 
-/// `POST experiments/restore`.
+/// `POST experiments/restore`: the experiment and its runs active again.
 pub async fn restore(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
     lifecycle(s, f, false).await
 }
@@ -183,7 +228,7 @@ pub async fn set_tag(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
     let key = f.str("key")?;
     let value = f.opt_str("value")?.unwrap_or_default();
     tag_ok(&key, &value)?;
-    find(&s, &id)?;
+    active(&s, &id, false)?;
     change(
         &s,
         &f,
@@ -199,7 +244,7 @@ pub async fn set_tag(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
 pub async fn delete_tag(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
     let id = f.str("experiment_id")?;
     let key = f.str("key")?;
-    if !find(&s, &id)?.tags.contains_key(&key) {
+    if !active(&s, &id, false)?.tags.contains_key(&key) {
         return Err(MlError::not_found(format!(
             "No tag with name: {key} in experiment with id {id}"
         )));

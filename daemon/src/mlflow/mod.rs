@@ -13,7 +13,7 @@
 //!   artifact with its size and sha256).
 //!
 //! Served under `/api/2.0/mlflow/` and `/ajax-api/2.0/mlflow/` (the UI's prefix), artifacts under
-//! `/api/2.0/mlflow-artifacts/`.
+//! `/api/2.0/mlflow-artifacts/` and `/ajax-api/2.0/mlflow-artifacts/`.
 
 pub mod artifacts;
 pub mod experiments;
@@ -36,8 +36,53 @@ use labd_schemas::time::now_micros;
 use labd_schemas::{Event, EventKind, Source};
 use request::{Fields, MlError};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+
+/// One lock a run: a write to a run holds its run's from the checks against the views (a parameter logged
+/// before, a point sent twice) to its commit, so that two calls about one run (a retried call beside the
+/// first) go one at a time while calls about other runs go on.
+#[derive(Default)]
+pub struct RunLocks(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+/// A run's lock, held; the run's entry goes when nobody else holds or waits for it.
+pub struct RunGuard<'a> {
+    locks: &'a RunLocks,
+    run: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl RunLocks {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits for run `run`'s lock.
+    pub async fn lock(&self, run: &str) -> RunGuard<'_> {
+        let lock = self.map().entry(run.to_string()).or_default().clone();
+        RunGuard {
+            locks: self,
+            run: run.to_string(),
+            guard: Some(lock.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for RunGuard<'_> {
+    fn drop(&mut self) {
+        self.guard.take();
+        let mut map = self.locks.map();
+        if map
+            .get(&self.run)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            map.remove(&self.run);
+        }
+    }
+}
 
 /// Appends `events` (one batch: all or none) and waits until they are durable and in the views.
 async fn append(s: &AppState, events: Vec<Event>) -> Result<(), MlError> {
@@ -67,6 +112,12 @@ fn event(f: &Fields, kind: EventKind) -> Event {
 
 /// Prefixes the tracking API is served under.
 const PREFIXES: [&str; 2] = ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"];
+
+/// Prefixes the proxied artifact store is served under.
+const ARTIFACT_PREFIXES: [&str; 2] = [
+    "/api/2.0/mlflow-artifacts",
+    "/ajax-api/2.0/mlflow-artifacts",
+];
 
 /// Turns `f` (the call's state and fields to its JSON answer) into a route for `method`.
 fn endpoint<F, Fut>(method: Method, f: F) -> MethodRouter<Arc<AppState>>
@@ -144,6 +195,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/runs/log-inputs", endpoint(M::POST, runs::log_inputs))
         .route("/runs/log-model", endpoint(M::POST, runs::log_model))
         .route("/runs/outputs", endpoint(M::POST, runs::outputs))
+        .route("/artifacts/list", endpoint(M::GET, artifacts::list_run))
         .route("/metrics/get-history", endpoint(M::GET, history::get))
         .route(
             "/metrics/get-history-bulk-interval",
@@ -167,25 +219,44 @@ pub fn router() -> Router<Arc<AppState>> {
     for p in PREFIXES {
         app = app.nest(p, tracking.clone());
     }
-    app.nest("/api/2.0/mlflow-artifacts", artifacts::router())
-        .route(
-            "/api/3.0/mlflow/server-info",
-            axum::routing::get(server_info),
-        )
+    for p in ARTIFACT_PREFIXES {
+        app = app.nest(p, artifacts::router());
+    }
+    app.route(
+        "/api/3.0/mlflow/server-info",
+        axum::routing::get(server_info),
+    )
 }
 
-/// Errors that axum gives before a handler runs (a wrong method) in MLflow's shape.
+/// Errors that axum gives before a handler runs (a wrong method, a body over the limit or not JSON) in MLflow's
+/// shape, their text as the message.
 async fn mlflow_shaped(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::{StatusCode as S, header};
     let r = next.run(req).await;
-    if r.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED {
-        return MlError::new(
-            r.status(),
-            "BAD_REQUEST",
-            "this endpoint does not take that method".into(),
-        )
-        .into_response();
+    let json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if r.status().is_success() || json {
+        return r;
     }
-    r
+    let status = r.status();
+    let code = match status {
+        S::METHOD_NOT_ALLOWED => "BAD_REQUEST",
+        S::NOT_FOUND => "ENDPOINT_NOT_FOUND",
+        s if s.is_server_error() => "INTERNAL_ERROR",
+        _ => "INVALID_PARAMETER_VALUE",
+    };
+    let text = axum::body::to_bytes(r.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = match (status, text.is_empty()) {
+        (S::METHOD_NOT_ALLOWED, _) => "this endpoint does not take that method".to_string(),
+        (_, true) => status.to_string(),
+        (_, false) => text,
+    };
+    MlError::new(status, code, message).into_response()
 }
 
 /// `GET /api/3.0/mlflow/server-info`: what the artifact client may use (plain uploads and downloads only).

@@ -102,8 +102,6 @@ pub struct Fields {
     fields: Map<String, Value>,
     /// `METHOD /path`, for the events' source.
     pub request: String,
-    /// The body's length in bytes.
-    pub body_len: usize,
 }
 
 impl Fields {
@@ -129,11 +127,7 @@ impl Fields {
                 }
             }
         };
-        Ok(Fields {
-            fields,
-            request,
-            body_len: body.len(),
-        })
+        Ok(Fields { fields, request })
     }
 
     /// Fields from a JSON object (tests and internal callers).
@@ -141,7 +135,6 @@ impl Fields {
         Fields {
             fields,
             request: String::new(),
-            body_len: 0,
         }
     }
 

@@ -152,6 +152,9 @@ impl MlflowRuns {
                 if let Some(r) = self.runs.get_mut(&s.exp) {
                     r.scheduled =
                         s.extra.get("mlflow_status").and_then(Value::as_str) == Some("SCHEDULED");
+                    if s.status.is_final() {
+                        r.recent = VecDeque::new();
+                    }
                 }
             }
             EventKind::MetricsLogged(m) => {
