@@ -72,6 +72,13 @@ with mlflow.start_run(run_name="parent") as parent:
         Dataset(name="data", digest="d1", source_type="http", source='{"url": "https://example.org/data.csv"}'),
         tags=[InputTag("mlflow.data.context", "train")],
     )])
+    # The same dataset (name and digest) again is kept once, the first; another digest is another dataset.
+    client.log_inputs(parent.info.run_id, datasets=[
+        DatasetInput(Dataset(name="data", digest="d1", source_type="http", source='{"url": "https://example.org/b"}'),
+                     tags=[InputTag("mlflow.data.context", "eval")]),
+        DatasetInput(Dataset(name="data", digest="d2", source_type="http", source='{}'),
+                     tags=[InputTag("mlflow.data.context", "test")]),
+    ])
 run_id = parent.info.run_id
 # The same point twice (a retried call, say) is kept once; another value at the same step and time is not.
 for v in (1.0, 1.0, 2.0):

@@ -358,8 +358,12 @@ fn try_request_to(
             }
             r.call()
         }
-        (_, body) => {
-            let mut r = agent.post(&url);
+        (method, body) => {
+            let mut r = if method == "PATCH" {
+                agent.patch(&url)
+            } else {
+                agent.post(&url)
+            };
             if let Some(t) = token {
                 r = r.header("Authorization", format!("Bearer {t}"));
             }

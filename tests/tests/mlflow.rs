@@ -207,7 +207,10 @@ fn an_unchanged_mlflow_client_logs_into_labd_as_into_an_mlflow_server() {
         parent["params"]["beta"], "0.9000",
         "parameters come back as the text logged"
     );
-    assert_eq!(parent["inputs"], json!([["data", "d1", ["train"]]]));
+    assert_eq!(
+        parent["inputs"],
+        json!([["data", "d1", ["train"]], ["data", "d2", ["test"]]])
+    );
     assert_eq!(
         doc["lifecycle_deleted"],
         json!({
@@ -670,6 +673,18 @@ fn the_mlflow_api_answers_in_mlflows_shapes_and_limits() {
         (s, e["error_code"].as_str()),
         (501, Some("NOT_IMPLEMENTED"))
     );
+    for (method, path) in [
+        ("DELETE", "logged-models/m-1"),
+        ("POST", "logged-models/m-1/tags"),
+        ("PATCH", "logged-models/m-1/tags"),
+    ] {
+        let (s, e) = call(method, path, Some(json!({"model_id": "m-1"})));
+        assert_eq!(
+            (s, e["error_code"].as_str()),
+            (501, Some("NOT_IMPLEMENTED")),
+            "{method} {path}: {e}"
+        );
+    }
     let (s, e) = call(
         "POST",
         "logged-models/search",

@@ -206,7 +206,18 @@ pub fn router() -> Router<Arc<AppState>> {
             endpoint(M::POST, runs::search_models),
         )
         .route("/logged-models", endpoint(M::POST, runs::create_model))
-        .route("/logged-models/{id}", endpoint(M::GET, runs::get_model))
+        .route(
+            "/logged-models/{id}",
+            endpoint(M::GET, runs::get_model)
+                .merge(endpoint(M::PATCH, runs::create_model))
+                .merge(endpoint(M::DELETE, runs::create_model)),
+        )
+        .route(
+            "/logged-models/{id}/{*rest}",
+            endpoint(M::POST, runs::create_model)
+                .merge(endpoint(M::PATCH, runs::create_model))
+                .merge(endpoint(M::DELETE, runs::create_model)),
+        )
         .fallback(|uri: Uri| async move {
             MlError::new(
                 axum::http::StatusCode::NOT_FOUND,

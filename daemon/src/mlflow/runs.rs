@@ -616,7 +616,8 @@ pub async fn outputs(_s: Arc<AppState>, _f: Fields) -> MlResult<Value> {
     Err(MlError::unsupported(NO_MODELS))
 }
 
-/// `POST logged-models`: not supported, with MLflow's error shape saying so.
+/// `POST logged-models` and every change of one (finalize, tags, params, delete): not supported, with MLflow's
+/// error shape saying so.
 pub async fn create_model(_s: Arc<AppState>, _f: Fields) -> MlResult<Value> {
     Err(MlError::unsupported(NO_MODELS))
 }

@@ -70,6 +70,17 @@ pub struct MlflowRuns {
     pub runs: BTreeMap<ExperimentId, MlRun>,
 }
 
+/// The name and digest of a dataset input (`{"dataset": {"name", "digest", ...}, "tags": [...]}`).
+fn dataset_key(input: &Value) -> (Option<&str>, Option<&str>) {
+    let field = |k: &str| {
+        input
+            .get("dataset")
+            .and_then(|d| d.get(k))
+            .and_then(Value::as_str)
+    };
+    (field("name"), field("digest"))
+}
+
 /// A wall time in Unix seconds as MLflow's milliseconds (the seconds were made from the milliseconds by
 /// dividing by 1000: multiplying and rounding gives the same integer back).
 pub fn millis(wall: f64) -> i64 {
@@ -146,7 +157,13 @@ impl MlflowRuns {
                 if let Some(d) = c.deleted {
                     r.deleted = d;
                 }
-                r.inputs.extend(c.inputs.iter().cloned());
+                for input in &c.inputs {
+                    // A run's datasets are one each by name and digest, the first kept, as in MLflow.
+                    let key = dataset_key(input);
+                    if !r.inputs.iter().any(|i| dataset_key(i) == key) {
+                        r.inputs.push(input.clone());
+                    }
+                }
             }
             EventKind::StatusChanged(s) => {
                 if let Some(r) = self.runs.get_mut(&s.exp) {
