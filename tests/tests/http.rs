@@ -1,6 +1,8 @@
 //! The HTTP API as scripts use it: push mode, bad requests, token enforcement.
 
-use labd_e2e::{Daemon, KillOnDrop, announce_body, bin, free_port, request, try_request};
+use labd_e2e::{
+    Daemon, KillOnDrop, announce_body, bin, free_port, request, request_path, try_request,
+};
 use serde_json::json;
 
 #[test]
@@ -196,6 +198,20 @@ fn off_loopback_every_request_needs_the_token() {
         .output()
         .unwrap();
     assert!(ls.status.success());
+    // MLflow's API too: its reads need the token off loopback, refused in MLflow's shape.
+    let mlflow = "/api/2.0/mlflow/experiments/get?experiment_id=0";
+    let (status, e) = request_path(&addr, "GET", mlflow, None, None);
+    assert_eq!(
+        (status, e["error_code"].as_str()),
+        (401, Some("UNAUTHENTICATED")),
+        "{e}"
+    );
+    let (status, e) = request_path(&addr, "GET", mlflow, None, Some("s3cret"));
+    assert_eq!(
+        (status, e["experiment"]["name"].as_str()),
+        (200, Some("Default")),
+        "{e}"
+    );
     // Nothing secret in the logs, even at debug level.
     let log = std::fs::read_to_string(tmp.path().join("labd.log")).unwrap();
     assert!(log.contains("listening"), "{log}");
