@@ -14,6 +14,7 @@
 
 mod fast;
 mod parse;
+mod scan;
 
 pub use fast::{MetricsRow, metrics as fast_metrics, metrics_row};
 pub use parse::{from_object, parse_line, quote_non_finite};

@@ -332,6 +332,84 @@ mod fast_path {
         }
     }
 
+    /// A plain line of generated numbers, in the forms writers use (shortest round trip, Python's repr,
+    /// fixed digits, exponents, integers).
+    fn plain_line() -> impl Strategy<Value = String> {
+        let number = prop_oneof![
+            any::<f64>()
+                .prop_filter("finite", |v| v.is_finite())
+                .prop_map(|v| format!("{v:?}")),
+            any::<f64>()
+                .prop_filter("finite", |v| v.is_finite())
+                .prop_map(|v| format!("{v:e}")),
+            any::<f32>()
+                .prop_filter("finite", |v| v.is_finite())
+                .prop_map(|v| format!("{:.9}", v)),
+            any::<i64>().prop_map(|v| v.to_string()),
+            any::<u64>().prop_map(|v| v.to_string()),
+            Just("-0".to_string()),
+            Just("1e400".to_string()),
+            Just("null".to_string()),
+        ];
+        let step = prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string()),
+            any::<u64>().prop_map(|v| v.to_string()),
+            Just("-0".to_string()),
+            Just("null".to_string()),
+            Just("7.0".to_string()),
+        ];
+        let time = prop_oneof![
+            (0f64..4e9).prop_map(|v| format!("{v:?}")),
+            (0u64..4_000_000_000).prop_map(|v| v.to_string()),
+            Just("null".to_string()),
+            Just("1e300".to_string()),
+        ];
+        (number.clone(), number, time, step, prop::sample::select(vec![r#""train""#, "null", r#""v\u00e4l""#, r#""wärme""#]))
+            .prop_map(|(a, b, t, step, split)| {
+                format!(
+                    r#"{{"kind":"metrics","split":{split},"step":{step},"epoch":{a},"time":{t},"values":{{"loss":{a},"acc":{b},"z":{b}}}}}"#
+                )
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The hand scanner reads every plain line it takes exactly as serde does (same bits).
+        #[test]
+        fn the_scanner_reads_as_serde(text in plain_line()) {
+            if let Some(scanned) = super::super::scan::metrics_row(&text) {
+                let serde = super::super::fast::serde_row(&text);
+                prop_assert_eq!(format!("{:?}", Some(scanned)), format!("{serde:?}"), "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_lines_take_the_scanner() {
+        for text in [
+            r#"{"kind":"metrics","split":"train","step":0,"epoch":0,"time":1760000000.000,"values":{"loss":1.024887,"acc":1.044618}}"#,
+            r#" { "kind" : "metrics" , "values" : { "a" : -0 , "b" : null } } "#,
+            r#"{"values":{"l":5e-324},"kind":"metrics","step":-3,"split":null}"#,
+        ] {
+            assert!(super::super::scan::metrics_row(text).is_some(), "{text}");
+        }
+        for text in [
+            r#"{"kind":"metrics","values":{"l":"NaN"}}"#,
+            r#"{"kind":"metrics","x":{"t":1},"values":{}}"#,
+            r#"{"kind":"metrics","note":"n","values":{}}"#,
+            r#"{"kind":"metrics","values":{"a":1,"a":2}}"#,
+            r#"{"kind":"metrics","split":"a\"b","values":{}}"#,
+            r#"{"kind":"metrics","step":1.5,"values":{}}"#,
+            r#"{"kind":"metrics","values":{"l":1e400}}"#,
+            r#"{"kind":"metrics","time":"2024-12-16T14:30:52Z","values":{}}"#,
+            r#"{"kind":"metrics","values":{}}x"#,
+            r#"{"kind":"metrics","values":{"a":01}}"#,
+        ] {
+            assert!(super::super::scan::metrics_row(text).is_none(), "{text}");
+        }
+    }
+
     #[test]
     fn plain_lines_take_the_fast_path() {
         for text in [
