@@ -267,11 +267,11 @@ mod tests {
                 }),
             );
             if exp == "hub" {
-                e.origin = Some(Origin {
+                e.origin = Some(Box::new(Origin {
                     host: "gpu7".into(),
                     seq: 40 + step.unwrap_or(0) as u64,
                     id: step.filter(|s| s % 2 == 0).map(|_| "hub@gpu7".to_string()),
-                });
+                }));
             }
             e
         };
@@ -459,7 +459,7 @@ mod tests {
             use labd_schemas::{EventKind, ExperimentId, Source};
             let exp = ExperimentId("x".into());
             let events = vec![
-                Event::new(0, Source::Daemon, EventKind::ExperimentCreated(ExperimentCreated {
+                Event::new(0, Source::Daemon, EventKind::ExperimentCreated(Box::new(ExperimentCreated {
                     exp: exp.clone(),
                     name: "x".into(),
                     description: None,
@@ -470,7 +470,7 @@ mod tests {
                     started: 0,
                     extra: Default::default(),
                     project: None,
-                })),
+                }))),
                 Event::new(0, Source::Daemon, EventKind::MetricsLogged(MetricsLogged {
                     exp,
                     split: None,

@@ -344,11 +344,11 @@ pub fn decode(raw: &[u8]) -> Result<Body, String> {
             } else {
                 None
             };
-            Some(Origin {
+            Some(Box::new(Origin {
                 host,
                 seq: prev.origin_seq,
                 id,
-            })
+            }))
         } else {
             None
         };

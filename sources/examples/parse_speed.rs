@@ -27,10 +27,11 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn main() {
     let mut args = std::env::args().skip(1);
     let Some(dir) = args.next() else {
-        eprintln!("usage: parse_speed DIR [FORMAT]");
+        eprintln!("usage: parse_speed DIR [FORMAT [ROUNDS]]");
         std::process::exit(2);
     };
     let format_name = args.next().unwrap_or_else(|| "runlog".into());
+    let rounds: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(5);
     let Some(format) = Format::from_name(&format_name) else {
         eprintln!("unknown format {format_name:?}");
         std::process::exit(2);
@@ -44,7 +45,7 @@ fn main() {
         .collect();
     let mut best = f64::INFINITY;
     let (mut events, mut points) = (0usize, 0u64);
-    for _ in 0..5 {
+    for _ in 0..rounds {
         let start = Instant::now();
         let mut runs = Runs::default();
         // Kept until timed: in labd the events are dropped on the writer's thread, not the parser's.
@@ -77,7 +78,7 @@ fn main() {
         drop(kept);
     }
     println!(
-        "{} files, {events} events, {points} points: best of 5 {:.3} s, {:.2} M points/s, {:.0} ns an event",
+        "{} files, {events} events, {points} points: best of {rounds} {:.3} s, {:.2} M points/s, {:.0} ns an event",
         data.len(),
         best,
         points as f64 / best / 1e6,

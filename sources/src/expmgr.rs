@@ -136,7 +136,7 @@ fn experiment(id: &str, e: &Map<String, Value>, ctx: &mut Context<'_>, out: &mut
             out.events.push(Event::new(
                 ctx.now,
                 src.clone(),
-                EventKind::ExperimentCreated(ExperimentCreated {
+                EventKind::ExperimentCreated(Box::new(ExperimentCreated {
                     exp: exp.clone(),
                     name,
                     description: e
@@ -158,7 +158,7 @@ fn experiment(id: &str, e: &Map<String, Value>, ctx: &mut Context<'_>, out: &mut
                     started,
                     extra,
                     project: None,
-                }),
+                })),
             ));
             let run = ctx.runs.get(&key);
             run.current_exp = Some(exp.clone());

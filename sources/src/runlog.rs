@@ -100,7 +100,7 @@ pub fn create_experiment(
     let event = Event::new(
         ctx.now,
         src,
-        EventKind::ExperimentCreated(ExperimentCreated {
+        EventKind::ExperimentCreated(Box::new(ExperimentCreated {
             exp: id.clone(),
             name,
             description: run.description,
@@ -111,7 +111,7 @@ pub fn create_experiment(
             started,
             extra: run.extra,
             project: None,
-        }),
+        })),
     );
     (id, event)
 }

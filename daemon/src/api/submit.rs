@@ -260,7 +260,7 @@ fn submission(
         if failed_before && !spec.retry_failed {
             continue;
         }
-        kinds.push(EventKind::TrialChanged(TrialChanged {
+        kinds.push(EventKind::TrialChanged(Box::new(TrialChanged {
             sweep: id.to_string(),
             trial: t.id.clone(),
             attempt: 0,
@@ -271,7 +271,7 @@ fn submission(
             } else {
                 TrialState::Scheduled
             },
-        }));
+        })));
     }
     kinds
 }

@@ -281,14 +281,14 @@ pub async fn resume(
         reason: Some("resumed".into()),
     })];
     for (trial, attempt) in &again {
-        kinds.push(EventKind::TrialChanged(TrialChanged {
+        kinds.push(EventKind::TrialChanged(Box::new(TrialChanged {
             sweep: id.clone(),
             trial: trial.clone(),
             attempt: *attempt,
             state: TrialState::Retrying {
                 reason: "resumed".into(),
             },
-        }));
+        })));
     }
     append(&s, kinds, &format!("POST /api/v1/sweeps/{id}/resume")).await?;
     s.sweeps.wake();

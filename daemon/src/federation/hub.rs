@@ -332,11 +332,11 @@ fn plan(deps: &Deps, hub: &mut Hub, msg: &jetstream::Message, held: &mut u64) ->
                 held: bytes.map(serde_bytes::ByteBuf::from),
             }),
         );
-        e.origin = Some(Origin {
+        e.origin = Some(Box::new(Origin {
             host: host.to_string(),
             seq,
             id: None,
-        });
+        }));
         e
     };
     let header = match shipment::header(payload) {

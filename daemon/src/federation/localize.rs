@@ -147,11 +147,11 @@ impl Names {
         if let Source::File { path, .. } = &mut event.source {
             *path = qualified(host, path);
         }
-        event.origin = Some(Origin {
+        event.origin = Some(Box::new(Origin {
             host: host.to_string(),
             seq,
             id: renamed,
-        });
+        }));
         event
     }
 
@@ -255,11 +255,11 @@ mod tests {
         assert_eq!(exp_of(&a), "run");
         assert_eq!(
             a.origin,
-            Some(Origin {
+            Some(Box::new(Origin {
                 host: "gpu1".into(),
                 seq: 5,
                 id: None
-            })
+            }))
         );
         let Source::File { path, .. } = &a.source else {
             panic!()

@@ -298,11 +298,11 @@ mod tests {
         assert_eq!(next, 211);
         assert_eq!(seen, (11..=210).collect::<Vec<_>>());
         // From the middle of the block, with events received from another host in it.
-        events[150].origin = Some(Origin {
+        events[150].origin = Some(Box::new(Origin {
             host: "gpu8".into(),
             seq: 3,
             id: None,
-        });
+        }));
         let block = RawBlock {
             bytes: block::encode(&events).unwrap(),
             ..block

@@ -136,7 +136,11 @@ pub async fn create(s: Arc<AppState>, f: Fields) -> MlResult<Value> {
         extra,
         project: Some(project),
     };
-    append(&s, vec![event(&f, EventKind::ExperimentCreated(created))]).await?;
+    append(
+        &s,
+        vec![event(&f, EventKind::ExperimentCreated(Box::new(created)))],
+    )
+    .await?;
     Ok(json!({ "run": find(&s, id.as_str())?.render() }))
 }
 

@@ -91,10 +91,10 @@ pub(super) fn batch_of(events: Vec<EventKind>) -> Batch {
 }
 
 pub(super) fn trial_event(sweep: &str, trial: &str, attempt: u32, state: TrialState) -> EventKind {
-    EventKind::TrialChanged(TrialChanged {
+    EventKind::TrialChanged(Box::new(TrialChanged {
         sweep: sweep.into(),
         trial: trial.into(),
         attempt,
         state,
-    })
+    }))
 }

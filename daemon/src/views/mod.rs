@@ -261,7 +261,7 @@ mod tests {
         at(
             path,
             1,
-            EventKind::ExperimentCreated(ExperimentCreated {
+            EventKind::ExperimentCreated(Box::new(ExperimentCreated {
                 exp: ExperimentId(id.into()),
                 name: id.into(),
                 description: None,
@@ -272,7 +272,7 @@ mod tests {
                 started: 5,
                 extra: Default::default(),
                 project: None,
-            }),
+            })),
         )
     }
 

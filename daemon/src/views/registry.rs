@@ -447,7 +447,7 @@ mod tests {
                 first_line: 1,
                 last_line: 1,
             },
-            EventKind::ExperimentCreated(ExperimentCreated {
+            EventKind::ExperimentCreated(Box::new(ExperimentCreated {
                 exp: ExperimentId(id.into()),
                 name: "n".into(),
                 description: None,
@@ -458,7 +458,7 @@ mod tests {
                 started: 5,
                 extra: Map::new(),
                 project: None,
-            }),
+            })),
         )
     }
 

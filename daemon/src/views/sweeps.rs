@@ -166,7 +166,7 @@ pub struct Sweeps {
 impl Sweeps {
     pub fn apply(&mut self, _seq: Seq, event: &Event) {
         match &event.kind {
-            EventKind::SweepCreated(c) => self.created(c, event.time, event.origin.as_ref()),
+            EventKind::SweepCreated(c) => self.created(c, event.time, event.origin.as_deref()),
             EventKind::SweepChanged(c) => {
                 if let Some(s) = self.sweeps.get_mut(&c.sweep) {
                     s.state = c.state;

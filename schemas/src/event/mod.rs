@@ -24,7 +24,7 @@ pub struct Event {
     /// On a hub: the host this fact was recorded on and its position in that host's log. `None` for facts of
     /// this labd's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<Origin>,
+    pub origin: Option<Box<Origin>>,
 }
 
 /// Where a fact received from another host's labd was first recorded.
@@ -116,10 +116,12 @@ impl std::str::FromStr for RunStatus {
 }
 
 /// Every kind of fact labd records. Closed: an unknown tag fails to decode rather than being guessed.
+/// Kinds much larger than a metrics row, and rare, are boxed, so that every event (a metrics row, mostly) is no
+/// larger than a metrics row needs: events are moved from source to batch to writer, a few hundred bytes each.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    ExperimentCreated(ExperimentCreated),
+    ExperimentCreated(Box<ExperimentCreated>),
     MetricsLogged(MetricsLogged),
     MessageLogged(MessageLogged),
     SummaryRecorded(SummaryRecorded),
@@ -129,7 +131,7 @@ pub enum EventKind {
     IngestError(IngestError),
     SweepCreated(Box<crate::sweep::SweepCreated>),
     SweepChanged(crate::sweep::SweepChanged),
-    TrialChanged(crate::sweep::TrialChanged),
+    TrialChanged(Box<crate::sweep::TrialChanged>),
     BenchStarted(Box<crate::bench::BenchStarted>),
     BenchMeasured(crate::bench::BenchMeasured),
     BenchChanged(crate::bench::BenchChanged),

@@ -250,7 +250,8 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
     let mut out = Output::default();
     let mut pos = 0usize;
     // Each record's facts, as decoded (the run's config may come after its first scalars).
-    let mut decoded: Vec<(u64, Fact)> = Vec::new();
+    // Room for them up front (a scalar record takes about 60 bytes), not grown and copied record by record.
+    let mut decoded: Vec<(u64, Fact)> = Vec::with_capacity(data.len() / 48);
     let mut plain = Vec::new();
     let mut facts_of = Vec::new();
     // The last record that decoded (with facts or not).
@@ -344,6 +345,9 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
     if let Some(last) = last_decoded.filter(|&n| n > taken) {
         ctx.runs.get(&key).counters.insert(mark, last);
     }
+    // Room for an event a split of each record (two, mostly: `train/` and `val/`) and the run's beginning, not
+    // grown (and copied) as they come.
+    out.events.reserve(decoded.len() * 2 + 2);
     // The run's experiment, as `ctx.runs` holds it (looked up once; `begin` sets both).
     let mut current = ctx.runs.get(&key).current_exp.clone();
     for (record, f) in &decoded {
@@ -385,17 +389,24 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                             exp
                         }
                     };
-                    // Tags `split/name` (`train/loss`) keep their split; others have none.
-                    let mut rows: BTreeMap<Option<&str>, BTreeMap<String, f64>> = BTreeMap::new();
+                    // Tags `split/name` (`train/loss`) keep their split; others have none. A row a split, in
+                    // the splits' order (no split first); a record has few, so they are found by looking.
+                    let mut rows: Vec<(Option<&str>, BTreeMap<String, f64>)> = Vec::new();
                     for (tag, v) in values {
                         let (split, metric) = match tag.split_once('/') {
                             Some((s, m)) if !s.is_empty() && !m.is_empty() => (Some(s), m),
                             _ => (None, tag.as_ref()),
                         };
-                        rows.entry(split)
-                            .or_default()
-                            .insert(metric.to_string(), *v);
+                        let row = match rows.iter().position(|(s, _)| *s == split) {
+                            Some(i) => &mut rows[i].1,
+                            None => {
+                                rows.push((split, BTreeMap::new()));
+                                &mut rows.last_mut().expect("just pushed").1
+                            }
+                        };
+                        row.insert(metric.to_string(), *v);
                     }
+                    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                     for (split, values) in rows {
                         let split = split.map(str::to_string);
                         out.points += values.len() as u64;

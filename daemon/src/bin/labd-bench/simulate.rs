@@ -48,7 +48,7 @@ pub fn run(runs: usize, steps: usize, metrics: usize) -> std::io::Result<Simulat
         events.push(Event::new(
             0,
             source(1),
-            EventKind::ExperimentCreated(ExperimentCreated {
+            EventKind::ExperimentCreated(Box::new(ExperimentCreated {
                 exp: exp.clone(),
                 name: format!("bench-{r}"),
                 description: None,
@@ -59,7 +59,7 @@ pub fn run(runs: usize, steps: usize, metrics: usize) -> std::io::Result<Simulat
                 started: (t0 * 1e6) as i64,
                 extra: Default::default(),
                 project: None,
-            }),
+            })),
         ));
         for step in 0..steps {
             // The corpus writes values with six decimals and times to the millisecond: the same numbers.

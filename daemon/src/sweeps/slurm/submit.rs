@@ -133,7 +133,7 @@ pub async fn submit(
         .enumerate()
         .filter_map(|(i, script)| {
             let (trial, attempt) = trial_of(script)?;
-            Some(EventKind::TrialChanged(TrialChanged {
+            Some(EventKind::TrialChanged(Box::new(TrialChanged {
                 sweep: sweep.id.clone(),
                 trial,
                 attempt,
@@ -141,7 +141,7 @@ pub async fn submit(
                     job: job.clone(),
                     task: (i / pack as usize) as u32,
                 },
-            }))
+            })))
         })
         .collect();
     // Should this record fail, the next poll finds the job by its name and records it then.
@@ -157,14 +157,14 @@ async fn reject(deps: &Deps, sweep: &Head, scripts: &[&str], message: &str) {
         .iter()
         .filter_map(|s| trial_of(s))
         .map(|(trial, attempt)| {
-            EventKind::TrialChanged(TrialChanged {
+            EventKind::TrialChanged(Box::new(TrialChanged {
                 sweep: sweep.id.clone(),
                 trial,
                 attempt,
                 state: TrialState::StartFailed {
                     reason: reason.clone(),
                 },
-            })
+            }))
         })
         .collect();
     events.push(EventKind::SweepChanged(SweepChanged {
@@ -331,12 +331,12 @@ pub fn trial_of(script: &str) -> Option<(String, u32)> {
 }
 
 fn trial(sweep: &Head, t: &Trial, attempt: u32, state: TrialState) -> EventKind {
-    EventKind::TrialChanged(TrialChanged {
+    EventKind::TrialChanged(Box::new(TrialChanged {
         sweep: sweep.id.clone(),
         trial: t.id.clone(),
         attempt,
         state,
-    })
+    }))
 }
 
 fn quote(s: &str) -> String {
