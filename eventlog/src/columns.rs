@@ -70,6 +70,19 @@ struct Strings<'a> {
 }
 
 impl<'a> Strings<'a> {
+    /// `s`'s index, through `last`, the string this column held the row before: runs and files repeat row
+    /// after row, and comparing with the last one is cheaper than hashing a long path again.
+    fn id_near(&mut self, last: &mut Option<(&'a str, u64)>, s: &'a str) -> u64 {
+        if let Some((l, i)) = *last
+            && l == s
+        {
+            return i;
+        }
+        let i = self.id(s);
+        *last = Some((s, i));
+        i
+    }
+
     fn id(&mut self, s: &'a str) -> u64 {
         if let Some(&i) = self.index.get(s) {
             return i;
@@ -111,6 +124,7 @@ pub fn encode(events: &[Event], version: u16) -> Result<Vec<u8>, String> {
     let mut others: Vec<&Event> = Vec::new();
     let mut bitmap = vec![0u8; events.len().div_ceil(8)];
     let mut prev = Prev::default();
+    let (mut last_source, mut last_run) = (None, None);
     for (i, e) in events.iter().enumerate() {
         let Some(m) = columnar(e, version) else {
             others.push(e);
@@ -140,7 +154,7 @@ pub fn encode(events: &[Event], version: u16) -> Result<Vec<u8>, String> {
                 first_line,
                 last_line,
             } => {
-                put(&mut streams[SOURCE], strings.id(path));
+                put(&mut streams[SOURCE], strings.id_near(&mut last_source, path));
                 put(
                     &mut streams[SOURCE],
                     zigzag(first_line.wrapping_sub(prev.line) as i64),
@@ -153,7 +167,10 @@ pub fn encode(events: &[Event], version: u16) -> Result<Vec<u8>, String> {
             }
             Source::Http { request } => put(&mut streams[SOURCE], strings.id(request)),
         }
-        put(&mut streams[NAMES], strings.id(m.exp.as_str()));
+        put(
+            &mut streams[NAMES],
+            strings.id_near(&mut last_run, m.exp.as_str()),
+        );
         if let Some(split) = &m.split {
             put(&mut streams[NAMES], strings.id(split));
         }
