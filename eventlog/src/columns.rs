@@ -154,7 +154,10 @@ pub fn encode(events: &[Event], version: u16) -> Result<Vec<u8>, String> {
                 first_line,
                 last_line,
             } => {
-                put(&mut streams[SOURCE], strings.id_near(&mut last_source, path));
+                put(
+                    &mut streams[SOURCE],
+                    strings.id_near(&mut last_source, path),
+                );
                 put(
                     &mut streams[SOURCE],
                     zigzag(first_line.wrapping_sub(prev.line) as i64),
