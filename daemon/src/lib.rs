@@ -34,6 +34,7 @@ pub mod ids;
 pub mod ingest;
 pub mod jobs;
 pub mod limits;
+pub mod locks;
 pub mod mailbox;
 pub mod mlflow;
 pub mod process_group;

@@ -39,8 +39,8 @@ pub struct AppState {
     /// Held by an MLflow API call from checking the views to its events' commit, where the check decides
     /// what is written (a new experiment's id and name, a parameter logged twice): such calls go one at a time.
     pub mlflow_writes: tokio::sync::Mutex<()>,
-    /// Held by an MLflow API write to a run, one run at a time (see [`crate::mlflow::RunLocks`]).
-    pub mlflow_runs: crate::mlflow::RunLocks,
+    /// Held by an MLflow API write to a run, one run at a time (see [`crate::locks::KeyedLocks`]).
+    pub mlflow_runs: crate::locks::KeyedLocks,
 }
 
 impl AppState {

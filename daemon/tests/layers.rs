@@ -20,6 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "watch",
             "web",
             "mailbox",
+            "locks",
         ],
     ),
     ("sources → log: ingestion", &["ingest"]),

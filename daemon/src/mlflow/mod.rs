@@ -36,53 +36,8 @@ use labd_schemas::time::now_micros;
 use labd_schemas::{Event, EventKind, Source};
 use request::{Fields, MlError};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-
-/// One lock a run: a write to a run holds its run's from the checks against the views (a parameter logged
-/// before, a point sent twice) to its commit, so that two calls about one run (a retried call beside the
-/// first) go one at a time while calls about other runs go on.
-#[derive(Default)]
-pub struct RunLocks(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
-
-/// A run's lock, held; the run's entry goes when nobody else holds or waits for it.
-pub struct RunGuard<'a> {
-    locks: &'a RunLocks,
-    run: String,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl RunLocks {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Waits for run `run`'s lock.
-    pub async fn lock(&self, run: &str) -> RunGuard<'_> {
-        let lock = self.map().entry(run.to_string()).or_default().clone();
-        RunGuard {
-            locks: self,
-            run: run.to_string(),
-            guard: Some(lock.lock_owned().await),
-        }
-    }
-}
-
-impl Drop for RunGuard<'_> {
-    fn drop(&mut self) {
-        self.guard.take();
-        let mut map = self.locks.map();
-        if map
-            .get(&self.run)
-            .is_some_and(|l| Arc::strong_count(l) == 1)
-        {
-            map.remove(&self.run);
-        }
-    }
-}
 
 /// Appends `events` (one batch: all or none) and waits until they are durable and in the views.
 async fn append(s: &AppState, events: Vec<Event>) -> Result<(), MlError> {

@@ -39,16 +39,8 @@ pub struct MetricsRow {
     pub extra: Map<String, Value>,
 }
 
-/// The `metrics` line `text` holds, without its null values (as [`metrics`], with no map to rebuild after).
-/// Plain lines are scanned by hand ([`super::scan`]), the others read by serde here.
-pub fn metrics_row(text: &str) -> Option<MetricsRow> {
-    if let Some(row) = super::scan::metrics_row(text) {
-        return Some(row);
-    }
-    serde_row(text)
-}
-
-/// [`metrics_row`] by serde alone (what the scanner is held to).
+/// The `metrics` line `text` holds, without its null values (as [`metrics`], with no map to rebuild after), read
+/// by serde (the scanner, [`super::scan`], takes the plainest lines before this; see [`super::metrics_row`]).
 pub fn serde_row(text: &str) -> Option<MetricsRow> {
     let row = read::<BTreeMap<String, f64>>(text)?;
     Some(MetricsRow {

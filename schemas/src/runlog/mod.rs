@@ -16,7 +16,13 @@ mod fast;
 mod parse;
 mod scan;
 
-pub use fast::{MetricsRow, metrics as fast_metrics, metrics_row};
+pub use fast::{MetricsRow, metrics as fast_metrics};
+
+/// The `metrics` line `text` holds, without its null values, when a fast path takes it whole: plain lines
+/// scanned by hand ([`scan`]), others read by serde ([`fast`]); `None` leaves the line to [`parse_line`].
+pub fn metrics_row(text: &str) -> Option<MetricsRow> {
+    scan::metrics_row(text).or_else(|| fast::serde_row(text))
+}
 pub use parse::{from_object, parse_line, quote_non_finite};
 
 use crate::time::TimeValue;
