@@ -142,7 +142,13 @@ fn a_small_cmr_benchmark_runs_through_labctl_and_exports_its_reports() {
 
     // A second run of the same benchmark compares against the first by default.
     let out = d.labctl(&["bench", "cmr", "--config", config.to_str().unwrap()]);
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
     let list = d.labctl_json(&["bench", "ls"]);
     let newest = list["benchmarks"][0]["id"].as_str().unwrap().to_string();
     assert_ne!(newest, id);
