@@ -1,11 +1,11 @@
 //! Sweeps run by the real daemon with real child processes: the example training script writes its run log and
 //! exits as its config says (a code, failures on early attempts, sleeping past a timeout).
 
-use labd_e2e::repo_root;
 use labd_e2e::sweeps::{
     run_file, setup, sleeper_alive, status, train, trial_stderr, trials, two_objective_script,
     wait_state,
 };
+use labd_e2e::{Daemon, repo_root};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -807,14 +807,7 @@ fn a_parallel_tpe_sweep_counts_running_trials_as_the_worst() {
     let all = trials(&s);
     assert_eq!(all.len(), 14, "{s}");
     assert!(all.iter().all(|t| t["status"] == "completed"), "{s}");
-    let (_, events) = d.get("/events?from=1&limit=100000");
-    let reasons: Vec<String> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["event"]["kind"]["trial_added"]["reason"].as_str())
-        .map(str::to_string)
-        .collect();
+    let reasons = trial_reasons(&d);
     assert_eq!(reasons.len(), 14);
     let lied = reasons
         .iter()
@@ -1047,14 +1040,7 @@ fn an_nsga2_sweep_breeds_generations_and_a_restart_keeps_its_choices() {
         assert_eq!(all.len(), 12, "{s}");
         assert!(all.iter().all(|t| t["status"] == "completed"), "{s}");
         let params = all.iter().map(|t| t["params"].to_string()).collect();
-        let (_, events) = d.get("/events?from=1&limit=100000");
-        let reasons = events["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|e| e["event"]["kind"]["trial_added"]["reason"].as_str())
-            .map(str::to_string)
-            .collect();
+        let reasons = trial_reasons(&d);
         let a = d.labctl_json(&["sweep", "analyze", "nsga"]);
         (params, reasons, a)
     };
@@ -1075,4 +1061,16 @@ fn an_nsga2_sweep_breeds_generations_and_a_restart_keeps_its_choices() {
     );
     let (resumed, _, _) = run_sweep(Some(5));
     assert_eq!(resumed, straight, "the same choices after kill -9");
+}
+
+/// Why each trial of the daemon's log was chosen (`trial_added`'s reason), in order.
+fn trial_reasons(d: &Daemon) -> Vec<String> {
+    let (_, events) = d.get("/events?from=1&limit=100000");
+    events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"]["kind"]["trial_added"]["reason"].as_str())
+        .map(str::to_string)
+        .collect()
 }

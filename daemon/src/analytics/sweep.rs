@@ -460,11 +460,7 @@ fn write_front(out: &mut String, f: &Front) {
                 "{} ({}, {})",
                 o.metric,
                 o.reduce,
-                if o.direction == Direction::Minimize {
-                    "lower is better"
-                } else {
-                    "higher is better"
-                }
+                better(o.direction == Direction::Minimize)
             )
         })
         .collect();
@@ -492,20 +488,25 @@ fn write_front(out: &mut String, f: &Front) {
     let _ = writeln!(out);
 }
 
+/// Which way is better, in words.
+fn better(lower: bool) -> &'static str {
+    if lower {
+        "lower is better"
+    } else {
+        "higher is better"
+    }
+}
+
 /// The analysis as a Markdown report (readable as plain text too).
 pub fn report(a: &Analysis) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Sweep {}: {} ({})\n", a.sweep, a.metric, a.reduce);
     let _ = writeln!(
         out,
-        "{} of {} trials have a value; {} better. {} failed or timed out.\n",
+        "{} of {} trials have a value; {}. {} failed or timed out.\n",
         a.trials_used,
         a.trials,
-        if a.goal == Goal::Min {
-            "lower is"
-        } else {
-            "higher is"
-        },
+        better(a.goal == Goal::Min),
         a.failed.len()
     );
     if let Some(b) = &a.best {
