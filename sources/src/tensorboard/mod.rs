@@ -79,8 +79,8 @@ fn tensor_scalar(t: &pb::Tensor) -> Option<f64> {
         1 => t
             .float_val
             .first()
-            .map(|v| *v as f64)
-            .or_else(|| le(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)),
+            .map(|v| widen(*v))
+            .or_else(|| le(4).map(|b| widen(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))),
         // DT_DOUBLE
         2 => t.double_val.first().copied().or_else(|| {
             le(8).map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
@@ -101,14 +101,33 @@ fn tensor_scalar(t: &pb::Tensor) -> Option<f64> {
         14 => t
             .half_val
             .first()
-            .map(|v| f32::from_bits((*v as u32 & 0xffff) << 16) as f64),
+            .map(|v| widen(f32::from_bits((*v as u32 & 0xffff) << 16))),
         // DT_HALF
         19 => t.half_val.first().map(|v| half_to_f64(*v as u16)),
         _ => None,
     }
 }
 
-/// IEEE 754 half precision → f64.
+/// A NaN of `mantissa_bits` bits of payload (quiet bit first), as the f64 NaN with the same sign, quiet bit and
+/// payload: so the value narrows back to the very bits that were written.
+fn nan_f64(negative: bool, payload: u64, mantissa_bits: u32) -> f64 {
+    f64::from_bits(
+        ((negative as u64) << 63) | 0x7ff0_0000_0000_0000 | (payload << (52 - mantissa_bits)),
+    )
+}
+
+/// f32 → f64 bit for bit: every f32 value is an f64 value, and a NaN keeps its sign, quiet bit and payload (a
+/// plain `as` may quiet a signalling NaN, and Rust leaves the payload of a converted NaN unspecified).
+pub(crate) fn widen(x: f32) -> f64 {
+    if x.is_nan() {
+        let b = x.to_bits();
+        nan_f64(b >> 31 == 1, u64::from(b & 0x7f_ffff), 23)
+    } else {
+        f64::from(x)
+    }
+}
+
+/// IEEE 754 half precision → f64 (NaNs keep their payload, as [`widen`]'s do).
 fn half_to_f64(h: u16) -> f64 {
     let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
     let exp = ((h >> 10) & 0x1f) as i32;
@@ -116,7 +135,7 @@ fn half_to_f64(h: u16) -> f64 {
     sign * match exp {
         0 => frac * 2f64.powi(-24),
         31 if frac == 0.0 => f64::INFINITY,
-        31 => f64::NAN,
+        31 => return nan_f64(h & 0x8000 != 0, u64::from(h & 0x3ff), 10),
         e => (1.0 + frac / 1024.0) * 2f64.powi(e - 15),
     }
 }
@@ -194,7 +213,7 @@ fn facts(e: pb::Event, out: &mut Vec<Fact<'_>>) {
             continue;
         }
         let scalar = match (&v.simple_value, &v.tensor) {
-            (Some(x), _) => Some(*x as f64),
+            (Some(x), _) => Some(widen(*x)),
             (None, Some(t))
                 if plugin == "scalars"
                     || v.metadata.as_ref().is_some_and(|m| m.data_class == 1) =>
@@ -305,7 +324,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
             if !plain.is_empty() {
                 let values = plain
                     .iter()
-                    .map(|&(tag, v)| (Cow::Borrowed(tag), f64::from(v)))
+                    .map(|&(tag, v)| (Cow::Borrowed(tag), widen(v)))
                     .collect();
                 decoded.push((
                     record,
@@ -535,9 +554,48 @@ mod tests {
                 Fact::Scalars { values, .. } => values,
                 _ => Vec::new(),
             })
-            .map(|(t, v)| (t.into_owned(), (v as f32).to_bits()))
+            .map(|(t, v)| (t.into_owned(), narrow(v).to_bits()))
             .collect();
         Some((wall, step, values))
+    }
+
+    /// [`widen`]'s inverse: f64 → the f32 it was widened from, a NaN's sign, quiet bit and payload kept.
+    fn narrow(x: f64) -> f32 {
+        if x.is_nan() {
+            let b = x.to_bits();
+            f32::from_bits(
+                (((b >> 63) as u32) << 31) | 0x7f80_0000 | ((b >> 29) as u32 & 0x7f_ffff),
+            )
+        } else {
+            x as f32
+        }
+    }
+
+    #[test]
+    fn every_f32_widens_and_narrows_back_bit_for_bit() {
+        // Signalling and quiet NaNs of both signs with payloads, infinities, zeros, subnormals.
+        for bits in [
+            0x7f80_0001u32,
+            0xff80_0001,
+            0x7fc0_0001,
+            0x7fbf_ffff,
+            0xffff_ffff,
+            0x7f80_0000,
+            0x8000_0000,
+            0x0000_0001,
+            0x3f80_0000,
+        ] {
+            let x = f32::from_bits(bits);
+            assert_eq!(narrow(widen(x)).to_bits(), bits, "{bits:#x}");
+            assert_eq!(widen(x).is_nan(), x.is_nan(), "{bits:#x}");
+        }
+        for bits in (0..=u32::MAX).step_by(65_521) {
+            assert_eq!(
+                narrow(widen(f32::from_bits(bits))).to_bits(),
+                bits,
+                "{bits:#x}"
+            );
+        }
     }
 
     proptest::proptest! {
@@ -669,6 +727,11 @@ mod tests {
         assert_eq!(half_to_f64(0x3c00), 1.0);
         assert_eq!(half_to_f64(0xc000), -2.0);
         assert!(half_to_f64(0x7e00).is_nan());
+        // A half NaN keeps its sign and payload: the same bits as the f32 NaN it would widen to.
+        assert_eq!(
+            half_to_f64(0xfd01).to_bits(),
+            widen(f32::from_bits(0xffa0_2000)).to_bits()
+        );
         assert_eq!(half_to_f64(0x7c00), f64::INFINITY);
     }
 }
