@@ -46,8 +46,16 @@ pub struct FloatState {
 fn decimal(v: f64, prefer: u8) -> Option<(i64, u8)> {
     let fits = |e: u8| -> Option<i64> {
         let p = POW10[e as usize];
-        let m = (v * p).round();
-        (m.abs() <= MAX_MANTISSA && (m / p).to_bits() == v.to_bits()).then_some(m as i64)
+        let x = v * p;
+        if !(x.abs() <= MAX_MANTISSA) {
+            return None;
+        }
+        // `x.round()` (half away from zero) without a call into libm: below 2^53 the truncation is exact and
+        // so is the fraction left.
+        let t = x as i64;
+        let frac = x - t as f64;
+        let m = t + i64::from(frac >= 0.5) - i64::from(frac <= -0.5);
+        ((m as f64 / p).to_bits() == v.to_bits()).then_some(m)
     };
     if !v.is_finite() || (v == 0.0 && v.is_sign_negative()) {
         return None;
@@ -60,7 +68,11 @@ fn decimal(v: f64, prefer: u8) -> Option<(i64, u8)> {
     // correctly rounded quotient of the same number), so trying the largest exponents whose mantissas stay
     // exact (below 2^50, where `v * 10^e` rounds to the right integer, and the next one) tells whether any does.
     let a = v.abs();
-    if let Some(cap) = (0..=MAX_EXPONENT)
+    // No exponent above `(50 - log2 a) · log10 2` keeps `a · 10^e` within 2^50: the search starts one above.
+    let log2 = ((a.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    let highest =
+        (((50 - log2) as f64 * std::f64::consts::LOG10_2) as i32 + 1).clamp(0, MAX_EXPONENT as i32);
+    if let Some(cap) = (0..=highest as u8)
         .rev()
         .find(|&e| a * POW10[e as usize] <= EXACT_PRODUCT)
     {
@@ -241,11 +253,17 @@ mod tests {
             m in -999_999_999_999_999i64..=999_999_999_999_999,
             e in 0u32..=18,
             f in proptest::num::f32::NORMAL,
+            bits in proptest::num::u64::ANY,
+            int in -(1i64 << 54)..(1i64 << 54),
         ) {
             let v: f64 = format!("{m}e-{e}").parse().unwrap();
             proptest::prop_assert_eq!(decimal(v, 0), decimal_by_search(v), "{}", v);
             let w = f as f64;
             proptest::prop_assert_eq!(decimal(w, 0), decimal_by_search(w), "{}", w);
+            // Any bits at all, and integers about the 2^53 edge, halves included.
+            for x in [f64::from_bits(bits), int as f64, int as f64 + 0.5, int as f64 / 1024.0] {
+                proptest::prop_assert_eq!(decimal(x, 0), decimal_by_search(x), "{:e}", x);
+            }
         }
     }
 
