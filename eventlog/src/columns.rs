@@ -83,6 +83,23 @@ impl<'a> Strings<'a> {
         i
     }
 
+    /// The index of `s`, the `j`th key of its row, through `row`, the keys of the row before: rows of a run
+    /// mostly repeat their keys in the same order.
+    fn id_in_row(&mut self, row: &mut Vec<(&'a str, u64)>, j: usize, s: &'a str) -> u64 {
+        match row.get(j) {
+            Some(&(l, i)) if l == s => i,
+            _ => {
+                let i = self.id(s);
+                if j < row.len() {
+                    row[j] = (s, i);
+                } else {
+                    row.push((s, i));
+                }
+                i
+            }
+        }
+    }
+
     fn id(&mut self, s: &'a str) -> u64 {
         if let Some(&i) = self.index.get(s) {
             return i;
@@ -121,10 +138,17 @@ impl Prev {
 pub fn encode(events: &[Event], version: u16) -> Result<Vec<u8>, String> {
     let mut strings = Strings::default();
     let mut streams: [Vec<u8>; STREAMS] = Default::default();
+    // Room for a row of a few values in each stream up front, rather than grown (and copied) as they fill.
+    let n = events.len();
+    for (stream, per_row) in streams.iter_mut().zip([1, 2, 3, 1, 1, 8, 0, 4]) {
+        stream.reserve(n * per_row);
+    }
     let mut others: Vec<&Event> = Vec::new();
     let mut bitmap = vec![0u8; events.len().div_ceil(8)];
     let mut prev = Prev::default();
     let (mut last_source, mut last_run) = (None, None);
+    // The keys of the row before, of its axes and of its values.
+    let mut rows: [Vec<(&str, u64)>; 2] = Default::default();
     for (i, e) in events.iter().enumerate() {
         let Some(m) = columnar(e, version) else {
             others.push(e);
@@ -187,10 +211,10 @@ pub fn encode(events: &[Event], version: u16) -> Result<Vec<u8>, String> {
         if let Some(v) = m.wall_time {
             put_float(&mut streams[FLOATS], &mut prev.wall, v);
         }
-        for map in [&m.x, &m.values] {
+        for (map, row) in [&m.x, &m.values].into_iter().zip(&mut rows) {
             put(&mut streams[KEYS], map.len() as u64);
-            for (name, &v) in map {
-                let id = strings.id(name);
+            for (j, (name, &v)) in map.iter().enumerate() {
+                let id = strings.id_in_row(row, j, name);
                 put(&mut streams[KEYS], id);
                 put_float(&mut streams[FLOATS], prev.named(id), v);
             }
@@ -207,7 +231,13 @@ pub fn encode(events: &[Event], version: u16) -> Result<Vec<u8>, String> {
             }
         }
     }
-    let mut out = Vec::new();
+    let others = rmp_serde::to_vec_named(&others).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(
+        64 + others.len()
+            + strings.list.iter().map(|s| s.len() + 2).sum::<usize>()
+            + bitmap.len()
+            + streams.iter().map(|s| s.len() + 5).sum::<usize>(),
+    );
     put(&mut out, events.len() as u64);
     put(&mut out, u64::from(version));
     put(&mut out, strings.list.len() as u64);
@@ -215,7 +245,6 @@ pub fn encode(events: &[Event], version: u16) -> Result<Vec<u8>, String> {
         put(&mut out, s.len() as u64);
         out.extend_from_slice(s.as_bytes());
     }
-    let others = rmp_serde::to_vec_named(&others).map_err(|e| e.to_string())?;
     put(&mut out, others.len() as u64);
     out.extend_from_slice(&others);
     out.extend_from_slice(&bitmap);
