@@ -272,6 +272,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
     // Room for them up front (a scalar record takes about 60 bytes), not grown and copied record by record.
     let mut decoded: Vec<(u64, Fact)> = Vec::with_capacity(data.len() / 48);
     let mut plain = Vec::new();
+    let mut known_tags = Vec::new();
     let mut facts_of = Vec::new();
     // The last record that decoded (with facts or not).
     let mut last_decoded = None;
@@ -319,7 +320,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
         pos += total;
         // Plain scalars are read straight from the bytes; anything else is decoded whole.
         plain.clear();
-        if let Some((wall_time, step)) = pb::plain_scalars(body, &mut plain) {
+        if let Some((wall_time, step)) = pb::plain_scalars(body, &mut plain, &mut known_tags) {
             last_decoded = Some(record);
             if !plain.is_empty() {
                 let values = plain
@@ -369,6 +370,8 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
     out.events.reserve(decoded.len() * 2 + 2);
     // The run's experiment, as `ctx.runs` holds it (looked up once; `begin` sets both).
     let mut current = ctx.runs.get(&key).current_exp.clone();
+    // A record's rows, a split each (kept from record to record, emptied by each).
+    let mut rows: Vec<(Option<&str>, BTreeMap<String, f64>)> = Vec::new();
     for (record, f) in &decoded {
         {
             match f {
@@ -410,7 +413,6 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                     };
                     // Tags `split/name` (`train/loss`) keep their split; others have none. A row a split, in
                     // the splits' order (no split first); a record has few, so they are found by looking.
-                    let mut rows: Vec<(Option<&str>, BTreeMap<String, f64>)> = Vec::new();
                     for (tag, v) in values {
                         let (split, metric) = match tag.split_once('/') {
                             Some((s, m)) if !s.is_empty() && !m.is_empty() => (Some(s), m),
@@ -426,7 +428,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                         row.insert(metric.to_string(), *v);
                     }
                     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                    for (split, values) in rows {
+                    for (split, values) in rows.drain(..) {
                         let split = split.map(str::to_string);
                         out.points += values.len() as u64;
                         out.events.push(Event::new(
@@ -649,11 +651,15 @@ mod tests {
             {
                 body[at] ^= b;
             }
-            let mut plain = Vec::new();
-            if let Some((w, s)) = pb::plain_scalars(&body, &mut plain) {
-                let plain: Vec<(String, u32)> =
-                    plain.iter().map(|(t, v)| (t.to_string(), v.to_bits())).collect();
-                proptest::prop_assert_eq!(Some((w.to_bits(), s, plain)), by_prost(&body));
+            // Read twice, the second time with the tags the first left known (as records follow records).
+            let mut known = Vec::new();
+            for _ in 0..2 {
+                let mut plain = Vec::new();
+                if let Some((w, s)) = pb::plain_scalars(&body, &mut plain, &mut known) {
+                    let plain: Vec<(String, u32)> =
+                        plain.iter().map(|(t, v)| (t.to_string(), v.to_bits())).collect();
+                    proptest::prop_assert_eq!(Some((w.to_bits(), s, plain)), by_prost(&body));
+                }
             }
         }
     }

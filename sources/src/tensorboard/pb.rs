@@ -125,8 +125,13 @@ pub struct PbValue {
 /// metadata: what `add_scalar` and `tf.summary.scalar` in TF1 write), read straight from the bytes with the
 /// tags borrowed: `(wall_time, step)`, the values appended to `values`. `None` for anything else (an event
 /// of another kind is still `Some`, with no values), which prost then decodes as a whole: this is only the
-/// common case made cheap, and gives what prost's decoding would.
-pub fn plain_scalars<'a>(body: &'a [u8], values: &mut Vec<(&'a str, f32)>) -> Option<(f64, i64)> {
+/// common case made cheap, and gives what prost's decoding would. `known` holds the tags of the record before
+/// by position: a tag that repeats (as they do, record after record) is compared, not checked as UTF-8 again.
+pub fn plain_scalars<'a>(
+    body: &'a [u8],
+    values: &mut Vec<(&'a str, f32)>,
+    known: &mut Vec<&'a str>,
+) -> Option<(f64, i64)> {
     let mut r = Wire(body);
     let (mut wall, mut step, mut summaries) = (0.0, 0i64, 0);
     while !r.0.is_empty() {
@@ -145,6 +150,16 @@ pub fn plain_scalars<'a>(body: &'a [u8], values: &mut Vec<(&'a str, f32)>) -> Op
                     match s.key()? {
                         (1, 2) => {
                             let (tag, v) = plain_value(s.len_delimited()?)?;
+                            let j = values.len();
+                            let tag = match known.get(j) {
+                                Some(k) if k.as_bytes() == tag => *k,
+                                _ => {
+                                    let t = std::str::from_utf8(tag).ok()?;
+                                    known.truncate(j);
+                                    known.push(t);
+                                    t
+                                }
+                            };
                             if let Some(v) = v {
                                 values.push((tag, v));
                             }
@@ -165,13 +180,14 @@ pub fn plain_scalars<'a>(body: &'a [u8], values: &mut Vec<(&'a str, f32)>) -> Op
     Some((wall, step))
 }
 
-/// A summary value's tag and simple value; `None` when it has a tensor or metadata (or is malformed).
-fn plain_value(bytes: &[u8]) -> Option<(&str, Option<f32>)> {
+/// A summary value's tag (its bytes, not yet checked as UTF-8) and simple value; `None` when it has a tensor or
+/// metadata (or is malformed).
+fn plain_value(bytes: &[u8]) -> Option<(&[u8], Option<f32>)> {
     let mut r = Wire(bytes);
-    let (mut tag, mut value) = ("", None);
+    let (mut tag, mut value): (&[u8], _) = (b"", None);
     while !r.0.is_empty() {
         match r.key()? {
-            (1, 2) => tag = std::str::from_utf8(r.len_delimited()?).ok()?,
+            (1, 2) => tag = r.len_delimited()?,
             (2, 5) => value = Some(f32::from_le_bytes(r.take(4)?.try_into().ok()?)),
             (1 | 2 | 8 | 9, _) => return None,
             (_, kind) => r.skip(kind)?,
@@ -185,6 +201,13 @@ struct Wire<'a>(&'a [u8]);
 
 impl<'a> Wire<'a> {
     fn varint(&mut self) -> Option<u64> {
+        // One byte (field keys, lengths, small steps): most of them.
+        if let Some((&b, rest)) = self.0.split_first()
+            && b < 0x80
+        {
+            self.0 = rest;
+            return Some(u64::from(b));
+        }
         let mut v = 0u64;
         for (i, &b) in self.0.iter().enumerate().take(10) {
             if i == 9 && b > 1 {
