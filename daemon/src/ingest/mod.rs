@@ -260,11 +260,16 @@ impl Ingestor {
 
     /// Adds to the open batch; sends it once it is big enough.
     fn submit(&mut self, mut batch: Batch) -> Result<(), LogError> {
-        if self.open.events.is_empty() {
-            // Room for a whole batch at once, so it is not grown (and copied) file by file.
-            self.open.events.reserve(BATCH_EVENTS + batch.events.len());
+        if self.open.events.is_empty() && batch.events.len() >= BATCH_EVENTS {
+            // A big batch goes as it is, not copied into the open one.
+            std::mem::swap(&mut self.open.events, &mut batch.events);
+        } else {
+            if self.open.events.is_empty() {
+                // Room for a whole batch at once, so it is not grown (and copied) file by file.
+                self.open.events.reserve(BATCH_EVENTS + batch.events.len());
+            }
+            self.open.events.append(&mut batch.events);
         }
-        self.open.events.append(&mut batch.events);
         self.open.cursors.append(&mut batch.cursors);
         if self.open.events.len() < BATCH_EVENTS {
             return Ok(());

@@ -112,13 +112,14 @@ impl Registry {
             },
         };
         if let Some(r) = self.experiments.get_mut(exp) {
-            r.apply(seq, event);
+            r.apply(seq, event, &mut String::new());
         }
     }
 
     /// Applies `events` (numbered from `first`) in order, as [`Registry::apply`] one by one does; a stretch of
     /// events of one run (what a file's batch mostly is) finds its record once.
     pub fn apply_batch(&mut self, first: Seq, events: &[Event]) {
+        let mut key = String::new();
         let mut i = 0;
         while i < events.len() {
             let e = &events[i];
@@ -130,7 +131,7 @@ impl Registry {
                 continue;
             };
             while let Some(e) = events.get(i).filter(|e| about(e) == Some(exp)) {
-                r.apply(first + i as u64, e);
+                r.apply(first + i as u64, e, &mut key);
                 i += 1;
             }
         }
@@ -142,8 +143,8 @@ impl Registry {
 }
 
 impl Record {
-    /// Applies an event about this run (not its creation).
-    fn apply(&mut self, seq: Seq, event: &Event) {
+    /// Applies an event about this run (not its creation); `key` is room to build a metric's key in.
+    fn apply(&mut self, seq: Seq, event: &Event, key: &mut String) {
         let r = self;
         r.last_activity = r.last_activity.max(event.time);
         add_seq(&mut r.ranges, seq);
@@ -157,12 +158,18 @@ impl Record {
         }
         match &event.kind {
             EventKind::MetricsLogged(m) => {
-                let mut key = String::new();
                 for (name, &v) in &m.values {
-                    metric_key(m.split.as_deref(), name, &mut key);
-                    let stats = match r.metrics.get_mut(key.as_str()) {
+                    // Without a split the key is the name itself: nothing to build.
+                    let k = match m.split.as_deref() {
+                        Some(split) => {
+                            metric_key(Some(split), name, key);
+                            key.as_str()
+                        }
+                        None => name.as_str(),
+                    };
+                    let stats = match r.metrics.get_mut(k) {
                         Some(s) => s,
-                        None => r.metrics.entry(key.clone()).or_default(),
+                        None => r.metrics.entry(k.to_string()).or_default(),
                     };
                     stats.points += 1;
                     if stats.first_step.is_none() {
