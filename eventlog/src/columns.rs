@@ -22,9 +22,9 @@
 
 use crate::codec::{FloatState, Reader, put, put_float, unzigzag, zigzag};
 use labd_schemas::event::MetricsLogged;
+use labd_schemas::float_map::FloatMap;
 use labd_schemas::{Event, EventKind, ExperimentId, Origin, Source};
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
 
 /// The streams, in the order they are stored.
 const STREAMS: usize = 8;
@@ -367,9 +367,11 @@ pub fn decode(raw: &[u8]) -> Result<Body, String> {
         } else {
             None
         };
-        let mut maps: [BTreeMap<String, f64>; 2] = Default::default();
+        let mut maps: [FloatMap; 2] = Default::default();
         for map in &mut maps {
             let len = keys_s.varint()?;
+            // Room for the row's keys (as many as a damaged count says only up to a bound).
+            *map = FloatMap::with_capacity(len.min(64) as usize);
             for _ in 0..len {
                 let id = keys_s.varint()?;
                 let name = strings.get(id as usize).ok_or_else(|| {

@@ -72,41 +72,41 @@ pub mod map {
             Ok(out)
         }
     }
+}
 
-    /// A number, one of the spelled non-finite values, or null (NaN).
-    struct Lenient(f64);
+/// A number, one of the spelled non-finite values, or null (NaN).
+pub(crate) struct Lenient(pub(crate) f64);
 
-    impl<'de> serde::Deserialize<'de> for Lenient {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Lenient;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("a number, \"NaN\", \"Infinity\" or \"-Infinity\"")
-                }
-                fn visit_f64<E>(self, v: f64) -> Result<Lenient, E> {
-                    Ok(Lenient(v))
-                }
-                fn visit_i64<E>(self, v: i64) -> Result<Lenient, E> {
-                    Ok(Lenient(v as f64))
-                }
-                fn visit_u64<E>(self, v: u64) -> Result<Lenient, E> {
-                    Ok(Lenient(v as f64))
-                }
-                fn visit_unit<E>(self) -> Result<Lenient, E> {
-                    Ok(Lenient(f64::NAN))
-                }
-                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Lenient, E> {
-                    match v {
-                        "NaN" => Ok(Lenient(f64::NAN)),
-                        "Infinity" => Ok(Lenient(f64::INFINITY)),
-                        "-Infinity" => Ok(Lenient(f64::NEG_INFINITY)),
-                        other => Err(E::custom(format!("{other:?} is not a number"))),
-                    }
+impl<'de> serde::Deserialize<'de> for Lenient {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Lenient;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number, \"NaN\", \"Infinity\" or \"-Infinity\"")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Lenient, E> {
+                Ok(Lenient(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Lenient, E> {
+                Ok(Lenient(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Lenient, E> {
+                Ok(Lenient(v as f64))
+            }
+            fn visit_unit<E>(self) -> Result<Lenient, E> {
+                Ok(Lenient(f64::NAN))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Lenient, E> {
+                match v {
+                    "NaN" => Ok(Lenient(f64::NAN)),
+                    "Infinity" => Ok(Lenient(f64::INFINITY)),
+                    "-Infinity" => Ok(Lenient(f64::NEG_INFINITY)),
+                    other => Err(E::custom(format!("{other:?} is not a number"))),
                 }
             }
-            d.deserialize_any(V)
         }
+        d.deserialize_any(V)
     }
 }
 

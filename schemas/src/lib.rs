@@ -20,6 +20,7 @@ pub mod bench;
 pub mod canonical;
 pub mod cmr;
 pub mod event;
+pub mod float_map;
 pub mod floats;
 pub mod glob;
 pub mod ids;

@@ -13,6 +13,7 @@ use super::{Context, Output};
 use super::{error, source};
 use crate::FileCursor;
 use labd_schemas::event::{MessageLogged, MetricsLogged, StatusChanged, SummaryRecorded};
+use labd_schemas::float_map::FloatMap;
 use labd_schemas::runlog::RunLine;
 use labd_schemas::{Event, EventKind, ExperimentId, RunStatus};
 use serde_json::{Map, Value};
@@ -166,8 +167,8 @@ fn line(cursor: &mut FileCursor, m: Map<String, Value>, ctx: &mut Context<'_>, o
                 step: None,
                 epoch: Some(at as f64),
                 wall_time: None,
-                x: BTreeMap::new(),
-                values,
+                x: FloatMap::new(),
+                values: values.into(),
                 extra: Map::new(),
             }),
         ));
@@ -286,8 +287,8 @@ fn whole_run(
                 step: Some(i as i64),
                 epoch: Some(i as f64),
                 wall_time: None,
-                x: BTreeMap::new(),
-                values,
+                x: FloatMap::new(),
+                values: values.into(),
                 extra: Map::new(),
             }),
         ));

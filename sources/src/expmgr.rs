@@ -13,6 +13,7 @@ use labd_schemas::canonical::config_hash;
 use labd_schemas::event::{
     ArtifactRecorded, ExperimentCreated, MetricsLogged, Severity, StatusChanged, SummaryRecorded,
 };
+use labd_schemas::float_map::FloatMap;
 use labd_schemas::time::TimeValue;
 use labd_schemas::{Event, EventKind, ExperimentId, RunStatus};
 use serde_json::{Map, Value};
@@ -330,8 +331,8 @@ fn history(key: &str, exp: &ExperimentId, folder: &str, ctx: &mut Context<'_>, o
                     step: None,
                     epoch: Some(epoch as f64),
                     wall_time: None,
-                    x: BTreeMap::new(),
-                    values,
+                    x: FloatMap::new(),
+                    values: values.into(),
                     extra: Map::new(),
                 }),
             ));

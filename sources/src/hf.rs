@@ -13,6 +13,7 @@ use super::source;
 use super::{Context, Output, problem};
 use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity, StatusChanged, SummaryRecorded};
+use labd_schemas::float_map::FloatMap;
 use labd_schemas::runlog::RunLine;
 use labd_schemas::{Event, EventKind, RunStatus};
 use serde_json::{Map, Value};
@@ -194,8 +195,8 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                 step,
                 epoch,
                 wall_time: None,
-                x: BTreeMap::new(),
-                values,
+                x: FloatMap::new(),
+                values: values.into(),
                 extra: Map::new(),
             }),
         ));

@@ -10,6 +10,7 @@ use super::source;
 use super::{Context, Output, problem};
 use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity};
+use labd_schemas::float_map::FloatMap;
 use labd_schemas::runlog::RunLine;
 use labd_schemas::{Event, EventKind};
 use serde_json::{Map, Value};
@@ -199,8 +200,8 @@ pub fn read(_cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Out
                     step,
                     epoch,
                     wall_time: None,
-                    x: BTreeMap::new(),
-                    values,
+                    x: FloatMap::new(),
+                    values: values.into(),
                     extra: Map::new(),
                 }),
             ));

@@ -8,11 +8,11 @@ use super::{Context, Format, Output};
 use super::{error, source};
 use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, StatusChanged};
+use labd_schemas::float_map::FloatMap;
 use labd_schemas::runlog::RunLine;
 use labd_schemas::time::TimeValue;
 use labd_schemas::{Event, EventKind, ExperimentId, RunStatus};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Which MLflow file a path is: `.../mlruns/<exp>/<run>/metrics/<key...>` or `.../mlruns/<exp>/<run>/meta.yaml`.
@@ -239,7 +239,7 @@ pub fn read_metric(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) 
                     step: Some(step),
                     epoch: None,
                     wall_time: Some(ts / 1000.0),
-                    x: BTreeMap::new(),
+                    x: FloatMap::new(),
                     values: [(name.clone(), value)].into(),
                     extra: Map::new(),
                 }),

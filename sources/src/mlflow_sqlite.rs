@@ -8,6 +8,7 @@ use super::source;
 use super::{Context, Output, problem};
 use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity, StatusChanged};
+use labd_schemas::float_map::FloatMap;
 use labd_schemas::runlog::RunLine;
 use labd_schemas::time::TimeValue;
 use labd_schemas::{Event, EventKind, RunStatus};
@@ -170,7 +171,7 @@ fn load(data: &[u8], ctx: &mut Context<'_>, out: &mut Output) -> rusqlite::Resul
                     step: Some(step),
                     epoch: None,
                     wall_time: Some(ts as f64 / 1000.0),
-                    x: BTreeMap::new(),
+                    x: FloatMap::new(),
                     values: [(name, if is_nan { f64::NAN } else { value })].into(),
                     extra: Map::new(),
                 }),

@@ -199,7 +199,7 @@ pub fn fact(exp: ExperimentId, line: RunLogLine) -> Option<EventKind> {
             step: m.step,
             epoch: m.epoch,
             wall_time: m.time.and_then(|t| t.to_seconds().ok()),
-            x: m.x,
+            x: m.x.into(),
             values: m
                 .values
                 .into_iter()

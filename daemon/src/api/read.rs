@@ -288,7 +288,13 @@ pub async fn points(
                             skipped += 1;
                             continue;
                         }
-                        out.push(Point::new(m.step, m.epoch, m.wall_time, m.x.clone(), *v));
+                        out.push(Point::new(
+                            m.step,
+                            m.epoch,
+                            m.wall_time,
+                            m.x.clone().into(),
+                            *v,
+                        ));
                         if out.len() as u64 >= limit {
                             full = true;
                             return false;

@@ -9,6 +9,7 @@ use crate::state::AppState;
 use crate::views::mlflow::identity;
 use axum::http::StatusCode;
 use labd_schemas::event::{ExperimentCreated, MetricsLogged, RunChanged, StatusChanged};
+use labd_schemas::float_map::FloatMap;
 use labd_schemas::time::now_micros;
 use labd_schemas::{Event, EventKind, ExperimentId, RunStatus};
 use serde_json::{Map, Value, json};
@@ -345,7 +346,7 @@ fn rows(exp: &ExperimentId, metrics: Vec<Metric>, f: &Fields) -> Vec<Event> {
                 step: Some(m.step),
                 epoch: None,
                 wall_time: Some(wall),
-                x: BTreeMap::new(),
+                x: FloatMap::new(),
                 values: [(m.key, m.value)].into(),
                 extra: m.extra,
             });

@@ -10,6 +10,7 @@
 use super::chunk::{self, CHUNK, Columns, NO_STEP, Open};
 use super::chunk_store::{ChunkRef, ChunkStore, Saved};
 use labd_log::Seq;
+use labd_schemas::float_map::FloatMap;
 use labd_schemas::{Event, EventKind, ExperimentId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -127,7 +128,7 @@ impl Series {
         step: Option<i64>,
         epoch: Option<f64>,
         wall: Option<f64>,
-        x: &BTreeMap<String, f64>,
+        x: &FloatMap,
         v: f64,
     ) {
         if let Some(sealed) = self.sealed.take() {
@@ -1081,7 +1082,7 @@ mod tests {
             let mut s = Series::default();
             let store = ChunkStore::default();
             for (epoch, wall, v, step) in &rows {
-                s.push(&store, *step, *epoch, *wall, &BTreeMap::new(), *v);
+                s.push(&store, *step, *epoch, *wall, &FloatMap::new(), *v);
             }
             let c = SeriesRef { series: &s, store: &store }.columns();
             for (i, (epoch, wall, v, step)) in rows.iter().enumerate() {

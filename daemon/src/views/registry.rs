@@ -445,6 +445,7 @@ impl Record {
 mod tests {
     use super::*;
     use labd_schemas::event::{ExperimentCreated, MetricsLogged, StatusChanged};
+    use labd_schemas::float_map::FloatMap;
 
     fn created(id: &str) -> Event {
         Event::new(
@@ -483,7 +484,7 @@ mod tests {
                 step: Some(step),
                 epoch: None,
                 wall_time: None,
-                x: BTreeMap::new(),
+                x: FloatMap::new(),
                 values: [("loss".to_string(), v)].into(),
                 extra: Map::new(),
             }),

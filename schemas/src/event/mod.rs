@@ -2,6 +2,7 @@
 //! [`EVENT_FORMAT_VERSION`] as it was when written, and old records must keep decoding (see the stored samples
 //! under `schemas/samples/` and their test). Add fields only with `#[serde(default)]`; add kinds only at the end.
 
+use crate::float_map::FloatMap;
 use crate::ids::ExperimentId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -249,12 +250,11 @@ pub struct MetricsLogged {
     #[serde(default)]
     pub wall_time: Option<f64>,
     /// Custom x-axes, e.g. `tokens`.
-    #[serde(default, with = "crate::floats::map")]
-    pub x: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub x: FloatMap,
     /// Metric name → value. NaN and ±inf are kept as given (in JSON: `"NaN"`, `"Infinity"`, `"-Infinity"`);
     /// `null` values are left out.
-    #[serde(with = "crate::floats::map")]
-    pub values: BTreeMap<String, f64>,
+    pub values: FloatMap,
     /// Fields of the line labd does not know, kept as given.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,

@@ -4,6 +4,7 @@
 //! the lines it takes, both paths give the same line (a property test checks).
 
 use super::MetricsLine;
+use crate::float_map::FloatMap;
 use crate::time::TimeValue;
 use serde::Deserializer as _;
 use serde::de::{self, MapAccess, Visitor};
@@ -21,7 +22,7 @@ pub fn metrics(text: &str) -> Option<MetricsLine> {
         step: row.step,
         epoch: row.epoch,
         time: row.time,
-        x: row.x,
+        x: row.x.into(),
         values: row.values,
         extra: row.extra,
     })
@@ -34,15 +35,15 @@ pub struct MetricsRow {
     pub step: Option<i64>,
     pub epoch: Option<f64>,
     pub time: Option<TimeValue>,
-    pub x: BTreeMap<String, f64>,
-    pub values: BTreeMap<String, f64>,
+    pub x: FloatMap,
+    pub values: FloatMap,
     pub extra: Map<String, Value>,
 }
 
 /// The `metrics` line `text` holds, without its null values (as [`metrics`], with no map to rebuild after), read
 /// by serde (the scanner, [`super::scan`], takes the plainest lines before this; see [`super::metrics_row`]).
 pub fn serde_row(text: &str) -> Option<MetricsRow> {
-    let row = read::<BTreeMap<String, f64>>(text)?;
+    let row = read::<FloatMap>(text)?;
     Some(MetricsRow {
         split: row.split,
         step: row.step,
@@ -60,7 +61,7 @@ struct Row<M> {
     step: Option<i64>,
     epoch: Option<f64>,
     time: Option<TimeValue>,
-    x: BTreeMap<String, f64>,
+    x: FloatMap,
     values: M,
     extra: Map<String, Value>,
 }
@@ -87,7 +88,7 @@ impl NumberMap for BTreeMap<String, Option<f64>> {
     }
 }
 
-impl NumberMap for BTreeMap<String, f64> {
+impl NumberMap for FloatMap {
     fn put(&mut self, key: String, v: Option<f64>) {
         match v {
             Some(v) => {
@@ -296,7 +297,7 @@ impl<'de, M: NumberMap> Visitor<'de> for LineVisitor<M> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row<M>, A::Error> {
         let mut kind = false;
         let (mut split, mut step, mut epoch, mut time) = (None, None, None, None);
-        let mut x: Option<Numbers<BTreeMap<String, f64>, true>> = None;
+        let mut x: Option<Numbers<FloatMap, true>> = None;
         let mut values: Option<Numbers<M, false>> = None;
         let mut extra = Map::new();
         fn once<T, E: de::Error>(slot: &mut Option<T>, v: T) -> Result<(), E> {

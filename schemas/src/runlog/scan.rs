@@ -6,9 +6,9 @@
 //! parser, as serde_json reads them with `float_roundtrip`: the same bits.
 
 use super::fast::MetricsRow;
+use crate::float_map::FloatMap;
 use crate::time::TimeValue;
 use serde_json::Map;
-use std::collections::BTreeMap;
 
 /// The row of `text` when it is a plain metrics line.
 pub fn metrics_row(text: &str) -> Option<MetricsRow> {
@@ -20,7 +20,7 @@ pub fn metrics_row(text: &str) -> Option<MetricsRow> {
     s.byte(b'{')?;
     let mut kind = false;
     let (mut split, mut step, mut epoch, mut time) = (None, None, None, None);
-    let mut values: Option<BTreeMap<String, f64>> = None;
+    let mut values: Option<FloatMap> = None;
     if !s.peek_is(b'}') {
         loop {
             let key = s.string()?;
@@ -61,7 +61,7 @@ pub fn metrics_row(text: &str) -> Option<MetricsRow> {
         step: step.flatten(),
         epoch: epoch.flatten(),
         time,
-        x: BTreeMap::new(),
+        x: FloatMap::new(),
         values: values?,
         extra: Map::new(),
     })
@@ -271,9 +271,9 @@ impl<'a> Scanner<'a> {
 
     /// An object of numbers and nulls; a null takes out an earlier number for its key (a key given twice is
     /// left to the serde path).
-    fn numbers(&mut self) -> Option<BTreeMap<String, f64>> {
+    fn numbers(&mut self) -> Option<FloatMap> {
         self.byte(b'{')?;
-        let mut out = BTreeMap::new();
+        let mut out = FloatMap::new();
         if self.peek_is(b'}') {
             self.at += 1;
             return Some(out);

@@ -11,12 +11,12 @@ use super::source;
 use super::{Context, Output, problem};
 use crate::FileCursor;
 use labd_schemas::event::{MetricsLogged, Severity, StatusChanged, SummaryRecorded};
+use labd_schemas::float_map::FloatMap;
 use labd_schemas::runlog::RunLine;
 use labd_schemas::{Event, EventKind, ExperimentId, RunStatus};
 use prost::Message;
 use serde_json::{Map, Value as Json};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Records longer than this are taken for damage (TensorBoard's own loader has no limit, but a scalar log's
@@ -371,7 +371,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
     // The run's experiment, as `ctx.runs` holds it (looked up once; `begin` sets both).
     let mut current = ctx.runs.get(&key).current_exp.clone();
     // A record's rows, a split each (kept from record to record, emptied by each).
-    let mut rows: Vec<(Option<&str>, BTreeMap<String, f64>)> = Vec::new();
+    let mut rows: Vec<(Option<&str>, FloatMap)> = Vec::new();
     for (record, f) in &decoded {
         {
             match f {
@@ -421,7 +421,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                         let row = match rows.iter().position(|(s, _)| *s == split) {
                             Some(i) => &mut rows[i].1,
                             None => {
-                                rows.push((split, BTreeMap::new()));
+                                rows.push((split, FloatMap::with_capacity(values.len())));
                                 &mut rows.last_mut().expect("just pushed").1
                             }
                         };
@@ -440,7 +440,7 @@ pub fn read(cursor: &mut FileCursor, data: &[u8], ctx: &mut Context<'_>) -> Outp
                                 step: Some(*step),
                                 epoch: None,
                                 wall_time: (*wall_time > 0.0).then_some(*wall_time),
-                                x: BTreeMap::new(),
+                                x: FloatMap::new(),
                                 values,
                                 extra: Map::new(),
                             }),

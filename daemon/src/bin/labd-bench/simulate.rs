@@ -6,8 +6,8 @@
 
 use labd::views::Views;
 use labd_schemas::event::{ExperimentCreated, MetricsLogged, RunStatus, StatusChanged};
+use labd_schemas::float_map::FloatMap;
 use labd_schemas::{Event, EventKind, ExperimentId, Source};
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// What the simulated views hold.
@@ -63,7 +63,7 @@ pub fn run(runs: usize, steps: usize, metrics: usize) -> std::io::Result<Simulat
         ));
         for step in 0..steps {
             // The corpus writes values with six decimals and times to the millisecond: the same numbers.
-            let values: BTreeMap<String, f64> = names
+            let values: FloatMap = names
                 .iter()
                 .map(|n| {
                     let v = 1.0 / (1.0 + step as f64 * 0.01) + rnd() * 0.05;
@@ -79,7 +79,7 @@ pub fn run(runs: usize, steps: usize, metrics: usize) -> std::io::Result<Simulat
                     step: Some(step as i64),
                     epoch: Some((step / 100) as f64),
                     wall_time: Some(((t0 + step as f64 * 0.5) * 1e3).round() / 1e3),
-                    x: BTreeMap::new(),
+                    x: FloatMap::new(),
                     values,
                     extra: Default::default(),
                 }),
