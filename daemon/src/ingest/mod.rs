@@ -31,10 +31,14 @@ use std::time::{Duration, Instant};
 const HEAD_BYTES: u64 = 4096;
 /// Largest file of a format read whole (`trainer_state.json`, ...).
 const WHOLE_FILE_LIMIT: u64 = 256 << 20;
-/// Batches in flight to the writer while the next chunk is parsed.
-const IN_FLIGHT: usize = 2;
+/// Events in flight to the writer (in batches sent, not yet committed) while the next chunk is parsed, beyond
+/// two batches of any size.
+const IN_FLIGHT_EVENTS: usize = 2 * BATCH_EVENTS;
 /// Events gathered (across files) before a batch goes to the writer.
 const BATCH_EVENTS: usize = 8 * 1024;
+/// A file's own batch of this many events or more goes to the writer as it is, not copied into the open one
+/// (an event is a few hundred bytes, and they come by the million; the writer commits what is queued together).
+const BIG_BATCH: usize = BATCH_EVENTS / 4;
 
 /// Settings of ingestion.
 #[derive(Clone, Debug)]
@@ -77,7 +81,8 @@ pub struct Ingestor {
     /// State of runs that span files, and the version of each as last sent.
     runs: labd_sources::Runs,
     run_sent: HashMap<String, u64>,
-    pending: VecDeque<Pending>,
+    /// Batches sent and not yet known committed, with their number of events.
+    pending: VecDeque<(Pending, usize)>,
     /// The batch being gathered (sent at [`BATCH_EVENTS`] or on flush).
     open: Batch,
     /// Problems already reported by this process (symlink loops, unreadable paths), not to repeat them.
@@ -245,7 +250,7 @@ impl Ingestor {
     /// log, so what failed is read again.
     pub fn flush(&mut self) -> Result<(), LogError> {
         let mut failed = self.send_open().err();
-        while let Some(p) = self.pending.pop_front() {
+        while let Some((p, _)) = self.pending.pop_front() {
             if let Err(e) = wait(p) {
                 failed = Some(e);
             }
@@ -258,18 +263,18 @@ impl Ingestor {
         Ok(())
     }
 
-    /// Adds to the open batch; sends it once it is big enough.
+    /// Adds to the open batch, sending it once it is big enough; a big batch goes on its own, uncopied (after
+    /// the open one, so that the order of events is kept).
     fn submit(&mut self, mut batch: Batch) -> Result<(), LogError> {
-        if self.open.events.is_empty() && batch.events.len() >= BATCH_EVENTS {
-            // A big batch goes as it is, not copied into the open one.
-            std::mem::swap(&mut self.open.events, &mut batch.events);
-        } else {
-            if self.open.events.is_empty() {
-                // Room for a whole batch at once, so it is not grown (and copied) file by file.
-                self.open.events.reserve(BATCH_EVENTS + batch.events.len());
-            }
-            self.open.events.append(&mut batch.events);
+        if batch.events.len() >= BIG_BATCH {
+            self.send_open()?;
+            return self.hand_on(batch);
         }
+        if self.open.events.is_empty() {
+            // Room for a whole batch at once, so it is not grown (and copied) file by file.
+            self.open.events.reserve(BATCH_EVENTS + batch.events.len());
+        }
+        self.open.events.append(&mut batch.events);
         self.open.cursors.append(&mut batch.cursors);
         if self.open.events.len() < BATCH_EVENTS {
             return Ok(());
@@ -282,11 +287,20 @@ impl Ingestor {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.open);
+        self.hand_on(batch)
+    }
+
+    /// Hands `batch` to the writer, then waits for the oldest batches while more than two are in flight and
+    /// they hold more than [`IN_FLIGHT_EVENTS`].
+    fn hand_on(&mut self, batch: Batch) -> Result<(), LogError> {
         self.spent.try_iter().for_each(drop);
+        let n = batch.events.len();
         self.pending
-            .push_back(self.appender.submit_returning(batch, &self.spent_to)?);
-        while self.pending.len() > IN_FLIGHT {
-            if let Some(Err(e)) = self.pending.pop_front().map(wait) {
+            .push_back((self.appender.submit_returning(batch, &self.spent_to)?, n));
+        while self.pending.len() > 2
+            && self.pending.iter().map(|(_, n)| n).sum::<usize>() > IN_FLIGHT_EVENTS
+        {
+            if let Some(Err(e)) = self.pending.pop_front().map(|(p, _)| wait(p)) {
                 self.flush().ok();
                 self.reload()?;
                 return Err(e);
