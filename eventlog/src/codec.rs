@@ -42,21 +42,24 @@ pub struct FloatState {
     exponent: u8,
 }
 
+/// The mantissa `m` for which `m / 10^e` reads back to `v`'s bits, if one does (`v` finite and not −0.0).
+fn fits(v: f64, e: u8) -> Option<i64> {
+    let p = POW10[e as usize];
+    let x = v * p;
+    if !(x.abs() <= MAX_MANTISSA) || (v == 0.0 && v.is_sign_negative()) {
+        return None;
+    }
+    // `x.round()` (half away from zero) without a call into libm: below 2^53 the truncation is exact and
+    // so is the fraction left.
+    let t = x as i64;
+    let frac = x - t as f64;
+    let m = t + i64::from(frac >= 0.5) - i64::from(frac <= -0.5);
+    ((m as f64 / p).to_bits() == v.to_bits()).then_some(m)
+}
+
 /// `v` as a decimal `m × 10^-e` that reads back to its bits, trying the stream's exponent first.
 fn decimal(v: f64, prefer: u8) -> Option<(i64, u8)> {
-    let fits = |e: u8| -> Option<i64> {
-        let p = POW10[e as usize];
-        let x = v * p;
-        if !(x.abs() <= MAX_MANTISSA) {
-            return None;
-        }
-        // `x.round()` (half away from zero) without a call into libm: below 2^53 the truncation is exact and
-        // so is the fraction left.
-        let t = x as i64;
-        let frac = x - t as f64;
-        let m = t + i64::from(frac >= 0.5) - i64::from(frac <= -0.5);
-        ((m as f64 / p).to_bits() == v.to_bits()).then_some(m)
-    };
+    let fits = |e: u8| fits(v, e);
     if !v.is_finite() || (v == 0.0 && v.is_sign_negative()) {
         return None;
     }
@@ -92,12 +95,28 @@ fn decimal(v: f64, prefer: u8) -> Option<(i64, u8)> {
 
 /// Writes a float against its stream's previous one: low two bits of the first varint say how.
 /// 0: the same bits; 1: a decimal of the same exponent (zigzag difference of `m`); 2: a decimal of another
-/// exponent (zigzag `m`, then the exponent); 3: the bits XOR the previous, 8 bytes little endian, or with the
-/// varint's next bit set, `f64::NAN` (a missing axis) in that one byte.
+/// exponent (zigzag `m`, then the exponent); 3: by the next two bits, 0: the bits XOR the previous, 8 bytes
+/// little endian; 1: `f64::NAN` (a missing axis) in that one byte; 2: the bits XOR the previous when that
+/// leaves the low 29 bits zero, the XOR shifted right by 29 in the rest of the varint (an `f32` value widened,
+/// as TensorBoard's are, after another: 4 bytes or fewer where 8 would be, and no search for a decimal).
 pub fn put_float(out: &mut Vec<u8>, state: &mut FloatState, v: f64) {
     let bits = v.to_bits();
     if bits == state.bits {
         put(out, 0);
+        return;
+    }
+    let xor = bits ^ state.bits;
+    if xor & LOW_29 == 0 {
+        let head = (xor >> 29) << 4 | F32_XOR;
+        // A decimal of the stream's exponent wins where it is shorter (few digits that are also an f32: 0.5).
+        match fits(v, state.exponent) {
+            Some(m) if zigzag(m.wrapping_sub(state.mantissa)) << 2 < head => {
+                put(out, zigzag(m.wrapping_sub(state.mantissa)) << 2 | 1);
+                state.mantissa = m;
+            }
+            _ => put(out, head),
+        }
+        state.bits = bits;
         return;
     }
     match decimal(v, state.exponent) {
@@ -123,6 +142,10 @@ pub fn put_float(out: &mut Vec<u8>, state: &mut FloatState, v: f64) {
 
 /// The bits of `f64::NAN`.
 const CANONICAL_NAN: u64 = 0x7ff8_0000_0000_0000;
+/// The bits below an `f32`'s mantissa in an f64 (zero in every widened `f32`).
+const LOW_29: u64 = (1 << 29) - 1;
+/// The head's low four bits for an XOR that leaves the low 29 bits zero.
+const F32_XOR: u64 = 2 << 2 | 3;
 
 /// A cursor over bytes that says what ran out or is out of range instead of panicking.
 pub struct Reader<'a> {
@@ -201,6 +224,7 @@ impl<'a> Reader<'a> {
                     state.bits ^= u64::from_le_bytes(raw);
                 }
                 1 => state.bits = CANONICAL_NAN,
+                k if k & 3 == 2 && head >> 4 < 1 << 35 => state.bits ^= (head >> 4) << 29,
                 k => return Err(format!("float kind {k} in {}", self.what)),
             },
         }
@@ -211,6 +235,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     #[test]
     fn decimals_are_found_and_others_are_not() {
@@ -267,6 +292,59 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any stream of floats (widened `f32`s among them, of every kind: NaNs with payloads, infinities, −0)
+        /// reads back bit for bit; an `f32` after an `f32` takes at most six bytes, and one near the last
+        /// (the same sign and exponent) at most four.
+        #[test]
+        fn any_stream_reads_back_and_f32s_stay_short(
+            values in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::num::u64::ANY.prop_map(f64::from_bits),
+                    proptest::num::u32::ANY.prop_map(|b| f64::from(f32::from_bits(b))),
+                    proptest::num::f32::NORMAL.prop_map(f64::from),
+                    (0i64..1_000_000).prop_map(|m| m as f64 / 1e4),
+                ],
+                0..200,
+            ),
+        ) {
+            let mut out = Vec::new();
+            let mut state = FloatState::default();
+            let mut before = f64::from_bits(0);
+            for &v in &values {
+                let at = out.len();
+                put_float(&mut out, &mut state, v);
+                let is_f32 = |x: f64| x.to_bits() & LOW_29 == 0;
+                if is_f32(v) && is_f32(before) && v.to_bits() != before.to_bits() {
+                    proptest::prop_assert!(out.len() - at <= 6, "{} after {}: {} bytes", v, before, out.len() - at);
+                    if (v.to_bits() ^ before.to_bits()) >> 52 == 0 {
+                        proptest::prop_assert!(out.len() - at <= 4, "{} after {}: {} bytes", v, before, out.len() - at);
+                    }
+                }
+                before = v;
+            }
+            let mut r = Reader::new(&out, "test");
+            let mut state = FloatState::default();
+            for &v in &values {
+                proptest::prop_assert_eq!(r.float(&mut state).unwrap().to_bits(), v.to_bits());
+            }
+            proptest::prop_assert!(r.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_float_kind_out_of_range_is_an_error_not_a_panic() {
+        // Kind 2 of tag 3 with an XOR that would not fit 64 bits once shifted back.
+        let mut out = Vec::new();
+        put(&mut out, (1u64 << 35) << 4 | F32_XOR);
+        let mut r = Reader::new(&out, "test floats");
+        assert!(
+            r.float(&mut FloatState::default())
+                .unwrap_err()
+                .contains("test floats")
+        );
+    }
+
     #[test]
     fn floats_keep_their_bits_through_every_tag() {
         let values = [
@@ -283,6 +361,10 @@ mod tests {
             f64::from_bits(1),
             f64::MAX,
             123456789012345.6,
+            f64::from(0.1f32),
+            f64::from(0.11f32),
+            f64::from(-3.5e30f32),
+            0.5,
         ];
         let mut out = Vec::new();
         let mut state = FloatState::default();
