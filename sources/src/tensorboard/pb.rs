@@ -200,14 +200,20 @@ fn plain_value(bytes: &[u8]) -> Option<(&[u8], Option<f32>)> {
 struct Wire<'a>(&'a [u8]);
 
 impl<'a> Wire<'a> {
+    #[inline]
     fn varint(&mut self) -> Option<u64> {
-        // One byte (field keys, lengths, small steps): most of them.
+        // One byte (field keys, lengths, small steps): most of them, read inline.
         if let Some((&b, rest)) = self.0.split_first()
             && b < 0x80
         {
             self.0 = rest;
             return Some(u64::from(b));
         }
+        self.long_varint()
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for (i, &b) in self.0.iter().enumerate().take(10) {
             if i == 9 && b > 1 {
@@ -222,17 +228,20 @@ impl<'a> Wire<'a> {
         None
     }
 
+    #[inline]
     fn key(&mut self) -> Option<(u64, u8)> {
         let k = self.varint()?;
         (k >> 3 != 0 && k <= u64::from(u32::MAX)).then_some((k >> 3, (k & 7) as u8))
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let (a, b) = (self.0.get(..n)?, self.0.get(n..)?);
         self.0 = b;
         Some(a)
     }
 
+    #[inline]
     fn len_delimited(&mut self) -> Option<&'a [u8]> {
         let n = usize::try_from(self.varint()?).ok()?;
         self.take(n)
