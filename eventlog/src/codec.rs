@@ -46,7 +46,7 @@ pub struct FloatState {
 fn fits(v: f64, e: u8) -> Option<i64> {
     let p = POW10[e as usize];
     let x = v * p;
-    if !(x.abs() <= MAX_MANTISSA) || (v == 0.0 && v.is_sign_negative()) {
+    if x.is_nan() || x.abs() > MAX_MANTISSA || (v == 0.0 && v.is_sign_negative()) {
         return None;
     }
     // `x.round()` (half away from zero) without a call into libm: below 2^53 the truncation is exact and
