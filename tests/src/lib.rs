@@ -237,11 +237,16 @@ impl Daemon {
         let mut all = args.to_vec();
         all.push("--json");
         let out = self.labctl(&all);
-        assert!(
-            out.status.success(),
-            "labctl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if !out.status.success() {
+            // The daemon's own account (a daemon that died says why there), its last lines.
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            panic!(
+                "labctl {args:?} failed: {}\nlabd's log, last lines:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
                 "labctl {args:?} printed no JSON ({e}): {}",
