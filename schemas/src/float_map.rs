@@ -8,9 +8,8 @@
 //! spelling or `null` (see [`crate::floats`]); in binary formats (msgpack, the log) the map is a plain map of
 //! floats, entry for entry what the B-tree wrote, so blocks written before read the same.
 
-use crate::floats::spell;
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::ser::{SerializeMap, Serializer};
+use serde::de::Deserializer;
+use serde::ser::Serializer;
 use std::fmt;
 
 /// Names to floats, sorted by name, each name once.
@@ -189,39 +188,13 @@ impl<'a> IntoIterator for &'a FloatMap {
 
 impl serde::Serialize for FloatMap {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let human = s.is_human_readable();
-        let mut out = s.serialize_map(Some(self.len()))?;
-        for (k, v) in &self.0 {
-            match spell(*v).filter(|_| human) {
-                Some(text) => out.serialize_entry(k, text)?,
-                None => out.serialize_entry(k, v)?,
-            }
-        }
-        out.end()
+        crate::floats::serialize_entries(self.len(), self.iter(), s)
     }
 }
 
 impl<'de> serde::Deserialize<'de> for FloatMap {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct MapVisitor;
-
-        impl<'de> Visitor<'de> for MapVisitor {
-            type Value = FloatMap;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of names to numbers (or \"NaN\", \"Infinity\", \"-Infinity\")")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<FloatMap, A::Error> {
-                let mut out = FloatMap::with_capacity(access.size_hint().unwrap_or(0).min(64));
-                while let Some((k, v)) = access.next_entry::<String, crate::floats::Lenient>()? {
-                    out.insert(k, v.0);
-                }
-                Ok(out)
-            }
-        }
-
-        d.deserialize_map(MapVisitor)
+        d.deserialize_map(crate::floats::MapVisitor(std::marker::PhantomData))
     }
 }
 

@@ -30,47 +30,57 @@ pub fn parse_special(text: &str) -> Option<f64> {
     }
 }
 
+/// Writes name → float entries as a map: in JSON a non-finite value spelled, in binary formats every value a
+/// plain float.
+pub(crate) fn serialize_entries<'a, S: Serializer>(
+    len: usize,
+    entries: impl Iterator<Item = (&'a String, &'a f64)>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let human = s.is_human_readable();
+    let mut out = s.serialize_map(Some(len))?;
+    for (k, v) in entries {
+        match spell(*v).filter(|_| human) {
+            Some(text) => out.serialize_entry(k, text)?,
+            None => out.serialize_entry(k, v)?,
+        }
+    }
+    out.end()
+}
+
+/// Reads a map of names to numbers (or their spellings, or null as NaN) into any map `M`; a name given twice
+/// keeps its last value.
+pub(crate) struct MapVisitor<M>(pub(crate) std::marker::PhantomData<M>);
+
+impl<'de, M: Default + Extend<(String, f64)>> Visitor<'de> for MapVisitor<M> {
+    type Value = M;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of names to numbers (or \"NaN\", \"Infinity\", \"-Infinity\")")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<M, A::Error> {
+        let mut out = M::default();
+        while let Some((k, v)) = access.next_entry::<String, Lenient>()? {
+            out.extend([(k, v.0)]);
+        }
+        Ok(out)
+    }
+}
+
 /// `#[serde(with = "crate::floats::map")]` for `BTreeMap<String, f64>`.
 pub mod map {
     use super::*;
 
     pub fn serialize<S: Serializer>(m: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
-        if !s.is_human_readable() {
-            return serde::Serialize::serialize(m, s);
-        }
-        let mut out = s.serialize_map(Some(m.len()))?;
-        for (k, v) in m {
-            match spell(*v) {
-                Some(text) => out.serialize_entry(k, text)?,
-                None => out.serialize_entry(k, v)?,
-            }
-        }
-        out.end()
+        serialize_entries(m.len(), m.iter(), s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
         if !d.is_human_readable() {
             return serde::Deserialize::deserialize(d);
         }
-        d.deserialize_map(MapVisitor)
-    }
-
-    struct MapVisitor;
-
-    impl<'de> Visitor<'de> for MapVisitor {
-        type Value = BTreeMap<String, f64>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a map of names to numbers (or \"NaN\", \"Infinity\", \"-Infinity\")")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
-            while let Some((k, v)) = access.next_entry::<String, Lenient>()? {
-                out.insert(k, v.0);
-            }
-            Ok(out)
-        }
+        d.deserialize_map(MapVisitor(std::marker::PhantomData))
     }
 }
 
