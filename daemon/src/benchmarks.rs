@@ -133,12 +133,34 @@ fn new_id() -> String {
 async fn start(w: &Arc<Worker>, cfg: BenchConfig) -> Result<Started, BenchError> {
     let runner = runner_path(w.deps.runner.as_deref())?;
     let id = new_id();
-    w.runners.reserve(&id)?;
+    reserve_when_free(w, &id).await?;
     let started = launch(w, cfg, &runner, &id).await;
     if started.is_err() {
         w.runners.release(&id);
     }
     started
+}
+
+/// How long a start waits for the runner of a benchmark whose end is already recorded to be let go.
+const ENDING_GRACE: Duration = Duration::from_secs(10);
+
+/// Takes the one place for a running benchmark. A benchmark whose end is recorded (its runner wrote its last
+/// line, and a client following it has seen it end) while labd still waits for its runner to exit and reads
+/// what it wrote last is waited for, [`ENDING_GRACE`] at most, instead of refused: otherwise the next start
+/// right after the end would be told the ended one is running.
+async fn reserve_when_free(w: &Worker, id: &str) -> Result<(), BenchError> {
+    let deadline = std::time::Instant::now() + ENDING_GRACE;
+    loop {
+        match w.runners.reserve(id) {
+            Err(BenchError::Busy(running))
+                if std::time::Instant::now() < deadline
+                    && measured(w, &running).1.is_some_and(BenchStatus::is_final) =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn launch(
