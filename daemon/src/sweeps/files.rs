@@ -58,7 +58,9 @@ pub async fn run(deps: Deps) {
     }
 }
 
-/// Writes each file whose content differs; answers whether all could be written.
+/// Writes each file whose content differs; answers whether all could be written. A file is replaced whole
+/// (written beside it, then renamed over it), so whoever reads it (`analyze_sweep.py`, a script, a test) never
+/// finds it empty or half written.
 fn write_all(dir: &Path, files: &HashMap<String, String>) -> bool {
     if std::fs::create_dir_all(dir).is_err() {
         return false;
@@ -69,8 +71,10 @@ fn write_all(dir: &Path, files: &HashMap<String, String>) -> bool {
         if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
             continue;
         }
-        if let Err(e) = std::fs::write(&path, text) {
+        let part = dir.join(format!(".{name}.part"));
+        if let Err(e) = std::fs::write(&part, text).and_then(|()| std::fs::rename(&part, &path)) {
             tracing::warn!("sweeps: cannot write {}: {e}", path.display());
+            let _ = std::fs::remove_file(&part);
             ok = false;
         }
     }
