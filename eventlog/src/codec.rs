@@ -42,11 +42,12 @@ pub struct FloatState {
     exponent: u8,
 }
 
-/// The mantissa `m` for which `m / 10^e` reads back to `v`'s bits, if one does (`v` finite and not −0.0).
+/// The mantissa `m` for which `m / 10^e` reads back to `v`'s bits, if one does (never for NaN, infinities or
+/// −0.0: no integer over a power of ten reads back to their bits, which the last line checks).
 fn fits(v: f64, e: u8) -> Option<i64> {
     let p = POW10[e as usize];
     let x = v * p;
-    if x.is_nan() || x.abs() > MAX_MANTISSA || (v == 0.0 && v.is_sign_negative()) {
+    if x.abs() > MAX_MANTISSA {
         return None;
     }
     // `x.round()` (half away from zero) without a call into libm: below 2^53 the truncation is exact and

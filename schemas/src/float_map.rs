@@ -78,10 +78,6 @@ impl FloatMap {
         self.find(name).ok().map(|i| &self.0[i].1)
     }
 
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut f64> {
-        self.find(name).ok().map(|i| &mut self.0[i].1)
-    }
-
     pub fn contains_key(&self, name: &str) -> bool {
         self.find(name).is_ok()
     }
@@ -96,29 +92,6 @@ impl FloatMap {
 
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
         self.0.iter().map(|(n, _)| n)
-    }
-
-    pub fn values(&self) -> impl DoubleEndedIterator<Item = &f64> + ExactSizeIterator {
-        self.0.iter().map(|(_, v)| v)
-    }
-
-    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut f64> + ExactSizeIterator {
-        self.0.iter_mut().map(|(_, v)| v)
-    }
-
-    pub fn iter_mut(
-        &mut self,
-    ) -> impl DoubleEndedIterator<Item = (&String, &mut f64)> + ExactSizeIterator {
-        self.0.iter_mut().map(|(n, v)| (&*n, v))
-    }
-
-    /// Keeps the entries `keep` says yes to.
-    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut f64) -> bool) {
-        self.0.retain_mut(|(n, v)| keep(n, v));
-    }
-
-    pub fn clear(&mut self) {
-        self.0.clear();
     }
 }
 

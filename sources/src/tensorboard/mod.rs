@@ -118,7 +118,7 @@ fn nan_f64(negative: bool, payload: u64, mantissa_bits: u32) -> f64 {
 
 /// f32 → f64 bit for bit: every f32 value is an f64 value, and a NaN keeps its sign, quiet bit and payload (a
 /// plain `as` may quiet a signalling NaN, and Rust leaves the payload of a converted NaN unspecified).
-pub(crate) fn widen(x: f32) -> f64 {
+fn widen(x: f32) -> f64 {
     if x.is_nan() {
         let b = x.to_bits();
         nan_f64(b >> 31 == 1, u64::from(b & 0x7f_ffff), 23)
